@@ -1,0 +1,154 @@
+"""The ``blis`` command line: ``blis run`` takes BLIS's own flags.
+
+Results go to stdout; diagnostics go to stderr at the ``--log`` level.
+Any bad input prints one ``error:`` line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import fields
+from typing import Optional
+
+import click
+import typer
+
+from ..errors import BlisError
+from .options import MAX_INT64, RunOptions
+
+app = typer.Typer(
+    name="blis",
+    help="blis-gym: a deterministic LLM inference cluster simulator (a Python BLIS).",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_D = RunOptions()
+_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+           "warning": logging.WARNING, "error": logging.ERROR, "fatal": logging.CRITICAL,
+           "panic": logging.CRITICAL}
+
+
+def _floats(flag: str, text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip() != "")
+    except ValueError:
+        raise BlisError(f"{flag} must be comma-separated numbers, got {text!r}") from None
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter('level=%(levelname)s msg="%(message)s"'))
+    logger = logging.getLogger("blis_gym")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(_LEVELS.get(level.lower(), logging.WARNING))
+
+
+@app.callback()
+def _root() -> None:
+    """Simulate LLM inference clusters without GPUs."""
+
+
+@app.command("run")
+def run(
+    # Core simulation
+    model: str = typer.Option("", "--model", help="LLM name, e.g. meta-llama/llama-3.1-8b-instruct (required)."),
+    hardware: str = typer.Option("", "--hardware", help="GPU type (H100, A100-80). Default: from the defaults file."),
+    tp: int = typer.Option(0, "--tp", help="Tensor parallelism. Default: from the defaults file."),
+    vllm_version: str = typer.Option("", "--vllm-version", help="vLLM version. Default: from the defaults file."),
+    seed: int = typer.Option(_D.seed, "--seed", help="Seed for workload generation."),
+    horizon: int = typer.Option(MAX_INT64, "--horizon", help="Simulation horizon in ticks (microseconds).", show_default="max int64"),
+    log: str = typer.Option("warn", "--log", help="Diagnostics level on stderr: trace, debug, info, warn, error, fatal, panic."),
+    defaults_filepath: Optional[str] = typer.Option(None, "--defaults-filepath", help="Coefficients file (BLIS defaults.yaml format or ours). Default: the shipped data."),
+    model_config_folder: str = typer.Option("", "--model-config-folder", help="Folder with a HuggingFace config.json (roofline; not supported yet)."),
+    hardware_config: str = typer.Option("", "--hardware-config", help="GPU specs file (roofline; not supported yet)."),
+    results_path: str = typer.Option("", "--results-path", help="Also write the cluster metrics and per-request rows to this JSON file."),
+    # Workload
+    workload: str = typer.Option("distribution", "--workload", help="chatbot, summarization, contentgen, multidoc, distribution or traces."),
+    workload_spec: str = typer.Option("", "--workload-spec", help="YAML workload spec (not supported yet)."),
+    workload_traces_filepath: str = typer.Option("", "--workload-traces-filepath", help="CSV trace for --workload traces."),
+    rate: float = typer.Option(_D.rate, "--rate", help="Requests per second."),
+    num_requests: int = typer.Option(_D.num_requests, "--num-requests", help="Number of requests to generate."),
+    prefix_tokens: int = typer.Option(0, "--prefix-tokens", help="Shared prefix length (tokens)."),
+    prompt_tokens: int = typer.Option(512, "--prompt-tokens", help="Mean prompt length (tokens)."),
+    prompt_tokens_stdev: int = typer.Option(256, "--prompt-tokens-stdev", help="Prompt length stdev."),
+    prompt_tokens_min: int = typer.Option(2, "--prompt-tokens-min", help="Minimum prompt length."),
+    prompt_tokens_max: int = typer.Option(7000, "--prompt-tokens-max", help="Maximum prompt length."),
+    output_tokens: int = typer.Option(512, "--output-tokens", help="Mean output length (tokens)."),
+    output_tokens_stdev: int = typer.Option(256, "--output-tokens-stdev", help="Output length stdev."),
+    output_tokens_min: int = typer.Option(2, "--output-tokens-min", help="Minimum output length."),
+    output_tokens_max: int = typer.Option(7000, "--output-tokens-max", help="Maximum output length."),
+    # Cluster and routing
+    num_instances: int = typer.Option(1, "--num-instances", help="Number of instances."),
+    routing_policy: str = typer.Option("round-robin", "--routing-policy", help="round-robin (least-loaded, weighted, prefix-affinity, always-busiest: not yet)."),
+    routing_scorers: str = typer.Option("", "--routing-scorers", help="name:weight,... for weighted routing."),
+    admission_policy: str = typer.Option("always-admit", "--admission-policy", help="always-admit (token-bucket, reject-all: not yet)."),
+    token_bucket_capacity: float = typer.Option(10000.0, "--token-bucket-capacity", help="Token bucket capacity (tokens)."),
+    token_bucket_refill_rate: float = typer.Option(1000.0, "--token-bucket-refill-rate", help="Token bucket refill rate (tokens/s)."),
+    priority_policy: str = typer.Option("constant", "--priority-policy", help="constant (slo-based, inverted-slo: not yet)."),
+    scheduler: str = typer.Option("fcfs", "--scheduler", help="fcfs (priority-fcfs, sjf, reverse-priority: not yet)."),
+    admission_latency: int = typer.Option(0, "--admission-latency", help="Admission latency (microseconds)."),
+    routing_latency: int = typer.Option(0, "--routing-latency", help="Routing latency (microseconds)."),
+    policy_config: str = typer.Option("", "--policy-config", help="YAML policy bundle (not supported yet)."),
+    snapshot_refresh_interval: int = typer.Option(0, "--snapshot-refresh-interval", help="KV snapshot refresh interval (microseconds; 0 = always fresh)."),
+    # Observability
+    trace_level: str = typer.Option("none", "--trace-level", help="none (decisions: not yet)."),
+    counterfactual_k: int = typer.Option(0, "--counterfactual-k", help="Counterfactual candidates per routing decision."),
+    summarize_trace: bool = typer.Option(False, "--summarize-trace", help="Print a trace summary."),
+    fitness_weights: str = typer.Option("", "--fitness-weights", help="key:weight,... (not supported yet)."),
+    # vLLM server
+    total_kv_blocks: Optional[int] = typer.Option(None, "--total-kv-blocks", help="KV cache blocks per instance. Default: the model's figure from the defaults file, else 1000000."),
+    max_num_running_reqs: int = typer.Option(256, "--max-num-running-reqs", help="Max requests in the running batch."),
+    max_num_scheduled_tokens: int = typer.Option(2048, "--max-num-scheduled-tokens", help="Max new tokens per step."),
+    block_size_in_tokens: int = typer.Option(16, "--block-size-in-tokens", help="Tokens per KV block."),
+    max_model_len: int = typer.Option(2048, "--max-model-len", help="Accepted for BLIS compatibility; unused, as in BLIS."),
+    long_prefill_token_threshold: int = typer.Option(0, "--long-prefill-token-threshold", help="Chunked-prefill chunk size (0 = off)."),
+    alpha_coeffs: str = typer.Option("0,0,0", "--alpha-coeffs", help="alpha0,alpha1,alpha2 (overrides the defaults file)."),
+    beta_coeffs: str = typer.Option("0,0,0", "--beta-coeffs", help="beta0,beta1,beta2 (overrides the defaults file)."),
+    kv_cpu_blocks: int = typer.Option(0, "--kv-cpu-blocks", help="CPU-tier KV blocks (not supported yet)."),
+    kv_offload_threshold: float = typer.Option(0.9, "--kv-offload-threshold", help="GPU utilization that triggers offload."),
+    kv_transfer_bandwidth: float = typer.Option(100.0, "--kv-transfer-bandwidth", help="CPU<->GPU blocks per tick."),
+    kv_transfer_base_latency: int = typer.Option(0, "--kv-transfer-base-latency", help="Fixed per-transfer latency (ticks)."),
+) -> None:
+    """Run one simulation and print BLIS's metrics sections."""
+    _setup_logging(log)
+    values = dict(locals())
+    values["alpha_coeffs"] = _floats("--alpha-coeffs", alpha_coeffs)
+    values["beta_coeffs"] = _floats("--beta-coeffs", beta_coeffs)
+    opts = RunOptions(**{f.name: values[f.name] for f in fields(RunOptions) if f.name in values})
+    from .runner import execute
+    sys.stdout.write(execute(opts, progress=sys.stderr.isatty()))
+    sys.stdout.flush()
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Entry point: run the app, turning every user error into one line and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False, prog_name="blis")
+    except BlisError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx else "", file=sys.stderr)
+        sys.exit(2)
+    except click.UsageError as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

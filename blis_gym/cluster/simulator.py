@@ -1,0 +1,241 @@
+"""The cluster: N instances on one clock behind admission and routing.
+
+Each request flows arrival -> admission decision (after ``admission_latency``)
+-> routing decision (after ``routing_latency``) -> the chosen instance.
+Cluster events order by (time, kind, sequence); at equal times they run
+before instance events, and among instances the lowest index goes first.
+
+The loop is pausable. A decision family without a built-in policy pauses the
+loop at each of its decisions::
+
+    sim = ClusterSimulator(config, requests, admission=AlwaysAdmit(), routing=None)
+    while (d := sim.advance()) is not None:      # d.kind == "routing"
+        sim.route(d, target=choose(d.state))     # any instance index
+    result = sim.result()
+
+With both policies given, ``run()`` goes straight to the end.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+from ..config.schema import ClusterConfig
+from ..engine.instance import QUEUED, Instance
+from ..engine.latency import BlackboxLatency
+from ..engine.metrics import InstanceMetrics
+from ..engine.request import Request
+from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
+from ..policies.base import AdmissionPolicy, RouterState, RoutingDecision, RoutingPolicy
+from .snapshots import SnapshotProvider
+
+log = logging.getLogger("blis_gym")
+
+ARRIVAL, ADMISSION_DECISION, ROUTING_DECISION = 0, 1, 2
+_INF = 1 << 64
+
+
+@dataclass
+class Decision:
+    """A paused decision: what to decide about which request, and the router's view."""
+
+    kind: str  # "admission" or "routing"
+    request: Request
+    state: RouterState
+    time: int  # ticks; the decision event's time
+
+
+@dataclass
+class ClusterResult:
+    """Finished run: per-instance and merged metrics, rejections."""
+
+    instances: list[InstanceMetrics]
+    instance_ids: list[str]
+    aggregate: InstanceMetrics
+    rejected: int
+    horizon: int
+    total_kv_blocks: int
+
+
+class ClusterSimulator:
+    """Shared-clock loop over instances with an online admission/routing pipeline."""
+
+    def __init__(self, config: ClusterConfig, requests: Sequence[Request],
+                 admission: Optional[AdmissionPolicy] = None,
+                 routing: Optional[RoutingPolicy] = None) -> None:
+        self.config = config
+        eng = config.engine
+        latency = BlackboxLatency(tuple(eng.alpha), tuple(eng.beta))
+        scheduler = SCHEDULER.make(config.scheduler)
+        priority = PRIORITY.make(config.priority_policy) if scheduler is not None else None
+        self.instances = [
+            Instance(f"instance_{i}", total_kv_blocks=eng.total_kv_blocks, block_size=eng.block_size,
+                     max_running=eng.max_running, max_scheduled_tokens=eng.max_scheduled_tokens,
+                     long_prefill_threshold=eng.long_prefill_threshold, latency=latency,
+                     horizon=config.horizon, priority=priority, scheduler=scheduler,
+                     reference_kv=config.reference_kv)
+            for i in range(config.num_instances)
+        ]
+        self.admission = admission
+        self.routing = routing
+        self.snapshots = SnapshotProvider(self.instances, config.snapshot_refresh_interval)
+        self.pending = [0] * config.num_instances
+        self.rejected = 0
+        self.clock = 0
+        self.routing_observers: list[Callable[[Request, int], None]] = []
+        # Called with the number of requests routed so far (a CLI progress bar).
+        self.progress: Optional[Callable[[int], None]] = None
+        self._routed = 0
+        self._events: list = []
+        self._seq = 0
+        self._paused: Optional[Decision] = None
+        self._done = False
+        for req in requests:
+            self._push(req.arrival, ARRIVAL, req)
+        pipeline = config.admission_latency + config.routing_latency
+        if 0 < config.horizon < pipeline:
+            log.warning("horizon (%d) < admission + routing latency (%d); no request can complete",
+                        config.horizon, pipeline)
+
+    @classmethod
+    def from_config(cls, config: ClusterConfig, requests: Sequence[Request]) -> "ClusterSimulator":
+        """A simulator whose decisions are all made by the config's named built-in policies."""
+        return cls(config, requests, ADMISSION.make(config.admission_policy), ROUTING.make(config.routing_policy))
+
+    # --- event plumbing ----------------------------------------------------
+    def _push(self, time: int, kind: int, req: Request) -> None:
+        heapq.heappush(self._events, (time, kind, self._seq, req))
+        self._seq += 1
+
+    def router_state(self) -> RouterState:
+        """Snapshots of every instance now (pending counts included)."""
+        snap = self.snapshots.snapshot
+        clock = self.clock
+        snaps = []
+        for i in range(len(self.instances)):
+            s = snap(i, clock)
+            s.pending_requests = self.pending[i]
+            snaps.append(s)
+        return RouterState(snaps, clock)
+
+    # --- the loop --------------------------------------------------------------
+    def advance(self) -> Optional[Decision]:
+        """Run until a decision needs an outside answer; None once the run is over."""
+        if self._paused is not None:
+            raise RuntimeError("a decision is pending: answer it with admit() or route() first")
+        if self._done:
+            return None
+        events = self._events
+        instances = self.instances
+        horizon = self.config.horizon
+        pending = self.pending
+        while True:
+            ct = events[0][0] if events else _INF
+            it = _INF
+            idx = -1
+            for i, inst in enumerate(instances):
+                ev = inst.events
+                if ev and ev[0][0] < it:
+                    it = ev[0][0]
+                    idx = i
+            if ct == _INF and idx < 0:
+                break
+            if ct <= it:
+                t, kind, _, req = heapq.heappop(events)
+                self.clock = t
+                if t > horizon:
+                    break
+                if kind == ARRIVAL:
+                    self._push(t + self.config.admission_latency, ADMISSION_DECISION, req)
+                elif kind == ADMISSION_DECISION:
+                    state = self.router_state()
+                    if self.admission is None:
+                        self._paused = Decision("admission", req, state, t)
+                        return self._paused
+                    self._apply_admission(req, t, *self.admission.admit(req, state))
+                else:
+                    state = self.router_state()
+                    if self.routing is None:
+                        self._paused = Decision("routing", req, state, t)
+                        return self._paused
+                    self._apply_routing(req, t, self.routing.route(req, state))
+            else:
+                self.clock = it
+                if it > horizon:
+                    break
+                if instances[idx].process_next() == QUEUED and pending[idx] > 0:
+                    pending[idx] -= 1
+        self._finish()
+        return None
+
+    def admit(self, decision: Decision, admitted: bool, reason: str = "") -> None:
+        """Answer a paused admission decision."""
+        self._check_paused(decision, "admission")
+        self._paused = None
+        self._apply_admission(decision.request, decision.time, admitted, reason)
+
+    def route(self, decision: Decision, target: int, reason: str = "") -> None:
+        """Answer a paused routing decision with an instance index."""
+        self._check_paused(decision, "routing")
+        n = len(self.instances)
+        if not (isinstance(target, int) and 0 <= target < n):
+            raise ValueError(f"routing target must be an instance index in [0, {n}), got {target!r}")
+        self._paused = None
+        self._apply_routing(decision.request, decision.time, RoutingDecision(int(target), reason))
+
+    def _check_paused(self, decision: Decision, kind: str) -> None:
+        if self._paused is not decision:
+            raise RuntimeError(f"no such pending {kind} decision")
+        if decision.kind != kind:
+            raise RuntimeError(f"the pending decision is {decision.kind}, not {kind}")
+
+    def _apply_admission(self, req: Request, t: int, admitted: bool, reason: str) -> None:
+        if not admitted:
+            self.rejected += 1
+            return
+        self._push(t + self.config.routing_latency, ROUTING_DECISION, req)
+
+    def _apply_routing(self, req: Request, t: int, decision: RoutingDecision) -> None:
+        target = decision.target
+        if decision.priority != 0:
+            req.priority = decision.priority
+        inst = self.instances[target]
+        req.assigned = inst.id
+        for observe in self.routing_observers:
+            observe(req, target)
+        self.pending[target] += 1
+        inst.inject(req, t)
+        self._routed += 1
+        if self.progress is not None:
+            self.progress(self._routed)
+
+    def _finish(self) -> None:
+        self._done = True
+        for inst, p in zip(self.instances, self.pending):
+            if p:
+                log.warning("post-simulation: %d requests routed to %s never reached its queue", p, inst.id)
+        for inst in self.instances:
+            inst.finalize()
+
+    def run(self) -> ClusterResult:
+        """Run to the end with the built-in policies."""
+        if self.admission is None or self.routing is None:
+            raise RuntimeError("run() needs both an admission and a routing policy; use advance() instead")
+        self.advance()
+        return self.result()
+
+    def result(self) -> ClusterResult:
+        if not self._done:
+            raise RuntimeError("the simulation has not finished")
+        per = [inst.metrics for inst in self.instances]
+        agg = InstanceMetrics.merge(per)
+        if agg.completed == 0:
+            if self.rejected:
+                log.warning("all %d requests were rejected by admission; none completed", self.rejected)
+            else:
+                log.warning("no requests completed: the horizon may be too short or the workload empty")
+        return ClusterResult(per, [i.id for i in self.instances], agg, self.rejected,
+                             self.config.horizon, self.config.engine.total_kv_blocks)

@@ -1,0 +1,36 @@
+"""Instance snapshots as the router sees them, with configurable staleness.
+
+Queue depth and batch size are always read fresh. KV utilization, free
+blocks and cache hit rate are re-read only when ``refresh_interval`` ticks
+have passed since this instance's last refresh (0 = every time).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..engine.instance import Instance
+from ..policies.base import Snapshot
+
+
+class SnapshotProvider:
+    """Builds one :class:`Snapshot` per instance, caching the KV fields when stale reads are asked for."""
+
+    def __init__(self, instances: Sequence[Instance], refresh_interval: int = 0) -> None:
+        self.instances = list(instances)
+        self.refresh_interval = refresh_interval
+        self._cache = [Snapshot(inst.id, i) for i, inst in enumerate(self.instances)]
+        self._last_kv = [0] * len(self.instances)
+
+    def snapshot(self, index: int, clock: int) -> Snapshot:
+        inst = self.instances[index]
+        snap = self._cache[index]
+        snap.queue_depth = len(inst.waitq)
+        snap.batch_size = len(inst.running)
+        if self.refresh_interval <= 0 or clock - self._last_kv[index] >= self.refresh_interval:
+            kv = inst.kv
+            snap.kv_utilization = kv.used / kv.total
+            snap.free_kv_blocks = kv.total - kv.used
+            snap.cache_hit_rate = kv.hit_rate()
+            self._last_kv[index] = clock
+        return snap.copy()

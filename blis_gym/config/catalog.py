@@ -1,0 +1,509 @@
+"""Reference data: trained coefficients, model defaults, workload presets, GPU specs, model facts.
+
+The shipped data lives in ``configs/`` (installed as package ``blis_gym.configs``), one concept
+per file, each tagged with a ``schema:`` key. ``load_catalog(path)`` also reads a file in BLIS's
+own ``defaults.yaml`` format, so ``--defaults-filepath`` keeps working with BLIS's files.
+
+Units: coefficients are in microseconds (BLIS's tick), GPU throughput in TFLOP/s and TB/s,
+overheads and latencies in microseconds, token counts in tokens.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, NoReturn, Union
+
+import yaml
+
+from blis_gym.errors import ConfigError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+COEFFICIENTS_SCHEMA = "blis-gym/coefficients/v1"
+DEFAULTS_SCHEMA = "blis-gym/model-defaults/v1"
+WORKLOADS_SCHEMA = "blis-gym/workloads/v1"
+GPUS_SCHEMA = "blis-gym/gpus/v1"
+MODEL_SCHEMA = "blis-gym/model/v1"
+
+COEFFICIENTS_FILE = "coefficients.yaml"
+DEFAULTS_FILE = "model_defaults.yaml"
+WORKLOADS_FILE = "workloads.yaml"
+GPUS_FILE = "gpus.yaml"
+MODELS_DIR = "models"
+
+
+@dataclass(frozen=True)
+class CoefficientEntry:
+    """Trained latency coefficients for one (model, GPU, TP, vLLM version).
+
+    ``alpha`` predicts per-request queueing/processing delay and ``beta`` the step time, both in
+    microseconds; ``total_kv_blocks`` is the KV-cache size in blocks; ``best_loss`` is the fit's
+    calibration loss (informational, unused at run time).
+    """
+
+    model: str
+    gpu: str
+    tp: int
+    vllm_version: str
+    alpha: tuple[float, ...]
+    beta: tuple[float, ...]
+    total_kv_blocks: int
+    best_loss: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    """The GPU, tensor-parallel degree and vLLM version a model runs with when not given."""
+
+    gpu: str
+    tp: int
+    vllm_version: str
+
+
+@dataclass(frozen=True)
+class WorkloadPreset:
+    """A named synthetic workload; every figure is a token count."""
+
+    prefix_tokens: int
+    prompt_mean: int
+    prompt_stdev: int
+    prompt_min: int
+    prompt_max: int
+    output_mean: int
+    output_stdev: int
+    output_min: int
+    output_max: int
+
+
+@dataclass(frozen=True)
+class GPUSpec:
+    """GPU figures for the roofline latency model."""
+
+    tflops_peak: float  # dense peak, TFLOP/s
+    bw_peak_tbs: float  # peak HBM bandwidth, TB/s
+    bw_eff_constant: float  # fraction of peak bandwidth actually reached
+    t_overhead_us: float  # fixed per-step overhead, microseconds
+    per_layer_overhead_us: float  # per-layer launch overhead, microseconds
+    mfu_prefill: float  # model FLOPs utilisation during prefill, fraction
+    mfu_decode: float  # model FLOPs utilisation during decode, fraction
+    all_reduce_latency_us: float  # one tensor-parallel all-reduce, microseconds
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Everything BLIS reads from ``defaults.yaml`` plus GPU specs, read-only."""
+
+    coefficients: tuple[CoefficientEntry, ...]
+    model_defaults: Mapping[str, ModelDefaults]
+    workloads: Mapping[str, WorkloadPreset]
+    gpus: Mapping[str, GPUSpec]
+    source: str = field(default="", compare=False)  # provenance, not content
+
+    def __post_init__(self) -> None:
+        for name in ("model_defaults", "workloads", "gpus"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        object.__setattr__(self, "coefficients", tuple(self.coefficients))
+
+    def defaults_for(self, model: str) -> ModelDefaults | None:
+        """The default GPU/TP/vLLM version for ``model`` (exact id), or None."""
+        return self.model_defaults.get(model)
+
+    def find_coefficients(
+        self, model: str, tp: int, gpu: str, vllm_version: str
+    ) -> CoefficientEntry | None:
+        """The first entry matching all four exactly, as BLIS does, or None."""
+        for entry in self.coefficients:
+            if (entry.model, entry.tp, entry.gpu, entry.vllm_version) == (
+                model, tp, gpu, vllm_version,
+            ):
+                return entry
+        return None
+
+    def preset(self, name: str) -> WorkloadPreset | None:
+        """The workload preset called ``name``, or None."""
+        return self.workloads.get(name)
+
+
+# --- field tables: our key -> kind, and BLIS's key -> our key --------------------------------
+
+_ENTRY = {"gpu": "str", "tp": "int", "vllm_version": "str", "alpha": "floats",
+          "beta": "floats", "total_kv_blocks": "int", "best_loss": "float"}
+_ENTRY_BLIS = {"GPU": "gpu", "tensor_parallelism": "tp", "vllm_version": "vllm_version",
+               "alpha_coeffs": "alpha", "beta_coeffs": "beta",
+               "total_kv_blocks": "total_kv_blocks", "best_loss": "best_loss"}
+_DEFAULTS = {"gpu": "str", "tp": "int", "vllm_version": "str"}
+_DEFAULTS_BLIS = {"GPU": "gpu", "tensor_parallelism": "tp", "vllm_version": "vllm_version"}
+_PRESET = {f.name: "int" for f in fields(WorkloadPreset)}
+_PRESET_BLIS = {"prefix_tokens": "prefix_tokens", "prompt_tokens": "prompt_mean",
+                "prompt_tokens_stdev": "prompt_stdev", "prompt_tokens_min": "prompt_min",
+                "prompt_tokens_max": "prompt_max", "output_tokens": "output_mean",
+                "output_tokens_stdev": "output_stdev", "output_tokens_min": "output_min",
+                "output_tokens_max": "output_max"}
+_GPU = {f.name: "float" for f in fields(GPUSpec)}
+_GPU_BLIS = {"TFlopsPeak": "tflops_peak", "BwPeakTBs": "bw_peak_tbs",
+             "BwEffConstant": "bw_eff_constant", "TOverheadMicros": "t_overhead_us",
+             "perLayerOverhead": "per_layer_overhead_us", "mfuPrefill": "mfu_prefill",
+             "mfuDecode": "mfu_decode", "allReduceLatency": "all_reduce_latency_us"}
+_BLIS_TOP = ("models", "defaults", "workloads", "version")
+
+_ZERO: dict[str, Any] = {"int": 0, "float": 0.0, "str": "", "floats": ()}
+_WANT = {"int": "an integer", "float": "a number", "str": "a string",
+         "floats": "a list of numbers"}
+_BAD = object()
+
+
+# --- validation helpers ----------------------------------------------------------------------
+
+def _fail(src: str, message: str) -> NoReturn:
+    raise ConfigError(f"{src}: {message}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _convert(kind: str, value: object) -> Any:
+    """``value`` as ``kind``, or ``_BAD``."""
+    if kind == "int":
+        return value if isinstance(value, int) and not isinstance(value, bool) else _BAD
+    if kind == "float":
+        return float(value) if _is_number(value) else _BAD  # type: ignore[arg-type]
+    if kind == "str":
+        return value if isinstance(value, str) else _BAD
+    if isinstance(value, list) and all(_is_number(x) for x in value):
+        return tuple(float(x) for x in value)
+    return _BAD
+
+
+def _mapping(src: str, where: str, node: object) -> dict[Any, Any]:
+    if node is None:
+        return {}
+    if not isinstance(node, dict):
+        _fail(src, f"{where} must be a mapping")
+    return node
+
+
+def _record(src: str, where: str, node: object, spec: Mapping[str, str],
+            rename: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Check one mapping against ``spec`` (our keys -> kinds).
+
+    With ``rename`` (BLIS key -> our key) the node uses BLIS's keys and, as in Go, a missing or
+    null field takes its zero value; without it every field is required.
+    """
+    if not isinstance(node, dict):
+        _fail(src, f"{where} must be a mapping")
+    keys = rename or {k: k for k in spec}
+    for key in node:
+        if key not in keys:
+            _fail(src, f"{where}: unknown field {key!r} (allowed: {', '.join(keys)})")
+    out: dict[str, Any] = {}
+    for key, ours in keys.items():
+        kind = spec[ours]
+        if rename is not None and node.get(key) is None:
+            out[ours] = _ZERO[kind]
+            continue
+        if key not in node:
+            _fail(src, f"{where}.{key} is missing")
+        value = _convert(kind, node[key])
+        if value is _BAD:
+            _fail(src, f"{where}.{key} must be {_WANT[kind]}")
+        out[ours] = value
+    return out
+
+
+def _named(src: str, where: str, node: object) -> dict[str, Any]:
+    """A mapping whose keys are names (model ids, preset names, GPU names)."""
+    table = _mapping(src, where, node)
+    for key in table:
+        if not isinstance(key, str):
+            _fail(src, f"{where} key {key!r} must be a string")
+    return table
+
+
+# --- reading files ---------------------------------------------------------------------------
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys, as Go's yaml.v3 does, instead of keeping the last."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            key = loader.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+_Source = Union[Path, "Traversable"]
+
+
+def _read_text(path: _Source, src: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        _fail(src, "file not found")
+    except IsADirectoryError:
+        _fail(src, "is a directory, expected a file")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(src, f"cannot read file ({exc})")
+
+
+def _read_yaml(path: _Source, src: str) -> Any:
+    text = _read_text(path, src)
+    try:
+        doc = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f" at line {mark.line + 1}" if mark else ""
+        _fail(src, f"invalid YAML{line}: {exc.problem or exc.context}")
+    except yaml.YAMLError as exc:
+        _fail(src, f"invalid YAML: {exc}")
+    if doc is None:
+        _fail(src, "file is empty")
+    return doc
+
+
+def _read_json(path: Path, src: str) -> Any:
+    try:
+        return json.loads(_read_text(path, src))
+    except json.JSONDecodeError as exc:
+        _fail(src, f"invalid JSON at line {exc.lineno}: {exc.msg}")
+
+
+def _check_schema(src: str, doc: object, schema: str, body: str) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        _fail(src, "top level must be a mapping")
+    if doc.get("schema") != schema:
+        _fail(src, f"schema must be {schema!r} (got {doc.get('schema')!r})")
+    for key in doc:
+        if key not in ("schema", body):
+            _fail(src, f"unknown top-level key {key!r} (allowed: schema, {body})")
+    return doc
+
+
+# --- BLIS's defaults.yaml --------------------------------------------------------------------
+
+def _grouped(entries: list[CoefficientEntry]) -> tuple[CoefficientEntry, ...]:
+    # Group rows by model (first appearance), keeping file order within a model: lookups match
+    # on the model id, so "first match wins" gives the same answer as in the original order.
+    rank: dict[str, int] = {}
+    for entry in entries:
+        rank.setdefault(entry.model, len(rank))
+    return tuple(sorted(entries, key=lambda e: rank[e.model]))
+
+
+def _parse_blis(doc: object, src: str) -> Catalog:
+    if not isinstance(doc, dict):
+        _fail(src, "top level must be a mapping")
+    for key in doc:
+        if key not in _BLIS_TOP:
+            _fail(src, f"unknown top-level key {key!r} (allowed: {', '.join(_BLIS_TOP)})")
+    version = doc.get("version")
+    if version is not None and not isinstance(version, (str, int, float)):
+        _fail(src, "version must be a string")
+    rows = doc.get("models") or []
+    if not isinstance(rows, list):
+        _fail(src, "models must be a list")
+    entries = []
+    for i, row in enumerate(rows):
+        spec = {**_ENTRY, "model": "str"}
+        values = _record(src, f"models[{i}]", row, spec, {"id": "model", **_ENTRY_BLIS})
+        entries.append(CoefficientEntry(**values))
+    defaults = {
+        name: ModelDefaults(**_record(src, f"defaults[{name!r}]", node, _DEFAULTS, _DEFAULTS_BLIS))
+        for name, node in _named(src, "defaults", doc.get("defaults")).items()
+    }
+    presets = {
+        name: WorkloadPreset(**_record(src, f"workloads[{name!r}]", node, _PRESET, _PRESET_BLIS))
+        for name, node in _named(src, "workloads", doc.get("workloads")).items()
+    }
+    return Catalog(_grouped(entries), defaults, presets, {}, source=src)
+
+
+def read_blis_defaults(path: str | Path) -> Catalog:
+    """Read a file in BLIS's ``defaults.yaml`` format; the result has no GPU specs."""
+    return _parse_blis(_read_yaml(Path(path), str(path)), str(path))
+
+
+def load_hardware_config(path: str | Path) -> Mapping[str, GPUSpec]:
+    """Read GPU specs from a file in BLIS's ``hardware_config.json`` format."""
+    src = str(path)
+    table = _named(src, "top level", _read_json(Path(path), src))
+    return MappingProxyType({
+        name: GPUSpec(**_record(src, f"[{name!r}]", node, _GPU, _GPU_BLIS))
+        for name, node in table.items()
+    })
+
+
+# --- our schema ------------------------------------------------------------------------------
+
+def _parse_coefficients(doc: object, src: str) -> tuple[CoefficientEntry, ...]:
+    models = _named(src, "models", _check_schema(src, doc, COEFFICIENTS_SCHEMA, "models")
+                    .get("models"))
+    entries = []
+    for model, rows in models.items():
+        if not isinstance(rows, list):
+            _fail(src, f"models[{model!r}] must be a list of entries")
+        for i, row in enumerate(rows):
+            values = _record(src, f"models[{model!r}][{i}]", row, _ENTRY)
+            entries.append(CoefficientEntry(model=model, **values))
+    return tuple(entries)
+
+
+def _parse_section(doc: object, src: str, schema: str, body: str, spec: Mapping[str, str],
+                   make: type) -> dict[str, Any]:
+    table = _named(src, body, _check_schema(src, doc, schema, body).get(body))
+    return {name: make(**_record(src, f"{body}[{name!r}]", node, spec))
+            for name, node in table.items()}
+
+
+_SIBLINGS = (  # file, schema, body key, field spec, record type, Catalog attribute
+    (DEFAULTS_FILE, DEFAULTS_SCHEMA, "defaults", _DEFAULTS, ModelDefaults, "model_defaults"),
+    (WORKLOADS_FILE, WORKLOADS_SCHEMA, "presets", _PRESET, WorkloadPreset, "workloads"),
+    (GPUS_FILE, GPUS_SCHEMA, "gpus", _GPU, GPUSpec, "gpus"),
+)
+
+
+def _load_ours(directory: _Source, doc: object, src: str,
+               fallback: Catalog | None) -> Catalog:
+    """A catalog from our coefficients file plus its sibling files in ``directory``.
+
+    A sibling that is absent is taken from ``fallback`` (the shipped catalog) if given.
+    """
+    parts: dict[str, Any] = {}
+    for filename, schema, body, spec, make, attr in _SIBLINGS:
+        sibling = directory.joinpath(filename)
+        if fallback is not None and not sibling.is_file():
+            parts[attr] = getattr(fallback, attr)
+            continue
+        sib_src = str(sibling)
+        parts[attr] = _parse_section(_read_yaml(sibling, sib_src), sib_src, schema, body, spec,
+                                     make)
+    return Catalog(_parse_coefficients(doc, src), source=src, **parts)
+
+
+def _shipped_dir() -> _Source:
+    try:
+        return resources.files("blis_gym.configs")
+    except ModuleNotFoundError:
+        # Not installed: the package-dir mapping is inactive, so read the repo's configs/.
+        return Path(__file__).resolve().parents[2] / "configs"
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_catalog() -> Catalog:
+    directory = _shipped_dir()
+    path = directory.joinpath(COEFFICIENTS_FILE)
+    return _load_ours(directory, _read_yaml(path, str(path)), str(path), fallback=None)
+
+
+def load_catalog(defaults_path: str | None = None) -> Catalog:
+    """Load the shipped catalog (cached), or the file at ``defaults_path``.
+
+    The file may be BLIS's ``defaults.yaml`` (GPU specs then come from the shipped data) or our
+    coefficients file, recognised by its ``schema:`` key (sibling ``model_defaults.yaml``,
+    ``workloads.yaml`` and ``gpus.yaml`` are used when present, else the shipped ones).
+    Raises ConfigError for a missing or invalid file.
+    """
+    if defaults_path is None:
+        return _shipped_catalog()
+    path = Path(defaults_path)
+    src = str(defaults_path)
+    doc = _read_yaml(path, src)
+    if isinstance(doc, dict) and "schema" in doc:
+        return _load_ours(path.parent, doc, src, fallback=_shipped_catalog())
+    return replace(_parse_blis(doc, src), gpus=_shipped_catalog().gpus)
+
+
+# --- model architecture facts ----------------------------------------------------------------
+
+# torch_dtype -> bytes per parameter, as BLIS's roofline model counts them.
+BYTES_PER_PARAM = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "uint8": 1,
+                   "fp8": 1, "int4": 1, "nf4": 1}
+_REQUIRED_FACTS = ("num_hidden_layers", "hidden_size", "intermediate_size",
+                   "num_attention_heads", "vocab_size")
+_OPTIONAL_FACTS = ("head_dim", "max_position_embeddings", "tie_word_embeddings",
+                   # mixture-of-experts layouts, under the names different families use
+                   "num_local_experts", "num_experts", "n_routed_experts", "n_shared_experts",
+                   "num_experts_per_tok", "moe_intermediate_size",
+                   "shared_expert_intermediate_size", "decoder_sparse_step",
+                   "first_k_dense_replace", "moe_layer_freq")
+
+
+def model_facts_from_hf(path: str | Path) -> dict[str, Any]:
+    """The architecture facts roofline needs, from a HuggingFace ``config.json``.
+
+    Keys keep HuggingFace's names; ``bytes_per_param`` is derived from ``torch_dtype``.
+    A missing ``num_key_value_heads`` means multi-head attention (as many as attention heads).
+    """
+    src = str(path)
+    raw = _named(src, "top level", _read_json(Path(path), src))
+    if isinstance(raw.get("text_config"), dict):
+        raw = {**raw, **raw["text_config"]}  # multimodal: the text model is what runs
+    facts: dict[str, Any] = {}
+    archs = raw.get("architectures")
+    if isinstance(archs, list) and archs:
+        facts["architecture"] = archs[0]
+    if "model_type" in raw:
+        facts["model_type"] = raw["model_type"]
+    for key in _REQUIRED_FACTS:
+        if not isinstance(raw.get(key), int) or isinstance(raw.get(key), bool):
+            _fail(src, f"{key} must be an integer")
+        facts[key] = raw[key]
+    kv_heads = raw.get("num_key_value_heads")
+    facts["num_key_value_heads"] = kv_heads if kv_heads else raw["num_attention_heads"]
+    facts.update({key: raw[key] for key in _OPTIONAL_FACTS if raw.get(key) is not None})
+    dtype = raw.get("torch_dtype")
+    if dtype not in BYTES_PER_PARAM:
+        _fail(src, f"torch_dtype {dtype!r} is not one of {', '.join(BYTES_PER_PARAM)}")
+    facts["torch_dtype"] = dtype
+    facts["bytes_per_param"] = BYTES_PER_PARAM[dtype]
+    return facts
+
+
+@functools.lru_cache(maxsize=1)
+def _model_index() -> tuple[dict[str, Mapping[str, Any]], tuple[str, ...]]:
+    """Shipped model facts by lower-cased file stem and hf id, and the known names."""
+    index: dict[str, Mapping[str, Any]] = {}
+    names = []
+    folder = _shipped_dir().joinpath(MODELS_DIR)
+    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not item.name.endswith(".yaml"):
+            continue
+        src = str(item)
+        doc = _read_yaml(item, src)
+        if not isinstance(doc, dict) or doc.get("schema") != MODEL_SCHEMA:
+            _fail(src, f"schema must be {MODEL_SCHEMA!r}")
+        for key in ("name", "hf_id", *_REQUIRED_FACTS, "num_key_value_heads", "bytes_per_param"):
+            if key not in doc:
+                _fail(src, f"{key} is missing")
+        facts = MappingProxyType({k: v for k, v in doc.items() if k != "schema"})
+        stem = item.name[: -len(".yaml")]
+        names.append(stem)
+        index[stem.lower()] = facts
+        index[str(doc["hf_id"]).lower()] = facts
+    return index, tuple(names)
+
+
+def load_model_facts(name_or_hf_id: str) -> Mapping[str, Any]:
+    """Shipped architecture facts for a model, by file name (e.g. ``qwen3-14b``) or hf id
+    (e.g. ``Qwen/Qwen3-14B``), case-insensitively. Raises ConfigError for an unknown model."""
+    index, names = _model_index()
+    facts = index.get(name_or_hf_id.lower())
+    if facts is None:
+        raise ConfigError(
+            f"unknown model {name_or_hf_id!r} for roofline facts (known: {', '.join(names)})")
+    return facts

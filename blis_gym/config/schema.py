@@ -1,0 +1,117 @@
+"""Frozen, validated configuration for the engine, the cluster and workloads.
+
+Validation happens once, here, at construction; the simulator trusts these.
+Every message names the CLI flag so users know what to change.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError, WorkloadError
+
+MAX_INT64 = (1 << 63) - 1
+
+
+def _positive(flag: str, value: int) -> None:
+    if value <= 0:
+        raise ConfigError(f"{flag} must be > 0, got {value}")
+
+
+def _non_negative(flag: str, value: int) -> None:
+    if value < 0:
+        raise ConfigError(f"{flag} must be >= 0, got {value}")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """One instance: KV cache, batch limits and blackbox step-time coefficients."""
+
+    total_kv_blocks: int
+    alpha: tuple[float, ...]
+    beta: tuple[float, ...]
+    block_size: int = 16
+    max_running: int = 256
+    max_scheduled_tokens: int = 2048
+    long_prefill_threshold: int = 0
+
+    def __post_init__(self) -> None:
+        _positive("--total-kv-blocks", self.total_kv_blocks)
+        _positive("--block-size-in-tokens", self.block_size)
+        _positive("--max-num-running-reqs", self.max_running)
+        _positive("--max-num-scheduled-tokens", self.max_scheduled_tokens)
+        _non_negative("--long-prefill-token-threshold", self.long_prefill_threshold)
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """The cluster: instances, the arrival -> admission -> routing pipeline, policies.
+
+    Latencies and the horizon are in ticks (microseconds).
+    """
+
+    engine: EngineConfig
+    num_instances: int = 1
+    horizon: int = MAX_INT64
+    seed: int = 42
+    admission_latency: int = 0
+    routing_latency: int = 0
+    snapshot_refresh_interval: int = 0
+    admission_policy: str = "always-admit"
+    routing_policy: str = "round-robin"
+    priority_policy: str = "constant"
+    scheduler: str = "fcfs"
+    # Reproduce the reference's KV leak (and livelocks); for differential tests only.
+    reference_kv: bool = False
+
+    def __post_init__(self) -> None:
+        if self.num_instances < 1:
+            raise ConfigError(f"--num-instances must be >= 1, got {self.num_instances}")
+        _non_negative("--admission-latency", self.admission_latency)
+        _non_negative("--routing-latency", self.routing_latency)
+        _non_negative("--snapshot-refresh-interval", self.snapshot_refresh_interval)
+
+
+@dataclass(frozen=True)
+class DistributionWorkload:
+    """GuideLLM-style synthetic workload: Gaussian lengths clamped to [min, max].
+
+    ``rate`` is requests per second; arrivals are evenly spaced at
+    ``int(1e6 / rate)`` ticks, as in the reference.
+    """
+
+    rate: float
+    num_requests: int
+    prefix_tokens: int = 0
+    prompt_mean: int = 512
+    prompt_stdev: int = 256
+    prompt_min: int = 2
+    prompt_max: int = 7000
+    output_mean: int = 512
+    output_stdev: int = 256
+    output_min: int = 2
+    output_max: int = 7000
+    name: str = field(default="distribution", compare=False)
+
+    def __post_init__(self) -> None:
+        if not (self.rate > 0 and math.isfinite(self.rate)):
+            raise WorkloadError(f"--rate must be a finite value > 0, got {self.rate}")
+        if self.num_requests < 0:
+            raise WorkloadError(f"--num-requests must be >= 0, got {self.num_requests}")
+        if self.prefix_tokens < 0:
+            raise WorkloadError(f"--prefix-tokens must be >= 0, got {self.prefix_tokens}")
+        for kind in ("prompt", "output"):
+            lo, hi = getattr(self, f"{kind}_min"), getattr(self, f"{kind}_max")
+            if lo < 0 or lo > hi:
+                raise WorkloadError(f"--{kind}-tokens-min/max must satisfy 0 <= min <= max, got [{lo}, {hi}]")
+
+    def check_flag_ranges(self) -> None:
+        """The reference's extra rule for ``--workload distribution``: mean and stdev inside [min, max]."""
+        for kind in ("prompt", "output"):
+            lo, hi = getattr(self, f"{kind}_min"), getattr(self, f"{kind}_max")
+            mean, std = getattr(self, f"{kind}_mean"), getattr(self, f"{kind}_stdev")
+            if not (lo <= mean <= hi and lo <= std <= hi):
+                raise WorkloadError(
+                    f"--{kind}-tokens ({mean}) and --{kind}-tokens-stdev ({std}) must lie in "
+                    f"[--{kind}-tokens-min, --{kind}-tokens-max] = [{lo}, {hi}]")

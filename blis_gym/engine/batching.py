@@ -1,0 +1,116 @@
+"""vLLM-style batch formation: continuing requests first, then new ones.
+
+Phase 1 gives each running request its next prefill chunk (capped by
+``--long-prefill-token-threshold`` and the step's token budget) or one decode
+token, evicting from the tail of the batch when the KV cache is full.
+Phase 2 admits waiting requests in queue order, reusing cached prefix blocks,
+while the batch has room, the budget lasts and nobody was preempted.
+
+Two reference behaviours are kept on purpose because they shape results:
+the Phase 1 loop walks the batch as it was when the step began, so a request
+evicted in this step is still visited (and may reserve KV while it waits);
+and a request whose prefill is fully cached holds no blocks until it decodes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from .request import QUEUED, RUNNING, Request
+
+if TYPE_CHECKING:
+    from .kvcache import KVCache
+
+
+class BatchResult:
+    """What one formation changed: who was preempted and who was newly scheduled."""
+
+    __slots__ = ("preempted", "scheduled", "preemption_happened", "stalled_alone")
+
+    def __init__(self) -> None:
+        self.preempted: list[Request] = []
+        self.scheduled: list[Request] = []
+        self.preemption_happened = False
+        # A request evicted itself with nobody left to evict (see Instance.step).
+        self.stalled_alone = False
+
+
+class VLLMBatchFormation:
+    """The vLLM v1 scheduler's batch composition, one step at a time."""
+
+    def __init__(self, max_running: int, max_tokens: int, prefill_threshold: int) -> None:
+        self.max_running = max_running
+        self.max_tokens = max_tokens
+        self.prefill_threshold = prefill_threshold
+
+    def form(self, running: list[Request], waitq: deque, kv: "KVCache", step: int) -> BatchResult:
+        """Update ``running`` and ``waitq`` in place for this step."""
+        res = BatchResult()
+        budget = self.max_tokens
+        thr = self.prefill_threshold
+        for req in tuple(running):
+            if budget <= 0:
+                break
+            n_new = req.n_in - req.progress
+            if n_new > 0:
+                if 0 < thr < n_new:
+                    n_new = thr
+                if n_new > budget:
+                    n_new = budget
+                if not self._reserve(req, n_new, running, waitq, kv, res):
+                    break
+                budget -= n_new
+                req.num_new = n_new
+                req.computed += n_new
+            if req.progress >= req.n_in and req.n_out > 0:
+                if not self._reserve(req, 1, running, waitq, kv, res):
+                    break
+                budget -= 1
+                req.num_new = 1
+                req.computed += 1
+
+        if res.preemption_happened:
+            return res
+        bs = kv.block_size
+        max_running = self.max_running
+        while waitq and budget > 0 and len(running) < max_running:
+            nxt = waitq[0]
+            cached = kv.cached_blocks(nxt)
+            start = len(cached) * bs
+            n_new = nxt.n_in - start
+            if 0 < thr < n_new:
+                n_new = thr
+            if n_new > budget:
+                n_new = budget
+            if not kv.allocate(nxt, start, start + n_new, cached):
+                break
+            waitq.popleft()
+            running.append(nxt)
+            nxt.scheduled_step = step
+            res.scheduled.append(nxt)
+            budget -= n_new
+            nxt.state = RUNNING
+            nxt.num_new = n_new
+            nxt.computed = n_new + start
+        return res
+
+    @staticmethod
+    def _reserve(req: Request, n: int, running: list, waitq: deque, kv: "KVCache", res: BatchResult) -> bool:
+        """Reserve KV for ``n`` more tokens of ``req``, evicting from the batch tail as needed."""
+        while not kv.allocate(req, req.progress, req.progress + n, ()):
+            if not running:
+                return False
+            res.preemption_happened = True
+            victim = running.pop()
+            res.preempted.append(victim)
+            victim.state = QUEUED
+            victim.progress = 0
+            kv.release(victim)
+            victim.computed = 0
+            waitq.appendleft(victim)
+            if victim is req:
+                if not running:
+                    res.stalled_alone = True
+                return False
+        return True

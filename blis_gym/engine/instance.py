@@ -1,0 +1,223 @@
+"""One serving instance: wait queue, running batch, KV cache and its event loop.
+
+The instance is driven from outside (by the cluster loop) one event at a time:
+``peek_time`` / ``process_next``. Events are tuples ``(time, kind, request)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Optional
+
+from . import eventq
+from .batching import VLLMBatchFormation
+from .kvcache import KVCache
+from .latency import BlackboxLatency
+from .metrics import InstanceMetrics
+from .request import COMPLETED, Request
+
+log = logging.getLogger("blis_gym")
+
+ARRIVAL, QUEUED, STEP, SCHEDULED, PREEMPTED, LEFT = range(6)
+
+
+class Instance:
+    """A vLLM-like engine replica.
+
+    ``reference_kv=True`` reproduces the reference's KV behaviour exactly,
+    including its block leak and the livelocks that follow from it; it exists
+    for differential tests. The default repairs both (see README, "Where we
+    differ from BLIS").
+    """
+
+    def __init__(self, instance_id: str, *, total_kv_blocks: int, block_size: int,
+                 max_running: int, max_scheduled_tokens: int, long_prefill_threshold: int,
+                 latency: BlackboxLatency, horizon: int,
+                 priority=None, scheduler=None, reference_kv: bool = False) -> None:
+        self.id = instance_id
+        self.kv = KVCache(total_kv_blocks, block_size, reference_rollback=reference_kv)
+        self.former = VLLMBatchFormation(max_running, max_scheduled_tokens, long_prefill_threshold)
+        self.latency = latency
+        self.horizon = horizon
+        self.reference_kv = reference_kv
+        self.priority = priority
+        self.scheduler = scheduler
+        self.clock = 0
+        self.events: list = []
+        self.waitq: deque[Request] = deque()
+        self.running: list[Request] = []
+        self.step_pending = False
+        self.step_count = 0
+        self.metrics = InstanceMetrics()
+        self._out_time = latency.output_token_time()
+        bs = block_size
+        # Blocks a request must hold at once: its input, or (ours) input plus all
+        # but the last output token, which the reference lets fail harmlessly.
+        if reference_kv:
+            self._blocks_needed = lambda r: (r.n_in + bs - 1) // bs
+        else:
+            self._blocks_needed = lambda r: (r.n_in + max(r.n_out, 1) - 1 + bs - 1) // bs
+
+    # --- driving ---------------------------------------------------------
+    def has_events(self) -> bool:
+        return bool(self.events)
+
+    def peek_time(self) -> int:
+        return self.events[0][0]
+
+    def inject(self, req: Request, event_time: int) -> None:
+        """Hand a routed request to this instance; it arrives at ``event_time``."""
+        eventq.push(self.events, (event_time, ARRIVAL, req))
+        self.metrics.register(req)
+
+    def process_next(self) -> int:
+        """Run the earliest event; return its kind."""
+        t, kind, req = eventq.pop(self.events)
+        self.clock = t
+        if kind == STEP:
+            self.step(t)
+        elif kind == ARRIVAL:
+            eventq.push(self.events, (t + self.latency.queueing_time(req.n_in), QUEUED, req))
+        elif kind == QUEUED:
+            self.enqueue(req)
+            # As in the reference, this does not mark a step as pending, so two
+            # arrivals queued at one instant start two step chains.
+            if not self.step_pending:
+                eventq.push(self.events, (t, STEP, None))
+        return kind
+
+    def enqueue(self, req: Request) -> None:
+        need = self._blocks_needed(req)
+        if need > self.kv.total:
+            log.warning("dropping request %s: it needs %d KV blocks but the cache has only %d",
+                        req.id, need, self.kv.total)
+            self.metrics.drop(req)
+            return
+        self.waitq.append(req)
+        self.metrics.total_input_tokens += req.n_in
+
+    # --- one step ----------------------------------------------------------
+    def step(self, now: int) -> None:
+        self.step_count += 1
+        m = self.metrics
+        waitq = self.waitq
+        if self.scheduler is not None:
+            # Priorities only matter to a reordering scheduler; FCFS runs with none.
+            compute = self.priority.compute
+            for req in waitq:
+                req.priority = compute(req, now)
+            if len(waitq) > 1:
+                ordered = list(waitq)
+                self.scheduler.order(ordered, now)
+                waitq.clear()
+                waitq.extend(ordered)
+
+        running = self.running
+        res = self.former.form(running, waitq, self.kv, self.step_count)
+        if not self.reference_kv:
+            self._resolve_stall(res)
+        events = self.events
+        for req in res.preempted:
+            eventq.push(events, (now + self.latency.preemption_time(), PREEMPTED, req))
+        m.preemptions += len(res.preempted)
+        sched_delay = self.latency.scheduling_time()
+        delays = m.scheduling_delays
+        for req in res.scheduled:
+            eventq.push(events, (now + sched_delay, SCHEDULED, req))
+            delays[req.id] = now + sched_delay - req.arrival
+        m.waitq_depths.append(len(waitq))
+        m.batch_sizes.append(len(running))
+
+        # Execute: prefill chunks advance to their reserved count, decodes by one.
+        adv = self.latency.step_time(running)
+        itl = adv + self._out_time
+        first_token_at = now + itl
+        for req in running:
+            if req.progress < req.n_in:
+                req.progress = req.computed
+            else:
+                req.progress += 1
+                m.total_output_tokens += 1
+                req.itl.append(itl)
+            if req.progress == req.n_in:
+                req.ttft_set = True
+                req.first_token_time = first_token_at - req.arrival
+                m.ttft_sum += req.first_token_time
+                m.ttfts[req.id] = float(req.first_token_time)
+        used = self.kv.used
+        if used > m.peak_kv_blocks:
+            m.peak_kv_blocks = used
+        m.kv_blocks_integral += float(used) * float(adv)
+
+        # Completions (a separate pass, so a one-token request records TTFT first).
+        remaining = []
+        kv = self.kv
+        left_at = now + adv
+        for req in running:
+            if req.progress == req.n_in + (req.n_out if req.n_out > 1 else 1) - 1:
+                req.state = COMPLETED
+                req.itl.append(itl)
+                if req.n_out > 0 and not kv.allocate(req, req.progress, req.progress + 1, ()):
+                    m.kv_allocation_failures += 1
+                kv.release(req)
+                req.finished_step = self.step_count
+                eventq.push(events, (left_at, LEFT, req))
+                m.complete(req)
+            else:
+                remaining.append(req)
+
+        # Work-conserving: keep stepping while anything runs or waits.
+        self.running = remaining
+        if remaining or waitq:
+            eventq.push(events, (left_at, STEP, None))
+            self.step_pending = True
+        else:
+            self.step_pending = False
+
+    def _resolve_stall(self, res) -> None:
+        """Break the reference's two livelocks (we do better; README explains).
+
+        A batch that ends empty with requests waiting repeats forever, and so
+        does a request that evicted itself with nobody else running, when
+        waiting requests hold KV blocks they reserved while being preempted.
+        Release those blocks; if none are held, the head can never fit: drop it.
+        """
+        if self.running or not self.waitq:
+            return
+        if res.scheduled or (res.preemption_happened and not res.stalled_alone):
+            return
+        holders = [r for r in self.waitq if r.kv_blocks]
+        if holders:
+            for r in holders:
+                self.kv.release(r)
+                r.computed = 0
+            log.warning("released KV blocks held by %d waiting requests to avoid a livelock", len(holders))
+        elif not res.preemption_happened:
+            req = self.waitq.popleft()
+            log.warning("dropping request %s: it cannot fit in the KV cache", req.id)
+            self.metrics.drop(req)
+
+    def finalize(self) -> None:
+        m = self.metrics
+        m.still_queued = len(self.waitq)
+        m.still_running = len(self.running)
+        m.sim_ended = min(self.clock, self.horizon)
+        m.cache_hit_rate = self.kv.hit_rate()
+        m.kv_thrashing_rate = 0.0
+
+    # --- signals for routing snapshots ------------------------------------
+    def queue_depth(self) -> int:
+        return len(self.waitq)
+
+    def batch_size(self) -> int:
+        return len(self.running)
+
+    def kv_utilization(self) -> float:
+        return self.kv.used / self.kv.total
+
+    def free_kv_blocks(self) -> int:
+        return self.kv.total - self.kv.used
+
+    def cache_hit_rate(self) -> float:
+        return self.kv.hit_rate()

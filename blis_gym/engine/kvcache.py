@@ -1,0 +1,274 @@
+"""Block KV cache with prefix caching, LRU reuse and transactional allocation.
+
+Semantics follow vLLM's (and BLIS's) single-tier cache:
+
+* blocks hold ``block_size`` tokens; a full block is registered under the
+  identity of the whole token prefix it ends, so later requests with the same
+  prefix reuse it;
+* freed blocks go to the tail of a free list and keep their registration until
+  they are popped from the head for reuse (LRU eviction);
+* an allocation that cannot complete is rolled back.
+
+Prefix identity is a chained per-block hash (see ``request.chain_key``): the
+same decision as hashing the whole prefix, without rehashing it every block.
+
+One deliberate difference from the reference: a failed allocation for a
+request that already holds blocks keeps those blocks attached to the request.
+The reference forgets them, which leaks them forever and can livelock the
+simulator. ``reference_rollback=True`` restores the reference behaviour for
+differential tests.
+"""
+
+from __future__ import annotations
+
+from .request import Request, chain_key, _CHAIN_SEED
+
+NIL = -1
+
+
+class KVCache:
+    """Single-tier GPU KV cache of ``total_blocks`` blocks of ``block_size`` tokens."""
+
+    def __init__(self, total_blocks: int, block_size: int, reference_rollback: bool = False) -> None:
+        if total_blocks <= 0:
+            raise ValueError(f"total_blocks must be > 0, got {total_blocks}")
+        if block_size <= 0:
+            raise ValueError(f"block_size must be > 0, got {block_size}")
+        self.total = total_blocks
+        self.block_size = block_size
+        self.reference_rollback = reference_rollback
+        self.ref_count = [0] * total_blocks
+        self.in_use = [False] * total_blocks
+        # Registered prefix identity (None when unregistered) and own-content key
+        # (None when the block is partial or its tokens were cleared).
+        self.hash: list = [None] * total_blocks
+        self.tkey: list = [None] * total_blocks
+        self.hash_to_block: dict = {}
+        # Doubly linked free list over block ids; all blocks start free, in order.
+        self.prev = [i - 1 for i in range(total_blocks)]
+        self.next = [i + 1 for i in range(total_blocks)]
+        self.next[-1] = NIL
+        self.head = 0
+        self.tail = total_blocks - 1
+        self.used = 0
+        self.hits = 0
+        self.misses = 0
+
+    # --- free list -------------------------------------------------------
+    def _append_free(self, b: int) -> None:
+        self.next[b] = NIL
+        tail = self.tail
+        if tail != NIL:
+            self.next[tail] = b
+            self.prev[b] = tail
+        else:
+            self.head = b
+            self.prev[b] = NIL
+        self.tail = b
+
+    def _prepend_free(self, b: int) -> None:
+        self.prev[b] = NIL
+        head = self.head
+        self.next[b] = head
+        if head != NIL:
+            self.prev[head] = b
+        self.head = b
+        if self.tail == NIL:
+            self.tail = b
+
+    def _remove_free(self, b: int) -> None:
+        p = self.prev[b]
+        n = self.next[b]
+        if p != NIL:
+            self.next[p] = n
+        else:
+            self.head = n
+        if n != NIL:
+            self.prev[n] = p
+        else:
+            self.tail = p
+        self.next[b] = NIL
+        self.prev[b] = NIL
+
+    # --- queries ---------------------------------------------------------
+    @property
+    def free_blocks(self) -> int:
+        return self.total - self.used
+
+    def utilization(self) -> float:
+        return self.used / self.total
+
+    def hit_rate(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+    def cached_blocks(self, req: Request) -> list[int]:
+        """Blocks holding the longest registered prefix of ``req``'s input (pure query)."""
+        out = []
+        lookup = self.hash_to_block.get
+        for key in req.input_keys(self.block_size):
+            b = lookup(key)
+            if b is None:
+                break
+            out.append(b)
+        return out
+
+    # --- allocation ------------------------------------------------------
+    def allocate(self, req: Request, start: int, end: int, cached: list[int]) -> bool:
+        """Reserve space for tokens ``[start, end)`` of ``req``; False if it does not fit.
+
+        During prefill the tokens come from the input and ``cached`` blocks are
+        attached first when the request holds nothing yet; during decode the one
+        token is ``req.output[start - n_in]``.
+        """
+        bs = self.block_size
+        prefill = req.progress < req.n_in
+        if prefill:
+            new_tokens = req.input[start:end]
+            if (len(new_tokens) + bs - 1) // bs > self.total - self.used:
+                return False
+        else:
+            new_tokens = (req.output[start - req.n_in],)
+        n = len(new_tokens)
+        blocks = req.kv_blocks
+        had = len(blocks)
+        cached_mut: list = []
+        new_mut: list = []
+        tkey = self.tkey
+        i = 0
+        while i < n:
+            if blocks:
+                tail_len = req.kv_tail_len
+            else:
+                tail_len = 0
+                for b in cached:
+                    was = self.in_use[b]
+                    self.ref_count[b] += 1
+                    if not was:
+                        self.in_use[b] = True
+                        self.used += 1
+                        self._remove_free(b)
+                    cached_mut.append((b, was))
+                    self.hits += 1
+                    blocks.append(b)
+                    k = tkey[b]
+                    if k is not None:  # a block emptied by a rollback adds no tokens
+                        req.kv_chain = chain_key(req.kv_chain, k)
+            if tail_len > 0:
+                # Fill the partial last block first.
+                latest = blocks[-1]
+                take = min(bs - tail_len, n - i)
+                req.kv_tail.extend(new_tokens[i:i + take])
+                i += take
+                tail_len += take
+                req.kv_tail_len = tail_len
+                if tail_len == bs:
+                    k = hash(tuple(req.kv_tail))
+                    tkey[latest] = k
+                    h = chain_key(req.kv_chain, k)
+                    req.kv_chain = h
+                    self.hash[latest] = h
+                    self.hash_to_block[h] = latest
+                    req.kv_tail = []
+                    req.kv_tail_len = 0
+                continue
+            for _ in range((n - i + bs - 1) // bs):
+                b = self.head
+                if b == NIL:
+                    self._rollback(req, had, cached_mut, new_mut)
+                    return False
+                orig = self.hash[b]
+                self._remove_free(b)
+                if orig is not None:
+                    self.hash_to_block.pop(orig, None)
+                    self.hash[b] = None
+                tkey[b] = None
+                e = i + bs
+                if e > n:
+                    e = n
+                self.ref_count[b] = 1
+                self.in_use[b] = True
+                self.used += 1
+                self.misses += 1
+                if e - i == bs:
+                    k = hash(tuple(new_tokens[i:e]))
+                    tkey[b] = k
+                    req.kv_chain = chain_key(req.kv_chain, k)
+                    if prefill:
+                        abs_end = start + e
+                        if abs_end % bs == 0:
+                            h = req.input_keys(bs)[abs_end // bs - 1]
+                        else:
+                            h = object()  # a prefix no lookup can ask for
+                        self.hash[b] = h
+                        self.hash_to_block[h] = b
+                else:
+                    req.kv_tail = list(new_tokens[i:e])
+                    req.kv_tail_len = e - i
+                new_mut.append((b, orig))
+                blocks.append(b)
+                i = e
+        return True
+
+    def _rollback(self, req: Request, had: int, cached_mut: list, new_mut: list) -> None:
+        h2b = self.hash_to_block
+        for b, orig in reversed(new_mut):
+            h = self.hash[b]
+            if h is not None:
+                h2b.pop(h, None)
+            self.hash[b] = orig
+            if orig is not None:
+                h2b[orig] = b
+            self.in_use[b] = False
+            self.ref_count[b] = 0
+            self.tkey[b] = None
+            self.used -= 1
+            self.misses -= 1
+            self._prepend_free(b)
+        for b, was in reversed(cached_mut):
+            self.ref_count[b] -= 1
+            self.hits -= 1
+            if not was and self.ref_count[b] == 0:
+                self.in_use[b] = False
+                self.used -= 1
+                self._append_free(b)
+        if had and not self.reference_rollback:
+            del req.kv_blocks[had:]
+            return
+        # Nothing held before (or reference mode): the request holds nothing now.
+        req.kv_blocks = []
+        req.kv_chain = _CHAIN_SEED
+        req.kv_tail = []
+        req.kv_tail_len = 0
+
+    def release(self, req: Request) -> None:
+        """Drop ``req``'s references; blocks reaching zero go to the free tail, last block first."""
+        blocks = req.kv_blocks
+        req.kv_blocks = []
+        req.kv_chain = _CHAIN_SEED
+        req.kv_tail = []
+        req.kv_tail_len = 0
+        rc = self.ref_count
+        for b in reversed(blocks):
+            rc[b] -= 1
+            if rc[b] == 0:
+                self.in_use[b] = False
+                self.used -= 1
+                self._append_free(b)
+
+    # --- invariants (tests and debugging) ---------------------------------
+    def free_list(self) -> list[int]:
+        out = []
+        b = self.head
+        while b != NIL:
+            out.append(b)
+            b = self.next[b]
+        return out
+
+    def check(self) -> None:
+        """Raise AssertionError if the cache's books do not balance."""
+        free = self.free_list()
+        assert len(free) + self.used == self.total, "used + free != total"
+        assert sum(self.in_use) == self.used, "in-use flags disagree with used count"
+        for b in free:
+            assert not self.in_use[b] and self.ref_count[b] == 0, f"free block {b} is referenced"

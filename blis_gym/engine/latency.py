@@ -1,0 +1,54 @@
+"""Step-time models. Every result is an integer number of ticks (microseconds),
+truncated toward zero from the float estimate, as the reference does."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class BlackboxLatency:
+    """Trained alpha/beta regression.
+
+    step = beta0 + beta1 * (prefill tokens this step) + beta2 * (decode tokens this step);
+    queueing delay = alpha0 + alpha1 * input length; per-output-token overhead = alpha2.
+    """
+
+    alpha: tuple[float, ...]
+    beta: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        for name, coeffs in (("alpha", self.alpha), ("beta", self.beta)):
+            if len(coeffs) < 3:
+                raise ConfigError(f"--{name}-coeffs needs at least 3 values, got {len(coeffs)}")
+            for i, c in enumerate(coeffs):
+                if not math.isfinite(c):
+                    raise ConfigError(f"--{name}-coeffs[{i}] must be finite, got {c}")
+
+    def step_time(self, batch: Sequence) -> int:
+        miss = 0
+        decode = 0
+        for req in batch:
+            if req.progress < req.n_in:
+                miss += req.num_new
+            elif req.n_out > 0:
+                decode += req.num_new
+        b = self.beta
+        return int(b[0] + b[1] * float(miss) + b[2] * float(decode))
+
+    def queueing_time(self, n_in: int) -> int:
+        a = self.alpha
+        return int(a[0] + a[1] * float(n_in))
+
+    def output_token_time(self) -> int:
+        return int(self.alpha[2])
+
+    def scheduling_time(self) -> int:
+        return 0
+
+    def preemption_time(self) -> int:
+        return 0

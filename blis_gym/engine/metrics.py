@@ -1,0 +1,114 @@
+"""Raw per-instance statistics, gathered while the simulation runs.
+
+Everything here is in ticks (microseconds) and counts; summaries (means,
+percentiles, milliseconds) are computed at the end by ``blis_gym.report``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .request import Request
+
+
+@dataclass
+class RequestRecord:
+    """The per-request row of the results file (times in seconds or ms as named)."""
+
+    id: str
+    arrived_at: float  # seconds
+    num_prefill_tokens: int
+    num_decode_tokens: int
+    slo_class: str = ""
+    tenant_id: str = ""
+    handled_by: str = ""
+
+
+class InstanceMetrics:
+    """Counters and per-request figures of one instance (or, merged, of the cluster)."""
+
+    def __init__(self) -> None:
+        self.completed = 0
+        self.total_input_tokens = 0
+        self.total_output_tokens = 0
+        self.sim_ended = 0
+        self.kv_blocks_integral = 0.0  # block-ticks
+        self.peak_kv_blocks = 0
+        self.preemptions = 0
+        self.kv_allocation_failures = 0
+        self.cache_hit_rate = 0.0
+        self.kv_thrashing_rate = 0.0
+        self.still_queued = 0
+        self.still_running = 0
+        self.dropped_unservable = 0
+        self.ttft_sum = 0
+        self.ttfts: dict[str, float] = {}
+        self.itls: dict[str, float] = {}  # mean inter-token latency per request
+        self.scheduling_delays: dict[str, int] = {}
+        self.all_itls: list[int] = []
+        self.e2es: dict[str, float] = {}
+        self.completion_times: dict[str, float] = {}
+        self.step_counters: list[int] = []
+        self.waitq_depths: list[int] = []
+        self.batch_sizes: list[int] = []
+        self.requests: dict[str, RequestRecord] = {}
+
+    def register(self, req: Request) -> None:
+        self.requests[req.id] = RequestRecord(
+            req.id, req.arrival / 1e6, req.n_in, req.n_out, req.slo_class, req.tenant_id, req.assigned)
+
+    def drop(self, req: Request) -> None:
+        self.dropped_unservable += 1
+        self.requests.pop(req.id, None)
+
+    def complete(self, req: Request) -> None:
+        self.completed += 1
+        itl = req.itl
+        lat = req.first_token_time + sum(itl)
+        rid = req.id
+        self.e2es[rid] = float(lat)
+        if req.n_out > 0:
+            self.itls[rid] = float(lat - req.first_token_time) / float(max(req.n_out - 1, 1))
+        else:
+            self.itls[rid] = 0.0
+        self.step_counters.append(req.finished_step - req.scheduled_step)
+        self.completion_times[rid] = float(lat + req.arrival)
+        self.all_itls.extend(itl)
+
+    @property
+    def injected(self) -> int:
+        return self.completed + self.still_queued + self.still_running + self.dropped_unservable
+
+    @classmethod
+    def merge(cls, parts: list["InstanceMetrics"]) -> "InstanceMetrics":
+        """Cluster totals: sums, maxima, concatenations, and mean rates."""
+        out = cls()
+        for m in parts:
+            out.completed += m.completed
+            out.total_input_tokens += m.total_input_tokens
+            out.total_output_tokens += m.total_output_tokens
+            out.ttft_sum += m.ttft_sum
+            out.sim_ended = max(out.sim_ended, m.sim_ended)
+            out.kv_blocks_integral += m.kv_blocks_integral
+            out.peak_kv_blocks = max(out.peak_kv_blocks, m.peak_kv_blocks)
+            out.waitq_depths.extend(m.waitq_depths)
+            out.batch_sizes.extend(m.batch_sizes)
+            out.ttfts.update(m.ttfts)
+            out.e2es.update(m.e2es)
+            out.itls.update(m.itls)
+            out.scheduling_delays.update(m.scheduling_delays)
+            out.completion_times.update(m.completion_times)
+            out.requests.update(m.requests)
+            out.all_itls.extend(m.all_itls)
+            out.step_counters.extend(m.step_counters)
+            out.preemptions += m.preemptions
+            out.kv_allocation_failures += m.kv_allocation_failures
+            out.dropped_unservable += m.dropped_unservable
+            out.cache_hit_rate += m.cache_hit_rate
+            out.kv_thrashing_rate += m.kv_thrashing_rate
+            out.still_queued += m.still_queued
+            out.still_running += m.still_running
+        if parts:
+            out.cache_hit_rate /= len(parts)
+            out.kv_thrashing_rate /= len(parts)
+        return out

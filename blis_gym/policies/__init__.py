@@ -1,0 +1,15 @@
+"""Control policies, one registry per family.
+
+>>> from blis_gym.policies import ROUTING
+>>> ROUTING.make("round-robin")  # doctest: +ELLIPSIS
+<...RoundRobin object at ...>
+"""
+
+from .admission import ADMISSION
+from .base import AdmissionPolicy, RouterState, RoutingDecision, RoutingPolicy, Snapshot
+from .priority import PRIORITY
+from .routing import ROUTING
+from .scheduler import SCHEDULER
+
+__all__ = ["ADMISSION", "ROUTING", "PRIORITY", "SCHEDULER", "AdmissionPolicy", "RoutingPolicy",
+           "RouterState", "RoutingDecision", "Snapshot"]

@@ -1,0 +1,74 @@
+"""The text ``blis run`` prints, section by section, and the results file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from ..cluster.simulator import ClusterResult
+from . import gojson
+from .summary import Anomalies, hol_blocking_events, kv_rates, metrics_block, priority_inversions, request_rows
+
+HEADER = "=== Simulation Metrics ==="
+
+
+def _metrics_section(instance_id: str, m) -> list[str]:
+    # Like the reference, an instance that completed nothing prints no block.
+    if m.completed == 0:
+        return []
+    return [HEADER, gojson.dumps(metrics_block(instance_id, m))]
+
+
+def stdout_text(result: ClusterResult, priority_policy: str = "constant") -> str:
+    """Everything the reference prints on stdout for this run."""
+    lines: list[str] = []
+    if len(result.instances) > 1:
+        for iid, m in zip(result.instance_ids, result.instances):
+            lines += _metrics_section(iid, m)
+    lines += _metrics_section("cluster", result.aggregate)
+    anomalies = Anomalies(
+        priority_inversions(result.instances, priority_policy),
+        hol_blocking_events(result.instances),
+        result.rejected,
+        result.aggregate.dropped_unservable,
+    )
+    if anomalies.any():
+        lines += [
+            "=== Anomaly Counters ===",
+            f"Priority Inversions: {anomalies.priority_inversions}",
+            f"HOL Blocking Events: {anomalies.hol_blocking_events}",
+            f"Rejected Requests: {anomalies.rejected_requests}",
+            f"Dropped Unservable: {anomalies.dropped_unservable}",
+        ]
+    preempt, hit, thrash = kv_rates(result.aggregate, result.instances)
+    if preempt or hit or thrash:
+        lines += [
+            "=== KV Cache Metrics ===",
+            f"Preemption Rate: {preempt:.4f}",
+            f"Cache Hit Rate: {hit:.4f}",
+            f"KV Thrashing Rate: {thrash:.4f}",
+        ]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def results_json(result: ClusterResult) -> str:
+    """The results file: the cluster block plus one row per request."""
+    doc = metrics_block("cluster", result.aggregate)
+    rows = request_rows(result.aggregate)
+    if rows:
+        doc["requests"] = rows
+    return gojson.dumps(doc)
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file, so a failure leaves no half-written file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".blis-", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,165 @@
+"""Summaries of a finished run: the metrics block, anomalies and KV figures.
+
+Percentiles interpolate linearly between closest ranks of the sorted values;
+latency figures are reported in milliseconds (ticks / 1000).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..engine.metrics import InstanceMetrics
+
+
+def percentile_ms(sorted_vals: Sequence, p: float) -> float:
+    """p-th percentile of ascending tick values, in ms (the reference's formula and rounding)."""
+    n = len(sorted_vals)
+    if n == 0:
+        return 0.0
+    rank = p / 100.0 * float(n - 1)
+    lo = math.floor(rank)
+    hi = math.ceil(rank)
+    if lo == hi:
+        return float(sorted_vals[lo]) / 1000
+    low = sorted_vals[lo]
+    return float(low) / 1000 + float(sorted_vals[hi] - low) * (rank - float(lo)) / 1000
+
+
+def mean_ms(int_valued: Sequence) -> float:
+    """Mean in ms of integral tick values (summed exactly, as float64 would for these sizes)."""
+    if len(int_valued) == 0:
+        return 0.0
+    return (float(sum(int(v) for v in int_valued)) / float(len(int_valued))) / 1000
+
+
+def _sorted_ticks(values) -> list[int]:
+    """Tick values (ints, or floats holding ints) sorted ascending as Python ints."""
+    return np.sort(np.fromiter(values, dtype=np.int64)).tolist()
+
+
+def metrics_block(instance_id: str, m: InstanceMetrics) -> dict:
+    """The ``=== Simulation Metrics ===`` JSON object, keys in the reference's order."""
+    runtime = m.sim_ended / 1e6
+    out = {
+        "instance_id": instance_id,
+        "completed_requests": m.completed,
+        "still_queued": m.still_queued,
+        "still_running": m.still_running,
+        "injected_requests": m.injected,
+        "total_input_tokens": m.total_input_tokens,
+        "total_output_tokens": m.total_output_tokens,
+        "vllm_estimated_duration_s": runtime,
+    }
+    zero = {k: 0.0 for k in (
+        "responses_per_sec", "tokens_per_sec", "e2e_mean_ms", "e2e_p90_ms", "e2e_p95_ms", "e2e_p99_ms",
+        "ttft_mean_ms", "ttft_p90_ms", "ttft_p95_ms", "ttft_p99_ms", "itl_mean_ms", "itl_p90_ms",
+        "itl_p95_ms", "itl_p99_ms", "scheduling_delay_p99_ms")}
+    out.update(zero)
+    if m.completed > 0:
+        ttft = _sorted_ticks(m.ttfts.values())
+        e2e = _sorted_ticks(m.e2es.values())
+        itl = _sorted_ticks(m.all_itls)
+        delays = _sorted_ticks(m.scheduling_delays.values())
+        for name, vals in (("e2e", e2e), ("ttft", ttft), ("itl", itl)):
+            out[f"{name}_mean_ms"] = mean_ms(vals)
+            for p in (90, 95, 99):
+                out[f"{name}_p{p}_ms"] = percentile_ms(vals, p)
+        out["scheduling_delay_p99_ms"] = percentile_ms(delays, 99)
+        out["responses_per_sec"] = m.completed / runtime if runtime else math.inf
+        out["tokens_per_sec"] = m.total_output_tokens / runtime if runtime else math.inf
+    if m.kv_allocation_failures:
+        out["kv_allocation_failures"] = m.kv_allocation_failures
+    out["preemption_count"] = m.preemptions
+    out["dropped_unservable"] = m.dropped_unservable
+    return out
+
+
+def request_rows(m: InstanceMetrics) -> list[dict]:
+    """Per-request rows for the results file, by arrival time (ties by request id)."""
+    rows = []
+    for rid in sorted(m.requests):
+        r = m.requests[rid]
+        row = {
+            "arrived_at": r.arrived_at,
+            "requestID": r.id,
+            "num_prefill_tokens": r.num_prefill_tokens,
+            "num_decode_tokens": r.num_decode_tokens,
+            "ttft_ms": m.ttfts.get(rid, 0.0) / 1e3,
+            "itl_ms": m.itls.get(rid, 0.0) / 1e3,
+            "e2e_ms": m.e2es.get(rid, 0.0) / 1e3,
+            "scheduling_delay_ms": float(m.scheduling_delays.get(rid, 0)) / 1e3,
+        }
+        if r.slo_class:
+            row["slo_class"] = r.slo_class
+        if r.tenant_id:
+            row["tenant_id"] = r.tenant_id
+        if r.handled_by:
+            row["handled_by"] = r.handled_by
+        rows.append(row)
+    rows.sort(key=lambda row: row["arrived_at"])
+    return rows
+
+
+@dataclass(frozen=True)
+class Anomalies:
+    priority_inversions: int
+    hol_blocking_events: int
+    rejected_requests: int
+    dropped_unservable: int
+
+    def any(self) -> bool:
+        return bool(self.priority_inversions or self.hol_blocking_events
+                    or self.rejected_requests or self.dropped_unservable)
+
+
+def hol_blocking_events(per_instance: Sequence[InstanceMetrics]) -> int:
+    """Instances whose mean queue depth exceeds twice the cluster's mean of means."""
+    if len(per_instance) < 2:
+        return 0
+    avgs = [(sum(m.waitq_depths) / len(m.waitq_depths)) if m.waitq_depths else 0.0 for m in per_instance]
+    total = 0.0
+    for a in avgs:
+        total += a
+    mean = total / len(avgs)
+    if mean <= 0:
+        return 0
+    return sum(1 for a in avgs if a > 2.0 * mean)
+
+
+def priority_inversions(per_instance: Sequence[InstanceMetrics], priority_policy: str) -> int:
+    """Pairs within an SLO class where the earlier arrival took over twice as long (E2E).
+
+    Suppressed under the constant policy, where such gaps are workload noise.
+    """
+    if priority_policy in ("constant", ""):
+        return 0
+    count = 0
+    for m in per_instance:
+        groups: dict[str, list[tuple[float, float]]] = {}
+        for rid, rec in m.requests.items():
+            e2e = m.e2es.get(rid)
+            if e2e is not None:
+                groups.setdefault(rec.slo_class or "default", []).append((rec.arrived_at, e2e))
+        for cls in sorted(groups):
+            reqs = sorted(groups[cls], key=lambda x: x[0])
+            for i in range(len(reqs) - 1):
+                limit = reqs[i][1]
+                count += sum(1 for j in range(i + 1, len(reqs)) if limit > reqs[j][1] * 2.0)
+    return count
+
+
+def kv_rates(aggregate: InstanceMetrics, per_instance: Sequence[InstanceMetrics]) -> tuple[float, float, float]:
+    """(preemption rate per completed request, mean cache hit rate, mean thrashing rate)."""
+    preemptions = sum(m.preemptions for m in per_instance)
+    rate = preemptions / aggregate.completed if aggregate.completed > 0 else 0.0
+    hit = 0.0
+    thrash = 0.0
+    for m in per_instance:
+        hit += m.cache_hit_rate
+        thrash += m.kv_thrashing_rate
+    n = len(per_instance)
+    return rate, (hit / n if n else 0.0), (thrash / n if n else 0.0)

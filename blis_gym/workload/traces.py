@@ -1,0 +1,82 @@
+"""Replay of recorded requests from a CSV trace.
+
+Format (header row required)::
+
+    arrival_time,request_id,model,prefill_tokens,decode_tokens
+    0.0,req_0,llama,"[1,2,3,4,5]","[101,102,103]"
+
+``arrival_time`` is in seconds; ``request_id`` and ``model`` are ignored
+(requests are named ``request_0, request_1, ...`` in file order); the token
+columns are JSON arrays of integers. Rows arriving after the horizon end the
+file. Trace replay draws no random numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from ..config.schema import MAX_INT64
+from ..engine.request import Request
+from ..errors import WorkloadError
+
+COLUMNS = ("arrival_time", "request_id", "model", "prefill_tokens", "decode_tokens")
+
+
+def _tokens(path: str, line: int, column: str, text: str) -> list[int]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, list) or not all(type(v) is int for v in value):
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise WorkloadError(f"{path}: line {line}: {column} must be a JSON array of integers, got {shown!r}")
+    return value
+
+
+def load_trace(path: str | Path, horizon: int = MAX_INT64) -> list[Request]:
+    """Read a CSV trace into requests, validating every row; raises WorkloadError naming the line."""
+    name = str(path)
+    try:
+        handle = open(path, newline="", encoding="utf-8")
+    except FileNotFoundError:
+        raise WorkloadError(f"{name}: trace file not found") from None
+    except OSError as exc:
+        raise WorkloadError(f"{name}: cannot read trace file: {exc.strerror}") from None
+    out: list[Request] = []
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise WorkloadError(f"{name}: trace file is empty; expected a header row: {','.join(COLUMNS)}")
+            width = len(header)
+            for row in reader:
+                line = reader.line_num
+                if not row:
+                    continue
+                if len(row) != width or len(row) < 5:
+                    raise WorkloadError(
+                        f"{name}: line {line}: expected {max(width, 5)} columns "
+                        f"({','.join(COLUMNS)}), got {len(row)}")
+                try:
+                    seconds = float(row[0])
+                except ValueError:
+                    raise WorkloadError(
+                        f"{name}: line {line}: arrival_time must be a number of seconds, got {row[0]!r}") from None
+                if not math.isfinite(seconds) or seconds < 0:
+                    raise WorkloadError(f"{name}: line {line}: arrival_time must be finite and >= 0, got {row[0]!r}")
+                arrival = int(seconds * 1e6)
+                if arrival > horizon:
+                    break
+                inputs = _tokens(name, line, "prefill_tokens", row[3])
+                outputs = _tokens(name, line, "decode_tokens", row[4])
+                idx = len(out)
+                out.append(Request(f"request_{idx}", idx, arrival, inputs, outputs))
+        except csv.Error as exc:
+            raise WorkloadError(f"{name}: line {reader.line_num}: malformed CSV: {exc}") from None
+        except UnicodeDecodeError:
+            raise WorkloadError(f"{name}: not a UTF-8 text file") from None
+    return out

@@ -1,0 +1,1 @@
+"""Shipped configuration data (coefficients, presets, GPU specs, model facts)."""
