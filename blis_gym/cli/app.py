@@ -113,6 +113,7 @@ def run(
     kv_offload_threshold: float = typer.Option(0.9, "--kv-offload-threshold", help="GPU utilization that triggers offload."),
     kv_transfer_bandwidth: float = typer.Option(100.0, "--kv-transfer-bandwidth", help="CPU<->GPU blocks per tick."),
     kv_transfer_base_latency: int = typer.Option(0, "--kv-transfer-base-latency", help="Fixed per-transfer latency (ticks)."),
+    reference_kv: bool = typer.Option(False, "--reference-kv", hidden=True, help="Reproduce BLIS's KV block leak (differential tests)."),
 ) -> None:
     """Run one simulation and print BLIS's metrics sections."""
     _setup_logging(log)

@@ -58,6 +58,17 @@ class ClusterResult:
     rejected: int
     horizon: int
     total_kv_blocks: int
+    # Requests the horizon caught before they reached an instance's queue.
+    not_arrived: int = 0
+    in_pipeline: int = 0  # arrived, awaiting admission or routing
+    in_transit: int = 0  # routed, not yet queued
+
+    @property
+    def accounted(self) -> int:
+        """Every request is in exactly one of these states at the end."""
+        a = self.aggregate
+        return (a.completed + a.still_queued + a.still_running + a.dropped_unservable + self.rejected
+                + self.not_arrived + self.in_pipeline + self.in_transit)
 
 
 class ClusterSimulator:
@@ -144,10 +155,11 @@ class ClusterSimulator:
             if ct == _INF and idx < 0:
                 break
             if ct <= it:
+                if ct > horizon:
+                    self.clock = ct
+                    break
                 t, kind, _, req = heapq.heappop(events)
                 self.clock = t
-                if t > horizon:
-                    break
                 if kind == ARRIVAL:
                     self._push(t + self.config.admission_latency, ADMISSION_DECISION, req)
                 elif kind == ADMISSION_DECISION:
@@ -237,5 +249,7 @@ class ClusterSimulator:
                 log.warning("all %d requests were rejected by admission; none completed", self.rejected)
             else:
                 log.warning("no requests completed: the horizon may be too short or the workload empty")
+        not_arrived = sum(1 for e in self._events if e[1] == ARRIVAL)
         return ClusterResult(per, [i.id for i in self.instances], agg, self.rejected,
-                             self.config.horizon, self.config.engine.total_kv_blocks)
+                             self.config.horizon, self.config.engine.total_kv_blocks,
+                             not_arrived, len(self._events) - not_arrived, sum(self.pending))

@@ -1,0 +1,103 @@
+"""Named invariants: request conservation, KV block conservation, termination, determinism."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from blis_gym.engine.request import Request
+from helpers_sim import config, simulator, workload
+
+# A KV-starved shape: many preemptions, and the reference's block leak.
+PRESSURE = dict(prompt_mean=550, prompt_stdev=300, prompt_min=300, prompt_max=800,
+                output_mean=400, output_stdev=200, output_min=200, output_max=600)
+
+
+def balanced_books(sim):
+    """After every step: the cache's books balance and every reference is held by a live request."""
+    for inst in sim.instances:
+        original = inst.step
+
+        def checked(now, inst=inst, original=original):
+            original(now)
+            inst.kv.check()
+            holders = list(inst.running) + list(inst.waitq)
+            assert sum(len(r.kv_blocks) for r in holders) == sum(inst.kv.ref_count), "leaked block references"
+
+        inst.step = checked
+
+
+@pytest.mark.parametrize("cfg_kw,wl_kw", [
+    ({}, dict(rate=20, n=200)),
+    ({"num_instances": 3, "horizon": 2_000_000}, dict(rate=80, n=300)),
+    ({"total_kv_blocks": 4000, "num_instances": 2}, dict(rate=80, n=200, **PRESSURE)),
+    ({"total_kv_blocks": 60}, dict(rate=5, n=40, prompt_mean=600, prompt_stdev=400, prompt_min=50,
+                                   prompt_max=1500, output_mean=5, output_stdev=3, output_min=2, output_max=10)),
+])
+def test_request_conservation(cfg_kw, wl_kw):
+    requests = workload(**wl_kw)
+    result = simulator(config(**cfg_kw), requests).run()
+    agg = result.aggregate
+    assert agg.injected == agg.completed + agg.still_queued + agg.still_running + agg.dropped_unservable
+    assert result.accounted == len(requests)
+    for m in result.instances:
+        assert m.injected == m.completed + m.still_queued + m.still_running + m.dropped_unservable
+
+
+def test_kv_books_balance_at_every_step_under_pressure():
+    sim = simulator(config(total_kv_blocks=4000, num_instances=2), workload(rate=80, n=200, **PRESSURE))
+    balanced_books(sim)
+    result = sim.run()
+    assert result.aggregate.preemptions > 50
+    assert result.aggregate.completed == 200
+    for inst in sim.instances:
+        assert inst.kv.used == 0, "blocks still held after every request finished"
+
+
+def test_reference_mode_leaks_blocks_where_ours_does_not():
+    """The reference loses the blocks of a request whose decode allocation fails (a bug we repair)."""
+    reqs = lambda: workload(rate=40, n=100, **PRESSURE)  # noqa: E731
+    leaky = simulator(config(total_kv_blocks=4000, reference_kv=True), reqs())
+    leaky.run()
+    ours = simulator(config(total_kv_blocks=4000), reqs())
+    ours.run()
+    assert leaky.instances[0].kv.used > 0
+    assert ours.instances[0].kv.used == 0
+
+
+def test_reference_livelock_case_terminates():
+    """BLIS livelocks here ("KV cache full: cannot allocate 1 new blocks" forever); we finish."""
+    reqs = workload(rate=30, n=400, prompt_mean=700, output_mean=600)
+    sim = simulator(config(total_kv_blocks=900), reqs)
+    balanced_books(sim)
+    result = sim.run()
+    assert result.aggregate.completed == 400
+    assert sim.instances[0].kv.used == 0
+
+
+def test_request_that_can_never_fit_is_dropped_with_a_warning(caplog):
+    # 64 blocks of 16 tokens = 1024 tokens; request_1 needs 900 + 300 - 1 tokens at once.
+    reqs = [Request("request_0", 0, 0, list(range(100)), list(range(50))),
+            Request("request_1", 1, 10, list(range(900)), list(range(300))),
+            Request("request_2", 2, 20, list(range(200)), list(range(40)))]
+    with caplog.at_level(logging.WARNING, logger="blis_gym"):
+        result = simulator(config(total_kv_blocks=64), reqs).run()
+    assert result.aggregate.dropped_unservable == 1
+    assert result.aggregate.completed == 2
+    assert "request_1" not in result.aggregate.requests
+    assert any("request_1" in r.getMessage() for r in caplog.records)
+
+
+def test_same_seed_same_bytes(blis, tmp_path):
+    args = ["run", "--model", "meta-llama/llama-3.1-8b-instruct", "--num-instances", "2",
+            "--rate", "40", "--num-requests", "150", "--log", "error"]
+    outs = []
+    for i in range(2):
+        path = tmp_path / f"r{i}.json"
+        code, out, _ = blis(*args, "--results-path", str(path))
+        assert code == 0
+        outs.append((out, path.read_bytes()))
+    assert outs[0] == outs[1]
+    code, other, _ = blis(*args, "--seed", "43")
+    assert other != outs[0][0]
