@@ -11,8 +11,12 @@ import sys
 from dataclasses import fields
 from typing import Optional
 
-import click
 import typer
+
+try:  # typer >= 0.29 vendors its own click
+    from typer._click import exceptions as cx
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as cx
 
 from ..errors import BlisError
 from .options import MAX_INT64, RunOptions
@@ -133,17 +137,20 @@ def main(argv: Optional[list[str]] = None) -> None:
     except BlisError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except click.exceptions.NoArgsIsHelpError as exc:
+    except cx.NoArgsIsHelpError as exc:
         print(exc.ctx.get_help() if exc.ctx else "", file=sys.stderr)
         sys.exit(2)
-    except click.UsageError as exc:
+    except cx.UsageError as exc:
         print(f"error: {exc.format_message()}", file=sys.stderr)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except cx.Abort:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
-    except click.exceptions.Exit as exc:
+    except cx.Exit as exc:
         sys.exit(exc.exit_code)
+    except cx.ClickException as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)

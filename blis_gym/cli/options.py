@@ -172,6 +172,10 @@ def _validate_flags(o: RunOptions) -> None:
         parent = os.path.dirname(os.path.abspath(o.results_path))
         if not os.path.isdir(parent):
             raise ConfigError(f"--results-path {o.results_path}: directory {parent} does not exist")
+        if os.path.isdir(o.results_path):
+            raise ConfigError(f"--results-path {o.results_path}: is a directory; give a file name")
+        if not os.access(parent, os.W_OK):
+            raise ConfigError(f"--results-path {o.results_path}: directory {parent} is not writable")
 
 
 def _coefficients(o: RunOptions, catalog_loader) -> tuple[str, tuple, tuple, int]:

@@ -49,6 +49,7 @@ class VLLMBatchFormation:
         res = BatchResult()
         budget = self.max_tokens
         thr = self.prefill_threshold
+        bs_minus_1 = kv.block_size - 1
         for req in tuple(running):
             if budget <= 0:
                 break
@@ -64,7 +65,12 @@ class VLLMBatchFormation:
                 req.num_new = n_new
                 req.computed += n_new
             if req.progress >= req.n_in and req.n_out > 0:
-                if not self._reserve(req, 1, running, waitq, kv, res):
+                tail = req.kv_tail_len
+                if 0 < tail < bs_minus_1 and req.kv_blocks:
+                    # Fast path: the token fits the partial last block; nothing to hash or pop.
+                    req.kv_tail.append(req.output[req.progress - req.n_in])
+                    req.kv_tail_len = tail + 1
+                elif not self._reserve(req, 1, running, waitq, kv, res):
                     break
                 budget -= 1
                 req.num_new = 1

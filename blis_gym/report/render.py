@@ -6,6 +6,7 @@ import os
 import tempfile
 
 from ..cluster.simulator import ClusterResult
+from ..errors import BlisError
 from . import gojson
 from .summary import Anomalies, hol_blocking_events, kv_rates, metrics_block, priority_inversions, request_rows
 
@@ -63,12 +64,17 @@ def results_json(result: ClusterResult) -> str:
 def write_atomic(path: str, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file, so a failure leaves no half-written file."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".blis-", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".blis-", dir=directory)
+    except OSError as exc:
+        raise BlisError(f"--results-path {path}: cannot write: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise BlisError(f"--results-path {path}: cannot write: {exc.strerror}") from None
         raise
