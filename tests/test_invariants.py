@@ -49,7 +49,7 @@ def test_kv_books_balance_at_every_step_under_pressure():
     sim = simulator(config(total_kv_blocks=4000, num_instances=2), workload(rate=80, n=200, **PRESSURE))
     balanced_books(sim)
     result = sim.run()
-    assert result.aggregate.preemptions > 50
+    assert result.aggregate.preemptions > 20
     assert result.aggregate.completed == 200
     for inst in sim.instances:
         assert inst.kv.used == 0, "blocks still held after every request finished"
@@ -118,3 +118,34 @@ def test_same_seed_same_bytes(blis, tmp_path):
     assert outs[0] == outs[1]
     code, other, _ = blis(*args, "--seed", "43")
     assert other != outs[0][0]
+
+
+def test_preempted_requests_do_not_starve_the_batch():
+    """BLIS lets a request preempted mid-step reserve KV while it waits; here that starved
+    request_0 (which needs 72 of 80 blocks) for ever. We finish, every block returned."""
+    reqs = workload(rate=100, n=60, seed=0, prompt_mean=533, prompt_stdev=200, prompt_min=2, prompt_max=1066,
+                    output_mean=460, output_stdev=100, output_min=1, output_max=920)
+    sim = simulator(config(total_kv_blocks=80, max_scheduled_tokens=512), reqs)
+    balanced_books(sim)
+    result = sim.run()
+    assert result.aggregate.completed + result.aggregate.dropped_unservable == 60
+    assert sim.instances[0].kv.used == 0
+
+
+@pytest.mark.parametrize("trial", range(12))
+def test_random_tight_configurations_terminate_with_balanced_books(trial):
+    import random
+    rnd = random.Random(trial)
+    pm, om = rnd.randint(20, 600), rnd.randint(1, 400)
+    cfg = config(total_kv_blocks=rnd.choice([40, 80, 150, 300]), num_instances=rnd.choice([1, 2]),
+                 long_prefill_threshold=rnd.choice([0, 16, 128]), max_scheduled_tokens=rnd.choice([64, 512, 2048]),
+                 max_running=rnd.choice([2, 256]), block_size=rnd.choice([4, 16]))
+    reqs = workload(rate=rnd.choice([10, 100, 1000]), n=30, seed=trial, prefix_tokens=rnd.choice([0, 64]),
+                    prompt_mean=pm, prompt_stdev=min(pm, 200), prompt_min=1, prompt_max=2 * pm,
+                    output_mean=om, output_stdev=min(om, 100), output_min=0, output_max=2 * om)
+    sim = simulator(cfg, reqs)
+    balanced_books(sim)
+    result = sim.run()
+    assert result.accounted == 30
+    assert result.aggregate.completed + result.aggregate.dropped_unservable == 30
+    assert all(inst.kv.used == 0 for inst in sim.instances)

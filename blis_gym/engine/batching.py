@@ -6,10 +6,12 @@ token, evicting from the tail of the batch when the KV cache is full.
 Phase 2 admits waiting requests in queue order, reusing cached prefix blocks,
 while the batch has room, the budget lasts and nobody was preempted.
 
-Two reference behaviours are kept on purpose because they shape results:
-the Phase 1 loop walks the batch as it was when the step began, so a request
-evicted in this step is still visited (and may reserve KV while it waits);
-and a request whose prefill is fully cached holds no blocks until it decodes.
+A request whose prefill is fully cached holds no blocks until it decodes,
+as in the reference. The reference's Phase 1 also walks the batch as it was
+when the step began, so a request evicted in this step is visited again and
+may reserve KV blocks while it sits in the wait queue; those blocks can starve
+the running requests for ever. We stop at the first evicted request instead;
+``visit_evicted=True`` keeps the reference's behaviour for differential tests.
 """
 
 from __future__ import annotations
@@ -26,23 +28,23 @@ if TYPE_CHECKING:
 class BatchResult:
     """What one formation changed: who was preempted and who was newly scheduled."""
 
-    __slots__ = ("preempted", "scheduled", "preemption_happened", "stalled_alone")
+    __slots__ = ("preempted", "scheduled", "preemption_happened")
 
     def __init__(self) -> None:
         self.preempted: list[Request] = []
         self.scheduled: list[Request] = []
         self.preemption_happened = False
-        # A request evicted itself with nobody left to evict (see Instance.step).
-        self.stalled_alone = False
 
 
 class VLLMBatchFormation:
     """The vLLM v1 scheduler's batch composition, one step at a time."""
 
-    def __init__(self, max_running: int, max_tokens: int, prefill_threshold: int) -> None:
+    def __init__(self, max_running: int, max_tokens: int, prefill_threshold: int,
+                 visit_evicted: bool = False) -> None:
         self.max_running = max_running
         self.max_tokens = max_tokens
         self.prefill_threshold = prefill_threshold
+        self.visit_evicted = visit_evicted
 
     def form(self, running: list[Request], waitq: deque, kv: "KVCache", step: int) -> BatchResult:
         """Update ``running`` and ``waitq`` in place for this step."""
@@ -50,9 +52,12 @@ class VLLMBatchFormation:
         budget = self.max_tokens
         thr = self.prefill_threshold
         bs_minus_1 = kv.block_size - 1
+        visit_evicted = self.visit_evicted
         for req in tuple(running):
             if budget <= 0:
                 break
+            if req.state != RUNNING and not visit_evicted:
+                break  # evicted in this step (evictions take the tail, so the rest are too)
             n_new = req.n_in - req.progress
             if n_new > 0:
                 if 0 < thr < n_new:
@@ -116,7 +121,5 @@ class VLLMBatchFormation:
             victim.computed = 0
             waitq.appendleft(victim)
             if victim is req:
-                if not running:
-                    res.stalled_alone = True
                 return False
         return True

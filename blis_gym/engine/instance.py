@@ -26,9 +26,9 @@ class Instance:
     """A vLLM-like engine replica.
 
     ``reference_kv=True`` reproduces the reference's KV behaviour exactly,
-    including its block leak and the livelocks that follow from it; it exists
-    for differential tests. The default repairs both (see README, "Where we
-    differ from BLIS").
+    including its block leak, KV reserved by preempted requests, and the
+    livelocks that follow; it exists for differential tests. The default
+    repairs them (see README, "Where we differ from BLIS").
     """
 
     def __init__(self, instance_id: str, *, total_kv_blocks: int, block_size: int,
@@ -37,7 +37,8 @@ class Instance:
                  priority=None, scheduler=None, reference_kv: bool = False) -> None:
         self.id = instance_id
         self.kv = KVCache(total_kv_blocks, block_size, reference_rollback=reference_kv)
-        self.former = VLLMBatchFormation(max_running, max_scheduled_tokens, long_prefill_threshold)
+        self.former = VLLMBatchFormation(max_running, max_scheduled_tokens, long_prefill_threshold,
+                                         visit_evicted=reference_kv)
         self.latency = latency
         self.horizon = horizon
         self.reference_kv = reference_kv
@@ -176,27 +177,16 @@ class Instance:
             self.step_pending = False
 
     def _resolve_stall(self, res) -> None:
-        """Break the reference's two livelocks (we do better; README explains).
+        """Safety net: an empty batch that scheduled nobody while requests wait would repeat for ever.
 
-        A batch that ends empty with requests waiting repeats forever, and so
-        does a request that evicted itself with nobody else running, when
-        waiting requests hold KV blocks they reserved while being preempted.
-        Release those blocks; if none are held, the head can never fit: drop it.
+        With blocks never leaked or held by waiting requests, this only happens
+        to a request that cannot fit even in an empty cache: drop it.
         """
-        if self.running or not self.waitq:
+        if self.running or not self.waitq or res.scheduled or res.preemption_happened:
             return
-        if res.scheduled or (res.preemption_happened and not res.stalled_alone):
-            return
-        holders = [r for r in self.waitq if r.kv_blocks]
-        if holders:
-            for r in holders:
-                self.kv.release(r)
-                r.computed = 0
-            log.warning("released KV blocks held by %d waiting requests to avoid a livelock", len(holders))
-        elif not res.preemption_happened:
-            req = self.waitq.popleft()
-            log.warning("dropping request %s: it cannot fit in the KV cache", req.id)
-            self.metrics.drop(req)
+        req = self.waitq.popleft()
+        log.warning("dropping request %s: it cannot fit in the KV cache", req.id)
+        self.metrics.drop(req)
 
     def finalize(self) -> None:
         m = self.metrics
