@@ -16,6 +16,7 @@ from typing import Optional
 
 from ..config.catalog import Catalog, load_catalog
 from ..config.schema import MAX_INT64, ClusterConfig, DistributionWorkload, EngineConfig
+from ..engine.latency import BlackboxLatency
 from ..engine.request import Request
 from ..errors import ConfigError, UnsupportedFeatureError, WorkloadError
 from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
@@ -257,9 +258,7 @@ def resolve(o: RunOptions) -> RunPlan:
         total_kv_blocks=kv_blocks, alpha=alpha, beta=beta, block_size=o.block_size_in_tokens,
         max_running=o.max_num_running_reqs, max_scheduled_tokens=o.max_num_scheduled_tokens,
         long_prefill_threshold=o.long_prefill_token_threshold)
-    # Validate the engine before the latency model so flag errors come first.
-    from ..engine.latency import BlackboxLatency
-    BlackboxLatency(alpha, beta)
+    BlackboxLatency(alpha, beta)  # validates the coefficients
     config = ClusterConfig(
         engine=engine, num_instances=o.num_instances, horizon=o.horizon, seed=o.seed,
         admission_latency=o.admission_latency, routing_latency=o.routing_latency,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Optional
 
 from . import eventq
 from .batching import VLLMBatchFormation
