@@ -149,3 +149,20 @@ def test_random_tight_configurations_terminate_with_balanced_books(trial):
     assert result.accounted == 30
     assert result.aggregate.completed + result.aggregate.dropped_unservable == 30
     assert all(inst.kv.used == 0 for inst in sim.instances)
+
+
+def test_empty_batch_stall_drops_the_head_instead_of_spinning():
+    """Safety net: if a request that cannot fit reaches the queue head anyway, it is dropped."""
+    sim = simulator(config(total_kv_blocks=4), [])
+    inst = sim.instances[0]
+    big = Request("request_0", 0, 0, list(range(200)), list(range(5)))
+    small = Request("request_1", 1, 0, list(range(20)), list(range(5)))
+    inst.metrics.register(big)
+    inst.metrics.register(small)
+    inst.waitq.extend([big, small])  # bypasses enqueue's size check on purpose
+    inst.step(0)
+    assert inst.metrics.dropped_unservable == 1 and "request_0" not in inst.metrics.requests
+    assert list(inst.waitq) == [small] and inst.step_pending
+    while inst.has_events():
+        inst.process_next()
+    assert inst.metrics.completed == 1 and inst.kv.used == 0

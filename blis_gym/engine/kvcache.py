@@ -21,7 +21,7 @@ differential tests.
 
 from __future__ import annotations
 
-from .request import Request, chain_key, _CHAIN_SEED
+from .request import Request, chain_key
 
 NIL = -1
 
@@ -236,18 +236,12 @@ class KVCache:
             del req.kv_blocks[had:]
             return
         # Nothing held before (or reference mode): the request holds nothing now.
-        req.kv_blocks = []
-        req.kv_chain = _CHAIN_SEED
-        req.kv_tail = []
-        req.kv_tail_len = 0
+        req.reset_kv()
 
     def release(self, req: Request) -> None:
         """Drop ``req``'s references; blocks reaching zero go to the free tail, last block first."""
         blocks = req.kv_blocks
-        req.kv_blocks = []
-        req.kv_chain = _CHAIN_SEED
-        req.kv_tail = []
-        req.kv_tail_len = 0
+        req.reset_kv()
         rc = self.ref_count
         for b in reversed(blocks):
             rc[b] -= 1

@@ -62,11 +62,15 @@ class Request:
         self.slo_class = slo_class
         self.tenant_id = tenant_id
         self.assigned = ""
-        self.kv_blocks: list[int] = []
-        self.kv_chain = _CHAIN_SEED
-        self.kv_tail: list = []
-        self.kv_tail_len = 0
+        self.reset_kv()
         self._input_keys: list[int] | None = None
+
+    def reset_kv(self) -> None:
+        """Forget every KV block (the cache has released or lost them)."""
+        self.kv_blocks: list[int] = []
+        self.kv_chain = _CHAIN_SEED  # identity of the tokens in the full blocks held
+        self.kv_tail: list = []  # tokens of the partial last block
+        self.kv_tail_len = 0
 
     def input_keys(self, block_size: int) -> list[int]:
         """Prefix identities of each full input block (computed once, chained)."""

@@ -25,20 +25,20 @@ def percentile_ms(sorted_vals: Sequence, p: float) -> float:
     hi = math.ceil(rank)
     if lo == hi:
         return float(sorted_vals[lo]) / 1000
-    low = sorted_vals[lo]
-    return float(low) / 1000 + float(sorted_vals[hi] - low) * (rank - float(lo)) / 1000
+    low = int(sorted_vals[lo])
+    return float(low) / 1000 + float(int(sorted_vals[hi]) - low) * (rank - float(lo)) / 1000
 
 
-def mean_ms(int_valued: Sequence) -> float:
+def mean_ms(ticks: np.ndarray) -> float:
     """Mean in ms of integral tick values (summed exactly, as float64 would for these sizes)."""
-    if len(int_valued) == 0:
+    if len(ticks) == 0:
         return 0.0
-    return (float(sum(int(v) for v in int_valued)) / float(len(int_valued))) / 1000
+    return (float(int(ticks.sum())) / float(len(ticks))) / 1000
 
 
-def _sorted_ticks(values) -> list[int]:
-    """Tick values (ints, or floats holding ints) sorted ascending as Python ints."""
-    return np.sort(np.fromiter(values, dtype=np.int64)).tolist()
+def _sorted_ticks(values) -> np.ndarray:
+    """Tick values (ints, or floats holding ints) sorted ascending."""
+    return np.sort(np.fromiter(values, dtype=np.int64))
 
 
 def metrics_block(instance_id: str, m: InstanceMetrics) -> dict:
