@@ -90,32 +90,53 @@ def test_unknown_policy_lists_valid_names(blis, flag, valid):
     assert "unknown" in line
 
 
-@pytest.mark.parametrize("flag, name", [
-    ("--routing-policy", "least-loaded"),
-    ("--routing-policy", "weighted"),
-    ("--routing-policy", "prefix-affinity"),
-    ("--routing-policy", "always-busiest"),
-    ("--admission-policy", "token-bucket"),
-    ("--admission-policy", "reject-all"),
-    ("--priority-policy", "slo-based"),
-    ("--priority-policy", "inverted-slo"),
-    ("--scheduler", "priority-fcfs"),
-    ("--scheduler", "sjf"),
-    ("--scheduler", "reverse-priority"),
+@pytest.mark.parametrize("extra, keywords", [
+    pytest.param(["--routing-policy", "weighted", "--routing-scorers", "queue-depth"],
+                 ("--routing-scorers", "name:weight"), id="scorer-no-weight"),
+    pytest.param(["--routing-policy", "weighted", "--routing-scorers", "nosuch:1"],
+                 ("--routing-scorers", "'nosuch'", "load-balance"), id="scorer-unknown"),
+    pytest.param(["--routing-policy", "weighted", "--routing-scorers", "queue-depth:1,queue-depth:1"],
+                 ("--routing-scorers", "duplicate"), id="scorer-duplicate"),
+    pytest.param(["--routing-policy", "weighted", "--routing-scorers", "queue-depth:-2"],
+                 ("--routing-scorers", "positive"), id="scorer-negative"),
+    pytest.param(["--routing-policy", "weighted", "--routing-scorers", "queue-depth:nan"],
+                 ("--routing-scorers", "finite"), id="scorer-nan"),
+    pytest.param(["--fitness-weights", "throughput"], ("--fitness-weights", "throughput"), id="fitness-no-colon"),
+    pytest.param(["--fitness-weights", "latency:1"], ("--fitness-weights", "latency", "p99_ttft"),
+                 id="fitness-unknown-key"),
+    pytest.param(["--fitness-weights", "throughput:-1"], ("--fitness-weights", "throughput"),
+                 id="fitness-negative"),
+    pytest.param(["--fitness-weights", "throughput:x"], ("--fitness-weights", "throughput"), id="fitness-nan"),
+    pytest.param(["--admission-policy", "token-bucket", "--token-bucket-capacity", "0"],
+                 ("--token-bucket-capacity", "0"), id="bucket-capacity-zero"),
+    pytest.param(["--admission-policy", "token-bucket", "--token-bucket-refill-rate", "-5"],
+                 ("--token-bucket-refill-rate", "-5"), id="bucket-rate-negative"),
+    pytest.param(["--policy-config", "nosuch.yaml"], ("nosuch.yaml",), id="policy-config-missing"),
 ])
-def test_reference_policy_not_built_yet(blis, flag, name):
-    check(blis, base(flag, name), flag, name, "not supported yet")
+def test_policy_option_errors(blis, extra, keywords):
+    check(blis, base(*extra), *keywords)
+
+
+@pytest.mark.parametrize("body, keywords", [
+    pytest.param("routing: [1, 2\n", ("line",), id="yaml-syntax"),
+    pytest.param("routing:\n  policy: fastest\n", ("routing.policy", "fastest", "least-loaded"), id="unknown-policy"),
+    pytest.param("admision:\n  policy: reject-all\n", ("admision", "admission"), id="unknown-key"),
+    pytest.param("routing:\n  policy: weighted\n  scorers:\n    - name: queue-depth\n      weight: 0\n",
+                 ("routing.scorers", "queue-depth"), id="scorer-weight"),
+    pytest.param("admission:\n  token_bucket_capacity: -3\n", ("token_bucket_capacity",), id="negative-capacity"),
+    pytest.param("- just\n- a list\n", ("mapping",), id="not-a-mapping"),
+])
+def test_policy_config_file_errors(blis, tmp_path, body, keywords):
+    path = tmp_path / "policy.yaml"
+    path.write_text(body)
+    line = check(blis, base("--policy-config", str(path)), *keywords)
+    assert "policy.yaml" in line
 
 
 # --- flags for features not built yet -------------------------------------------------------
 
 @pytest.mark.parametrize("extra, keywords", [
     pytest.param(["--workload-spec", "x.yaml"], ("--workload-spec", "not supported yet"), id="workload-spec"),
-    pytest.param(["--policy-config", "x.yaml"], ("--policy-config", "not supported yet"), id="policy-config"),
-    pytest.param(["--trace-level", "decisions"], ("--trace-level", "decisions", "not supported yet"),
-                 id="trace-level-decisions"),
-    pytest.param(["--fitness-weights", "throughput:1"], ("--fitness-weights", "not supported yet"),
-                 id="fitness-weights"),
     pytest.param(["--kv-cpu-blocks", "10"], ("--kv-cpu-blocks", "not supported yet"), id="kv-cpu-blocks"),
     pytest.param(["--model-config-folder", "d", "--hardware-config", "h.json"],
                  ("--model-config-folder", "--hardware-config", "not supported yet"), id="roofline"),

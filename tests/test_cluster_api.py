@@ -68,3 +68,45 @@ def test_decision_errors_are_clear():
         sim.route(d, 1)
     with pytest.raises(RuntimeError, match="needs both"):
         sim.run()
+
+
+def test_kv_signals_go_stale_but_queue_signals_do_not():
+    """With a refresh interval, KV fields hold their last reading; queue and batch stay live."""
+    interval = 200_000
+    sim = ClusterSimulator(config(num_instances=2, snapshot_refresh_interval=interval), workload(rate=50, n=60),
+                           admission=ADMISSION.make("always-admit"))
+    last_kv = [None, None]
+    refreshed_at = [0, 0]
+    stale_seen = 0
+    while (d := sim.advance()) is not None:
+        for i, s in enumerate(d.state.snapshots):
+            inst = sim.instances[i]
+            assert s.queue_depth == len(inst.waitq) and s.batch_size == len(inst.running)
+            live = inst.kv.used / inst.kv.total
+            if d.time - refreshed_at[i] >= interval or last_kv[i] is None:
+                assert s.kv_utilization == live
+                refreshed_at[i] = d.time
+            else:
+                assert s.kv_utilization == last_kv[i]
+                stale_seen += s.kv_utilization != live
+            last_kv[i] = s.kv_utilization
+        sim.route(d, d.request.index % 2)
+    assert stale_seen > 0  # the stale path was exercised
+
+
+def test_outside_decisions_are_traced_with_load_based_regret():
+    cfg = config(num_instances=3, trace_level="decisions", counterfactual_k=2)
+    sim = ClusterSimulator(cfg, workload(rate=1e6, n=4), admission=ADMISSION.make("always-admit"))
+    while (d := sim.advance()) is not None:
+        sim.route(d, 0)  # pile everything onto instance 0
+    trace = sim.result().trace
+    assert len(trace.admissions) == 4 and all(a.admitted for a in trace.admissions)
+    assert [r.chosen_instance for r in trace.routings] == ["instance_0"] * 4
+    # Loads seen by each decision: instance 0 holds 0, 1, 2, 3 pending requests; the others none.
+    assert [r.regret for r in trace.routings] == [0.0, 1.0, 2.0, 3.0]
+    assert [c.instance_id for c in trace.routings[1].candidates] == ["instance_1", "instance_2"]
+
+
+def test_no_trace_unless_asked():
+    result = ClusterSimulator.from_config(config(num_instances=2), workload(n=5)).run()
+    assert result.trace is None

@@ -52,6 +52,11 @@ def _setup_logging(level: str) -> None:
     logger.setLevel(_LEVELS.get(level.lower(), logging.WARNING))
 
 
+def _from_command_line(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
 @app.callback()
 def _root() -> None:
     """Simulate LLM inference clusters without GPUs."""
@@ -59,6 +64,7 @@ def _root() -> None:
 
 @app.command("run")
 def run(
+    ctx: typer.Context,
     # Core simulation
     model: str = typer.Option("", "--model", help="LLM name, e.g. meta-llama/llama-3.1-8b-instruct (required)."),
     hardware: str = typer.Option("", "--hardware", help="GPU type (H100, A100-80). Default: from the defaults file."),
@@ -88,22 +94,22 @@ def run(
     output_tokens_max: int = typer.Option(7000, "--output-tokens-max", help="Maximum output length."),
     # Cluster and routing
     num_instances: int = typer.Option(1, "--num-instances", help="Number of instances."),
-    routing_policy: str = typer.Option("round-robin", "--routing-policy", help="round-robin (least-loaded, weighted, prefix-affinity, always-busiest: not yet)."),
-    routing_scorers: str = typer.Option("", "--routing-scorers", help="name:weight,... for weighted routing."),
-    admission_policy: str = typer.Option("always-admit", "--admission-policy", help="always-admit (token-bucket, reject-all: not yet)."),
+    routing_policy: str = typer.Option("round-robin", "--routing-policy", help="round-robin, least-loaded, weighted, prefix-affinity or always-busiest."),
+    routing_scorers: str = typer.Option("", "--routing-scorers", help="Weighted-routing profile as name:weight,... over prefix-affinity, queue-depth, kv-utilization, load-balance. Default: prefix-affinity:3,queue-depth:2,kv-utilization:2."),
+    admission_policy: str = typer.Option("always-admit", "--admission-policy", help="always-admit, token-bucket or reject-all."),
     token_bucket_capacity: float = typer.Option(10000.0, "--token-bucket-capacity", help="Token bucket capacity (tokens)."),
     token_bucket_refill_rate: float = typer.Option(1000.0, "--token-bucket-refill-rate", help="Token bucket refill rate (tokens/s)."),
-    priority_policy: str = typer.Option("constant", "--priority-policy", help="constant (slo-based, inverted-slo: not yet)."),
-    scheduler: str = typer.Option("fcfs", "--scheduler", help="fcfs (priority-fcfs, sjf, reverse-priority: not yet)."),
+    priority_policy: str = typer.Option("constant", "--priority-policy", help="constant, slo-based or inverted-slo."),
+    scheduler: str = typer.Option("fcfs", "--scheduler", help="fcfs, priority-fcfs, sjf or reverse-priority."),
     admission_latency: int = typer.Option(0, "--admission-latency", help="Admission latency (microseconds)."),
     routing_latency: int = typer.Option(0, "--routing-latency", help="Routing latency (microseconds)."),
-    policy_config: str = typer.Option("", "--policy-config", help="YAML policy bundle (not supported yet)."),
+    policy_config: str = typer.Option("", "--policy-config", help="YAML policy bundle (BLIS schema); flags given on the command line override it."),
     snapshot_refresh_interval: int = typer.Option(0, "--snapshot-refresh-interval", help="KV snapshot refresh interval (microseconds; 0 = always fresh)."),
     # Observability
-    trace_level: str = typer.Option("none", "--trace-level", help="none (decisions: not yet)."),
-    counterfactual_k: int = typer.Option(0, "--counterfactual-k", help="Counterfactual candidates per routing decision."),
-    summarize_trace: bool = typer.Option(False, "--summarize-trace", help="Print a trace summary."),
-    fitness_weights: str = typer.Option("", "--fitness-weights", help="key:weight,... (not supported yet)."),
+    trace_level: str = typer.Option("none", "--trace-level", help="none, or decisions to record every admission and routing decision."),
+    counterfactual_k: int = typer.Option(0, "--counterfactual-k", help="Top-k candidates and regret kept per routing decision (with --trace-level decisions)."),
+    summarize_trace: bool = typer.Option(False, "--summarize-trace", help="Print the === Trace Summary === section (with --trace-level decisions)."),
+    fitness_weights: str = typer.Option("", "--fitness-weights", help="Print a fitness score: key:weight,... over throughput, tokens_per_sec, p99_ttft, p50_ttft, mean_ttft, p99_e2e, p50_e2e, mean_e2e."),
     # vLLM server
     total_kv_blocks: Optional[int] = typer.Option(None, "--total-kv-blocks", help="KV cache blocks per instance. Default: the model's figure from the defaults file, else 1000000."),
     max_num_running_reqs: int = typer.Option(256, "--max-num-running-reqs", help="Max requests in the running batch."),
@@ -122,6 +128,8 @@ def run(
     """Run one simulation and print BLIS's metrics sections."""
     _setup_logging(log)
     values = dict(locals())
+    values["explicit"] = frozenset(
+        name for name in values if name != "ctx" and _from_command_line(ctx, name))
     values["alpha_coeffs"] = _floats("--alpha-coeffs", alpha_coeffs)
     values["beta_coeffs"] = _floats("--beta-coeffs", beta_coeffs)
     opts = RunOptions(**{f.name: values[f.name] for f in fields(RunOptions) if f.name in values})

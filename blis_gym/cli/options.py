@@ -11,15 +11,17 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
+from ..config.bundle import apply_bundle, effective_scorers, load_policy_bundle
 from ..config.catalog import Catalog, load_catalog
 from ..config.schema import MAX_INT64, ClusterConfig, DistributionWorkload, EngineConfig
 from ..engine.latency import BlackboxLatency
 from ..engine.request import Request
 from ..errors import ConfigError, UnsupportedFeatureError, WorkloadError
 from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
+from ..report.fitness import parse_fitness_weights
 from ..workload import generate_distribution, load_trace
 
 log = logging.getLogger("blis_gym")
@@ -91,6 +93,8 @@ class RunOptions:
     kv_transfer_base_latency: int = 0
     # ours: reproduce the reference's KV leak (differential tests only)
     reference_kv: bool = field(default=False, repr=False)
+    # Option names the user gave on the command line; they beat --policy-config values.
+    explicit: frozenset = field(default=frozenset(), repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,8 @@ class RunPlan:
     requests: list[Request]
     results_path: str
     model: str
+    fitness_weights: Optional[dict] = None  # key -> weight; None: no fitness section
+    summarize_trace: bool = False
 
 
 DEFAULT_TOTAL_KV_BLOCKS = 1000000
@@ -119,14 +125,8 @@ def _check_unsupported(o: RunOptions) -> None:
     """Flags for features not built yet fail loudly rather than doing nothing."""
     if o.workload_spec:
         raise UnsupportedFeatureError("--workload-spec is not supported yet")
-    if o.policy_config:
-        raise UnsupportedFeatureError("--policy-config is not supported yet")
     if o.trace_level not in ("none", "decisions"):
         raise ConfigError(f"--trace-level: unknown trace level {o.trace_level!r} (valid: none, decisions)")
-    if o.trace_level == "decisions":
-        raise UnsupportedFeatureError("--trace-level decisions is not supported yet")
-    if o.fitness_weights:
-        raise UnsupportedFeatureError("--fitness-weights is not supported yet")
     if o.kv_cpu_blocks > 0:
         raise UnsupportedFeatureError("--kv-cpu-blocks (tiered GPU+CPU KV cache) is not supported yet")
     if o.model_config_folder or o.hardware_config:
@@ -243,9 +243,27 @@ def _requests(o: RunOptions, catalog_loader, horizon: int) -> list[Request]:
     return generate_distribution(spec, o.seed, horizon)
 
 
+_BUNDLE_FIELDS = ("admission_policy", "token_bucket_capacity", "token_bucket_refill_rate", "routing_policy",
+                  "routing_scorers", "priority_policy", "scheduler")
+
+
+def _with_policy_config(o: RunOptions) -> tuple[RunOptions, tuple]:
+    """Apply --policy-config values the command line did not set; returns (options, bundle scorers)."""
+    if not o.policy_config:
+        return o, ()
+    bundle = load_policy_bundle(o.policy_config)
+    merged = apply_bundle(bundle, {k: getattr(o, k) for k in _BUNDLE_FIELDS}, set(o.explicit))
+    scorers = merged.pop("bundle_scorers", ())
+    return replace(o, **merged), tuple(scorers)
+
+
 def resolve(o: RunOptions) -> RunPlan:
     """Validate ``o`` and build the run; raises BlisError on bad input."""
+    o, bundle_scorers = _with_policy_config(o)
     _validate_flags(o)
+    # Only weighted routing reads a profile; () means the default one.
+    scorers = effective_scorers(o.routing_scorers, bundle_scorers) if o.routing_policy == "weighted" else ()
+    fitness = parse_fitness_weights(o.fitness_weights) if o.fitness_weights else None
     cache: list[Catalog] = []
 
     def catalog_loader() -> Catalog:
@@ -264,6 +282,9 @@ def resolve(o: RunOptions) -> RunPlan:
         admission_latency=o.admission_latency, routing_latency=o.routing_latency,
         snapshot_refresh_interval=o.snapshot_refresh_interval, admission_policy=o.admission_policy,
         routing_policy=o.routing_policy, priority_policy=o.priority_policy, scheduler=o.scheduler,
-        reference_kv=o.reference_kv)
+        routing_scorers=scorers, token_bucket_capacity=o.token_bucket_capacity,
+        token_bucket_refill_rate=o.token_bucket_refill_rate, trace_level=o.trace_level,
+        counterfactual_k=o.counterfactual_k, reference_kv=o.reference_kv)
     requests = _requests(o, catalog_loader, o.horizon)
-    return RunPlan(config, requests, o.results_path, model)
+    return RunPlan(config, requests, o.results_path, model, fitness,
+                   o.summarize_trace and o.trace_level == "decisions")

@@ -47,7 +47,7 @@ def execute(opts: RunOptions, progress: bool = False) -> str:
     """Validate, simulate, write the results file if asked; return the stdout text."""
     plan = resolve(opts)
     result = simulate(plan, progress)
-    text = stdout_text(result, plan.config.priority_policy)
+    text = stdout_text(result, plan.config.priority_policy, plan.fitness_weights, plan.summarize_trace)
     if plan.results_path:
         write_atomic(plan.results_path, results_json(result))
         log.info("metrics written to: %s", plan.results_path)

@@ -31,6 +31,7 @@ from ..engine.request import Request
 from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
 from ..policies.base import AdmissionPolicy, RouterState, RoutingDecision, RoutingPolicy
 from .snapshots import SnapshotProvider
+from .trace import DecisionTrace
 
 log = logging.getLogger("blis_gym")
 
@@ -62,6 +63,7 @@ class ClusterResult:
     not_arrived: int = 0
     in_pipeline: int = 0  # arrived, awaiting admission or routing
     in_transit: int = 0  # routed, not yet queued
+    trace: Optional[DecisionTrace] = None  # with trace_level "decisions"
 
     @property
     def accounted(self) -> int:
@@ -82,6 +84,9 @@ class ClusterSimulator:
         latency = BlackboxLatency(tuple(eng.alpha), tuple(eng.beta))
         scheduler = SCHEDULER.make(config.scheduler)
         priority = PRIORITY.make(config.priority_policy) if scheduler is not None else None
+        # Decisions are recorded whoever makes them (built-in policy or an outside agent).
+        self.trace: Optional[DecisionTrace] = (
+            DecisionTrace(config.counterfactual_k) if config.trace_level == "decisions" else None)
         self.instances = [
             Instance(f"instance_{i}", total_kv_blocks=eng.total_kv_blocks, block_size=eng.block_size,
                      max_running=eng.max_running, max_scheduled_tokens=eng.max_scheduled_tokens,
@@ -114,7 +119,9 @@ class ClusterSimulator:
     @classmethod
     def from_config(cls, config: ClusterConfig, requests: Sequence[Request]) -> "ClusterSimulator":
         """A simulator whose decisions are all made by the config's named built-in policies."""
-        return cls(config, requests, ADMISSION.make(config.admission_policy), ROUTING.make(config.routing_policy))
+        opts = config.policy_options()
+        return cls(config, requests, ADMISSION.make(config.admission_policy, **opts),
+                   ROUTING.make(config.routing_policy, **opts))
 
     # --- event plumbing ----------------------------------------------------
     def _push(self, time: int, kind: int, req: Request) -> None:
@@ -173,7 +180,7 @@ class ClusterSimulator:
                     if self.routing is None:
                         self._paused = Decision("routing", req, state, t)
                         return self._paused
-                    self._apply_routing(req, t, self.routing.route(req, state))
+                    self._apply_routing(req, t, self.routing.route(req, state), state)
             else:
                 self.clock = it
                 if it > horizon:
@@ -196,7 +203,7 @@ class ClusterSimulator:
         if not (isinstance(target, int) and 0 <= target < n):
             raise ValueError(f"routing target must be an instance index in [0, {n}), got {target!r}")
         self._paused = None
-        self._apply_routing(decision.request, decision.time, RoutingDecision(int(target), reason))
+        self._apply_routing(decision.request, decision.time, RoutingDecision(int(target), reason), decision.state)
 
     def _check_paused(self, decision: Decision, kind: str) -> None:
         if self._paused is not decision:
@@ -205,13 +212,17 @@ class ClusterSimulator:
             raise RuntimeError(f"the pending decision is {decision.kind}, not {kind}")
 
     def _apply_admission(self, req: Request, t: int, admitted: bool, reason: str) -> None:
+        if self.trace is not None:
+            self.trace.record_admission(req.id, t, admitted, reason)
         if not admitted:
             self.rejected += 1
             return
         self._push(t + self.config.routing_latency, ROUTING_DECISION, req)
 
-    def _apply_routing(self, req: Request, t: int, decision: RoutingDecision) -> None:
+    def _apply_routing(self, req: Request, t: int, decision: RoutingDecision, state: RouterState) -> None:
         target = decision.target
+        if self.trace is not None:
+            self.trace.record_routing(req.id, t, target, decision.reason, decision.scores, state.snapshots)
         if decision.priority != 0:
             req.priority = decision.priority
         inst = self.instances[target]
@@ -252,4 +263,4 @@ class ClusterSimulator:
         not_arrived = sum(1 for e in self._events if e[1] == ARRIVAL)
         return ClusterResult(per, [i.id for i in self.instances], agg, self.rejected,
                              self.config.horizon, self.config.engine.total_kv_blocks,
-                             not_arrived, len(self._events) - not_arrived, sum(self.pending))
+                             not_arrived, len(self._events) - not_arrived, sum(self.pending), self.trace)

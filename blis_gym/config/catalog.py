@@ -23,6 +23,8 @@ import yaml
 
 from blis_gym.errors import ConfigError
 
+from . import yamlio
+
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
@@ -229,23 +231,6 @@ def _named(src: str, where: str, node: object) -> dict[str, Any]:
 
 # --- reading files ---------------------------------------------------------------------------
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys, as Go's yaml.v3 does, instead of keeping the last."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-            key = loader.construct_object(key_node)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 _Source = Union[Path, "Traversable"]
 
@@ -264,7 +249,7 @@ def _read_text(path: _Source, src: str) -> str:
 def _read_yaml(path: _Source, src: str) -> Any:
     text = _read_text(path, src)
     try:
-        doc = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        doc = yamlio.load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f" at line {mark.line + 1}" if mark else ""

@@ -62,6 +62,12 @@ class ClusterConfig:
     routing_policy: str = "round-robin"
     priority_policy: str = "constant"
     scheduler: str = "fcfs"
+    # Weighted routing profile (tuple of policies.scorers.ScorerConfig); empty = the default profile.
+    routing_scorers: tuple = ()
+    token_bucket_capacity: float = 10000.0  # tokens
+    token_bucket_refill_rate: float = 1000.0  # tokens per second
+    trace_level: str = "none"  # "none" or "decisions"
+    counterfactual_k: int = 0  # candidates kept per routing decision when tracing
     # Reproduce the reference's KV leak (and livelocks); for differential tests only.
     reference_kv: bool = False
 
@@ -71,6 +77,15 @@ class ClusterConfig:
         _non_negative("--admission-latency", self.admission_latency)
         _non_negative("--routing-latency", self.routing_latency)
         _non_negative("--snapshot-refresh-interval", self.snapshot_refresh_interval)
+        _non_negative("--counterfactual-k", self.counterfactual_k)
+        if self.trace_level not in ("none", "decisions"):
+            raise ConfigError(f"--trace-level: unknown trace level {self.trace_level!r} (valid: none, decisions)")
+
+    def policy_options(self) -> dict:
+        """What the policy factories may need; each registry passes a factory only what it takes."""
+        return {"block_size": self.engine.block_size, "scorers": self.routing_scorers,
+                "token_bucket_capacity": self.token_bucket_capacity,
+                "token_bucket_refill_rate": self.token_bucket_refill_rate}
 
 
 @dataclass(frozen=True)

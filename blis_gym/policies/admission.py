@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 from ..engine.request import Request
+from ..errors import ConfigError
 from .base import RouterState
 from .registry import Registry
 
-ADMISSION: Registry = Registry("admission policy", "--admission-policy",
-                               planned=("token-bucket", "reject-all"))
+ADMISSION: Registry = Registry("admission policy", "--admission-policy")
 
 
 @ADMISSION.register("always-admit")
@@ -16,3 +18,44 @@ class AlwaysAdmit:
 
     def admit(self, req: Request, state: RouterState) -> tuple[bool, str]:
         return True, ""
+
+
+@ADMISSION.register("token-bucket")
+class TokenBucket:
+    """Rate limiting by input tokens.
+
+    The bucket starts full at ``capacity`` tokens and refills continuously at
+    ``refill_rate`` tokens per second of simulated time (refilled lazily at
+    each decision). A request costs its input length; it is rejected, and
+    costs nothing, when the bucket holds less.
+    """
+
+    def __init__(self, token_bucket_capacity: float = 10000.0,
+                 token_bucket_refill_rate: float = 1000.0) -> None:
+        for flag, v in (("--token-bucket-capacity", token_bucket_capacity),
+                        ("--token-bucket-refill-rate", token_bucket_refill_rate)):
+            if not (v > 0 and math.isfinite(v)):
+                raise ConfigError(f"{flag} must be a finite value > 0, got {v}")
+        self.capacity = float(token_bucket_capacity)
+        self.refill_rate = float(token_bucket_refill_rate)  # tokens per second
+        self.tokens = self.capacity
+        self.last_refill = 0  # ticks
+
+    def admit(self, req: Request, state: RouterState) -> tuple[bool, str]:
+        elapsed = state.clock - self.last_refill
+        if elapsed > 0:
+            self.tokens = min(self.capacity, self.tokens + float(elapsed) * self.refill_rate / 1e6)
+            self.last_refill = state.clock
+        cost = float(req.n_in)
+        if self.tokens >= cost:
+            self.tokens -= cost
+            return True, ""
+        return False, "insufficient tokens"
+
+
+@ADMISSION.register("reject-all")
+class RejectAll:
+    """Reject everything (a pathological template for testing)."""
+
+    def admit(self, req: Request, state: RouterState) -> tuple[bool, str]:
+        return False, "reject-all"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterable, TypeVar
+import inspect
+from typing import Callable, Generic, TypeVar
 
-from ..errors import ConfigError, UnsupportedFeatureError
+from ..errors import ConfigError
 
 T = TypeVar("T")
 
@@ -12,20 +13,21 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Factories for one policy family, looked up by the CLI's names.
 
-    ``planned`` names are valid in the reference but not built here yet; asking
-    for one raises :class:`UnsupportedFeatureError` instead of "unknown".
+    ``make(name, **options)`` passes each factory only the options its
+    signature names, so callers can hand every family the same context
+    (block size, scorer profile, token-bucket settings) without if-chains.
     """
 
-    def __init__(self, family: str, flag: str, planned: Iterable[str] = ()) -> None:
+    def __init__(self, family: str, flag: str) -> None:
         self.family = family
         self.flag = flag
         self._factories: dict[str, Callable[..., T]] = {}
-        self._planned = set(planned)
+        self._params: dict[str, frozenset[str]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         def deco(factory: Callable[..., T]) -> Callable[..., T]:
             self._factories[name] = factory
-            self._planned.discard(name)
+            self._params[name] = frozenset(inspect.signature(factory).parameters)
             return factory
         return deco
 
@@ -36,14 +38,11 @@ class Registry(Generic[T]):
         return name in self._factories
 
     def validate(self, name: str) -> None:
-        if name in self._factories:
-            return
-        if name in self._planned:
-            raise UnsupportedFeatureError(
-                f"{self.flag} {name!r}: this {self.family} is not supported yet "
-                f"(available: {', '.join(self.names())})")
-        raise ConfigError(f"{self.flag}: unknown {self.family} {name!r} (valid: {', '.join(self.names())})")
+        if name not in self._factories:
+            raise ConfigError(f"{self.flag}: unknown {self.family} {name!r} (valid: {', '.join(self.names())})")
 
     def make(self, name: str, **options) -> T:
+        """Build policy ``name``; options its factory does not take are ignored."""
         self.validate(name)
-        return self._factories[name](**options)
+        wanted = self._params[name]
+        return self._factories[name](**{k: v for k, v in options.items() if k in wanted})

@@ -1,13 +1,33 @@
-"""Routing policies: choose an instance for each admitted request."""
+"""Routing policies: choose an instance for each admitted request.
+
+Loads are effective loads (queue depth + batch size + pending requests).
+Ties always go to the lowest instance index.
+"""
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from ..engine.request import Request
-from .base import RouterState, RoutingDecision
+from .base import RouterState, RoutingDecision, Snapshot
+from .scorers import DEFAULT_SCORERS, ScorerConfig, make_scorer, normalized_weights
 from .registry import Registry
 
-ROUTING: Registry = Registry("routing policy", "--routing-policy",
-                             planned=("least-loaded", "weighted", "prefix-affinity", "always-busiest"))
+ROUTING: Registry = Registry("routing policy", "--routing-policy")
+
+
+def _load(s: Snapshot) -> int:
+    return s.queue_depth + s.batch_size + s.pending_requests
+
+
+def least_loaded_index(snaps: Sequence[Snapshot]) -> tuple[int, int]:
+    """(index, load) of the least loaded instance; the first one on ties."""
+    best, best_load = 0, _load(snaps[0])
+    for i in range(1, len(snaps)):
+        load = _load(snaps[i])
+        if load < best_load:
+            best, best_load = i, load
+    return best, best_load
 
 
 @ROUTING.register("round-robin")
@@ -21,4 +41,99 @@ class RoundRobin:
         n = len(state.snapshots)
         target = self.counter % n
         self.counter += 1
-        return RoutingDecision(target, f"round-robin[{self.counter - 1}]")
+        return RoutingDecision(target, "round-robin")
+
+
+@ROUTING.register("least-loaded")
+class LeastLoaded:
+    """The instance with the smallest effective load.
+
+    Pending requests count, so a burst decided in one tick spreads out
+    instead of piling onto the instance that looked idle.
+    """
+
+    def route(self, req: Request, state: RouterState) -> RoutingDecision:
+        target, _ = least_loaded_index(state.snapshots)
+        return RoutingDecision(target, "least-loaded")
+
+
+@ROUTING.register("always-busiest")
+class AlwaysBusiest:
+    """The instance with the largest effective load (a pathological template)."""
+
+    def route(self, req: Request, state: RouterState) -> RoutingDecision:
+        snaps = state.snapshots
+        best, best_load = 0, _load(snaps[0])
+        for i in range(1, len(snaps)):
+            load = _load(snaps[i])
+            if load > best_load:
+                best, best_load = i, load
+        return RoutingDecision(best, "always-busiest")
+
+
+@ROUTING.register("prefix-affinity")
+class PrefixAffinity:
+    """Requests with the same block-aligned prefix go where the first such request went.
+
+    The affinity key is the identity of the request's whole run of full input
+    blocks (the whole input when shorter than a block). A new key goes to the
+    least loaded instance and is remembered; the map is never evicted.
+    """
+
+    def __init__(self, block_size: int = 16) -> None:
+        self.block_size = block_size
+        self.owner: dict = {}
+
+    def route(self, req: Request, state: RouterState) -> RoutingDecision:
+        keys = req.input_keys(self.block_size)
+        key = keys[-1] if keys else ("whole", tuple(req.input))
+        target = self.owner.get(key)
+        if target is not None and target < len(state.snapshots):
+            return RoutingDecision(target, "prefix-affinity (cache-hit)")
+        target, _ = least_loaded_index(state.snapshots)
+        self.owner[key] = target
+        return RoutingDecision(target, "prefix-affinity (cache-miss, fallback to least-loaded)")
+
+
+@ROUTING.register("weighted")
+class WeightedScoring:
+    """Argmax of a weighted sum of scorers (``--routing-scorers``).
+
+    Each scorer's value is clamped to [0, 1]; weights are normalized to sum
+    to 1; ties go to the lowest index. Stateful scorers observe each choice.
+    The decision carries every instance's composite score.
+    """
+
+    def __init__(self, scorers: Sequence[ScorerConfig] = (), block_size: int = 16) -> None:
+        profile = tuple(scorers) or DEFAULT_SCORERS
+        self.profile = profile
+        self.weights = normalized_weights(profile)
+        self.scorers = []
+        self.observers = []
+        for cfg in profile:
+            fn, observe = make_scorer(cfg.name, block_size)
+            self.scorers.append(fn)
+            if observe is not None:
+                self.observers.append(observe)
+
+    def scores(self, req: Request, snaps: Sequence[Snapshot]) -> list:
+        """Composite score of every instance, in snapshot order (no side effects)."""
+        total = [0.0] * len(snaps)
+        for fn, w in zip(self.scorers, self.weights):
+            for i, s in enumerate(fn(req, snaps)):
+                if s < 0.0:
+                    s = 0.0
+                elif s > 1.0:
+                    s = 1.0
+                total[i] += s * w
+        return total
+
+    def route(self, req: Request, state: RouterState) -> RoutingDecision:
+        total = self.scores(req, state.snapshots)
+        best, best_score = 0, -1.0
+        for i, s in enumerate(total):
+            if s > best_score:
+                best, best_score = i, s
+        for observe in self.observers:
+            observe(req, best)
+        return RoutingDecision(best, "weighted-scoring", total)

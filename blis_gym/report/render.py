@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 import tempfile
 
+from typing import Optional
+
 from ..cluster.simulator import ClusterResult
+from ..cluster.trace import summarize, summary_lines
 from ..errors import BlisError
 from . import gojson
+from .fitness import compute_fitness, fitness_lines, raw_metrics
+from .slo import per_slo_distributions, per_slo_lines
 from .summary import Anomalies, hol_blocking_events, kv_rates, metrics_block, priority_inversions, request_rows
 
 HEADER = "=== Simulation Metrics ==="
@@ -20,13 +25,16 @@ def _metrics_section(instance_id: str, m) -> list[str]:
     return [HEADER, gojson.dumps(metrics_block(instance_id, m))]
 
 
-def stdout_text(result: ClusterResult, priority_policy: str = "constant") -> str:
-    """Everything the reference prints on stdout for this run."""
+def stdout_text(result: ClusterResult, priority_policy: str = "constant",
+                fitness_weights: Optional[dict] = None, summarize_trace: bool = False) -> str:
+    """Everything the reference prints on stdout for this run, in its section order."""
     lines: list[str] = []
     if len(result.instances) > 1:
         for iid, m in zip(result.instance_ids, result.instances):
             lines += _metrics_section(iid, m)
     lines += _metrics_section("cluster", result.aggregate)
+    if fitness_weights is not None:
+        lines += fitness_lines(compute_fitness(raw_metrics(result.aggregate), fitness_weights))
     anomalies = Anomalies(
         priority_inversions(result.instances, priority_policy),
         hol_blocking_events(result.instances),
@@ -49,6 +57,9 @@ def stdout_text(result: ClusterResult, priority_policy: str = "constant") -> str
             f"Cache Hit Rate: {hit:.4f}",
             f"KV Thrashing Rate: {thrash:.4f}",
         ]
+    lines += per_slo_lines(per_slo_distributions(result.aggregate))
+    if summarize_trace and result.trace is not None:
+        lines += summary_lines(summarize(result.trace))
     return "\n".join(lines) + ("\n" if lines else "")
 
 

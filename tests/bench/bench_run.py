@@ -48,6 +48,22 @@ WORKLOADS: dict[str, list[str]] = {
         "--model", MODEL, "--num-instances", "4", "--rate", "5000",
         "--num-requests", "1000",
     ],
+    # The same two runs with decision tracing and top-5 counterfactuals on.
+    "default-2000-traced": [
+        "--model", MODEL, "--num-requests", "2000", "--rate", "20",
+        "--trace-level", "decisions", "--counterfactual-k", "5", "--summarize-trace",
+    ],
+    "4inst-rate5000-traced": [
+        "--model", MODEL, "--num-instances", "4", "--rate", "5000",
+        "--num-requests", "1000",
+        "--trace-level", "decisions", "--counterfactual-k", "5", "--summarize-trace",
+    ],
+    # Weighted routing with the default scorer profile (prefix index included), traced.
+    "4inst-weighted-traced": [
+        "--model", MODEL, "--num-instances", "4", "--rate", "5000",
+        "--num-requests", "1000", "--routing-policy", "weighted", "--prefix-tokens", "256",
+        "--trace-level", "decisions", "--counterfactual-k", "5", "--summarize-trace",
+    ],
 }
 
 METRICS_HEADER = "=== Simulation Metrics ==="
@@ -311,7 +327,8 @@ def bench_main(argv: list[str] | None = None) -> int:
 def _print_table(results: dict[str, Any], with_ref: bool) -> None:
     print()
     print(f"repeat={results['repeat']}  python {results['python']}")
-    hdr = f"{'workload':<16} {'side':<5} {'median s':>9} {'min s':>8} {'peak MiB':>9}"
+    w = max([16] + [len(n) for n in results["workloads"]])
+    hdr = f"{'workload':<{w}} {'side':<5} {'median s':>9} {'min s':>8} {'peak MiB':>9}"
     print(hdr)
     print("-" * len(hdr))
     for name, e in results["workloads"].items():
@@ -320,10 +337,10 @@ def _print_table(results: dict[str, Any], with_ref: bool) -> None:
             sides.append(("ref", e["reference"]))
         for side, s in sides:
             fail = f"  ({s['failures']} failed)" if s["failures"] else ""
-            print(f"{name:<16} {side:<5} {_fmt(s['wall_median_s'], '9.3f')} "
+            print(f"{name:<{w}} {side:<5} {_fmt(s['wall_median_s'], '9.3f')} "
                   f"{_fmt(s['wall_min_s'], '8.3f')} {_fmt(s['peak_rss_max_mib'], '9.1f')}{fail}")
         if with_ref:
-            print(f"{name:<16} {'ratio':<5} {_fmt(e['ratio_wall_median'], '9.2f')} "
+            print(f"{name:<{w}} {'ratio':<5} {_fmt(e['ratio_wall_median'], '9.2f')} "
                   f"{_fmt(e['ratio_wall_min'], '8.2f')} {_fmt(e['ratio_peak_rss'], '9.2f')}"
                   "   (ours/ref)")
     if with_ref:

@@ -66,7 +66,19 @@ def small(rng):
     return [(t, toks(rng, p), toks(rng, d)) for t, p, d in spec]
 
 
+def repeats(rng):
+    """Six distinct prompts (two shorter than a block), each sent many times: prefix-affinity hits."""
+    prompts = [toks(rng, n) for n in (9, 15, 160, 333, 700, 1210)]
+    rows, t = [], 0.0
+    for i in range(120):
+        t += float(rng.uniform(0.001, 0.012))
+        p = prompts[int(rng.integers(0, len(prompts)))]
+        rows.append((round(t, 6), p, toks(rng, int(rng.integers(5, 200)))))
+    return rows
+
+
 if __name__ == "__main__":
     write("shared_prefix.csv", shared_prefix(np.random.default_rng(1234)))
     write("bursty.csv", bursty(np.random.default_rng(5678)))
     write("small.csv", small(np.random.default_rng(91011)))
+    write("repeats.csv", repeats(np.random.default_rng(1213)))

@@ -1,0 +1,43 @@
+"""A YAML loader that reads files the way BLIS's Go YAML library (yaml.v3) does.
+
+Two differences from ``yaml.safe_load`` matter: a duplicate key is an error
+rather than "last one wins", and exponent numbers without a dot (``1e3``) are
+floats, as in YAML 1.2, rather than strings.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+
+class StrictLoader(yaml.SafeLoader):
+    """SafeLoader with yaml.v3's duplicate-key and exponent-float rules."""
+
+
+def _construct_mapping(loader: StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        # `<<` merge keys are resolved by construct_mapping itself; only real keys can clash.
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            key = loader.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+    return loader.construct_mapping(node)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# Checked after the YAML 1.1 float pattern, so it only catches the exponent forms that one misses.
+StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
+
+
+def load(text: str) -> Any:
+    """Parse one YAML document; raises ``yaml.YAMLError`` with a position mark on bad input."""
+    return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass

@@ -1,0 +1,1 @@
+"""Runnable examples: ``python -m blis_gym.examples.<name>``."""

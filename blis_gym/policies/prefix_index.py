@@ -1,0 +1,56 @@
+"""The router's own approximate picture of which prefixes each instance holds.
+
+Every routing decision records the request's full input blocks (chained
+block identities, the same ones the KV cache uses) against the chosen
+instance. Each instance keeps at most ``capacity`` blocks, evicting the
+least recently recorded. The router never asks instances what they cache,
+like llm-d's endpoint picker.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Sequence
+
+DEFAULT_LRU_CAPACITY = 10000  # blocks per instance (160K tokens at 16 tokens per block)
+
+
+class PrefixCacheIndex:
+    """Per-instance LRU sets of block identities."""
+
+    def __init__(self, block_size: int, capacity: int = DEFAULT_LRU_CAPACITY) -> None:
+        if block_size <= 0 or capacity <= 0:
+            raise ValueError("block_size and capacity must be positive")
+        self.block_size = block_size
+        self.capacity = capacity
+        self._lru: dict[int, OrderedDict] = {}
+
+    def match_length(self, keys: Sequence[int], instance: int) -> int:
+        """How many leading blocks of ``keys`` the instance was recorded with."""
+        lru = self._lru.get(instance)
+        if lru is None:
+            return 0
+        n = 0
+        for k in keys:
+            if k not in lru:
+                break
+            n += 1
+        return n
+
+    def record(self, keys: Sequence[int], instance: int) -> None:
+        """Mark ``keys`` as most recently seen on ``instance``, evicting the oldest beyond capacity."""
+        lru = self._lru.get(instance)
+        if lru is None:
+            lru = self._lru[instance] = OrderedDict()
+        cap = self.capacity
+        for k in keys:
+            if k in lru:
+                lru.move_to_end(k)
+            else:
+                if len(lru) >= cap:
+                    lru.popitem(last=False)
+                lru[k] = None
+
+    def block_count(self, instance: int) -> int:
+        lru = self._lru.get(instance)
+        return len(lru) if lru is not None else 0

@@ -1,0 +1,141 @@
+"""Scorers for weighted routing: each rates every instance in [0, 1], higher is better.
+
+A profile is a list of ``name:weight`` pairs; weights are normalized to sum
+to 1 and the composite score of an instance is the weighted sum of its
+clamped scores. Stateless scorers are plain functions registered in
+``SCORERS``; ``prefix-affinity`` is stateful (see ``prefix_index``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from ..engine.request import Request
+from ..errors import ConfigError
+from ..goparse import GO_SPACE, parse_float
+from .base import Snapshot
+from .prefix_index import PrefixCacheIndex
+
+# fn(request, snapshots) -> one score per snapshot, in snapshot order.
+ScoreFn = Callable[[Request, Sequence[Snapshot]], list]
+# fn(request, chosen instance index) after each decision.
+ObserveFn = Callable[[Request, int], None]
+
+
+@dataclass(frozen=True)
+class ScorerConfig:
+    """One scorer of a weighted profile; ``weight`` is relative (any finite positive)."""
+
+    name: str
+    weight: float
+
+
+DEFAULT_SCORERS: tuple[ScorerConfig, ...] = (
+    ScorerConfig("prefix-affinity", 3.0),
+    ScorerConfig("queue-depth", 2.0),
+    ScorerConfig("kv-utilization", 2.0),
+)
+
+
+def score_queue_depth(req: Request, snaps: Sequence[Snapshot]) -> list:
+    """Min-max normalized effective load, inverted: least loaded 1, most loaded 0; all equal 1."""
+    loads = [s.queue_depth + s.batch_size + s.pending_requests for s in snaps]
+    lo, hi = min(loads), max(loads)
+    if hi == lo:
+        return [1.0] * len(loads)
+    span = float(hi - lo)
+    return [float(hi - x) / span for x in loads]
+
+
+def score_kv_utilization(req: Request, snaps: Sequence[Snapshot]) -> list:
+    """1 - KV utilization (may be stale under --snapshot-refresh-interval)."""
+    return [1.0 - s.kv_utilization for s in snaps]
+
+
+def score_load_balance(req: Request, snaps: Sequence[Snapshot]) -> list:
+    """1 / (1 + effective load): keeps absolute load differences."""
+    return [1.0 / (1.0 + float(s.queue_depth + s.batch_size + s.pending_requests)) for s in snaps]
+
+
+def prefix_affinity_scorer(block_size: int) -> tuple[ScoreFn, ObserveFn]:
+    """Fraction of the request's full input blocks each instance was last routed (router-side LRU)."""
+    index = PrefixCacheIndex(block_size)
+
+    def score(req: Request, snaps: Sequence[Snapshot]) -> list:
+        keys = req.input_keys(block_size)
+        if not keys:
+            return [0.0] * len(snaps)
+        total = float(len(keys))
+        return [index.match_length(keys, s.index) / total for s in snaps]
+
+    def observe(req: Request, target: int) -> None:
+        index.record(req.input_keys(block_size), target)
+
+    return score, observe
+
+
+_STATELESS: dict[str, ScoreFn] = {
+    "queue-depth": score_queue_depth,
+    "kv-utilization": score_kv_utilization,
+    "load-balance": score_load_balance,
+}
+SCORER_NAMES: tuple[str, ...] = tuple(sorted((*_STATELESS, "prefix-affinity")))
+
+
+def make_scorer(name: str, block_size: int) -> tuple[ScoreFn, ObserveFn | None]:
+    """The scoring function for ``name`` and its observer (None for stateless scorers)."""
+    if name == "prefix-affinity":
+        return prefix_affinity_scorer(block_size)
+    if name in _STATELESS:
+        return _STATELESS[name], None
+    raise ConfigError(f"unknown scorer {name!r} (valid: {', '.join(SCORER_NAMES)})")
+
+
+def check_scorers(configs: Iterable[ScorerConfig], where: str) -> tuple[ScorerConfig, ...]:
+    """Reject unknown, duplicate, and non-positive or non-finite weights; ``where`` prefixes errors."""
+    seen: set[str] = set()
+    out = []
+    for i, c in enumerate(configs):
+        if c.name not in SCORER_NAMES:
+            raise ConfigError(f"{where}: unknown scorer {c.name!r} (valid: {', '.join(SCORER_NAMES)})")
+        if c.name in seen:
+            raise ConfigError(f"{where}: duplicate scorer {c.name!r}; each scorer may appear at most once")
+        seen.add(c.name)
+        if isinstance(c.weight, bool) or not isinstance(c.weight, (int, float)) \
+                or not (c.weight > 0 and math.isfinite(c.weight)):
+            raise ConfigError(f"{where}: scorer {c.name!r} weight must be a finite positive number, "
+                              f"got {c.weight!r}")
+        out.append(ScorerConfig(c.name, float(c.weight)))
+    return tuple(out)
+
+
+def parse_scorers(text: str, flag: str = "--routing-scorers") -> tuple[ScorerConfig, ...]:
+    """Parse ``"name:weight,..."``; empty text gives an empty profile (meaning: the default)."""
+    if text == "":
+        return ()
+    configs = []
+    for part in text.split(","):
+        part = part.strip(GO_SPACE)
+        name, sep, weight = part.partition(":")
+        if not sep:
+            raise ConfigError(f"{flag}: invalid scorer entry {part!r} (expected name:weight)")
+        name = name.strip(GO_SPACE)
+        if name not in SCORER_NAMES:
+            raise ConfigError(f"{flag}: unknown scorer {name!r} (valid: {', '.join(SCORER_NAMES)})")
+        if any(c.name == name for c in configs):
+            raise ConfigError(f"{flag}: duplicate scorer {name!r}; each scorer may appear at most once")
+        value = parse_float(weight.strip(GO_SPACE))
+        if value is None:
+            raise ConfigError(f"{flag}: invalid weight {weight.strip()!r} for scorer {name!r} "
+                              f"(expected a number)")
+        configs.append(ScorerConfig(name, value))
+    return check_scorers(configs, flag)
+
+
+def normalized_weights(configs: Sequence[ScorerConfig]) -> list:
+    total = 0.0
+    for c in configs:
+        total += c.weight
+    return [c.weight / total for c in configs]
