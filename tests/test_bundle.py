@@ -457,3 +457,31 @@ def test_end_to_end_with_a_shipped_example():
     assert out["token_bucket_capacity"] == 8000.0
     assert out["token_bucket_refill_rate"] == 500.0
     assert out["routing_policy"] == "least-loaded"
+
+
+# --- shipped bundles by name ------------------------------------------------------------------
+
+def test_shipped_bundles_load_by_bare_name_from_any_directory(tmp_path, monkeypatch):
+    from blis_gym.config.bundle import shipped_bundles
+
+    names = shipped_bundles()
+    assert {"weighted-default", "token-bucket", "slo-priority", "pathological"} <= set(names)
+    expected = {n: load_policy_bundle(ROOT / "configs" / "policies" / f"{n}.yaml") for n in names}
+    monkeypatch.chdir(tmp_path)
+    for name in names:
+        assert load_policy_bundle(name) == expected[name]
+
+
+def test_missing_file_lists_shipped_bundle_names(tmp_path):
+    with pytest.raises(ConfigError, match="file not found.*weighted-default") as err:
+        load_policy_bundle(tmp_path / "nope.yaml")
+    assert "nope.yaml" in str(err.value)
+
+
+def test_cli_runs_a_shipped_bundle_by_name(blis, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = blis("run", "--model", "meta-llama/llama-3.1-8b-instruct", "--log", "error",
+                          "--num-instances", "2", "--num-requests", "20", "--rate", "50",
+                          "--policy-config", "token-bucket", "--trace-level", "decisions", "--summarize-trace")
+    assert code == 0, err
+    assert "Total Decisions: 20" in out

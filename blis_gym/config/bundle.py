@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, NoReturn, Optional, Union
 
@@ -85,11 +86,21 @@ class _Source:
         raise ConfigError(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
 
 
+def shipped_bundles() -> list[str]:
+    """Names of the example bundles installed with the package (``configs/policies/*.yaml``)."""
+    folder = resources.files("blis_gym.configs") / "policies"
+    return sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith(".yaml"))
+
+
 def _read_document(src: _Source) -> Any:
     try:
         text = src.path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        src.fail("", "file not found")
+        # A bare name of a shipped bundle works from any directory.
+        if str(src.path) in shipped_bundles():
+            text = (resources.files("blis_gym.configs") / "policies" / f"{src.path}.yaml").read_text("utf-8")
+        else:
+            src.fail("", f"file not found (or name a shipped bundle: {', '.join(shipped_bundles())})")
     except IsADirectoryError:
         src.fail("", "is a directory, expected a YAML file")
     except (OSError, UnicodeDecodeError) as exc:
