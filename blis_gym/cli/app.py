@@ -103,7 +103,7 @@ def run(
     scheduler: str = typer.Option("fcfs", "--scheduler", help="fcfs, priority-fcfs, sjf or reverse-priority."),
     admission_latency: int = typer.Option(0, "--admission-latency", help="Admission latency (microseconds)."),
     routing_latency: int = typer.Option(0, "--routing-latency", help="Routing latency (microseconds)."),
-    policy_config: str = typer.Option("", "--policy-config", help="YAML policy bundle (BLIS schema); flags given on the command line override it."),
+    policy_config: str = typer.Option("", "--policy-config", help="YAML policy bundle (BLIS schema), or a shipped one by name (weighted-default, token-bucket, slo-priority, pathological). Flags given on the command line override it."),
     snapshot_refresh_interval: int = typer.Option(0, "--snapshot-refresh-interval", help="KV snapshot refresh interval (microseconds; 0 = always fresh)."),
     # Observability
     trace_level: str = typer.Option("none", "--trace-level", help="none, or decisions to record every admission and routing decision."),
