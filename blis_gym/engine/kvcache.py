@@ -37,58 +37,90 @@ class KVCache:
         self.total = total_blocks
         self.block_size = block_size
         self.reference_rollback = reference_rollback
-        self.ref_count = [0] * total_blocks
-        self.in_use = [False] * total_blocks
+        # Per-block state exists only for blocks touched so far (ids below ``hw``);
+        # untouched blocks are free, unreferenced and unregistered, so a cache of a
+        # million blocks costs nothing until it fills.
+        self.hw = 0
+        self.ref_count: list[int] = []
+        self.in_use: list[bool] = []
         # Registered prefix identity (None when unregistered) and own-content key
         # (None when the block is partial or its tokens were cleared).
-        self.hash: list = [None] * total_blocks
-        self.tkey: list = [None] * total_blocks
+        self.hash: list = []
+        self.tkey: list = []
         self.hash_to_block: dict = {}
-        # Doubly linked free list over block ids; all blocks start free, in order.
-        self.prev = [i - 1 for i in range(total_blocks)]
-        self.next = [i + 1 for i in range(total_blocks)]
-        self.next[-1] = NIL
-        self.head = 0
-        self.tail = total_blocks - 1
+        # The free list, head to tail, is: front + untouched ids (hw..total-1, in
+        # order) + back. Freed blocks join the back, rolled-back ones the front, so
+        # the order is exactly that of one list that started as 0..total-1.
+        self.prev: list[int] = []
+        self.next: list[int] = []
+        self.in_back: list[bool] = []
+        self.front = [NIL, NIL]  # head, tail
+        self.back = [NIL, NIL]
         self.used = 0
         self.hits = 0
         self.misses = 0
 
     # --- free list -------------------------------------------------------
     def _append_free(self, b: int) -> None:
+        self.in_back[b] = True
+        ends = self.back
+        tail = ends[1]
         self.next[b] = NIL
-        tail = self.tail
+        self.prev[b] = tail
         if tail != NIL:
             self.next[tail] = b
-            self.prev[b] = tail
         else:
-            self.head = b
-            self.prev[b] = NIL
-        self.tail = b
+            ends[0] = b
+        ends[1] = b
 
     def _prepend_free(self, b: int) -> None:
+        self.in_back[b] = False
+        ends = self.front
+        head = ends[0]
         self.prev[b] = NIL
-        head = self.head
         self.next[b] = head
         if head != NIL:
             self.prev[head] = b
-        self.head = b
-        if self.tail == NIL:
-            self.tail = b
+        else:
+            ends[1] = b
+        ends[0] = b
 
     def _remove_free(self, b: int) -> None:
+        ends = self.back if self.in_back[b] else self.front
         p = self.prev[b]
         n = self.next[b]
         if p != NIL:
             self.next[p] = n
         else:
-            self.head = n
+            ends[0] = n
         if n != NIL:
             self.prev[n] = p
         else:
-            self.tail = p
+            ends[1] = p
         self.next[b] = NIL
         self.prev[b] = NIL
+
+    def _take_head(self) -> int:
+        """Remove and return the block at the head of the free list (NIL when none is free)."""
+        b = self.front[0]
+        if b != NIL:
+            self._remove_free(b)
+            return b
+        if self.hw < self.total:
+            b = self.hw
+            self.hw = b + 1
+            self.ref_count.append(0)
+            self.in_use.append(False)
+            self.hash.append(None)
+            self.tkey.append(None)
+            self.prev.append(NIL)
+            self.next.append(NIL)
+            self.in_back.append(False)
+            return b
+        b = self.back[0]
+        if b != NIL:
+            self._remove_free(b)
+        return b
 
     # --- queries ---------------------------------------------------------
     @property
@@ -173,12 +205,11 @@ class KVCache:
                     req.kv_tail_len = 0
                 continue
             for _ in range((n - i + bs - 1) // bs):
-                b = self.head
+                b = self._take_head()
                 if b == NIL:
                     self._rollback(req, had, cached_mut, new_mut)
                     return False
                 orig = self.hash[b]
-                self._remove_free(b)
                 if orig is not None:
                     self.hash_to_block.pop(orig, None)
                     self.hash[b] = None
@@ -253,10 +284,12 @@ class KVCache:
     # --- invariants (tests and debugging) ---------------------------------
     def free_list(self) -> list[int]:
         out = []
-        b = self.head
-        while b != NIL:
-            out.append(b)
-            b = self.next[b]
+        for ends, untouched in ((self.front, range(self.hw, self.total)), (self.back, ())):
+            b = ends[0]
+            while b != NIL:
+                out.append(b)
+                b = self.next[b]
+            out.extend(untouched)
         return out
 
     def check(self) -> None:
@@ -265,4 +298,6 @@ class KVCache:
         assert len(free) + self.used == self.total, "used + free != total"
         assert sum(self.in_use) == self.used, "in-use flags disagree with used count"
         for b in free:
-            assert not self.in_use[b] and self.ref_count[b] == 0, f"free block {b} is referenced"
+            if b < self.hw:  # untouched blocks have no state to check
+                assert not self.in_use[b] and self.ref_count[b] == 0, f"free block {b} is referenced"
+        assert len(set(free)) == len(free), "a block is on the free list twice"
