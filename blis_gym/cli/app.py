@@ -84,6 +84,7 @@ def run(
     rate: float = typer.Option(_D.rate, "--rate", help="Requests per second."),
     num_requests: int = typer.Option(_D.num_requests, "--num-requests", help="Number of requests to generate."),
     prefix_tokens: int = typer.Option(0, "--prefix-tokens", help="Shared prefix length (tokens)."),
+    prefix_groups: int = typer.Option(1, "--prefix-groups", help="Distinct shared prefixes, one drawn per request (a blis-gym extension; 1 = BLIS)."),
     prompt_tokens: int = typer.Option(512, "--prompt-tokens", help="Mean prompt length (tokens)."),
     prompt_tokens_stdev: int = typer.Option(256, "--prompt-tokens-stdev", help="Prompt length stdev."),
     prompt_tokens_min: int = typer.Option(2, "--prompt-tokens-min", help="Minimum prompt length."),

@@ -52,6 +52,7 @@ class RunOptions:
     rate: float = 1.0
     num_requests: int = 100
     prefix_tokens: int = 0
+    prefix_groups: int = 1  # ours: distinct shared prefixes (BLIS has one)
     prompt_tokens: int = 512
     prompt_tokens_stdev: int = 256
     prompt_tokens_min: int = 2
@@ -223,6 +224,8 @@ def _requests(o: RunOptions, catalog_loader, horizon: int) -> list[Request]:
     if o.workload == "traces":
         if not o.workload_traces_filepath:
             raise WorkloadError("--workload-traces-filepath is required when using --workload traces")
+        if o.prefix_groups != 1:
+            raise WorkloadError("--prefix-groups applies to generated workloads, not --workload traces")
         return load_trace(o.workload_traces_filepath, horizon)
     if not (o.rate > 0 and math.isfinite(o.rate)):
         raise WorkloadError(f"--rate must be a finite value > 0, got {o.rate}")
@@ -230,7 +233,7 @@ def _requests(o: RunOptions, catalog_loader, horizon: int) -> list[Request]:
         spec = DistributionWorkload(
             o.rate, o.num_requests, o.prefix_tokens, o.prompt_tokens, o.prompt_tokens_stdev,
             o.prompt_tokens_min, o.prompt_tokens_max, o.output_tokens, o.output_tokens_stdev,
-            o.output_tokens_min, o.output_tokens_max)
+            o.output_tokens_min, o.output_tokens_max, prefix_groups=o.prefix_groups)
         spec.check_flag_ranges()
     else:
         preset = catalog_loader().preset(o.workload)
@@ -239,8 +242,13 @@ def _requests(o: RunOptions, catalog_loader, horizon: int) -> list[Request]:
         spec = DistributionWorkload(
             o.rate, o.num_requests, preset.prefix_tokens, preset.prompt_mean, preset.prompt_stdev,
             preset.prompt_min, preset.prompt_max, preset.output_mean, preset.output_stdev,
-            preset.output_min, preset.output_max, name=o.workload)
+            preset.output_min, preset.output_max, name=o.workload, prefix_groups=o.prefix_groups)
     return generate_distribution(spec, o.seed, horizon)
+
+
+def generate_requests(o: RunOptions) -> list[Request]:
+    """The workload of ``o`` (for its seed), as ``resolve`` builds it; options assumed valid."""
+    return _requests(o, lambda: load_catalog(o.defaults_filepath), o.horizon)
 
 
 _BUNDLE_FIELDS = ("admission_policy", "token_bucket_capacity", "token_bucket_refill_rate", "routing_policy",

@@ -102,6 +102,9 @@ class ClusterSimulator:
         self.rejected = 0
         self.clock = 0
         self.routing_observers: list[Callable[[Request, int], None]] = []
+        # Called with (request, tick) whenever a request leaves the system: completed,
+        # dropped by an instance or rejected by admission (see set_departure_hook).
+        self._on_departure: Optional[Callable[[Request, int], None]] = None
         # Called with the number of requests routed so far (a CLI progress bar).
         self.progress: Optional[Callable[[int], None]] = None
         self._routed = 0
@@ -122,6 +125,12 @@ class ClusterSimulator:
         opts = config.policy_options()
         return cls(config, requests, ADMISSION.make(config.admission_policy, **opts),
                    ROUTING.make(config.routing_policy, **opts))
+
+    def set_departure_hook(self, hook: Optional[Callable[[Request, int], None]]) -> None:
+        """Call ``hook(request, tick)`` when a request completes, is dropped or is rejected."""
+        self._on_departure = hook
+        for inst in self.instances:
+            inst.on_departure = hook
 
     # --- event plumbing ----------------------------------------------------
     def _push(self, time: int, kind: int, req: Request) -> None:
@@ -216,6 +225,8 @@ class ClusterSimulator:
             self.trace.record_admission(req.id, t, admitted, reason)
         if not admitted:
             self.rejected += 1
+            if self._on_departure is not None:
+                self._on_departure(req, t)
             return
         self._push(t + self.config.routing_latency, ROUTING_DECISION, req)
 

@@ -108,6 +108,8 @@ class DistributionWorkload:
     output_min: int = 2
     output_max: int = 7000
     name: str = field(default="distribution", compare=False)
+    # Ours, not BLIS's: K > 1 distinct shared prefixes, one drawn per request.
+    prefix_groups: int = 1
 
     def __post_init__(self) -> None:
         if not (self.rate > 0 and math.isfinite(self.rate)):
@@ -116,6 +118,8 @@ class DistributionWorkload:
             raise WorkloadError(f"--num-requests must be >= 0, got {self.num_requests}")
         if self.prefix_tokens < 0:
             raise WorkloadError(f"--prefix-tokens must be >= 0, got {self.prefix_tokens}")
+        if self.prefix_groups < 1:
+            raise WorkloadError(f"--prefix-groups must be >= 1, got {self.prefix_groups}")
         for kind in ("prompt", "output"):
             lo, hi = getattr(self, f"{kind}_min"), getattr(self, f"{kind}_max")
             if lo < 0 or lo > hi:

@@ -50,6 +50,8 @@ class Instance:
         self.step_pending = False
         self.step_count = 0
         self.metrics = InstanceMetrics()
+        # Called with (request, tick) when a request leaves: completed or dropped.
+        self.on_departure = None
         self._out_time = latency.output_token_time()
         bs = block_size
         # Blocks a request must hold at once: its input, or (ours) input plus all
@@ -92,7 +94,7 @@ class Instance:
         if need > self.kv.total:
             log.warning("dropping request %s: it needs %d KV blocks but the cache has only %d",
                         req.id, need, self.kv.total)
-            self.metrics.drop(req)
+            self._drop(req)
             return
         self.waitq.append(req)
         self.metrics.total_input_tokens += req.n_in
@@ -163,7 +165,9 @@ class Instance:
                 kv.release(req)
                 req.finished_step = self.step_count
                 eventq.push(events, (left_at, LEFT, req))
-                m.complete(req)
+                lat = m.complete(req)
+                if self.on_departure is not None:
+                    self.on_departure(req, req.arrival + lat)
             else:
                 remaining.append(req)
 
@@ -185,7 +189,12 @@ class Instance:
             return
         req = self.waitq.popleft()
         log.warning("dropping request %s: it cannot fit in the KV cache", req.id)
+        self._drop(req)
+
+    def _drop(self, req: Request) -> None:
         self.metrics.drop(req)
+        if self.on_departure is not None:
+            self.on_departure(req, self.clock)
 
     def finalize(self) -> None:
         m = self.metrics

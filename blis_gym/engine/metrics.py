@@ -61,7 +61,8 @@ class InstanceMetrics:
         self.dropped_unservable += 1
         self.requests.pop(req.id, None)
 
-    def complete(self, req: Request) -> None:
+    def complete(self, req: Request) -> int:
+        """Record a finished request; returns its end-to-end latency in ticks."""
         self.completed += 1
         itl = req.itl
         lat = req.first_token_time + sum(itl)
@@ -74,6 +75,7 @@ class InstanceMetrics:
         self.step_counters.append(req.finished_step - req.scheduled_step)
         self.completion_times[rid] = float(lat + req.arrival)
         self.all_itls.extend(itl)
+        return lat
 
     @property
     def injected(self) -> int:

@@ -4,6 +4,9 @@ Draw order per run: the shared prefix tokens; then per request the prompt
 length (one normal draw, unless min == max), its tokens, the output length
 and its tokens. Token ids are uniform in [0, 128000). Arrivals are evenly
 spaced ``int(1e6 / rate)`` ticks apart, starting at 0.
+
+``prefix_groups`` > 1 (a blis-gym extension) draws that many prefixes up
+front and one group per request, just before its prompt length.
 """
 
 from __future__ import annotations
@@ -33,11 +36,15 @@ def generate(spec: DistributionWorkload, seed: int, horizon: int = MAX_INT64) ->
     rng = GoRand(seed)
     # The reference keeps the rate per tick and adds int64(1 / rate_per_tick).
     spacing = int(1.0 / (spec.rate / 1e6))
-    prefix = rng.intn_list(MAX_TOKEN_ID, spec.prefix_tokens)
+    groups = spec.prefix_groups
+    prefixes = [rng.intn_list(MAX_TOKEN_ID, spec.prefix_tokens) for _ in range(groups)]
+    prefix = prefixes[0]
     out: list[Request] = []
     t = 0
     idx = 0
     while t < horizon and idx < spec.num_requests:
+        if groups > 1:  # our extension; one group draws nothing, as BLIS
+            prefix = prefixes[rng.intn(groups)]
         n_prompt = clamped_gauss(rng, spec.prompt_mean, spec.prompt_stdev, spec.prompt_min, spec.prompt_max)
         tokens = prefix + rng.intn_list(MAX_TOKEN_ID, n_prompt)
         n_out = clamped_gauss(rng, spec.output_mean, spec.output_stdev, spec.output_min, spec.output_max)

@@ -1,0 +1,189 @@
+"""Every built-in BLIS policy as an agent that plays the environments.
+
+A baseline is a heuristic, not a learner: it reads the paused decision (the
+request and the router's snapshots) from the environment and asks the very
+policy object ``blis run`` would use. ``predict`` follows stable-baselines3's
+signature, so ``evaluate_policy`` treats baselines and trained models alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ..cli.options import RunOptions
+from ..cluster.simulator import Decision
+from ..errors import ConfigError
+from ..policies import ADMISSION, ROUTING
+from ..policies.scorers import parse_scorers
+
+
+def _envs_of(env) -> list:
+    """The unwrapped environments behind ``env``: one, or one per sub-env of a DummyVecEnv."""
+    subs = getattr(env, "envs", None)  # stable-baselines3 DummyVecEnv, gymnasium SyncVectorEnv
+    return [e.unwrapped for e in subs] if subs is not None else [env.unwrapped]
+
+
+class Baseline:
+    """Base class: one policy object per sub-environment and episode."""
+
+    #: "routing", "admission" or "joint"
+    kind = ""
+
+    def __init__(self, name: str, env, options: dict) -> None:
+        self.name = name
+        self.env = env
+        self.options = options
+        self._envs = _envs_of(env)
+        kinds = {type(e).__name__ for e in self._envs}
+        expected = {"routing": "RoutingEnv", "admission": "AdmissionEnv", "joint": "AdmissionRoutingEnv"}[self.kind]
+        if kinds != {expected}:
+            raise ConfigError(f"baseline {name!r} plays {expected}, not {', '.join(sorted(kinds))}")
+        self._live: dict[int, tuple[int, Any]] = {}  # sub-env index -> (episode, policy state)
+
+    def _policy_options(self, u) -> dict:
+        opts = u.config.policy_options()
+        opts.update(self.options)
+        return opts
+
+    def _state_for(self, i: int):
+        u = self._envs[i]
+        live = self._live.get(i)
+        if live is None or live[0] != u.episode:
+            live = (u.episode, self._new_policies(u))
+            self._live[i] = live
+        return u, live[1]
+
+    def _new_policies(self, u) -> Any:
+        raise NotImplementedError
+
+    def _decide(self, u, policies, decision: Decision) -> int:
+        raise NotImplementedError
+
+    def predict(self, observation: np.ndarray, state: Optional[Any] = None,
+                episode_start: Optional[np.ndarray] = None, deterministic: bool = True):
+        """Actions for ``observation`` (one, or a batch from a vectorized env), and ``state`` unchanged."""
+        obs = np.asarray(observation)
+        batched = obs.ndim == 2
+        n = obs.shape[0] if batched else 1
+        if n != len(self._envs):
+            raise ValueError(f"got {n} observations for {len(self._envs)} environments")
+        actions = np.zeros(n, dtype=np.int64)
+        for i in range(n):
+            u, policies = self._state_for(i)
+            d = u.decision
+            # A finished episode (or one with no decision at all) takes any action.
+            actions[i] = self._decide(u, policies, d) if d is not None else 0
+        return (actions if batched else actions[0]), state
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+class RoutingBaseline(Baseline):
+    kind = "routing"
+
+    def _new_policies(self, u):
+        return ROUTING.make(self.name, **self._policy_options(u))
+
+    def _decide(self, u, policy, d: Decision) -> int:
+        return policy.route(d.request, d.state).target
+
+
+class AdmissionBaseline(Baseline):
+    kind = "admission"
+
+    def _new_policies(self, u):
+        return ADMISSION.make(self.name, **self._policy_options(u))
+
+    def _decide(self, u, policy, d: Decision) -> int:
+        admitted, _ = policy.admit(d.request, d.state)
+        return 1 if admitted else 0
+
+
+class JointBaseline(Baseline):
+    """``ADMISSION+ROUTING``: admit with the first, route with the second, from the same view."""
+
+    kind = "joint"
+
+    def __init__(self, name: str, env, options: dict) -> None:
+        admission, _, routing = name.partition("+")
+        self.admission_name, self.routing_name = admission, routing
+        super().__init__(name, env, options)
+
+    def _new_policies(self, u):
+        opts = self._policy_options(u)
+        return ADMISSION.make(self.admission_name, **opts), ROUTING.make(self.routing_name, **opts)
+
+    def _decide(self, u, policies, d: Decision) -> int:
+        admission, routing = policies
+        admitted, _ = admission.admit(d.request, d.state)
+        if not admitted:
+            return u.num_instances
+        return routing.route(d.request, d.state).target
+
+
+_KINDS = {"RoutingEnv": RoutingBaseline, "AdmissionEnv": AdmissionBaseline, "AdmissionRoutingEnv": JointBaseline}
+
+
+def baseline_names(env) -> list[str]:
+    """Names ``make_baseline`` accepts for ``env``."""
+    kind = type(_envs_of(env)[0]).__name__
+    if kind == "RoutingEnv":
+        return ROUTING.names()
+    if kind == "AdmissionEnv":
+        return ADMISSION.names()
+    return [f"{a}+{r}" for a in ADMISSION.names() for r in ROUTING.names()]
+
+
+def make_baseline(name: str, env, **options: Any) -> Baseline:
+    """The built-in policy ``name`` as an agent for ``env`` (a blis_gym env or a vector of them).
+
+    ``name`` is a CLI policy name: a routing policy for Routing-v0, an admission
+    policy for Admission-v0, ``ADMISSION+ROUTING`` for AdmissionRouting-v0.
+    Options override the scenario's policy settings, named like the CLI flags:
+    ``scorers="queue-depth:1"`` (or ``routing_scorers=``) for ``weighted``,
+    ``token_bucket_capacity=``, ``token_bucket_refill_rate=``.
+    """
+    first = _envs_of(env)[0]
+    kind = type(first).__name__
+    if kind not in _KINDS:
+        raise ConfigError(f"make_baseline needs a blis_gym environment, got {kind}")
+    valid = baseline_names(env)
+    if name not in valid:
+        raise ConfigError(f"unknown baseline {name!r} for {first.spec.id if first.spec else kind} "
+                          f"(valid: {', '.join(valid)})")
+    opts = dict(options)
+    scorers = opts.pop("routing_scorers", opts.pop("scorers", None))
+    if scorers is not None:
+        opts["scorers"] = parse_scorers(scorers, "scorers") if isinstance(scorers, str) else tuple(scorers)
+    known = {"scorers", "token_bucket_capacity", "token_bucket_refill_rate", "block_size"}
+    unknown = set(opts) - known
+    if unknown:
+        raise ConfigError(f"make_baseline: unknown option(s) {', '.join(sorted(unknown))} "
+                          f"(valid: scorers, token_bucket_capacity, token_bucket_refill_rate)")
+    return _KINDS[kind](name, env, opts)
+
+
+def cli_options_for(baseline: Baseline, scenario_run: RunOptions) -> RunOptions:
+    """The ``blis run`` options that run ``baseline``'s policies on a scenario (for comparisons)."""
+    changes: dict[str, Any] = {}
+    if isinstance(baseline, RoutingBaseline):
+        changes["routing_policy"] = baseline.name
+    elif isinstance(baseline, AdmissionBaseline):
+        changes["admission_policy"] = baseline.name
+    else:
+        changes.update(admission_policy=baseline.admission_name, routing_policy=baseline.routing_name)
+    opts = baseline.options
+    if "scorers" in opts:
+        changes["routing_scorers"] = ",".join(f"{c.name}:{c.weight!r}" for c in opts["scorers"])
+    for key in ("token_bucket_capacity", "token_bucket_refill_rate"):
+        if key in opts:
+            changes[key] = opts[key]
+    return replace(scenario_run, explicit=scenario_run.explicit | frozenset(changes), **changes)
+
+
+__all__: Sequence[str] = ("Baseline", "RoutingBaseline", "AdmissionBaseline", "JointBaseline",
+                          "make_baseline", "baseline_names", "cli_options_for")

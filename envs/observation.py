@@ -1,0 +1,83 @@
+"""The observation: what the router sees at a decision, as one flat float32 vector.
+
+Per instance (in instance order), then the request, then the clock. Every
+feature is scaled to be about 1 at typical loads; see ``INSTANCE_FEATURES``
+and ``REQUEST_FEATURES`` for the exact scaling. Values come from the same
+snapshots the built-in policies read, staleness included.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..engine.request import Request
+from ..policies.base import Snapshot
+from ..policies.prefix_index import PrefixCacheIndex
+
+QUEUE_SCALE = 32.0  # waiting requests
+PENDING_SCALE = 8.0  # routed, not yet queued
+TOKEN_SCALE = 1024.0  # input tokens
+SLO_CLASSES = ("", "realtime", "interactive", "batch")  # "" = no class ("default")
+
+# (name, meaning) in vector order; documented in the README's observation table.
+INSTANCE_FEATURES: tuple[tuple[str, str], ...] = (
+    ("queue_depth", f"waiting requests / {QUEUE_SCALE:g}"),
+    ("batch_size", "running requests / --max-num-running-reqs"),
+    ("pending_requests", f"routed but not yet queued / {PENDING_SCALE:g}"),
+    ("kv_utilization", "used KV blocks / total, in [0, 1] (refreshed per --snapshot-refresh-interval)"),
+    ("free_kv_blocks", "free KV blocks / total, in [0, 1] (same refresh)"),
+    ("cache_hit_rate", "prefix-cache hit rate so far, in [0, 1] (same refresh)"),
+    ("prefix_match", "fraction of this request's full input blocks the router-side index holds for the instance"),
+)
+REQUEST_FEATURES: tuple[tuple[str, str], ...] = (
+    ("input_length", f"input tokens / {TOKEN_SCALE:g}"),
+    ("cacheable_prefix", f"input tokens in full KV blocks (the cacheable part) / {TOKEN_SCALE:g}"),
+    *((f"slo_{c or 'default'}", f"1 if the request's SLO class is {c or 'unset'}, else 0") for c in SLO_CLASSES),
+    ("clock", "simulated time / time of the workload's last arrival (1.0 = arrivals are over)"),
+)
+
+
+def observation_size(num_instances: int) -> int:
+    return num_instances * len(INSTANCE_FEATURES) + len(REQUEST_FEATURES)
+
+
+class ObservationBuilder:
+    """Fills one preallocated vector per decision."""
+
+    def __init__(self, num_instances: int, max_running: int, block_size: int, total_kv_blocks: int,
+                 last_arrival_ticks: int) -> None:
+        self.n = num_instances
+        self.block_size = block_size
+        self.batch_scale = float(max(max_running, 1))
+        self.kv_scale = float(total_kv_blocks)
+        self.clock_scale = float(max(last_arrival_ticks, 1))
+        self.buf = np.zeros(observation_size(num_instances), dtype=np.float32)
+
+    def build(self, req: Request, snaps: Sequence[Snapshot], index: PrefixCacheIndex, clock: int) -> np.ndarray:
+        """The observation for deciding about ``req`` at ``clock`` given ``snaps``; a fresh array."""
+        buf = self.buf
+        keys = req.input_keys(self.block_size)
+        n_keys = len(keys)
+        per = len(INSTANCE_FEATURES)
+        for i, s in enumerate(snaps):
+            o = i * per
+            buf[o] = s.queue_depth / QUEUE_SCALE
+            buf[o + 1] = s.batch_size / self.batch_scale
+            buf[o + 2] = s.pending_requests / PENDING_SCALE
+            buf[o + 3] = s.kv_utilization
+            buf[o + 4] = s.free_kv_blocks / self.kv_scale
+            buf[o + 5] = s.cache_hit_rate
+            buf[o + 6] = index.match_length(keys, i) / n_keys if n_keys else 0.0
+        o = self.n * per
+        buf[o] = req.n_in / TOKEN_SCALE
+        buf[o + 1] = n_keys * self.block_size / TOKEN_SCALE
+        slo = req.slo_class
+        for j, c in enumerate(SLO_CLASSES):
+            buf[o + 2 + j] = 1.0 if slo == c else 0.0
+        buf[-1] = clock / self.clock_scale
+        return buf.copy()
+
+    def empty(self) -> np.ndarray:
+        return np.zeros_like(self.buf)

@@ -1,0 +1,66 @@
+"""Reward bookkeeping: counterfactual regret and time in system.
+
+Fitness needs no state: it is computed from the finished run's metrics
+(``blis_gym.report.fitness``), exactly as ``--fitness-weights`` does.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_right
+from itertools import accumulate
+from typing import Sequence
+
+from ..cluster.trace import counterfactual
+from ..engine.request import Request
+from ..policies.base import Snapshot
+from ..policies.routing import WeightedScoring
+from ..policies.scorers import ScorerConfig
+
+
+class RegretCritic:
+    """Scores routing choices with a reference weighted profile, as ``--counterfactual-k`` does.
+
+    The critic's own prefix index observes every routing decision actually
+    made, whoever made it, so its scores are what the reference profile would
+    have seen had it been routing this cluster.
+    """
+
+    def __init__(self, scorers: Sequence[ScorerConfig], block_size: int) -> None:
+        self.profile = WeightedScoring(scorers, block_size)
+
+    def regret(self, req: Request, snaps: Sequence[Snapshot], target: int) -> tuple[float, list]:
+        """(regret of routing ``req`` to ``target``, per-instance scores); then records the choice."""
+        scores = self.profile.scores(req, snaps)
+        _, regret = counterfactual(target, scores, snaps, 1)
+        for observe in self.profile.observers:
+            observe(req, target)
+        return regret, scores
+
+
+class TimeInSystem:
+    """Request-ticks spent in the system (arrival to departure), integrated up to any time.
+
+    Arrivals are known in advance; departures (completion, rejection, drop)
+    are reported as they are decided, possibly for a later tick, and count
+    only once the clock passes them.
+    """
+
+    def __init__(self, arrivals: Sequence[int]) -> None:
+        self.arrivals = sorted(arrivals)
+        self.prefix = [0, *accumulate(self.arrivals)]
+        self._future: list[int] = []  # departure ticks not yet reached
+        self.n_departed = 0
+        self.sum_departed = 0
+
+    def depart(self, req: Request, tick: int) -> None:
+        heapq.heappush(self._future, tick)
+
+    def area(self, t: int) -> int:
+        """Sum over requests of the ticks each spent in the system up to tick ``t``."""
+        future = self._future
+        while future and future[0] <= t:
+            self.sum_departed += heapq.heappop(future)
+            self.n_departed += 1
+        n = bisect_right(self.arrivals, t)
+        return (n * t - self.prefix[n]) - (self.n_departed * t - self.sum_departed)

@@ -1,0 +1,178 @@
+"""Scenarios: a ``blis run`` configuration plus the environment's own options.
+
+A scenario is a flat YAML mapping in ``configs/scenarios/`` (or any file).
+Keys are either ``blis run`` options, named like the CLI flags with
+underscores (``num_instances``, ``rate``, ``routing_policy``...), or env
+options (:class:`EnvOptions`). Keyword arguments to ``gym.make`` override
+single keys the same way. Everything is validated once, here, and errors
+name the scenario and the key.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import yaml
+
+from ..cli.options import RunOptions, RunPlan, resolve
+from ..config import yamlio
+from ..errors import BlisError, ConfigError
+from ..policies.scorers import parse_scorers
+from ..report.fitness import parse_fitness_weights
+
+REWARDS = ("regret", "fitness", "time-in-system")
+DEFAULT_SCENARIO = "default"
+# blis run options a scenario may not set: they concern files and terminal output.
+_RUN_EXCLUDED = frozenset({"results_path", "log", "summarize_trace", "explicit", "reference_kv"})
+RUN_KEYS: tuple[str, ...] = tuple(f.name for f in fields(RunOptions) if f.name not in _RUN_EXCLUDED)
+
+
+@dataclass(frozen=True)
+class EnvOptions:
+    """How the environment pays the agent.
+
+    * ``reward``: ``regret`` (per routing decision, minus the regret of the
+      chosen instance under the ``regret_scorers`` profile), ``fitness`` (the
+      episode's fitness score under ``fitness_weights``, paid at the end) or
+      ``time-in-system`` (per decision, minus the request-seconds spent in the
+      system since the previous decision, divided by ``time_scale``).
+    * ``rejection_penalty``: subtracted for each request the agent rejects.
+      ``None`` picks a default per reward (:func:`default_rejection_penalty`).
+    """
+
+    reward: str = "regret"
+    regret_scorers: str = ""  # "" = the weighted default profile
+    fitness_weights: str = "throughput:1,p99_ttft:1,mean_e2e:1"
+    rejection_penalty: Optional[float] = None
+    time_scale: float = 1.0  # request-seconds per reward unit
+
+    def validate(self, where: str) -> None:
+        if self.reward not in REWARDS:
+            raise ConfigError(f"{where}: reward: unknown reward {self.reward!r} (valid: {', '.join(REWARDS)})")
+        parse_scorers(self.regret_scorers, f"{where}: regret_scorers")
+        if not self.fitness_weights:
+            raise ConfigError(f"{where}: fitness_weights: must name at least one key:weight")
+        parse_fitness_weights(self.fitness_weights, f"{where}: fitness_weights")
+        if self.rejection_penalty is not None and not (
+                self.rejection_penalty >= 0 and math.isfinite(self.rejection_penalty)):
+            raise ConfigError(f"{where}: rejection_penalty must be a finite number >= 0, "
+                              f"got {self.rejection_penalty}")
+        if not (self.time_scale > 0 and math.isfinite(self.time_scale)):
+            raise ConfigError(f"{where}: time_scale must be a finite number > 0, got {self.time_scale}")
+
+
+ENV_KEYS: tuple[str, ...] = tuple(f.name for f in fields(EnvOptions))
+
+
+def default_rejection_penalty(opts: EnvOptions, num_requests: int) -> float:
+    """Per rejection: the largest possible regret (1.0); ten request-seconds; or, for fitness,
+    the sum of the weights spread over the workload (rejecting everything then costs at least
+    what a perfect latency score could gain)."""
+    if opts.rejection_penalty is not None:
+        return opts.rejection_penalty
+    if opts.reward == "regret":
+        return 1.0
+    if opts.reward == "time-in-system":
+        return 10.0 / opts.time_scale
+    total = sum(parse_fitness_weights(opts.fitness_weights).values())
+    return total / max(num_requests, 1)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario: its ``blis run`` options, the resolved plan and the env options."""
+
+    name: str
+    description: str
+    run: RunOptions
+    env: EnvOptions
+    plan: RunPlan  # the run resolved for ``run.seed`` (config and first workload)
+
+
+def scenario_dir():
+    return resources.files("blis_gym.configs") / "scenarios"
+
+
+def scenario_names() -> list[str]:
+    """Scenarios shipped with the package."""
+    return sorted(f.name[:-5] for f in scenario_dir().iterdir() if f.name.endswith(".yaml"))
+
+
+def _read(name_or_path: Union[str, Path]) -> tuple[str, Mapping[str, Any]]:
+    """(display name, raw mapping) of a shipped scenario name or a YAML file path."""
+    text: Optional[str] = None
+    name = str(name_or_path)
+    if name in scenario_names():
+        text = (scenario_dir() / f"{name}.yaml").read_text("utf-8")
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise ConfigError(f"scenario {name!r}: no such file or shipped scenario "
+                              f"(shipped: {', '.join(scenario_names())})")
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"scenario {name}: cannot read ({exc})") from None
+    try:
+        doc = yamlio.load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"scenario {name}: invalid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"scenario {name}: expected a mapping of option: value")
+    return name, doc
+
+
+def _coerce(where: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` checked against the type of the option's default."""
+    if value is None:
+        return None
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int) or key == "total_kv_blocks":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float) or key == "rejection_penalty":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        value = tuple(float(v) for v in value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ConfigError(f"{where}: {key}: expected {type(default).__name__ if default is not None else 'a number'}"
+                          f", got {value!r}")
+    return value
+
+
+def load_scenario(name_or_path: Union[str, Path] = DEFAULT_SCENARIO, **overrides: Any) -> Scenario:
+    """Load, override and validate a scenario; raises :class:`ConfigError` naming the bad key."""
+    name, doc = _read(name_or_path)
+    where = f"scenario {name}"
+    values = dict(doc)
+    description = values.pop("description", "")
+    for source, mapping in ((where, values), (f"{where} (keyword override)", overrides)):
+        for key in mapping:
+            if key not in RUN_KEYS and key not in ENV_KEYS:
+                raise ConfigError(f"{source}: unknown option {key!r} (blis run options: "
+                                  f"{', '.join(RUN_KEYS)}; env options: {', '.join(ENV_KEYS)})")
+    values.update(overrides)
+    run_defaults, env_defaults = RunOptions(), EnvOptions()
+    run_kw = {k: _coerce(where, k, v, getattr(run_defaults, k)) for k, v in values.items() if k in RUN_KEYS}
+    env_kw = {k: _coerce(where, k, v, getattr(env_defaults, k)) for k, v in values.items() if k in ENV_KEYS}
+    run = replace(RunOptions(log="error"), **run_kw)
+    env = replace(env_defaults, **env_kw)
+    env.validate(where)
+    try:
+        plan = resolve(run)
+    except BlisError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return Scenario(name, str(description), run, env, plan)

@@ -1,0 +1,75 @@
+"""Decisions per second of the environments (one process, one core).
+
+Plays whole episodes (reset included) of a scenario with random actions and
+with every baseline agent, and prints decisions per second for each. Not a
+pytest test.
+
+    python tests/bench/bench_env.py                      # Routing-v0, default scenario, 3 episodes
+    python tests/bench/bench_env.py --env blis_gym/Admission-v0 --reward time-in-system
+    python tests/bench/bench_env.py --episodes 5 --json env_bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+
+import gymnasium as gym
+
+import blis_gym  # noqa: F401 - registers the ids
+from blis_gym.baselines import baseline_names, make_baseline
+
+
+def play(env, choose, episodes: int, seed: int) -> tuple[int, float]:
+    """(decisions, seconds) over ``episodes`` whole episodes."""
+    decisions = 0
+    start = time.perf_counter()
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed + ep)
+        done = False
+        while not done:
+            obs, _, terminated, truncated, _ = env.step(choose(obs))
+            decisions += 1
+            done = terminated or truncated
+    return decisions, time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--env", default="blis_gym/Routing-v0")
+    ap.add_argument("--scenario", default="default")
+    ap.add_argument("--reward", default=None, help="override the scenario's reward")
+    ap.add_argument("--episodes", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=100)
+    ap.add_argument("--json", metavar="OUT", help="write the figures to this JSON file")
+    args = ap.parse_args(argv)
+
+    kw = {"scenario": args.scenario}
+    if args.reward:
+        kw["reward"] = args.reward
+    env = gym.make(args.env, **kw)
+    agents = {"random": None, **{n: make_baseline(n, env) for n in baseline_names(env)
+                                 if "+" not in n or n.startswith("always-admit+")}}
+    rows = {}
+    for name, agent in agents.items():
+        if agent is None:
+            env.action_space.seed(args.seed)
+            choose = lambda obs: env.action_space.sample()  # noqa: E731
+        else:
+            choose = lambda obs, a=agent: a.predict(obs)[0]  # noqa: E731
+        n, secs = play(env, choose, args.episodes, args.seed)
+        rows[name] = {"decisions": n, "seconds": secs, "decisions_per_s": n / secs}
+        print(f"{args.env} {args.scenario:<14} {name:<28} {n:>7} decisions {secs:7.2f} s "
+              f"{n / secs:>9,.0f} decisions/s", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"env": args.env, "scenario": args.scenario, "episodes": args.episodes,
+                       "python": platform.python_version(), "results": rows}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""The Gymnasium environments: spaces, checkers, determinism, vector envs, rewards, errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import blis_gym  # noqa: F401 - registers the ids
+from blis_gym.envs import load_scenario, scenario_names
+from blis_gym.envs.observation import INSTANCE_FEATURES, REQUEST_FEATURES
+from blis_gym.errors import ConfigError
+from blis_gym.report.fitness import compute_fitness, parse_fitness_weights, raw_metrics
+
+IDS = ("blis_gym/Routing-v0", "blis_gym/Admission-v0", "blis_gym/AdmissionRouting-v0")
+SMALL = {"num_requests": 60}
+
+
+def make(env_id, **kw):
+    if env_id.endswith("/Admission-v0"):
+        kw.setdefault("reward", "time-in-system")  # regret needs routing decisions
+    return gym.make(env_id, **{**SMALL, **kw})
+
+
+def play(env, policy, seed=None):
+    """Run one episode; returns (observations, rewards, final info)."""
+    obs, info = env.reset(seed=seed)
+    observations, rewards = [obs], []
+    done = False
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(policy(obs, env))
+        observations.append(obs)
+        rewards.append(reward)
+        done = terminated or truncated
+    return observations, rewards, info
+
+
+def first_instance(obs, env):
+    return 0
+
+
+# --- registration, spaces, checkers ------------------------------------------------------------
+
+@pytest.mark.parametrize("env_id, n_actions", [(IDS[0], 4), (IDS[1], 2), (IDS[2], 5)])
+def test_make_with_no_arguments_loads_the_default_scenario(env_id, n_actions):
+    env = make(env_id)
+    assert env.unwrapped.scenario.name == "default"
+    assert env.action_space == gym.spaces.Discrete(n_actions)
+    assert env.observation_space.shape == (4 * len(INSTANCE_FEATURES) + len(REQUEST_FEATURES),)
+    obs, info = env.reset(seed=3)
+    assert env.observation_space.contains(obs)
+    assert info["kind"] in ("routing", "admission") and info["request_id"] == "request_0"
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_gymnasium_and_sb3_env_checkers_pass(env_id):
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any checker warning fails the test
+        check_env(make(env_id).unwrapped, skip_render_check=False)
+        sb3_check_env(make(env_id).unwrapped)
+
+
+def test_every_shipped_scenario_loads():
+    assert {"default", "prefix-heavy", "overload", "stale-signals"} <= set(scenario_names())
+    for name in scenario_names():
+        s = load_scenario(name, num_requests=20)
+        assert s.description and s.plan.config.num_instances >= 2
+    assert load_scenario("stale-signals").plan.config.snapshot_refresh_interval > 0
+
+
+# --- determinism -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_same_seed_same_episode_byte_for_byte(env_id):
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, make(env_id).action_space.n, size=200)
+
+    def scripted(obs, env, it=None):
+        scripted.i += 1
+        return int(actions[scripted.i % len(actions)])
+
+    runs = []
+    for _ in range(2):
+        scripted.i = -1
+        env = make(env_id)
+        obs, rewards, info = play(env, scripted, seed=11)
+        runs.append((np.stack(obs).tobytes(), np.array(rewards).tobytes(), info["metrics"]))
+    assert runs[0] == runs[1]
+
+
+def test_unseeded_resets_draw_new_workloads_deterministically():
+    env = make(IDS[0])
+    env.reset(seed=5)
+    seeds = []
+    for _ in range(3):
+        env.reset()
+        seeds.append(env.unwrapped.workload_seed)
+    env.reset(seed=5)
+    again = []
+    for _ in range(3):
+        env.reset()
+        again.append(env.unwrapped.workload_seed)
+    assert seeds == again and len(set(seeds)) == 3
+
+
+# --- vector environments ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_gymnasium_vector_envs(env_id):
+    for cls in (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv):
+        venv = cls([lambda: make(env_id, num_requests=20) for _ in range(2)])
+        obs, _ = venv.reset(seed=1)
+        assert obs.shape == (2, venv.single_observation_space.shape[0])
+        for _ in range(30):  # past the end of an episode: autoreset
+            obs, reward, term, trunc, info = venv.step(venv.action_space.sample())
+        venv.close()
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_sb3_vector_envs(env_id):
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    for cls in (DummyVecEnv, SubprocVecEnv):
+        venv = cls([lambda: make(env_id, num_requests=20) for _ in range(2)])
+        venv.seed(1)
+        obs = venv.reset()
+        assert obs.shape == (2, venv.observation_space.shape[0])
+        for _ in range(30):
+            obs, reward, done, info = venv.step(np.array([venv.action_space.sample() for _ in range(2)]))
+        venv.close()
+
+
+# --- rewards: small hand-worked cases ----------------------------------------------------------
+
+def test_regret_reward_hand_case():
+    # Two instances, queue-depth as the reference profile, everything sent to instance 0 with
+    # arrivals 1 tick apart (all still pending): after the first decision instance 0 is always the
+    # busier one, queue-depth scores it 0 and instance 1 1, so each later decision regrets 1.
+    env = gym.make(IDS[0], num_instances=2, rate=1e6, num_requests=8, regret_scorers="queue-depth:1")
+    obs, rewards, info = play(env, first_instance, seed=1)
+    assert rewards == [0.0] + [-1.0] * 7
+
+
+def test_regret_reward_is_zero_for_the_reference_profile_itself():
+    from blis_gym.baselines import make_baseline
+
+    env = make(IDS[0], num_requests=100)
+    agent = make_baseline("weighted", env)  # the default profile, as is the default regret profile
+    _, rewards, _ = play(env, lambda obs, e: agent.predict(obs)[0], seed=2)
+    assert rewards == [0.0] * len(rewards)
+
+
+def test_fitness_reward_is_paid_once_at_the_end():
+    env = make(IDS[0], reward="fitness", fitness_weights="throughput:1")
+    _, rewards, info = play(env, first_instance, seed=4)
+    assert rewards[:-1] == [0.0] * (len(rewards) - 1)
+    rps = info["metrics"]["cluster"]["responses_per_sec"]
+    assert rewards[-1] == pytest.approx(rps / (rps + 100.0), rel=1e-12)
+    assert info["fitness"] == rewards[-1]
+
+
+def test_time_in_system_return_is_minus_total_e2e():
+    env = make(IDS[0], reward="time-in-system", time_scale=2.0)
+    _, rewards, info = play(env, lambda obs, e: e.action_space.sample(), seed=6)
+    cluster = info["metrics"]["cluster"]
+    assert cluster["completed_requests"] == 60
+    total_s = cluster["e2e_mean_ms"] * 60 / 1000.0
+    assert sum(rewards) == pytest.approx(-total_s / 2.0, rel=1e-9)
+    assert all(r <= 0 for r in rewards)
+
+
+@pytest.mark.parametrize("reward", ["time-in-system", "fitness"])
+def test_rejecting_everything_costs_the_penalty(reward):
+    env = make(IDS[1], reward=reward, fitness_weights="throughput:1,p99_ttft:2")
+    _, rewards, info = play(env, lambda obs, e: 0, seed=1)
+    n = 60
+    assert info["metrics"]["rejected_requests"] == n
+    if reward == "time-in-system":
+        # Rejected at arrival (no admission latency): no time in system, ten request-seconds each.
+        assert sum(rewards) == pytest.approx(-10.0 * n)
+    else:
+        # Nothing served: throughput scores 0, latency terms 1 (weight 2); the default penalty
+        # spreads the weight total (3) over the 60 requests.
+        assert sum(rewards) == pytest.approx(2.0 - 3.0)
+
+
+def test_custom_rejection_penalty_in_the_joint_env():
+    env = make(IDS[2], rejection_penalty=0.25)
+    _, rewards, info = play(env, lambda obs, e: e.unwrapped.num_instances, seed=1)
+    assert sum(rewards) == pytest.approx(-0.25 * 60)
+
+
+def test_final_info_carries_the_cli_metrics():
+    from blis_gym.cli.runner import simulate
+    from blis_gym.cli.options import resolve
+    from blis_gym.report.summary import metrics_block
+    from dataclasses import replace
+
+    env = make(IDS[0], routing_policy="round-robin")
+    _, _, info = play(env, lambda obs, e: (e.unwrapped.decision.request.index % 4), seed=9)
+    run = replace(env.unwrapped.scenario.run, seed=9, routing_policy="round-robin")
+    result = simulate(resolve(run))
+    assert info["metrics"]["cluster"] == metrics_block("cluster", result.aggregate)
+    assert set(info["metrics"]["instances"]) == {f"instance_{i}" for i in range(4)}
+
+
+def test_fitness_helpers_agree_with_the_env():
+    weights = parse_fitness_weights("throughput:1,p99_ttft:1,mean_e2e:1")
+    env = make(IDS[0], reward="fitness")
+    play(env, first_instance, seed=3)
+    expected = compute_fitness(raw_metrics(env.unwrapped.result.aggregate), weights).score
+    assert env.unwrapped.scenario.env.fitness_weights == "throughput:1,p99_ttft:1,mean_e2e:1"
+    assert expected > 0
+
+
+# --- observation contents ---------------------------------------------------------------------
+
+def test_observation_reflects_pending_and_prefix_match():
+    env = gym.make(IDS[0], num_instances=2, rate=1e6, num_requests=4, prefix_tokens=64)
+    obs, _ = env.reset(seed=1)
+    per = len(INSTANCE_FEATURES)
+    assert obs[2] == 0.0 and obs[6] == 0.0  # nothing pending, nothing recorded yet
+    obs, *_ = env.step(0)
+    assert obs[2] == pytest.approx(1 / 8)  # one pending request on instance 0
+    assert obs[6] > 0.0 and obs[per + 6] == 0.0  # the shared prefix was recorded on instance 0 only
+    n_in = env.unwrapped.decision.request.n_in
+    assert obs[2 * per] == pytest.approx(n_in / 1024)
+    assert obs[2 * per + 2] == 1.0  # no SLO class: the "default" slot
+
+
+# --- conventions and errors -----------------------------------------------------------------------
+
+def test_render_ansi_draws_every_instance():
+    env = make(IDS[0], render_mode="ansi")
+    env.reset(seed=1)
+    text = env.render()
+    assert "routing decision for request_0" in text
+    assert all(f"instance_{i}" in text for i in range(4))
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_out_of_space_action_is_a_value_error(env_id):
+    env = make(env_id)
+    env.reset(seed=1)
+    with pytest.raises(ValueError, match="outside the action space"):
+        env.step(env.action_space.n)
+    with pytest.raises(ValueError, match="outside the action space"):
+        env.step(-1)
+
+
+def test_step_before_reset_and_after_the_end():
+    env = make(IDS[0]).unwrapped
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
+    play(env, first_instance, seed=1)
+    with pytest.raises(RuntimeError, match="ended"):
+        env.step(0)
+
+
+def test_no_decisions_for_the_agent_ends_at_the_first_step():
+    env = make(IDS[0], admission_policy="reject-all")
+    obs, info = env.reset(seed=1)
+    assert not obs.any() and "request_id" not in info
+    obs, reward, terminated, truncated, info = env.step(0)
+    assert terminated and info["metrics"]["rejected_requests"] == 60
+
+
+@pytest.mark.parametrize("overrides, words", [
+    ({"num_instance": 3}, ("num_instance", "unknown option", "num_instances")),
+    ({"rate": "fast"}, ("rate", "expected float")),
+    ({"rate": -1.0}, ("scenario default", "--rate")),
+    ({"reward": "profit"}, ("reward", "profit", "time-in-system")),
+    ({"regret_scorers": "queue-depth:0"}, ("regret_scorers", "positive")),
+    ({"fitness_weights": "speed:1"}, ("fitness_weights", "speed")),
+    ({"rejection_penalty": -1.0}, ("rejection_penalty",)),
+    ({"time_scale": 0.0}, ("time_scale",)),
+    ({"routing_policy": "fastest"}, ("routing", "fastest")),
+    ({"model": "nosuch/model"}, ("nosuch/model",)),
+])
+def test_bad_scenario_fields_are_named(overrides, words):
+    with pytest.raises(ConfigError) as err:
+        gym.make(IDS[0], **overrides)
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_bad_scenario_files(tmp_path):
+    with pytest.raises(ConfigError, match="shipped: .*default"):
+        gym.make(IDS[0], scenario="nosuch")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("num_instances: [1\n")
+    with pytest.raises(ConfigError, match="bad.yaml.*line"):
+        gym.make(IDS[0], scenario=str(bad))
+    bad.write_text("colour: blue\n")
+    with pytest.raises(ConfigError, match="colour"):
+        gym.make(IDS[0], scenario=str(bad))
+    good = tmp_path / "mine.yaml"
+    good.write_text("model: meta-llama/llama-3.1-8b-instruct\nnum_instances: 3\nnum_requests: 10\n")
+    assert gym.make(IDS[0], scenario=str(good)).action_space.n == 3
+
+
+def test_regret_reward_needs_routing_decisions():
+    with pytest.raises(ValueError, match="regret"):
+        gym.make(IDS[1], reward="regret")
