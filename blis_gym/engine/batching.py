@@ -58,7 +58,8 @@ class VLLMBatchFormation:
                 break
             if req.state != RUNNING and not visit_evicted:
                 break  # evicted in this step (evictions take the tail, so the rest are too)
-            n_new = req.n_in - req.progress
+            p = req.progress
+            n_new = req.n_in - p
             if n_new > 0:
                 if 0 < thr < n_new:
                     n_new = thr
@@ -69,11 +70,11 @@ class VLLMBatchFormation:
                 budget -= n_new
                 req.num_new = n_new
                 req.computed += n_new
-            if req.progress >= req.n_in and req.n_out > 0:
+            elif req.n_out > 0:
                 tail = req.kv_tail_len
                 if 0 < tail < bs_minus_1 and req.kv_blocks:
                     # Fast path: the token fits the partial last block; nothing to hash or pop.
-                    req.kv_tail.append(req.output[req.progress - req.n_in])
+                    req.kv_tail.append(req.output[-n_new])
                     req.kv_tail_len = tail + 1
                 elif not self._reserve(req, 1, running, waitq, kv, res):
                     break

@@ -135,41 +135,51 @@ class Instance:
         adv = self.latency.step_time(running)
         itl = adv + self._out_time
         first_token_at = now + itl
-        for req in running:
-            if req.progress < req.n_in:
-                req.progress = req.computed
-            else:
-                req.progress += 1
-                m.total_output_tokens += 1
-                req.itl.append(itl)
-            if req.progress == req.n_in:
-                req.ttft_set = True
-                req.first_token_time = first_token_at - req.arrival
-                m.ttft_sum += req.first_token_time
-                m.ttfts[req.id] = float(req.first_token_time)
-        used = self.kv.used
+        kv = self.kv
+        used = kv.used  # execution does not touch the cache; completions below do
         if used > m.peak_kv_blocks:
             m.peak_kv_blocks = used
         m.kv_blocks_integral += float(used) * float(adv)
 
-        # Completions (a separate pass, so a one-token request records TTFT first).
+        # Execute (prefill chunks advance to their reserved count, decodes by one), then
+        # complete. One pass: a request's own TTFT is recorded before its completion, and
+        # executing one request never depends on another's completion.
         remaining = []
-        kv = self.kv
+        keep = remaining.append
+        decoded = 0
         left_at = now + adv
+        step_count = self.step_count
+        on_departure = self.on_departure
         for req in running:
-            if req.progress == req.n_in + (req.n_out if req.n_out > 1 else 1) - 1:
+            n_in = req.n_in
+            p = req.progress
+            if p < n_in:
+                p = req.progress = req.computed
+            else:
+                p += 1
+                req.progress = p
+                decoded += 1
+                req.itl.append(itl)
+            if p == n_in:
+                req.ttft_set = True
+                ttft = req.first_token_time = first_token_at - req.arrival
+                m.ttft_sum += ttft
+                m.ttfts[req.id] = float(ttft)
+            n_out = req.n_out
+            if p == n_in + (n_out if n_out > 1 else 1) - 1:
                 req.state = COMPLETED
                 req.itl.append(itl)
-                if req.n_out > 0 and not kv.allocate(req, req.progress, req.progress + 1, ()):
+                if n_out > 0 and not kv.allocate(req, p, p + 1, ()):
                     m.kv_allocation_failures += 1
                 kv.release(req)
-                req.finished_step = self.step_count
+                req.finished_step = step_count
                 eventq.push(events, (left_at, LEFT, req))
                 lat = m.complete(req)
-                if self.on_departure is not None:
-                    self.on_departure(req, req.arrival + lat)
+                if on_departure is not None:
+                    on_departure(req, req.arrival + lat)
             else:
-                remaining.append(req)
+                keep(req)
+        m.total_output_tokens += decoded
 
         # Work-conserving: keep stepping while anything runs or waits.
         self.running = remaining
