@@ -28,12 +28,13 @@ if TYPE_CHECKING:
 class BatchResult:
     """What one formation changed: who was preempted and who was newly scheduled."""
 
-    __slots__ = ("preempted", "scheduled", "preemption_happened")
+    __slots__ = ("preempted", "scheduled", "preemption_happened", "sync")
 
     def __init__(self) -> None:
         self.preempted: list[Request] = []
         self.scheduled: list[Request] = []
         self.preemption_happened = False
+        self.sync = None
 
 
 class VLLMBatchFormation:
@@ -46,9 +47,16 @@ class VLLMBatchFormation:
         self.prefill_threshold = prefill_threshold
         self.visit_evicted = visit_evicted
 
-    def form(self, running: list[Request], waitq: deque, kv: "KVCache", step: int) -> BatchResult:
-        """Update ``running`` and ``waitq`` in place for this step."""
+    def form(self, running: list[Request], waitq: deque, kv: "KVCache", step: int,
+             sync=None) -> BatchResult:
+        """Update ``running`` and ``waitq`` in place for this step.
+
+        Requests with ``lazy_until >= step`` are mid-block decoders whose token this
+        step is known to fit (the caller checked the budget); they only use budget.
+        ``sync(req)`` brings a lazy request up to date before it is preempted.
+        """
         res = BatchResult()
+        res.sync = sync
         budget = self.max_tokens
         thr = self.prefill_threshold
         bs_minus_1 = kv.block_size - 1
@@ -56,6 +64,9 @@ class VLLMBatchFormation:
         for req in tuple(running):
             if budget <= 0:
                 break
+            if req.lazy_until >= step:
+                budget -= 1
+                continue
             if req.state != RUNNING and not visit_evicted:
                 break  # evicted in this step (evictions take the tail, so the rest are too)
             p = req.progress
@@ -115,6 +126,8 @@ class VLLMBatchFormation:
                 return False
             res.preemption_happened = True
             victim = running.pop()
+            if victim.lazy_until and res.sync is not None:
+                res.sync(victim)
             res.preempted.append(victim)
             victim.state = QUEUED
             victim.progress = 0

@@ -52,6 +52,12 @@ class Instance:
         self.metrics = InstanceMetrics()
         # Called with (request, tick) when a request leaves: completed or dropped.
         self.on_departure = None
+        # Lazy decoding (see _go_lazy): requests whose next tokens need no KV work and
+        # cannot complete are left untouched for those steps and caught up on demand.
+        self.lazy_enabled = not reference_kv
+        self.n_lazy = 0
+        self.step_itls: list[int] = []
+        self._due: dict[int, list] = {}
         self._out_time = latency.output_token_time()
         bs = block_size
         # Blocks a request must hold at once: its input, or (ours) input plus all
@@ -102,8 +108,22 @@ class Instance:
     # --- one step ----------------------------------------------------------
     def step(self, now: int) -> None:
         self.step_count += 1
+        s = self.step_count
         m = self.metrics
         waitq = self.waitq
+        sync = None
+        if self.n_lazy:
+            for req, since in self._due.pop(s, ()):
+                if req.lazy_until and req.lazy_from == since:
+                    self._sync(req, s)
+            if self.n_lazy:
+                if self._phase1_demand(s) > self.former.max_tokens:
+                    # The budget may run out mid-batch: run this step the explicit way.
+                    for req in self.running:
+                        if req.lazy_until:
+                            self._sync(req, s)
+                else:
+                    sync = lambda req: self._sync(req, s)  # noqa: E731 - a preemption victim
         if self.scheduler is not None:
             # Priorities only matter to a reordering scheduler; FCFS runs with none.
             compute = self.priority.compute
@@ -116,7 +136,7 @@ class Instance:
                 waitq.extend(ordered)
 
         running = self.running
-        res = self.former.form(running, waitq, self.kv, self.step_count)
+        res = self.former.form(running, waitq, self.kv, s, sync)
         if not self.reference_kv:
             self._resolve_stall(res)
         events = self.events
@@ -132,10 +152,28 @@ class Instance:
         m.batch_sizes.append(len(running))
 
         # Execute: prefill chunks advance to their reserved count, decodes by one.
-        adv = self.latency.step_time(running)
-        itl = adv + self._out_time
-        first_token_at = now + itl
         kv = self.kv
+        lazy_now = self.n_lazy
+        if lazy_now:
+            miss = 0
+            decode = lazy_now
+            for req in running:
+                if req.lazy_until >= s:
+                    continue
+                if req.progress < req.n_in:
+                    miss += req.num_new
+                elif req.n_out > 0:
+                    decode += req.num_new
+            adv = self.latency.step_time_counts(miss, decode)
+        else:
+            adv = self.latency.step_time(running)
+        itl = adv + self._out_time
+        step_itls = self.step_itls
+        step_itls.append(itl)
+        next_itl = len(step_itls)
+        lazy_ok = self.lazy_enabled
+        bs = kv.block_size if lazy_ok else 0
+        first_token_at = now + itl
         used = kv.used  # execution does not touch the cache; completions below do
         if used > m.peak_kv_blocks:
             m.peak_kv_blocks = used
@@ -151,6 +189,9 @@ class Instance:
         step_count = self.step_count
         on_departure = self.on_departure
         for req in running:
+            if req.lazy_until >= s:
+                keep(req)
+                continue
             n_in = req.n_in
             p = req.progress
             if p < n_in:
@@ -179,7 +220,22 @@ class Instance:
                     on_departure(req, req.arrival + lat)
             else:
                 keep(req)
-        m.total_output_tokens += decoded
+                if lazy_ok and p >= n_in:
+                    # Decode steps s+1 .. s+k need no KV work (the token fits the partial
+                    # last block) and cannot complete: skip the request until then.
+                    tail = req.kv_tail_len
+                    k = min(bs - 1 - tail, n_in + (n_out if n_out > 1 else 1) - 2 - p)
+                    if tail > 0 and k > 0 and req.kv_blocks:
+                        req.lazy_from = s + 1
+                        req.lazy_until = s + k
+                        req.lazy_itl = next_itl
+                        self.n_lazy += 1
+                        due = self._due.get(s + k + 1)
+                        if due is None:
+                            self._due[s + k + 1] = [(req, s + 1)]
+                        else:
+                            due.append((req, s + 1))
+        m.total_output_tokens += decoded + lazy_now
 
         # Work-conserving: keep stepping while anything runs or waits.
         self.running = remaining
@@ -206,7 +262,41 @@ class Instance:
         if self.on_departure is not None:
             self.on_departure(req, self.clock)
 
+    # --- lazy decoding ---------------------------------------------------
+    def _phase1_demand(self, s: int) -> int:
+        """Tokens batch formation's first phase asks for this step (lazy requests: one each)."""
+        thr = self.former.prefill_threshold
+        demand = self.n_lazy
+        for req in self.running:
+            if req.lazy_until >= s:
+                continue
+            need = req.n_in - req.progress
+            if need > 0:
+                demand += thr if 0 < thr < need else need
+            elif req.n_out > 0:
+                demand += 1
+        return demand
+
+    def _sync(self, req: Request, upto: int) -> None:
+        """Apply the decode steps ``req`` skipped before step ``upto``, and end its laziness."""
+        k = min(upto, req.lazy_until + 1) - req.lazy_from
+        if k > 0:
+            p = req.progress
+            o = p - req.n_in
+            req.kv_tail.extend(req.output[o:o + k])
+            req.kv_tail_len += k
+            req.computed += k
+            req.progress = p + k
+            i = req.lazy_itl
+            req.itl.extend(self.step_itls[i:i + k])
+        req.num_new = 1
+        req.lazy_until = 0
+        self.n_lazy -= 1
+
     def finalize(self) -> None:
+        for req in self.running:
+            if req.lazy_until:
+                self._sync(req, self.step_count + 1)
         m = self.metrics
         m.still_queued = len(self.waitq)
         m.still_running = len(self.running)

@@ -21,7 +21,7 @@ differential tests.
 
 from __future__ import annotations
 
-from .request import Request, chain_key
+from .request import Request, block_key, chain_key
 
 NIL = -1
 
@@ -160,7 +160,10 @@ class KVCache:
             if (len(new_tokens) + bs - 1) // bs > self.total - self.used:
                 return False
         else:
-            new_tokens = (req.output[start - req.n_in],)
+            token = req.output[start - req.n_in]
+            if bs > 1:
+                return self._decode_token(req, token)
+            new_tokens = (token,)
         n = len(new_tokens)
         blocks = req.kv_blocks
         had = len(blocks)
@@ -195,50 +198,95 @@ class KVCache:
                 tail_len += take
                 req.kv_tail_len = tail_len
                 if tail_len == bs:
-                    k = hash(tuple(req.kv_tail))
-                    tkey[latest] = k
-                    h = chain_key(req.kv_chain, k)
-                    req.kv_chain = h
-                    self.hash[latest] = h
-                    self.hash_to_block[h] = latest
-                    req.kv_tail = []
-                    req.kv_tail_len = 0
+                    self._seal_tail(req, latest)
                 continue
+            if prefill:
+                keys = req.input_keys(bs)
+                bkeys = req._input_bkeys
+            hashes = self.hash
+            h2b = self.hash_to_block
+            ref_count = self.ref_count
+            in_use = self.in_use
             for _ in range((n - i + bs - 1) // bs):
                 b = self._take_head()
                 if b == NIL:
                     self._rollback(req, had, cached_mut, new_mut)
                     return False
-                orig = self.hash[b]
+                orig = hashes[b]
                 if orig is not None:
-                    self.hash_to_block.pop(orig, None)
-                    self.hash[b] = None
+                    h2b.pop(orig, None)
+                    hashes[b] = None
                 tkey[b] = None
                 e = i + bs
                 if e > n:
                     e = n
-                self.ref_count[b] = 1
-                self.in_use[b] = True
+                ref_count[b] = 1
+                in_use[b] = True
                 self.used += 1
                 self.misses += 1
                 if e - i == bs:
-                    k = hash(tuple(new_tokens[i:e]))
+                    if prefill and (start + i) % bs == 0:
+                        k = bkeys[(start + i) // bs]  # the input block's key, already computed
+                    else:
+                        k = block_key(tuple(new_tokens[i:e]))
                     tkey[b] = k
                     req.kv_chain = chain_key(req.kv_chain, k)
                     if prefill:
                         abs_end = start + e
                         if abs_end % bs == 0:
-                            h = req.input_keys(bs)[abs_end // bs - 1]
+                            h = keys[abs_end // bs - 1]
                         else:
                             h = object()  # a prefix no lookup can ask for
-                        self.hash[b] = h
-                        self.hash_to_block[h] = b
+                        hashes[b] = h
+                        h2b[h] = b
                 else:
                     req.kv_tail = list(new_tokens[i:e])
                     req.kv_tail_len = e - i
                 new_mut.append((b, orig))
                 blocks.append(b)
                 i = e
+        return True
+
+    def _seal_tail(self, req: Request, block: int) -> None:
+        """``req``'s partial last block has just filled: key it and register its prefix."""
+        k = block_key(tuple(req.kv_tail))
+        self.tkey[block] = k
+        h = chain_key(req.kv_chain, k)
+        req.kv_chain = h
+        self.hash[block] = h
+        self.hash_to_block[h] = block
+        req.kv_tail = []
+        req.kv_tail_len = 0
+
+    def _decode_token(self, req: Request, token) -> bool:
+        """``allocate`` for one decode token (block size > 1): the same steps, without the loops."""
+        blocks = req.kv_blocks
+        tail = req.kv_tail_len if blocks else 0
+        if tail > 0:
+            req.kv_tail.append(token)
+            tail += 1
+            if tail < self.block_size:
+                req.kv_tail_len = tail
+                return True
+            self._seal_tail(req, blocks[-1])
+            return True
+        b = self._take_head()
+        if b == NIL:
+            if not blocks or self.reference_rollback:
+                req.reset_kv()
+            return False
+        orig = self.hash[b]
+        if orig is not None:
+            self.hash_to_block.pop(orig, None)
+            self.hash[b] = None
+        self.tkey[b] = None
+        self.ref_count[b] = 1
+        self.in_use[b] = True
+        self.used += 1
+        self.misses += 1
+        req.kv_tail = [token]
+        req.kv_tail_len = 1
+        blocks.append(b)
         return True
 
     def _rollback(self, req: Request, had: int, cached_mut: list, new_mut: list) -> None:

@@ -37,6 +37,10 @@ class BlackboxLatency:
                 miss += req.num_new
             elif req.n_out > 0:
                 decode += req.num_new
+        return self.step_time_counts(miss, decode)
+
+    def step_time_counts(self, miss: int, decode: int) -> int:
+        """Step time for ``miss`` prefill tokens and ``decode`` decode tokens."""
         b = self.beta
         return int(b[0] + b[1] * float(miss) + b[2] * float(decode))
 

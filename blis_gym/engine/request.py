@@ -36,7 +36,10 @@ class Request:
         "scheduled_step", "finished_step", "itl", "priority",
         "slo_class", "tenant_id", "assigned",
         # KV-cache bookkeeping, owned by engine.kvcache.
-        "kv_blocks", "kv_chain", "kv_tail", "kv_tail_len", "_input_keys",
+        "kv_blocks", "kv_chain", "kv_tail", "kv_tail_len", "_input_keys", "_input_bkeys",
+        # Lazy decoding, owned by engine.instance: steps [lazy_from, lazy_until] run
+        # without touching the request; lazy_itl indexes the instance's step ITLs.
+        "lazy_from", "lazy_until", "lazy_itl",
     )
 
     def __init__(self, rid: str, index: int, arrival: int,
@@ -62,8 +65,12 @@ class Request:
         self.slo_class = slo_class
         self.tenant_id = tenant_id
         self.assigned = ""
+        self.lazy_from = 0
+        self.lazy_until = 0  # 0: not lazy
+        self.lazy_itl = 0
         self.reset_kv()
         self._input_keys: list[int] | None = None
+        self._input_bkeys: list[int] | None = None
 
     def reset_kv(self) -> None:
         """Forget every KV block (the cache has released or lost them)."""
@@ -77,13 +84,22 @@ class Request:
         keys = self._input_keys
         if keys is None:
             keys = []
+            bkeys = []
             acc = _CHAIN_SEED
             tokens = self.input
             for start in range(0, self.n_in - block_size + 1, block_size):
-                acc = chain_key(acc, hash(tuple(tokens[start:start + block_size])))
+                k = block_key(tuple(tokens[start:start + block_size]))
+                bkeys.append(k)
+                acc = chain_key(acc, k)
                 keys.append(acc)
             self._input_keys = keys
+            self._input_bkeys = bkeys
         return keys
+
+    def input_block_keys(self, block_size: int) -> list[int]:
+        """Own-content identity (``block_key``) of each full input block."""
+        self.input_keys(block_size)
+        return self._input_bkeys
 
     def __repr__(self) -> str:
         return f"Request({self.id}, in={self.n_in}, out={self.n_out}, progress={self.progress})"
