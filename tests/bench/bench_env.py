@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import platform
 import sys
 import time
@@ -46,6 +47,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=100)
     ap.add_argument("--json", metavar="OUT", help="write the figures to this JSON file")
     args = ap.parse_args(argv)
+    logging.getLogger("blis_gym").setLevel(logging.ERROR)  # e.g. reject-all's "none completed"
 
     kw = {"scenario": args.scenario}
     if args.reward:
