@@ -203,6 +203,10 @@ class KVCache:
             if prefill:
                 keys = req.input_keys(bs)
                 bkeys = req._input_bkeys
+                if self.front[0] == NIL and (start + i) % bs == 0 \
+                        and self.total - self.hw >= (n - i + bs - 1) // bs:
+                    self._take_untouched(req, new_tokens, i, start, keys, bkeys)
+                    return True
             hashes = self.hash
             h2b = self.hash_to_block
             ref_count = self.ref_count
@@ -246,6 +250,43 @@ class KVCache:
                 blocks.append(b)
                 i = e
         return True
+
+    def _take_untouched(self, req: Request, new_tokens, i: int, start: int, keys: list, bkeys: list) -> None:
+        """The rest of a prefill from never-used blocks: what the block loop does, in bulk.
+
+        Valid when no rolled-back block waits at the head of the free list and enough
+        untouched blocks remain, so the loop would take ids hw, hw+1, ... in order.
+        """
+        bs = self.block_size
+        n = len(new_tokens)
+        full = (n - i) // bs
+        nb = full + (1 if (n - i) % bs else 0)
+        b0 = self.hw
+        self.hw = b0 + nb
+        j0 = (start + i) // bs
+        ids = range(b0, b0 + nb)
+        self.ref_count.extend([1] * nb)
+        self.in_use.extend([True] * nb)
+        self.prev.extend([NIL] * nb)
+        self.next.extend([NIL] * nb)
+        self.in_back.extend([False] * nb)
+        own = bkeys[j0:j0 + full]
+        chained = keys[j0:j0 + full]
+        self.tkey.extend(own)
+        self.hash.extend(chained)
+        if nb > full:
+            self.tkey.append(None)
+            self.hash.append(None)
+            req.kv_tail = list(new_tokens[i + full * bs:n])
+            req.kv_tail_len = n - i - full * bs
+        self.hash_to_block.update(zip(chained, ids))
+        chain = req.kv_chain
+        for k in own:
+            chain = chain_key(chain, k)
+        req.kv_chain = chain
+        self.used += nb
+        self.misses += nb
+        req.kv_blocks.extend(ids)
 
     def _seal_tail(self, req: Request, block: int) -> None:
         """``req``'s partial last block has just filled: key it and register its prefix."""
