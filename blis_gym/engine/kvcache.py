@@ -363,12 +363,30 @@ class KVCache:
         blocks = req.kv_blocks
         req.reset_kv()
         rc = self.ref_count
+        in_use = self.in_use
+        back = self.back
+        nxt = self.next
+        prv = self.prev
+        in_back = self.in_back
+        tail = back[1]
+        freed = 0
         for b in reversed(blocks):
-            rc[b] -= 1
-            if rc[b] == 0:
-                self.in_use[b] = False
-                self.used -= 1
-                self._append_free(b)
+            c = rc[b] - 1
+            rc[b] = c
+            if c == 0:
+                # _append_free, inlined: this loop runs once per block of every finished request.
+                in_use[b] = False
+                freed += 1
+                in_back[b] = True
+                nxt[b] = NIL
+                prv[b] = tail
+                if tail != NIL:
+                    nxt[tail] = b
+                else:
+                    back[0] = b
+                tail = b
+        back[1] = tail
+        self.used -= freed
 
     # --- invariants (tests and debugging) ---------------------------------
     def free_list(self) -> list[int]:
