@@ -27,6 +27,7 @@ _LEN = 607  # register length
 _TAP = 273  # short lag
 _LAG = _LEN - _TAP
 _TWO_NEG63 = 2.0**-63
+_U32 = np.uint64(32)
 _INF = math.inf
 
 _F32 = struct.Struct("<f")
@@ -355,23 +356,30 @@ class GoRand:
 
     def intn_list(self, n: int, count: int) -> list[int]:
         """``count`` successive ``Intn(n)`` values for 0 < n < 2**31, drawn in bulk."""
+        return self.intn_array(n, count).tolist()
+
+    def intn_array(self, n: int, count: int) -> np.ndarray:
+        """``intn_list`` as an int64 numpy array."""
         if not 0 < n <= _INT32MAX:
             raise ValueError("intn_list needs 0 < n < 2**31")
         if count <= 0:
-            return []
-        shift = np.uint64(32)
-        mask = np.uint64(_M63)
+            return np.zeros(0, dtype=np.int64)
+        # (u & M63) >> 32 == (u >> 32) & (2**31 - 1): values fit int64 after the shift.
         if n & (n - 1) == 0:
-            return ((self.uint64_array(count) & mask) >> shift & np.uint64(n - 1)).tolist()
-        top = np.uint64(_INT32MAX - (1 << 31) % n)
+            return ((self.uint64_array(count) >> _U32).view(np.int64) & (n - 1))
+        top = _INT32MAX - (1 << 31) % n
+        v = (self.uint64_array(count) >> _U32).view(np.int64) & _INT32MAX
+        if v.max() <= top:
+            return v % n
         out = []
         need = count
-        while need:
-            v = (self.uint64_array(need) & mask) >> shift
+        while True:
             v = v[v <= top]  # Go redraws rejected values; the accepted ones keep stream order
-            out.append(v % np.uint64(n))
+            out.append(v % n)
             need -= len(v)
-        return np.concatenate(out).tolist()
+            if not need:
+                return np.concatenate(out)
+            v = (self.uint64_array(need) >> _U32).view(np.int64) & _INT32MAX
 
     # -- floats --
 

@@ -85,7 +85,6 @@ class VLLMBatchFormation:
                 tail = req.kv_tail_len
                 if 0 < tail < bs_minus_1 and req.kv_blocks:
                     # Fast path: the token fits the partial last block; nothing to hash or pop.
-                    req.kv_tail.append(req.output[-n_new])
                     req.kv_tail_len = tail + 1
                 elif not self._reserve(req, 1, running, waitq, kv, res):
                     break

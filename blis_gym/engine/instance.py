@@ -281,12 +281,9 @@ class Instance:
         """Apply the decode steps ``req`` skipped before step ``upto``, and end its laziness."""
         k = min(upto, req.lazy_until + 1) - req.lazy_from
         if k > 0:
-            p = req.progress
-            o = p - req.n_in
-            req.kv_tail.extend(req.output[o:o + k])
             req.kv_tail_len += k
             req.computed += k
-            req.progress = p + k
+            req.progress += k
             i = req.lazy_itl
             req.itl.extend(self.step_itls[i:i + k])
         req.num_new = 1

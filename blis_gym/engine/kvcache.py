@@ -9,7 +9,7 @@ Semantics follow vLLM's (and BLIS's) single-tier cache:
   they are popped from the head for reuse (LRU eviction);
 * an allocation that cannot complete is rolled back.
 
-Prefix identity is a chained per-block hash (see ``request.chain_key``): the
+Prefix identity is a chained per-block hash (see ``blockhash``): the
 same decision as hashing the whole prefix, without rehashing it every block.
 
 One deliberate difference from the reference: a failed allocation for a
@@ -160,10 +160,9 @@ class KVCache:
             if (len(new_tokens) + bs - 1) // bs > self.total - self.used:
                 return False
         else:
-            token = req.output[start - req.n_in]
             if bs > 1:
-                return self._decode_token(req, token)
-            new_tokens = (token,)
+                return self._decode_token(req, start)
+            new_tokens = req.output[start - req.n_in:start - req.n_in + 1]
         n = len(new_tokens)
         blocks = req.kv_blocks
         had = len(blocks)
@@ -193,12 +192,11 @@ class KVCache:
                 # Fill the partial last block first.
                 latest = blocks[-1]
                 take = min(bs - tail_len, n - i)
-                req.kv_tail.extend(new_tokens[i:i + take])
                 i += take
                 tail_len += take
                 req.kv_tail_len = tail_len
                 if tail_len == bs:
-                    self._seal_tail(req, latest)
+                    self._seal_tail(req, latest, start + i)
                 continue
             if prefill:
                 keys = req.input_keys(bs)
@@ -232,7 +230,7 @@ class KVCache:
                     if prefill and (start + i) % bs == 0:
                         k = bkeys[(start + i) // bs]  # the input block's key, already computed
                     else:
-                        k = block_key(tuple(new_tokens[i:e]))
+                        k = block_key(new_tokens[i:e])
                     tkey[b] = k
                     req.kv_chain = chain_key(req.kv_chain, k)
                     if prefill:
@@ -244,7 +242,6 @@ class KVCache:
                         hashes[b] = h
                         h2b[h] = b
                 else:
-                    req.kv_tail = list(new_tokens[i:e])
                     req.kv_tail_len = e - i
                 new_mut.append((b, orig))
                 blocks.append(b)
@@ -277,7 +274,6 @@ class KVCache:
         if nb > full:
             self.tkey.append(None)
             self.hash.append(None)
-            req.kv_tail = list(new_tokens[i + full * bs:n])
             req.kv_tail_len = n - i - full * bs
         self.hash_to_block.update(zip(chained, ids))
         chain = req.kv_chain
@@ -288,28 +284,26 @@ class KVCache:
         self.misses += nb
         req.kv_blocks.extend(ids)
 
-    def _seal_tail(self, req: Request, block: int) -> None:
-        """``req``'s partial last block has just filled: key it and register its prefix."""
-        k = block_key(tuple(req.kv_tail))
+    def _seal_tail(self, req: Request, block: int, end: int) -> None:
+        """``req``'s partial last block has just filled up to position ``end``: key it, register it."""
+        k = req.block_key_ending_at(end, self.block_size)
         self.tkey[block] = k
         h = chain_key(req.kv_chain, k)
         req.kv_chain = h
         self.hash[block] = h
         self.hash_to_block[h] = block
-        req.kv_tail = []
         req.kv_tail_len = 0
 
-    def _decode_token(self, req: Request, token) -> bool:
-        """``allocate`` for one decode token (block size > 1): the same steps, without the loops."""
+    def _decode_token(self, req: Request, pos: int) -> bool:
+        """``allocate`` for the decode token at position ``pos`` (block size > 1), without the loops."""
         blocks = req.kv_blocks
         tail = req.kv_tail_len if blocks else 0
         if tail > 0:
-            req.kv_tail.append(token)
             tail += 1
             if tail < self.block_size:
                 req.kv_tail_len = tail
                 return True
-            self._seal_tail(req, blocks[-1])
+            self._seal_tail(req, blocks[-1], pos + 1)
             return True
         b = self._take_head()
         if b == NIL:
@@ -325,7 +319,6 @@ class KVCache:
         self.in_use[b] = True
         self.used += 1
         self.misses += 1
-        req.kv_tail = [token]
         req.kv_tail_len = 1
         blocks.append(b)
         return True

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
+from .blockhash import CHAIN_SEED, block_key, chain_key, own_keys, prefix_keys  # noqa: F401 - re-exported
+
 QUEUED = 0
 RUNNING = 1
 COMPLETED = 2
-
-# Keys of the chained block identity. Any value works as long as equal token
-# sequences (split into equal blocks) give equal keys, which chaining preserves.
-_CHAIN_SEED = 0x5BD1E995
-
-
-def block_key(block_tokens: tuple) -> int:
-    """Identity of one full block's tokens, independent of its position."""
-    return hash(block_tokens)
-
-
-def chain_key(prev: int, bkey: int) -> int:
-    """Identity of a token prefix, given the identity of the prefix one block shorter."""
-    return hash((prev, bkey))
 
 
 class Request:
@@ -36,7 +26,7 @@ class Request:
         "scheduled_step", "finished_step", "itl", "priority",
         "slo_class", "tenant_id", "assigned",
         # KV-cache bookkeeping, owned by engine.kvcache.
-        "kv_blocks", "kv_chain", "kv_tail", "kv_tail_len", "_input_keys", "_input_bkeys",
+        "kv_blocks", "kv_chain", "kv_tail_len", "_input_keys", "_input_bkeys", "_seq_bkeys",
         # Lazy decoding, owned by engine.instance: steps [lazy_from, lazy_until] run
         # without touching the request; lazy_itl indexes the instance's step ITLs.
         "lazy_from", "lazy_until", "lazy_itl",
@@ -48,8 +38,9 @@ class Request:
         self.id = rid
         self.index = index
         self.arrival = arrival
-        self.input = input_tokens
-        self.output = output_tokens
+        # Token ids live in int64 arrays: they are only ever sliced and hashed.
+        self.input = np.ascontiguousarray(input_tokens, dtype=np.int64)
+        self.output = np.ascontiguousarray(output_tokens, dtype=np.int64)
         self.n_in = len(input_tokens)
         self.n_out = len(output_tokens)
         self.state = QUEUED
@@ -71,30 +62,35 @@ class Request:
         self.reset_kv()
         self._input_keys: list[int] | None = None
         self._input_bkeys: list[int] | None = None
+        self._seq_bkeys: list[int] | None = None
 
     def reset_kv(self) -> None:
         """Forget every KV block (the cache has released or lost them)."""
         self.kv_blocks: list[int] = []
-        self.kv_chain = _CHAIN_SEED  # identity of the tokens in the full blocks held
-        self.kv_tail: list = []  # tokens of the partial last block
+        self.kv_chain = CHAIN_SEED  # identity of the tokens in the full blocks held
         self.kv_tail_len = 0
 
     def input_keys(self, block_size: int) -> list[int]:
         """Prefix identities of each full input block (computed once, chained)."""
         keys = self._input_keys
         if keys is None:
-            keys = []
-            bkeys = []
-            acc = _CHAIN_SEED
-            tokens = self.input
-            for start in range(0, self.n_in - block_size + 1, block_size):
-                k = block_key(tuple(tokens[start:start + block_size]))
-                bkeys.append(k)
-                acc = chain_key(acc, k)
-                keys.append(acc)
+            keys, self._input_bkeys = prefix_keys(self.input, block_size)
             self._input_keys = keys
-            self._input_bkeys = bkeys
         return keys
+
+    def block_key_ending_at(self, end: int, block_size: int) -> int:
+        """``block_key`` of the tokens at positions ``[end - block_size, end)`` of input + output.
+
+        A partial block always holds the latest positions reserved, in order, so this is
+        the key of the block that ``end`` fills.
+        """
+        if end % block_size == 0:
+            keys = self._seq_bkeys
+            if keys is None:
+                keys = self._seq_bkeys = own_keys(np.concatenate((self.input, self.output)), block_size)
+            return keys[end // block_size - 1]
+        start = end - block_size  # only after the reference's leak resets a request's blocks
+        return block_key(np.concatenate((self.input, self.output))[start:end])
 
     def input_block_keys(self, block_size: int) -> list[int]:
         """Own-content identity (``block_key``) of each full input block."""

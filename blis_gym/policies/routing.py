@@ -86,7 +86,7 @@ class PrefixAffinity:
 
     def route(self, req: Request, state: RouterState) -> RoutingDecision:
         keys = req.input_keys(self.block_size)
-        key = keys[-1] if keys else ("whole", tuple(req.input))
+        key = keys[-1] if keys else req.input.tobytes()
         target = self.owner.get(key)
         if target is not None and target < len(state.snapshots):
             return RoutingDecision(target, "prefix-affinity (cache-hit)")

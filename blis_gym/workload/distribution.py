@@ -11,6 +11,8 @@ front and one group per request, just before its prompt length.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..config.schema import MAX_INT64, DistributionWorkload
 from ..engine.request import Request
 from ..gorand import GoRand
@@ -37,7 +39,7 @@ def generate(spec: DistributionWorkload, seed: int, horizon: int = MAX_INT64) ->
     # The reference keeps the rate per tick and adds int64(1 / rate_per_tick).
     spacing = int(1.0 / (spec.rate / 1e6))
     groups = spec.prefix_groups
-    prefixes = [rng.intn_list(MAX_TOKEN_ID, spec.prefix_tokens) for _ in range(groups)]
+    prefixes = [rng.intn_array(MAX_TOKEN_ID, spec.prefix_tokens) for _ in range(groups)]
     prefix = prefixes[0]
     out: list[Request] = []
     t = 0
@@ -46,9 +48,9 @@ def generate(spec: DistributionWorkload, seed: int, horizon: int = MAX_INT64) ->
         if groups > 1:  # our extension; one group draws nothing, as BLIS
             prefix = prefixes[rng.intn(groups)]
         n_prompt = clamped_gauss(rng, spec.prompt_mean, spec.prompt_stdev, spec.prompt_min, spec.prompt_max)
-        tokens = prefix + rng.intn_list(MAX_TOKEN_ID, n_prompt)
+        tokens = np.concatenate((prefix, rng.intn_array(MAX_TOKEN_ID, n_prompt)))
         n_out = clamped_gauss(rng, spec.output_mean, spec.output_stdev, spec.output_min, spec.output_max)
-        output = rng.intn_list(MAX_TOKEN_ID, n_out)
+        output = rng.intn_array(MAX_TOKEN_ID, n_out)
         out.append(Request(f"request_{idx}", idx, t, tokens, output))
         t += spacing
         idx += 1

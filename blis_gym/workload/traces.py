@@ -22,6 +22,7 @@ from ..config.schema import MAX_INT64
 from ..engine.request import Request
 from ..errors import WorkloadError
 
+_I64 = 1 << 63  # token ids are stored as int64
 COLUMNS = ("arrival_time", "request_id", "model", "prefill_tokens", "decode_tokens")
 
 
@@ -30,9 +31,9 @@ def _tokens(path: str, line: int, column: str, text: str) -> list[int]:
         value = json.loads(text)
     except ValueError:
         value = None
-    if not isinstance(value, list) or not all(type(v) is int for v in value):
+    if not isinstance(value, list) or not all(type(v) is int and -_I64 <= v < _I64 for v in value):
         shown = text if len(text) <= 40 else text[:37] + "..."
-        raise WorkloadError(f"{path}: line {line}: {column} must be a JSON array of integers, got {shown!r}")
+        raise WorkloadError(f"{path}: line {line}: {column} must be a JSON array of 64-bit integers, got {shown!r}")
     return value
 
 

@@ -1,0 +1,74 @@
+"""Identities of KV blocks and of token prefixes, as 64-bit integers.
+
+Only equality matters: equal token sequences, split into equal blocks, must
+get equal keys, and different ones different keys (up to 64-bit collisions).
+
+* A block's own key is a dot product of its tokens with fixed random odd
+  multipliers, mod 2**64.
+* A prefix's key chains its blocks: ``H_j = H_{j-1} * R + key_j`` (mod 2**64),
+  from ``CHAIN_SEED``. Written as ``H_j = R**j * (CHAIN_SEED * R + sum_i key_i * R**-i)``
+  it is a cumulative sum, so a whole prompt is keyed with a few numpy calls.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+M64 = (1 << 64) - 1
+CHAIN_SEED = 0x5BD1E995
+_R = 0x9E3779B97F4A7C15  # odd, so invertible mod 2**64
+_R_INV = pow(_R, -1, 1 << 64)
+_SEED_R = np.uint64((CHAIN_SEED * _R) & M64)
+_pow: list[np.ndarray] = []  # [R**i, R**-i] for i < len, grown on demand
+
+
+@functools.lru_cache(maxsize=8)
+def _multipliers(n: int) -> np.ndarray:
+    rng = np.random.default_rng(0xB10C)
+    return rng.integers(0, 1 << 63, n, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    if not _pow or len(_pow[0]) < n:
+        size = max(n, 2 * len(_pow[0]) if _pow else 1024)
+        up, down = [1] * size, [1] * size
+        for i in range(1, size):
+            up[i] = (up[i - 1] * _R) & M64
+            down[i] = (down[i - 1] * _R_INV) & M64
+        _pow[:] = [np.array(up, dtype=np.uint64), np.array(down, dtype=np.uint64)]
+    return _pow[0], _pow[1]
+
+
+def block_key(tokens) -> int:
+    """Own-content key of one block of tokens (any sequence of ints)."""
+    a = np.asarray(tokens, dtype=np.int64).view(np.uint64)
+    return int((a * _multipliers(len(a))).sum())
+
+
+def chain_key(prev: int, key: int) -> int:
+    """Key of a prefix, from the key of the prefix one block shorter and the new block's key."""
+    return (prev * _R + key) & M64
+
+
+def _own(tokens: np.ndarray, block_size: int) -> np.ndarray:
+    nb = len(tokens) // block_size
+    blocks = tokens[:nb * block_size].view(np.uint64).reshape(nb, block_size)
+    return (blocks * _multipliers(block_size)).sum(axis=1)
+
+
+def own_keys(tokens: np.ndarray, block_size: int) -> list[int]:
+    """``block_key`` of every full block of ``tokens`` (int64 array), in one pass."""
+    return _own(tokens, block_size).tolist()
+
+
+def prefix_keys(tokens: np.ndarray, block_size: int) -> tuple[list[int], list[int]]:
+    """(chained prefix keys, own block keys) of every full block of ``tokens`` (int64 array)."""
+    nb = len(tokens) // block_size
+    if nb == 0:
+        return [], []
+    own = _own(tokens, block_size)
+    up, down = _powers(nb)
+    chained = up[:nb] * (np.cumsum(own * down[:nb]) + _SEED_R)
+    return chained.tolist(), own.tolist()
