@@ -177,7 +177,8 @@ class ClusterEnv(gym.Env):
         self.index = PrefixCacheIndex(self.config.engine.block_size)
         sim.routing_observers.append(lambda req, target: self.index.record(
             req.input_keys(self.config.engine.block_size), target))
-        self.critic = RegretCritic(self.regret_profile, self.config.engine.block_size)
+        # The critic reads the same router-side index the observation shows.
+        self.critic = RegretCritic(self.regret_profile, self.config.engine.block_size, self.index)
         self.time = TimeInSystem([r.arrival for r in requests])
         self._area = 0
         sim.set_departure_hook(self.time.depart)

@@ -61,6 +61,7 @@ class ObservationBuilder:
         keys = req.input_keys(self.block_size)
         n_keys = len(keys)
         per = len(INSTANCE_FEATURES)
+        matched = index.match_lengths(keys, len(snaps)) if n_keys else None
         for i, s in enumerate(snaps):
             o = i * per
             buf[o] = s.queue_depth / QUEUE_SCALE
@@ -69,7 +70,7 @@ class ObservationBuilder:
             buf[o + 3] = s.kv_utilization
             buf[o + 4] = s.free_kv_blocks / self.kv_scale
             buf[o + 5] = s.cache_hit_rate
-            buf[o + 6] = index.match_length(keys, i) / n_keys if n_keys else 0.0
+            buf[o + 6] = matched[i] / n_keys if n_keys else 0.0
         o = self.n * per
         buf[o] = req.n_in / TOKEN_SCALE
         buf[o + 1] = n_keys * self.block_size / TOKEN_SCALE

@@ -26,8 +26,9 @@ class RegretCritic:
     have seen had it been routing this cluster.
     """
 
-    def __init__(self, scorers: Sequence[ScorerConfig], block_size: int) -> None:
-        self.profile = WeightedScoring(scorers, block_size)
+    def __init__(self, scorers: Sequence[ScorerConfig], block_size: int, prefix_index=None) -> None:
+        # A shared prefix index is recorded by its owner; the critic then only reads it.
+        self.profile = WeightedScoring(scorers, block_size, prefix_index)
 
     def regret(self, req: Request, snaps: Sequence[Snapshot], target: int) -> tuple[float, list]:
         """(regret of routing ``req`` to ``target``, per-instance scores); then records the choice."""

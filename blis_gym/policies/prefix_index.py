@@ -24,6 +24,16 @@ class PrefixCacheIndex:
         self.block_size = block_size
         self.capacity = capacity
         self._lru: dict[int, OrderedDict] = {}
+        self._memo: tuple = (None, 0, None)  # (keys, n, lengths) of the last match_lengths call
+
+    def match_lengths(self, keys: Sequence[int], n: int) -> list[int]:
+        """``match_length`` for instances 0..n-1; repeated calls between records are free."""
+        memo_keys, memo_n, lengths = self._memo
+        if memo_keys is keys and memo_n == n:
+            return lengths
+        lengths = [self.match_length(keys, i) for i in range(n)]
+        self._memo = (keys, n, lengths)
+        return lengths
 
     def match_length(self, keys: Sequence[int], instance: int) -> int:
         """How many leading blocks of ``keys`` the instance was recorded with."""
@@ -39,13 +49,15 @@ class PrefixCacheIndex:
 
     def record(self, keys: Sequence[int], instance: int) -> None:
         """Mark ``keys`` as most recently seen on ``instance``, evicting the oldest beyond capacity."""
+        self._memo = (None, 0, None)
         lru = self._lru.get(instance)
         if lru is None:
             lru = self._lru[instance] = OrderedDict()
         cap = self.capacity
+        refresh = lru.move_to_end
         for k in keys:
             if k in lru:
-                lru.move_to_end(k)
+                refresh(k)
             else:
                 if len(lru) >= cap:
                     lru.popitem(last=False)

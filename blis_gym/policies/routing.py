@@ -104,14 +104,15 @@ class WeightedScoring:
     The decision carries every instance's composite score.
     """
 
-    def __init__(self, scorers: Sequence[ScorerConfig] = (), block_size: int = 16) -> None:
+    def __init__(self, scorers: Sequence[ScorerConfig] = (), block_size: int = 16,
+                 prefix_index=None) -> None:
         profile = tuple(scorers) or DEFAULT_SCORERS
         self.profile = profile
         self.weights = normalized_weights(profile)
         self.scorers = []
         self.observers = []
         for cfg in profile:
-            fn, observe = make_scorer(cfg.name, block_size)
+            fn, observe = make_scorer(cfg.name, block_size, prefix_index)
             self.scorers.append(fn)
             if observe is not None:
                 self.observers.append(observe)

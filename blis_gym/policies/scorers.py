@@ -59,21 +59,28 @@ def score_load_balance(req: Request, snaps: Sequence[Snapshot]) -> list:
     return [1.0 / (1.0 + float(s.queue_depth + s.batch_size + s.pending_requests)) for s in snaps]
 
 
-def prefix_affinity_scorer(block_size: int) -> tuple[ScoreFn, ObserveFn]:
-    """Fraction of the request's full input blocks each instance was last routed (router-side LRU)."""
-    index = PrefixCacheIndex(block_size)
+def prefix_affinity_scorer(block_size: int, index: PrefixCacheIndex | None = None
+                           ) -> tuple[ScoreFn, ObserveFn | None]:
+    """Fraction of the request's full input blocks each instance was last routed (router-side LRU).
+
+    With ``index`` given, its owner records routing decisions (no observer is returned).
+    """
+    owned = index is None
+    if owned:
+        index = PrefixCacheIndex(block_size)
 
     def score(req: Request, snaps: Sequence[Snapshot]) -> list:
         keys = req.input_keys(block_size)
         if not keys:
             return [0.0] * len(snaps)
         total = float(len(keys))
-        return [index.match_length(keys, s.index) / total for s in snaps]
+        lengths = index.match_lengths(keys, len(snaps))
+        return [lengths[s.index] / total for s in snaps]
 
     def observe(req: Request, target: int) -> None:
         index.record(req.input_keys(block_size), target)
 
-    return score, observe
+    return score, (observe if owned else None)
 
 
 _STATELESS: dict[str, ScoreFn] = {
@@ -84,10 +91,14 @@ _STATELESS: dict[str, ScoreFn] = {
 SCORER_NAMES: tuple[str, ...] = tuple(sorted((*_STATELESS, "prefix-affinity")))
 
 
-def make_scorer(name: str, block_size: int) -> tuple[ScoreFn, ObserveFn | None]:
-    """The scoring function for ``name`` and its observer (None for stateless scorers)."""
+def make_scorer(name: str, block_size: int, prefix_index: PrefixCacheIndex | None = None
+                ) -> tuple[ScoreFn, ObserveFn | None]:
+    """The scoring function for ``name`` and its observer (None for stateless scorers).
+
+    ``prefix_index``: a shared router-side index that someone else keeps up to date.
+    """
     if name == "prefix-affinity":
-        return prefix_affinity_scorer(block_size)
+        return prefix_affinity_scorer(block_size, prefix_index)
     if name in _STATELESS:
         return _STATELESS[name], None
     raise ConfigError(f"unknown scorer {name!r} (valid: {', '.join(SCORER_NAMES)})")
