@@ -28,13 +28,16 @@ if TYPE_CHECKING:
 class BatchResult:
     """What one formation changed: who was preempted and who was newly scheduled."""
 
-    __slots__ = ("preempted", "scheduled", "preemption_happened", "sync")
+    __slots__ = ("preempted", "scheduled", "preemption_happened", "sync", "prefill_tokens", "decode_tokens")
 
     def __init__(self) -> None:
         self.preempted: list[Request] = []
         self.scheduled: list[Request] = []
         self.preemption_happened = False
         self.sync = None
+        # Tokens scheduled this step (filled only when lazy requests take part, see form).
+        self.prefill_tokens = 0
+        self.decode_tokens = 0
 
 
 class VLLMBatchFormation:
@@ -57,6 +60,8 @@ class VLLMBatchFormation:
         """
         res = BatchResult()
         res.sync = sync
+        miss = 0
+        decode = 0
         budget = self.max_tokens
         thr = self.prefill_threshold
         bs_minus_1 = kv.block_size - 1
@@ -81,6 +86,7 @@ class VLLMBatchFormation:
                 budget -= n_new
                 req.num_new = n_new
                 req.computed += n_new
+                miss += n_new
             elif req.n_out > 0:
                 tail = req.kv_tail_len
                 if 0 < tail < bs_minus_1 and req.kv_blocks:
@@ -91,7 +97,10 @@ class VLLMBatchFormation:
                 budget -= 1
                 req.num_new = 1
                 req.computed += 1
+                decode += 1
 
+        res.prefill_tokens = miss
+        res.decode_tokens = decode
         if res.preemption_happened:
             return res
         bs = kv.block_size
@@ -115,6 +124,7 @@ class VLLMBatchFormation:
             nxt.state = RUNNING
             nxt.num_new = n_new
             nxt.computed = n_new + start
+            res.prefill_tokens += n_new
         return res
 
     @staticmethod

@@ -154,17 +154,9 @@ class Instance:
         # Execute: prefill chunks advance to their reserved count, decodes by one.
         kv = self.kv
         lazy_now = self.n_lazy
-        if lazy_now:
-            miss = 0
-            decode = lazy_now
-            for req in running:
-                if req.lazy_until >= s:
-                    continue
-                if req.progress < req.n_in:
-                    miss += req.num_new
-                elif req.n_out > 0:
-                    decode += req.num_new
-            adv = self.latency.step_time_counts(miss, decode)
+        if sync is not None:
+            # No request was skipped for lack of budget, so formation counted every token.
+            adv = self.latency.step_time_counts(res.prefill_tokens, res.decode_tokens + lazy_now)
         else:
             adv = self.latency.step_time(running)
         itl = adv + self._out_time
