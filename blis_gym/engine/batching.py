@@ -51,27 +51,33 @@ class VLLMBatchFormation:
         self.visit_evicted = visit_evicted
 
     def form(self, running: list[Request], waitq: deque, kv: "KVCache", step: int,
-             sync=None) -> BatchResult:
+             sync=None, active: list | None = None, n_lazy: int = 0) -> BatchResult:
         """Update ``running`` and ``waitq`` in place for this step.
 
-        Requests with ``lazy_until >= step`` are mid-block decoders whose token this
-        step is known to fit (the caller checked the budget); they only use budget.
+        ``active`` (default: ``running`` itself) lists the running requests in order,
+        less ``n_lazy`` lazy ones: mid-block decoders whose token this step is known to
+        fit (the caller checked the budget), which only take one token of budget each.
         ``sync(req)`` brings a lazy request up to date before it is preempted.
         """
+        if active is None:
+            active = running
         res = BatchResult()
         res.sync = sync
         miss = 0
         decode = 0
-        budget = self.max_tokens
+        budget = self.max_tokens - n_lazy
         thr = self.prefill_threshold
         bs_minus_1 = kv.block_size - 1
         visit_evicted = self.visit_evicted
-        for req in tuple(running):
+        # A live list: preemption pops its tail, which ends the walk as the reference's
+        # "stop at the first evicted request" would; the reference mode walks a snapshot.
+        seq = tuple(running) if visit_evicted else active
+        i = 0
+        while i < len(seq):
+            req = seq[i]
+            i += 1
             if budget <= 0:
                 break
-            if req.lazy_until >= step:
-                budget -= 1
-                continue
             if req.state != RUNNING and not visit_evicted:
                 break  # evicted in this step (evictions take the tail, so the rest are too)
             p = req.progress
@@ -81,7 +87,7 @@ class VLLMBatchFormation:
                     n_new = thr
                 if n_new > budget:
                     n_new = budget
-                if not self._reserve(req, n_new, running, waitq, kv, res):
+                if not self._reserve(req, n_new, running, active, waitq, kv, res):
                     break
                 budget -= n_new
                 req.num_new = n_new
@@ -92,7 +98,7 @@ class VLLMBatchFormation:
                 if 0 < tail < bs_minus_1 and req.kv_blocks:
                     # Fast path: the token fits the partial last block; nothing to hash or pop.
                     req.kv_tail_len = tail + 1
-                elif not self._reserve(req, 1, running, waitq, kv, res):
+                elif not self._reserve(req, 1, running, active, waitq, kv, res):
                     break
                 budget -= 1
                 req.num_new = 1
@@ -118,6 +124,8 @@ class VLLMBatchFormation:
                 break
             waitq.popleft()
             running.append(nxt)
+            if active is not running:
+                active.append(nxt)
             nxt.scheduled_step = step
             res.scheduled.append(nxt)
             budget -= n_new
@@ -128,15 +136,18 @@ class VLLMBatchFormation:
         return res
 
     @staticmethod
-    def _reserve(req: Request, n: int, running: list, waitq: deque, kv: "KVCache", res: BatchResult) -> bool:
+    def _reserve(req: Request, n: int, running: list, active: list, waitq: deque, kv: "KVCache",
+                 res: BatchResult) -> bool:
         """Reserve KV for ``n`` more tokens of ``req``, evicting from the batch tail as needed."""
         while not kv.allocate(req, req.progress, req.progress + n, ()):
             if not running:
                 return False
             res.preemption_happened = True
             victim = running.pop()
-            if victim.lazy_until and res.sync is not None:
+            if victim.lazy_until:
                 res.sync(victim)
+            elif active is not running:
+                active.pop()  # the last non-lazy request is the batch's last
             res.preempted.append(victim)
             victim.state = QUEUED
             victim.progress = 0

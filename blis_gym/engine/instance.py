@@ -6,8 +6,10 @@ The instance is driven from outside (by the cluster loop) one event at a time:
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections import deque
+from operator import attrgetter
 
 from . import eventq
 from .batching import VLLMBatchFormation
@@ -19,6 +21,7 @@ from .request import COMPLETED, Request
 log = logging.getLogger("blis_gym")
 
 ARRIVAL, QUEUED, STEP, SCHEDULED, PREEMPTED, LEFT = range(6)
+_RUN_SEQ = attrgetter("run_seq")
 
 
 class Instance:
@@ -58,6 +61,10 @@ class Instance:
         self.n_lazy = 0
         self.step_itls: list[int] = []
         self._due: dict[int, list] = {}
+        # The running requests that are not lazy, in batch order (the batch itself when
+        # laziness is off), so that a step's loops never visit lazy requests.
+        self.active: list[Request] = self.running
+        self._run_seq = 0
         self._out_time = latency.output_token_time()
         bs = block_size
         # Blocks a request must hold at once: its input, or (ours) input plus all
@@ -112,16 +119,23 @@ class Instance:
         m = self.metrics
         waitq = self.waitq
         sync = None
+        if self.lazy_enabled:
+            if self.active is self.running:
+                self.active = list(self.running)
+        elif self.active is not self.running:
+            self.active = self.running  # laziness switched off between runs
         if self.n_lazy:
             for req, since in self._due.pop(s, ()):
                 if req.lazy_until and req.lazy_from == since:
                     self._sync(req, s)
+                    self._activate(req)
             if self.n_lazy:
                 if self._phase1_demand(s) > self.former.max_tokens:
                     # The budget may run out mid-batch: run this step the explicit way.
                     for req in self.running:
                         if req.lazy_until:
                             self._sync(req, s)
+                            self._activate(req)
                 else:
                     sync = lambda req: self._sync(req, s)  # noqa: E731 - a preemption victim
         if self.scheduler is not None:
@@ -136,7 +150,10 @@ class Instance:
                 waitq.extend(ordered)
 
         running = self.running
-        res = self.former.form(running, waitq, self.kv, s, sync)
+        res = self.former.form(running, waitq, self.kv, s, sync, self.active, self.n_lazy)
+        for req in res.scheduled:
+            req.run_seq = self._run_seq
+            self._run_seq += 1
         if not self.reference_kv:
             self._resolve_stall(res)
         events = self.events
@@ -174,16 +191,15 @@ class Instance:
         # Execute (prefill chunks advance to their reserved count, decodes by one), then
         # complete. One pass: a request's own TTFT is recorded before its completion, and
         # executing one request never depends on another's completion.
+        active = self.active
         remaining = []
         keep = remaining.append
+        completed = False
         decoded = 0
         left_at = now + adv
         step_count = self.step_count
         on_departure = self.on_departure
-        for req in running:
-            if req.lazy_until >= s:
-                keep(req)
-                continue
+        for req in active:
             n_in = req.n_in
             p = req.progress
             if p < n_in:
@@ -201,6 +217,7 @@ class Instance:
             n_out = req.n_out
             if p == n_in + (n_out if n_out > 1 else 1) - 1:
                 req.state = COMPLETED
+                completed = True
                 req.itl.append(itl)
                 if n_out > 0 and not kv.allocate(req, p, p + 1, ()):
                     m.kv_allocation_failures += 1
@@ -211,7 +228,6 @@ class Instance:
                 if on_departure is not None:
                     on_departure(req, req.arrival + lat)
             else:
-                keep(req)
                 if lazy_ok and p >= n_in:
                     # Decode steps s+1 .. s+k need no KV work (the token fits the partial
                     # last block) and cannot complete: skip the request until then.
@@ -227,11 +243,18 @@ class Instance:
                             self._due[s + k + 1] = [(req, s + 1)]
                         else:
                             due.append((req, s + 1))
+                        continue
+                keep(req)
         m.total_output_tokens += decoded + lazy_now
 
+        if active is running:  # laziness off: the batch is its own active list
+            self.running = self.active = remaining
+        else:
+            self.active = remaining
+            if completed:
+                self.running = [r for r in running if r.state != COMPLETED]
         # Work-conserving: keep stepping while anything runs or waits.
-        self.running = remaining
-        if remaining or waitq:
+        if self.running or waitq:
             eventq.push(events, (left_at, STEP, None))
             self.step_pending = True
         else:
@@ -259,9 +282,7 @@ class Instance:
         """Tokens batch formation's first phase asks for this step (lazy requests: one each)."""
         thr = self.former.prefill_threshold
         demand = self.n_lazy
-        for req in self.running:
-            if req.lazy_until >= s:
-                continue
+        for req in self.active:
             need = req.n_in - req.progress
             if need > 0:
                 demand += thr if 0 < thr < need else need
@@ -281,6 +302,13 @@ class Instance:
         req.num_new = 1
         req.lazy_until = 0
         self.n_lazy -= 1
+
+    def _activate(self, req: Request) -> None:
+        """Put a request that stopped being lazy back among the active ones, in batch order."""
+        active = self.active
+        if active is self.running:
+            return
+        bisect.insort(active, req, key=_RUN_SEQ)
 
     def finalize(self) -> None:
         for req in self.running:

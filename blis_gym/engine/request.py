@@ -29,7 +29,7 @@ class Request:
         "kv_blocks", "kv_chain", "kv_tail_len", "_input_keys", "_input_bkeys", "_seq_bkeys",
         # Lazy decoding, owned by engine.instance: steps [lazy_from, lazy_until] run
         # without touching the request; lazy_itl indexes the instance's step ITLs.
-        "lazy_from", "lazy_until", "lazy_itl",
+        "lazy_from", "lazy_until", "lazy_itl", "run_seq",
     )
 
     def __init__(self, rid: str, index: int, arrival: int,
@@ -59,6 +59,7 @@ class Request:
         self.lazy_from = 0
         self.lazy_until = 0  # 0: not lazy
         self.lazy_itl = 0
+        self.run_seq = 0  # admission order into the running batch
         self.reset_kv()
         self._input_keys: list[int] | None = None
         self._input_bkeys: list[int] | None = None
