@@ -147,7 +147,7 @@ class ClusterEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         if self._ended:
             raise RuntimeError("the episode has ended; call reset()")
-        if not self.action_space.contains(action):
+        if not self._valid_action(action):
             raise ValueError(f"action {action!r} is outside the action space {self.action_space}")
         self._reward = 0.0
         self._info = {}
@@ -161,6 +161,12 @@ class ClusterEnv(gym.Env):
             self._ended = True
         info = self._info
         return obs, float(self._reward), terminated, False, info
+
+    def _valid_action(self, action) -> bool:
+        # Integers are checked directly (the hot path); anything else by the space itself.
+        if type(action) is int or isinstance(action, np.integer):
+            return 0 <= action < self.action_space.n
+        return self.action_space.contains(action)
 
     def render(self):
         if self.render_mode != "ansi":

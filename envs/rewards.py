@@ -11,7 +11,6 @@ from bisect import bisect_right
 from itertools import accumulate
 from typing import Sequence
 
-from ..cluster.trace import counterfactual
 from ..engine.request import Request
 from ..policies.base import Snapshot
 from ..policies.routing import WeightedScoring
@@ -33,7 +32,10 @@ class RegretCritic:
     def regret(self, req: Request, snaps: Sequence[Snapshot], target: int) -> tuple[float, list]:
         """(regret of routing ``req`` to ``target``, per-instance scores); then records the choice."""
         scores = self.profile.scores(req, snaps)
-        _, regret = counterfactual(target, scores, snaps, 1)
+        # counterfactual(target, scores, snaps, k)'s regret, without ranking the candidates.
+        regret = max(scores) - scores[target]
+        if regret < 0:
+            regret = 0.0
         for observe in self.profile.observers:
             observe(req, target)
         return regret, scores

@@ -307,3 +307,22 @@ def test_bad_scenario_files(tmp_path):
 def test_regret_reward_needs_routing_decisions():
     with pytest.raises(ValueError, match="regret"):
         gym.make(IDS[1], reward="regret")
+
+
+def test_critic_regret_is_the_counterfactual_regret():
+    from blis_gym.cluster.trace import counterfactual
+    from blis_gym.envs.rewards import RegretCritic
+    from blis_gym.engine.request import Request
+    from blis_gym.policies.base import Snapshot
+
+    rng = np.random.default_rng(3)
+    critic = RegretCritic((), 16)
+    for trial in range(50):
+        snaps = [Snapshot(f"instance_{i}", i, int(q), int(b), float(kv), 100, 0.0, int(p))
+                 for i, (q, b, kv, p) in enumerate(zip(rng.integers(0, 9, 5), rng.integers(0, 9, 5),
+                                                       rng.random(5), rng.integers(0, 3, 5)))]
+        req = Request(f"r{trial}", trial, 0, rng.integers(0, 1000, 64), [1])
+        target = int(rng.integers(0, 5))
+        scores = critic.profile.scores(req, snaps)
+        regret, _ = critic.regret(req, snaps, target)
+        assert regret == counterfactual(target, scores, snaps, 3)[1]
