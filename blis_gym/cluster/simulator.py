@@ -179,7 +179,13 @@ class ClusterSimulator:
                 if kind == ARRIVAL:
                     self._push(t + self.config.admission_latency, ADMISSION_DECISION, req)
                 elif kind == ADMISSION_DECISION:
-                    state = self.router_state()
+                    # Snapshots are built only for someone who reads them, or when building
+                    # them refreshes the stale cache (a side effect that must happen).
+                    if (self.admission is None or self.config.snapshot_refresh_interval > 0
+                            or getattr(self.admission, "reads_snapshots", True)):
+                        state = self.router_state()
+                    else:
+                        state = RouterState((), t)
                     if self.admission is None:
                         self._paused = Decision("admission", req, state, t)
                         return self._paused

@@ -24,6 +24,10 @@ class SnapshotProvider:
 
     def snapshot(self, index: int, clock: int) -> Snapshot:
         inst = self.instances[index]
+        if self.refresh_interval <= 0:  # everything fresh: nothing to cache
+            kv = inst.kv
+            return Snapshot(inst.id, index, len(inst.waitq), len(inst.running), kv.used / kv.total,
+                            kv.total - kv.used, kv.hit_rate())
         snap = self._cache[index]
         snap.queue_depth = len(inst.waitq)
         snap.batch_size = len(inst.running)

@@ -16,6 +16,8 @@ ADMISSION: Registry = Registry("admission policy", "--admission-policy")
 class AlwaysAdmit:
     """Admit everything."""
 
+    reads_snapshots = False  # only the clock, if anything: the loop may skip building snapshots
+
     def admit(self, req: Request, state: RouterState) -> tuple[bool, str]:
         return True, ""
 
@@ -29,6 +31,8 @@ class TokenBucket:
     each decision). A request costs its input length; it is rejected, and
     costs nothing, when the bucket holds less.
     """
+
+    reads_snapshots = False
 
     def __init__(self, token_bucket_capacity: float = 10000.0,
                  token_bucket_refill_rate: float = 1000.0) -> None:
@@ -56,6 +60,8 @@ class TokenBucket:
 @ADMISSION.register("reject-all")
 class RejectAll:
     """Reject everything (a pathological template for testing)."""
+
+    reads_snapshots = False
 
     def admit(self, req: Request, state: RouterState) -> tuple[bool, str]:
         return False, "reject-all"

@@ -72,6 +72,13 @@ class RoutingDecision:
 
 
 class AdmissionPolicy(Protocol):
+    """Admits or rejects a request.
+
+    A policy may set ``reads_snapshots = False`` when it looks only at the
+    request and the clock; the loop then skips building snapshots for it
+    (unless stale snapshots need the refresh).
+    """
+
     def admit(self, req: Request, state: RouterState) -> tuple[bool, str]:
         """Return (admitted, reason)."""
 
