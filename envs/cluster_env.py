@@ -236,8 +236,7 @@ class ClusterEnv(gym.Env):
         result = self.result
         reward = self.scenario.env.reward
         if reward == "time-in-system":
-            future = self.time._future
-            self._pay_time(max([self.sim.clock, *future]))
+            self._pay_time(self.time.end_tick(self.sim.clock))
         elif reward == "fitness":
             fitness = compute_fitness(raw_metrics(result.aggregate), self.weights)
             self._reward += fitness.score

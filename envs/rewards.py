@@ -59,6 +59,10 @@ class TimeInSystem:
     def depart(self, req: Request, tick: int) -> None:
         heapq.heappush(self._future, tick)
 
+    def end_tick(self, clock: int) -> int:
+        """When the last request leaves: ``clock``, or a departure already decided for later."""
+        return max([clock, *self._future])
+
     def area(self, t: int) -> int:
         """Sum over requests of the ticks each spent in the system up to tick ``t``."""
         future = self._future
