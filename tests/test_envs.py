@@ -326,3 +326,15 @@ def test_critic_regret_is_the_counterfactual_regret():
         scores = critic.profile.scores(req, snaps)
         regret, _ = critic.regret(req, snaps, target)
         assert regret == counterfactual(target, scores, snaps, 3)[1]
+
+
+def test_time_in_system_integrates_arrivals_and_departures():
+    from blis_gym.envs.rewards import TimeInSystem
+
+    t = TimeInSystem([20, 0, 10])
+    for tick in (15, 30, 20):  # departures are reported when decided, possibly for later ticks
+        t.depart(None, tick)
+    assert t.area(5) == 5  # only the first request has arrived
+    assert t.area(25) == 15 + 15 + 0  # left at 15; 10..25; arrived and left at 20
+    assert t.area(40) == 15 + 20 + 0
+    assert t.end_tick(35) == 35
