@@ -159,7 +159,7 @@ def make_baseline(name: str, env, **options: Any) -> Baseline:
     scorers = opts.pop("routing_scorers", opts.pop("scorers", None))
     if scorers is not None:
         opts["scorers"] = parse_scorers(scorers, "scorers") if isinstance(scorers, str) else tuple(scorers)
-    known = {"scorers", "token_bucket_capacity", "token_bucket_refill_rate", "block_size"}
+    known = {"scorers", "token_bucket_capacity", "token_bucket_refill_rate"}
     unknown = set(opts) - known
     if unknown:
         raise ConfigError(f"make_baseline: unknown option(s) {', '.join(sorted(unknown))} "

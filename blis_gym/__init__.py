@@ -11,13 +11,19 @@ Gymnasium environments in :mod:`blis_gym.envs` (registered on import as
 
 __version__ = "0.1.0"
 
+#: Gymnasium id -> environment class in :mod:`blis_gym.envs.cluster_env`
+ENV_IDS = {
+    "blis_gym/Routing-v0": "RoutingEnv",
+    "blis_gym/Admission-v0": "AdmissionEnv",
+    "blis_gym/AdmissionRouting-v0": "AdmissionRoutingEnv",
+}
+
 
 def _register_envs() -> None:
     # Entry points are strings, so registering imports nothing of ours.
     from gymnasium.envs.registration import register, registry
 
-    for env_id, cls in (("blis_gym/Routing-v0", "RoutingEnv"), ("blis_gym/Admission-v0", "AdmissionEnv"),
-                        ("blis_gym/AdmissionRouting-v0", "AdmissionRoutingEnv")):
+    for env_id, cls in ENV_IDS.items():
         if env_id not in registry:
             register(id=env_id, entry_point=f"blis_gym.envs.cluster_env:{cls}")
 

@@ -1,9 +1,15 @@
-"""Go's number syntax for flag values (``strconv.ParseFloat``), so we accept what BLIS accepts."""
+"""Flag values read the way BLIS's Go code reads them, so we accept what BLIS accepts.
+
+``parse_float`` follows ``strconv.ParseFloat``; ``name_value_pairs`` splits the
+``"name:value,name:value"`` lists of ``--routing-scorers`` and ``--fitness-weights``.
+"""
 
 from __future__ import annotations
 
 import math
 import re
+
+from .errors import ConfigError
 
 # Characters Go's unicode.IsSpace accepts (str.strip() would also drop \x1c-\x1f).
 GO_SPACE = ("\t\n\v\f\r \x85\xa0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B))
@@ -58,3 +64,18 @@ def parse_float(text: str) -> float | None:
         return -math.inf if plain.startswith("-") else math.inf
     except ValueError:
         return None
+
+
+def name_value_pairs(text: str, flag: str, form: str, example: str) -> list[tuple[str, str]]:
+    """Split ``text`` on commas, then each entry on its first colon, trimming Go whitespace.
+
+    Raises :class:`ConfigError` naming ``flag`` for an entry without a colon.
+    """
+    pairs = []
+    for entry in text.split(","):
+        entry = entry.strip(GO_SPACE)
+        name, sep, value = entry.partition(":")
+        if not sep:
+            raise ConfigError(f"{flag}: entry {entry!r} is not {form} (e.g. {example})")
+        pairs.append((name.strip(GO_SPACE), value.strip(GO_SPACE)))
+    return pairs

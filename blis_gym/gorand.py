@@ -361,7 +361,7 @@ class GoRand:
     def intn_array(self, n: int, count: int) -> np.ndarray:
         """``intn_list`` as an int64 numpy array."""
         if not 0 < n <= _INT32MAX:
-            raise ValueError("intn_list needs 0 < n < 2**31")
+            raise ValueError("intn_array needs 0 < n < 2**31")
         if count <= 0:
             return np.zeros(0, dtype=np.int64)
         # (u & M63) >> 32 == (u >> 32) & (2**31 - 1): values fit int64 after the shift.

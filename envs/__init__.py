@@ -4,14 +4,9 @@ Importing :mod:`blis_gym` registers ``blis_gym/Routing-v0``,
 ``blis_gym/Admission-v0`` and ``blis_gym/AdmissionRouting-v0``.
 """
 
+from .. import ENV_IDS
 from .cluster_env import AdmissionEnv, AdmissionRoutingEnv, ClusterEnv, RoutingEnv
 from .scenario import EnvOptions, Scenario, load_scenario, scenario_names
-
-ENV_IDS = {
-    "blis_gym/Routing-v0": "RoutingEnv",
-    "blis_gym/Admission-v0": "AdmissionEnv",
-    "blis_gym/AdmissionRouting-v0": "AdmissionRoutingEnv",
-}
 
 __all__ = ["ClusterEnv", "RoutingEnv", "AdmissionEnv", "AdmissionRoutingEnv", "EnvOptions", "Scenario",
            "load_scenario", "scenario_names", "ENV_IDS"]

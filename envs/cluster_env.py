@@ -185,9 +185,10 @@ class ClusterEnv(gym.Env):
             req.input_keys(self.config.engine.block_size), target))
         # The critic reads the same router-side index the observation shows.
         self.critic = RegretCritic(self.regret_profile, self.config.engine.block_size, self.index)
-        self.time = TimeInSystem([r.arrival for r in requests])
         self._area = 0
-        sim.set_departure_hook(self.time.depart)
+        if self.scenario.env.reward == "time-in-system":
+            self.time = TimeInSystem([r.arrival for r in requests])
+            sim.set_departure_hook(self.time.depart)
         last = max((r.arrival for r in requests), default=1)
         e = self.config.engine
         self.obs_builder = ObservationBuilder(self.num_instances, e.max_running, e.block_size,

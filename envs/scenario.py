@@ -16,7 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
-import yaml
 
 from ..cli.options import RunOptions, RunPlan, resolve
 from ..config import yamlio
@@ -117,12 +116,7 @@ def _read(name_or_path: Union[str, Path]) -> tuple[str, Mapping[str, Any]]:
             text = path.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"scenario {name}: cannot read ({exc})") from None
-    try:
-        doc = yamlio.load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"scenario {name}: invalid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    doc = yamlio.parse(text, f"scenario {name}")
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):

@@ -14,7 +14,7 @@ from blis_gym.cli.options import resolve
 from blis_gym.cli.runner import simulate
 from blis_gym.errors import ConfigError
 from blis_gym.policies import ADMISSION, ROUTING
-from blis_gym.report.summary import metrics_block
+from blis_gym.envs.cluster_env import result_metrics
 
 SEED = 17
 
@@ -34,12 +34,7 @@ def episode(env, agent, seed=SEED):
 def cli_metrics(agent, env, seed=SEED):
     """What ``blis run`` prints for the same scenario, seed and policies."""
     run = replace(cli_options_for(agent, env.unwrapped.scenario.run), seed=seed)
-    result = simulate(resolve(run))
-    return {
-        "cluster": metrics_block("cluster", result.aggregate),
-        "instances": {iid: metrics_block(iid, m) for iid, m in zip(result.instance_ids, result.instances)},
-        "rejected_requests": result.rejected,
-    }
+    return result_metrics(simulate(resolve(run)))
 
 
 @pytest.mark.parametrize("name", ROUTING.names())

@@ -195,7 +195,7 @@ def test_malformed_yaml_names_line(tmp_path: Path) -> None:
 
 def test_duplicate_key_rejected(tmp_path: Path) -> None:
     path = _write(tmp_path, "version: a\nversion: b\n")
-    with pytest.raises(ConfigError, match=r"defaults\.yaml: invalid YAML at line 2: duplicate key"):
+    with pytest.raises(ConfigError, match=r"defaults\.yaml: invalid YAML at line 2, column \d+: duplicate key"):
         load_catalog(path)
 
 

@@ -125,7 +125,7 @@ def test_parse_scorers_accepts_spaces_and_keeps_order():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("queue-depth", "expected name:weight"),
+    ("queue-depth", "is not name:weight"),
     ("nosuch:1", "unknown scorer 'nosuch'"),
     ("queue-depth:1,queue-depth:2", "duplicate scorer 'queue-depth'"),
     ("queue-depth:abc", "invalid weight"),

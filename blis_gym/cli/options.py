@@ -14,7 +14,8 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from ..config.bundle import apply_bundle, effective_scorers, load_policy_bundle
+from ..config.bundle import (BUNDLE_OPTIONS, BUNDLE_SCORERS_KEY, apply_bundle, effective_scorers,
+                             load_policy_bundle)
 from ..config.catalog import Catalog, load_catalog
 from ..config.schema import MAX_INT64, ClusterConfig, DistributionWorkload, EngineConfig
 from ..engine.latency import BlackboxLatency
@@ -251,17 +252,13 @@ def generate_requests(o: RunOptions) -> list[Request]:
     return _requests(o, lambda: load_catalog(o.defaults_filepath), o.horizon)
 
 
-_BUNDLE_FIELDS = ("admission_policy", "token_bucket_capacity", "token_bucket_refill_rate", "routing_policy",
-                  "routing_scorers", "priority_policy", "scheduler")
-
-
 def _with_policy_config(o: RunOptions) -> tuple[RunOptions, tuple]:
     """Apply --policy-config values the command line did not set; returns (options, bundle scorers)."""
     if not o.policy_config:
         return o, ()
     bundle = load_policy_bundle(o.policy_config)
-    merged = apply_bundle(bundle, {k: getattr(o, k) for k in _BUNDLE_FIELDS}, set(o.explicit))
-    scorers = merged.pop("bundle_scorers", ())
+    merged = apply_bundle(bundle, {k: getattr(o, k) for k in BUNDLE_OPTIONS}, set(o.explicit))
+    scorers = merged.pop(BUNDLE_SCORERS_KEY)
     return replace(o, **merged), tuple(scorers)
 
 

@@ -97,6 +97,10 @@ class ClusterSimulator:
         ]
         self.admission = admission
         self.routing = routing
+        # Snapshots are built for admission only for someone who reads them, or when building
+        # them refreshes the stale cache (a side effect that must happen).
+        self._admission_snapshots = (admission is None or config.snapshot_refresh_interval > 0
+                                     or getattr(admission, "reads_snapshots", True))
         self.snapshots = SnapshotProvider(self.instances, config.snapshot_refresh_interval)
         self.pending = [0] * config.num_instances
         self.rejected = 0
@@ -179,13 +183,7 @@ class ClusterSimulator:
                 if kind == ARRIVAL:
                     self._push(t + self.config.admission_latency, ADMISSION_DECISION, req)
                 elif kind == ADMISSION_DECISION:
-                    # Snapshots are built only for someone who reads them, or when building
-                    # them refreshes the stale cache (a side effect that must happen).
-                    if (self.admission is None or self.config.snapshot_refresh_interval > 0
-                            or getattr(self.admission, "reads_snapshots", True)):
-                        state = self.router_state()
-                    else:
-                        state = RouterState((), t)
+                    state = self.router_state() if self._admission_snapshots else RouterState((), t)
                     if self.admission is None:
                         self._paused = Decision("admission", req, state, t)
                         return self._paused

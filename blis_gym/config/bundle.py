@@ -29,7 +29,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, NoReturn, Optional, Union
 
-import yaml
 
 from ..errors import ConfigError
 from . import yamlio
@@ -105,15 +104,7 @@ def _read_document(src: _Source) -> Any:
         src.fail("", "is a directory, expected a YAML file")
     except (OSError, UnicodeDecodeError) as exc:
         src.fail("", f"cannot read file ({_one_line(str(exc))})")
-    try:
-        return yamlio.load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = ", ".join(part for part in (exc.context, exc.problem) if part) or "syntax error"
-        src.fail("", f"invalid YAML{at}: {_one_line(what)}")
-    except yaml.YAMLError as exc:
-        src.fail("", f"invalid YAML: {_one_line(str(exc))}")
+    return yamlio.parse(text, f"--policy-config {src.path}")
 
 
 def _one_line(text: str) -> str:

@@ -19,7 +19,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn, Union
 
-import yaml
 
 from blis_gym.errors import ConfigError
 
@@ -248,14 +247,7 @@ def _read_text(path: _Source, src: str) -> str:
 
 def _read_yaml(path: _Source, src: str) -> Any:
     text = _read_text(path, src)
-    try:
-        doc = yamlio.load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f" at line {mark.line + 1}" if mark else ""
-        _fail(src, f"invalid YAML{line}: {exc.problem or exc.context}")
-    except yaml.YAMLError as exc:
-        _fail(src, f"invalid YAML: {exc}")
+    doc = yamlio.parse(text, src)
     if doc is None:
         _fail(src, "file is empty")
     return doc

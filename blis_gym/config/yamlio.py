@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from ..errors import ConfigError
+
 
 class StrictLoader(yaml.SafeLoader):
     """SafeLoader with yaml.v3's duplicate-key and exponent-float rules."""
@@ -41,3 +43,16 @@ StrictLoader.add_implicit_resolver(
 def load(text: str) -> Any:
     """Parse one YAML document; raises ``yaml.YAMLError`` with a position mark on bad input."""
     return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def parse(text: str, where: str) -> Any:
+    """``load``, with any syntax error turned into one :class:`ConfigError` line prefixed by ``where``."""
+    try:
+        return load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = ", ".join(part for part in (exc.context, exc.problem) if part) or "syntax error"
+        raise ConfigError(f"{where}: invalid YAML{at}: {' '.join(what.split())}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: invalid YAML: {' '.join(str(exc).split())}") from None

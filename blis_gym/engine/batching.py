@@ -28,13 +28,12 @@ if TYPE_CHECKING:
 class BatchResult:
     """What one formation changed: who was preempted and who was newly scheduled."""
 
-    __slots__ = ("preempted", "scheduled", "preemption_happened", "sync", "prefill_tokens", "decode_tokens")
+    __slots__ = ("preempted", "scheduled", "preemption_happened", "prefill_tokens", "decode_tokens")
 
     def __init__(self) -> None:
         self.preempted: list[Request] = []
         self.scheduled: list[Request] = []
         self.preemption_happened = False
-        self.sync = None
         # Tokens scheduled this step (filled only when lazy requests take part, see form).
         self.prefill_tokens = 0
         self.decode_tokens = 0
@@ -62,7 +61,6 @@ class VLLMBatchFormation:
         if active is None:
             active = running
         res = BatchResult()
-        res.sync = sync
         miss = 0
         decode = 0
         budget = self.max_tokens - n_lazy
@@ -87,7 +85,7 @@ class VLLMBatchFormation:
                     n_new = thr
                 if n_new > budget:
                     n_new = budget
-                if not self._reserve(req, n_new, running, active, waitq, kv, res):
+                if not self._reserve(req, n_new, running, active, waitq, kv, res, sync):
                     break
                 budget -= n_new
                 req.num_new = n_new
@@ -98,7 +96,7 @@ class VLLMBatchFormation:
                 if 0 < tail < bs_minus_1 and req.kv_blocks:
                     # Fast path: the token fits the partial last block; nothing to hash or pop.
                     req.kv_tail_len = tail + 1
-                elif not self._reserve(req, 1, running, active, waitq, kv, res):
+                elif not self._reserve(req, 1, running, active, waitq, kv, res, sync):
                     break
                 budget -= 1
                 req.num_new = 1
@@ -137,7 +135,7 @@ class VLLMBatchFormation:
 
     @staticmethod
     def _reserve(req: Request, n: int, running: list, active: list, waitq: deque, kv: "KVCache",
-                 res: BatchResult) -> bool:
+                 res: BatchResult, sync) -> bool:
         """Reserve KV for ``n`` more tokens of ``req``, evicting from the batch tail as needed."""
         while not kv.allocate(req, req.progress, req.progress + n, ()):
             if not running:
@@ -145,7 +143,7 @@ class VLLMBatchFormation:
             res.preemption_happened = True
             victim = running.pop()
             if victim.lazy_until:
-                res.sync(victim)
+                sync(victim)
             elif active is not running:
                 active.pop()  # the last non-lazy request is the batch's last
             res.preempted.append(victim)

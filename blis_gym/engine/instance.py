@@ -55,16 +55,13 @@ class Instance:
         self.metrics = InstanceMetrics()
         # Called with (request, tick) when a request leaves: completed or dropped.
         self.on_departure = None
-        # Lazy decoding (see _go_lazy): requests whose next tokens need no KV work and
-        # cannot complete are left untouched for those steps and caught up on demand.
-        self.lazy_enabled = not reference_kv
+        # Lazy decoding (see step and _sync): requests whose next tokens need no KV work
+        # and cannot complete are left untouched for those steps and caught up on demand.
         self.n_lazy = 0
-        self.step_itls: list[int] = []
-        self._due: dict[int, list] = {}
-        # The running requests that are not lazy, in batch order (the batch itself when
-        # laziness is off), so that a step's loops never visit lazy requests.
-        self.active: list[Request] = self.running
+        self.step_itls: list[int] = []  # every step's inter-token latency, for catching up
+        self._due: dict[int, list] = {}  # step -> [(request, lazy_from)] whose laziness ends
         self._run_seq = 0
+        self.lazy_enabled = not reference_kv
         self._out_time = latency.output_token_time()
         bs = block_size
         # Blocks a request must hold at once: its input, or (ours) input plus all
@@ -73,6 +70,19 @@ class Instance:
             self._blocks_needed = lambda r: (r.n_in + bs - 1) // bs
         else:
             self._blocks_needed = lambda r: (r.n_in + max(r.n_out, 1) - 1 + bs - 1) // bs
+
+    @property
+    def lazy_enabled(self) -> bool:
+        return self.active is not self.running
+
+    @lazy_enabled.setter
+    def lazy_enabled(self, on: bool) -> None:
+        """Switch lazy decoding (before the instance runs; the reference mode keeps it off)."""
+        if self.running or self.n_lazy:
+            raise RuntimeError("lazy decoding can only be switched before the instance runs")
+        # The running requests that are not lazy, in batch order: a list of its own when
+        # laziness is on (so a step's loops never visit lazy requests), else the batch itself.
+        self.active: list[Request] = [] if on else self.running
 
     # --- driving ---------------------------------------------------------
     def has_events(self) -> bool:
@@ -119,11 +129,6 @@ class Instance:
         m = self.metrics
         waitq = self.waitq
         sync = None
-        if self.lazy_enabled:
-            if self.active is self.running:
-                self.active = list(self.running)
-        elif self.active is not self.running:
-            self.active = self.running  # laziness switched off between runs
         if self.n_lazy:
             for req, since in self._due.pop(s, ()):
                 if req.lazy_until and req.lazy_from == since:
@@ -180,8 +185,9 @@ class Instance:
         step_itls = self.step_itls
         step_itls.append(itl)
         next_itl = len(step_itls)
-        lazy_ok = self.lazy_enabled
-        bs = kv.block_size if lazy_ok else 0
+        active = self.active
+        lazy_ok = active is not running
+        bs = kv.block_size
         first_token_at = now + itl
         used = kv.used  # execution does not touch the cache; completions below do
         if used > m.peak_kv_blocks:
@@ -191,7 +197,6 @@ class Instance:
         # Execute (prefill chunks advance to their reserved count, decodes by one), then
         # complete. One pass: a request's own TTFT is recorded before its completion, and
         # executing one request never depends on another's completion.
-        active = self.active
         remaining = []
         keep = remaining.append
         completed = False
@@ -215,7 +220,8 @@ class Instance:
                 m.ttft_sum += ttft
                 m.ttfts[req.id] = float(ttft)
             n_out = req.n_out
-            if p == n_in + (n_out if n_out > 1 else 1) - 1:
+            done_at = n_in + (n_out if n_out > 1 else 1) - 1  # progress at completion
+            if p == done_at:
                 req.state = COMPLETED
                 completed = True
                 req.itl.append(itl)
@@ -232,7 +238,7 @@ class Instance:
                     # Decode steps s+1 .. s+k need no KV work (the token fits the partial
                     # last block) and cannot complete: skip the request until then.
                     tail = req.kv_tail_len
-                    k = min(bs - 1 - tail, n_in + (n_out if n_out > 1 else 1) - 2 - p)
+                    k = min(bs - 1 - tail, done_at - 1 - p)
                     if tail > 0 and k > 0 and req.kv_blocks:
                         req.lazy_from = s + 1
                         req.lazy_until = s + k
@@ -247,7 +253,7 @@ class Instance:
                 keep(req)
         m.total_output_tokens += decoded + lazy_now
 
-        if active is running:  # laziness off: the batch is its own active list
+        if not lazy_ok:  # the batch is its own active list
             self.running = self.active = remaining
         else:
             self.active = remaining
@@ -305,10 +311,7 @@ class Instance:
 
     def _activate(self, req: Request) -> None:
         """Put a request that stopped being lazy back among the active ones, in batch order."""
-        active = self.active
-        if active is self.running:
-            return
-        bisect.insort(active, req, key=_RUN_SEQ)
+        bisect.insort(self.active, req, key=_RUN_SEQ)
 
     def finalize(self) -> None:
         for req in self.running:

@@ -21,7 +21,8 @@ differential tests.
 
 from __future__ import annotations
 
-from .request import Request, block_key, chain_key
+from .blockhash import CHAIN_SEED, block_key, chain_key
+from .request import Request
 
 NIL = -1
 
@@ -122,6 +123,23 @@ class KVCache:
             self._remove_free(b)
         return b
 
+    def _claim(self) -> tuple[int, object]:
+        """Take the head free block for a new holder: (block, the prefix it was registered
+        under, now forgotten); (NIL, None) when nothing is free."""
+        b = self._take_head()
+        if b == NIL:
+            return NIL, None
+        orig = self.hash[b]
+        if orig is not None:
+            self.hash_to_block.pop(orig, None)
+            self.hash[b] = None
+        self.tkey[b] = None
+        self.ref_count[b] = 1
+        self.in_use[b] = True
+        self.used += 1
+        self.misses += 1
+        return b, orig
+
     # --- queries ---------------------------------------------------------
     @property
     def free_blocks(self) -> int:
@@ -200,32 +218,21 @@ class KVCache:
                 continue
             if prefill:
                 keys = req.input_keys(bs)
-                bkeys = req._input_bkeys
+                bkeys = req.input_block_keys(bs)
                 if self.front[0] == NIL and (start + i) % bs == 0 \
                         and self.total - self.hw >= (n - i + bs - 1) // bs:
                     self._take_untouched(req, new_tokens, i, start, keys, bkeys)
                     return True
             hashes = self.hash
             h2b = self.hash_to_block
-            ref_count = self.ref_count
-            in_use = self.in_use
             for _ in range((n - i + bs - 1) // bs):
-                b = self._take_head()
+                b, orig = self._claim()
                 if b == NIL:
                     self._rollback(req, had, cached_mut, new_mut)
                     return False
-                orig = hashes[b]
-                if orig is not None:
-                    h2b.pop(orig, None)
-                    hashes[b] = None
-                tkey[b] = None
                 e = i + bs
                 if e > n:
                     e = n
-                ref_count[b] = 1
-                in_use[b] = True
-                self.used += 1
-                self.misses += 1
                 if e - i == bs:
                     if prefill and (start + i) % bs == 0:
                         k = bkeys[(start + i) // bs]  # the input block's key, already computed
@@ -277,8 +284,11 @@ class KVCache:
             req.kv_tail_len = n - i - full * bs
         self.hash_to_block.update(zip(chained, ids))
         chain = req.kv_chain
-        for k in own:
-            chain = chain_key(chain, k)
+        if full and chain == (keys[j0 - 1] if j0 else CHAIN_SEED):
+            chain = chained[-1]  # the blocks held so far are the input's own: keep its chain
+        else:
+            for k in own:
+                chain = chain_key(chain, k)
         req.kv_chain = chain
         self.used += nb
         self.misses += nb
@@ -305,20 +315,11 @@ class KVCache:
                 return True
             self._seal_tail(req, blocks[-1], pos + 1)
             return True
-        b = self._take_head()
+        b, _ = self._claim()
         if b == NIL:
             if not blocks or self.reference_rollback:
                 req.reset_kv()
             return False
-        orig = self.hash[b]
-        if orig is not None:
-            self.hash_to_block.pop(orig, None)
-            self.hash[b] = None
-        self.tkey[b] = None
-        self.ref_count[b] = 1
-        self.in_use[b] = True
-        self.used += 1
-        self.misses += 1
         req.kv_tail_len = 1
         blocks.append(b)
         return True

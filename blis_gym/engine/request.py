@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .blockhash import CHAIN_SEED, block_key, chain_key, own_keys, prefix_keys  # noqa: F401 - re-exported
+from .blockhash import CHAIN_SEED, block_key, own_keys, prefix_keys
 
 QUEUED = 0
 RUNNING = 1
@@ -90,8 +90,8 @@ class Request:
             if keys is None:
                 keys = self._seq_bkeys = own_keys(np.concatenate((self.input, self.output)), block_size)
             return keys[end // block_size - 1]
-        start = end - block_size  # only after the reference's leak resets a request's blocks
-        return block_key(np.concatenate((self.input, self.output))[start:end])
+        # Unaligned only after the reference's leak has reset a request's blocks mid-sequence.
+        return block_key(np.concatenate((self.input, self.output))[end - block_size:end])
 
     def input_block_keys(self, block_size: int) -> list[int]:
         """Own-content identity (``block_key``) of each full input block."""

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Sequence
 
 from ..engine.request import Request
 from ..errors import ConfigError
-from ..goparse import GO_SPACE, parse_float
+from ..goparse import name_value_pairs, parse_float
 from .base import Snapshot
 from .prefix_index import PrefixCacheIndex
 
@@ -127,20 +127,14 @@ def parse_scorers(text: str, flag: str = "--routing-scorers") -> tuple[ScorerCon
     if text == "":
         return ()
     configs = []
-    for part in text.split(","):
-        part = part.strip(GO_SPACE)
-        name, sep, weight = part.partition(":")
-        if not sep:
-            raise ConfigError(f"{flag}: invalid scorer entry {part!r} (expected name:weight)")
-        name = name.strip(GO_SPACE)
+    for name, weight in name_value_pairs(text, flag, "name:weight", "queue-depth:2,kv-utilization:1"):
         if name not in SCORER_NAMES:
             raise ConfigError(f"{flag}: unknown scorer {name!r} (valid: {', '.join(SCORER_NAMES)})")
         if any(c.name == name for c in configs):
             raise ConfigError(f"{flag}: duplicate scorer {name!r}; each scorer may appear at most once")
-        value = parse_float(weight.strip(GO_SPACE))
+        value = parse_float(weight)
         if value is None:
-            raise ConfigError(f"{flag}: invalid weight {weight.strip()!r} for scorer {name!r} "
-                              f"(expected a number)")
+            raise ConfigError(f"{flag}: invalid weight {weight!r} for scorer {name!r} (expected a number)")
         configs.append(ScorerConfig(name, value))
     return check_scorers(configs, flag)
 

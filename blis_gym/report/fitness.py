@@ -26,7 +26,7 @@ from typing import Iterable, Mapping
 
 from ..engine.metrics import InstanceMetrics
 from ..errors import ConfigError
-from ..goparse import GO_SPACE, parse_float
+from ..goparse import name_value_pairs, parse_float
 
 FITNESS_KEYS: tuple[str, ...] = (
     "throughput", "tokens_per_sec",
@@ -153,13 +153,7 @@ def parse_fitness_weights(text: str, flag: str = "--fitness-weights") -> dict[st
     weights: dict[str, float] = {}
     if text == "":
         return weights
-    for raw_entry in text.split(","):
-        entry = raw_entry.strip(GO_SPACE)
-        key, sep, value_text = entry.partition(":")
-        if not sep:
-            raise ConfigError(f"{flag}: entry {entry!r} is not key:weight (e.g. throughput:0.5,p99_ttft:0.3)")
-        key = key.strip(GO_SPACE)
-        value_text = value_text.strip(GO_SPACE)
+    for key, value_text in name_value_pairs(text, flag, "key:weight", "throughput:0.5,p99_ttft:0.3"):
         value = parse_float(value_text)
         if value is None:
             raise ConfigError(f"{flag}: weight for {key!r} is not a number: {value_text!r}")
