@@ -29,8 +29,8 @@ def _envs_of(env) -> list:
 class Baseline:
     """Base class: one policy object per sub-environment and episode."""
 
-    #: "routing", "admission" or "joint"
-    kind = ""
+    #: the environment class (in blis_gym.envs) this kind of baseline plays
+    env_class = ""
 
     def __init__(self, name: str, env, options: dict) -> None:
         self.name = name
@@ -38,9 +38,8 @@ class Baseline:
         self.options = options
         self._envs = _envs_of(env)
         kinds = {type(e).__name__ for e in self._envs}
-        expected = {"routing": "RoutingEnv", "admission": "AdmissionEnv", "joint": "AdmissionRoutingEnv"}[self.kind]
-        if kinds != {expected}:
-            raise ConfigError(f"baseline {name!r} plays {expected}, not {', '.join(sorted(kinds))}")
+        if kinds != {self.env_class}:
+            raise ConfigError(f"baseline {name!r} plays {self.env_class}, not {', '.join(sorted(kinds))}")
         self._live: dict[int, tuple[int, Any]] = {}  # sub-env index -> (episode, policy state)
 
     def _policy_options(self, u) -> dict:
@@ -55,6 +54,15 @@ class Baseline:
             live = (u.episode, self._new_policies(u))
             self._live[i] = live
         return u, live[1]
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The policy names this kind of baseline accepts."""
+        raise NotImplementedError
+
+    def cli_policies(self) -> dict:
+        """The ``blis run`` policy options that select this baseline's policies."""
+        raise NotImplementedError
 
     def _new_policies(self, u) -> Any:
         raise NotImplementedError
@@ -83,7 +91,14 @@ class Baseline:
 
 
 class RoutingBaseline(Baseline):
-    kind = "routing"
+    env_class = "RoutingEnv"
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return ROUTING.names()
+
+    def cli_policies(self) -> dict:
+        return {"routing_policy": self.name}
 
     def _new_policies(self, u):
         return ROUTING.make(self.name, **self._policy_options(u))
@@ -93,7 +108,14 @@ class RoutingBaseline(Baseline):
 
 
 class AdmissionBaseline(Baseline):
-    kind = "admission"
+    env_class = "AdmissionEnv"
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return ADMISSION.names()
+
+    def cli_policies(self) -> dict:
+        return {"admission_policy": self.name}
 
     def _new_policies(self, u):
         return ADMISSION.make(self.name, **self._policy_options(u))
@@ -106,12 +128,19 @@ class AdmissionBaseline(Baseline):
 class JointBaseline(Baseline):
     """``ADMISSION+ROUTING``: admit with the first, route with the second, from the same view."""
 
-    kind = "joint"
+    env_class = "AdmissionRoutingEnv"
 
     def __init__(self, name: str, env, options: dict) -> None:
         admission, _, routing = name.partition("+")
         self.admission_name, self.routing_name = admission, routing
         super().__init__(name, env, options)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f"{a}+{r}" for a in ADMISSION.names() for r in ROUTING.names()]
+
+    def cli_policies(self) -> dict:
+        return {"admission_policy": self.admission_name, "routing_policy": self.routing_name}
 
     def _new_policies(self, u):
         opts = self._policy_options(u)
@@ -125,17 +154,20 @@ class JointBaseline(Baseline):
         return routing.route(d.request, d.state).target
 
 
-_KINDS = {"RoutingEnv": RoutingBaseline, "AdmissionEnv": AdmissionBaseline, "AdmissionRoutingEnv": JointBaseline}
+_KINDS = {cls.env_class: cls for cls in (RoutingBaseline, AdmissionBaseline, JointBaseline)}
+_OPTIONS = ("scorers", "token_bucket_capacity", "token_bucket_refill_rate")
+
+
+def _kind(env) -> type[Baseline]:
+    name = type(_envs_of(env)[0]).__name__
+    if name not in _KINDS:
+        raise ConfigError(f"make_baseline needs a blis_gym environment, got {name}")
+    return _KINDS[name]
 
 
 def baseline_names(env) -> list[str]:
     """Names ``make_baseline`` accepts for ``env``."""
-    kind = type(_envs_of(env)[0]).__name__
-    if kind == "RoutingEnv":
-        return ROUTING.names()
-    if kind == "AdmissionEnv":
-        return ADMISSION.names()
-    return [f"{a}+{r}" for a in ADMISSION.names() for r in ROUTING.names()]
+    return _kind(env).names()
 
 
 def make_baseline(name: str, env, **options: Any) -> Baseline:
@@ -147,35 +179,26 @@ def make_baseline(name: str, env, **options: Any) -> Baseline:
     ``scorers="queue-depth:1"`` (or ``routing_scorers=``) for ``weighted``,
     ``token_bucket_capacity=``, ``token_bucket_refill_rate=``.
     """
-    first = _envs_of(env)[0]
-    kind = type(first).__name__
-    if kind not in _KINDS:
-        raise ConfigError(f"make_baseline needs a blis_gym environment, got {kind}")
-    valid = baseline_names(env)
+    kind = _kind(env)
+    valid = kind.names()
     if name not in valid:
-        raise ConfigError(f"unknown baseline {name!r} for {first.spec.id if first.spec else kind} "
+        first = _envs_of(env)[0]
+        raise ConfigError(f"unknown baseline {name!r} for {first.spec.id if first.spec else kind.env_class} "
                           f"(valid: {', '.join(valid)})")
     opts = dict(options)
     scorers = opts.pop("routing_scorers", opts.pop("scorers", None))
     if scorers is not None:
         opts["scorers"] = parse_scorers(scorers, "scorers") if isinstance(scorers, str) else tuple(scorers)
-    known = {"scorers", "token_bucket_capacity", "token_bucket_refill_rate"}
-    unknown = set(opts) - known
+    unknown = set(opts) - set(_OPTIONS)
     if unknown:
         raise ConfigError(f"make_baseline: unknown option(s) {', '.join(sorted(unknown))} "
-                          f"(valid: scorers, token_bucket_capacity, token_bucket_refill_rate)")
-    return _KINDS[kind](name, env, opts)
+                          f"(valid: {', '.join(_OPTIONS)})")
+    return kind(name, env, opts)
 
 
 def cli_options_for(baseline: Baseline, scenario_run: RunOptions) -> RunOptions:
     """The ``blis run`` options that run ``baseline``'s policies on a scenario (for comparisons)."""
-    changes: dict[str, Any] = {}
-    if isinstance(baseline, RoutingBaseline):
-        changes["routing_policy"] = baseline.name
-    elif isinstance(baseline, AdmissionBaseline):
-        changes["admission_policy"] = baseline.name
-    else:
-        changes.update(admission_policy=baseline.admission_name, routing_policy=baseline.routing_name)
+    changes: dict[str, Any] = baseline.cli_policies()
     opts = baseline.options
     if "scorers" in opts:
         changes["routing_scorers"] = ",".join(f"{c.name}:{c.weight!r}" for c in opts["scorers"])

@@ -11,6 +11,7 @@ name the scenario and the key.
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -124,25 +125,42 @@ def _read(name_or_path: Union[str, Path]) -> tuple[str, Mapping[str, Any]]:
     return name, doc
 
 
-def _coerce(where: str, key: str, value: Any, default: Any) -> Any:
-    """``value`` checked against the type of the option's default."""
+def _option_types(cls) -> dict[str, type]:
+    """Each option's value type, ``Optional[...]`` unwrapped (``tuple`` for coefficient lists)."""
+    out = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        if typing.get_origin(hint) is Union:
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        out[name] = typing.get_origin(hint) or hint
+    return out
+
+
+_TYPES = {**_option_types(RunOptions), **_option_types(EnvOptions)}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _coerce(where: str, key: str, value: Any) -> Any:
+    """``value`` checked against the option's declared type (``None`` keeps a default)."""
+    kind = _TYPES[key]
     if value is None:
         return None
-    if isinstance(default, bool):
+    if kind is bool:
         ok = isinstance(value, bool)
-    elif isinstance(default, int) or key == "total_kv_blocks":
+    elif kind is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float) or key == "rejection_penalty":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif kind is float:
+        ok = _is_number(value)
         value = float(value) if ok else value
-    elif isinstance(default, tuple):
-        ok = isinstance(value, (list, tuple)) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    elif kind is tuple:
+        ok = isinstance(value, (list, tuple)) and all(_is_number(v) for v in value)
         value = tuple(float(v) for v in value) if ok else value
     else:
-        ok = isinstance(value, str)
+        ok = isinstance(value, kind)
     if not ok:
-        raise ConfigError(f"{where}: {key}: expected {type(default).__name__ if default is not None else 'a number'}"
+        raise ConfigError(f"{where}: {key}: expected {'a list of numbers' if kind is tuple else kind.__name__}"
                           f", got {value!r}")
     return value
 
@@ -159,11 +177,10 @@ def load_scenario(name_or_path: Union[str, Path] = DEFAULT_SCENARIO, **overrides
                 raise ConfigError(f"{source}: unknown option {key!r} (blis run options: "
                                   f"{', '.join(RUN_KEYS)}; env options: {', '.join(ENV_KEYS)})")
     values.update(overrides)
-    run_defaults, env_defaults = RunOptions(), EnvOptions()
-    run_kw = {k: _coerce(where, k, v, getattr(run_defaults, k)) for k, v in values.items() if k in RUN_KEYS}
-    env_kw = {k: _coerce(where, k, v, getattr(env_defaults, k)) for k, v in values.items() if k in ENV_KEYS}
+    run_kw = {k: _coerce(where, k, v) for k, v in values.items() if k in RUN_KEYS}
+    env_kw = {k: _coerce(where, k, v) for k, v in values.items() if k in ENV_KEYS}
     run = replace(RunOptions(log="error"), **run_kw)
-    env = replace(env_defaults, **env_kw)
+    env = EnvOptions(**env_kw)
     env.validate(where)
     try:
         plan = resolve(run)

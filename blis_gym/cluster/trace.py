@@ -52,7 +52,7 @@ def candidate_scores(scores: Optional[Sequence[float]], snaps: Sequence[Snapshot
     """The score each instance is ranked by: the policy's, or minus its effective load."""
     if scores is not None:
         return list(scores)
-    return [-float(s.queue_depth + s.batch_size + s.pending_requests) for s in snaps]
+    return [-float(s.effective_load) for s in snaps]
 
 
 def counterfactual(chosen: int, scores: Optional[Sequence[float]], snaps: Sequence[Snapshot],

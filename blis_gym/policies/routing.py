@@ -16,18 +16,11 @@ from .registry import Registry
 ROUTING: Registry = Registry("routing policy", "--routing-policy")
 
 
-def _load(s: Snapshot) -> int:
-    return s.queue_depth + s.batch_size + s.pending_requests
-
-
 def least_loaded_index(snaps: Sequence[Snapshot]) -> tuple[int, int]:
     """(index, load) of the least loaded instance; the first one on ties."""
-    best, best_load = 0, _load(snaps[0])
-    for i in range(1, len(snaps)):
-        load = _load(snaps[i])
-        if load < best_load:
-            best, best_load = i, load
-    return best, best_load
+    loads = [s.effective_load for s in snaps]
+    best = min(range(len(loads)), key=loads.__getitem__)  # min keeps the first of equals
+    return best, loads[best]
 
 
 @ROUTING.register("round-robin")
@@ -62,13 +55,8 @@ class AlwaysBusiest:
     """The instance with the largest effective load (a pathological template)."""
 
     def route(self, req: Request, state: RouterState) -> RoutingDecision:
-        snaps = state.snapshots
-        best, best_load = 0, _load(snaps[0])
-        for i in range(1, len(snaps)):
-            load = _load(snaps[i])
-            if load > best_load:
-                best, best_load = i, load
-        return RoutingDecision(best, "always-busiest")
+        loads = [s.effective_load for s in state.snapshots]
+        return RoutingDecision(max(range(len(loads)), key=loads.__getitem__), "always-busiest")
 
 
 @ROUTING.register("prefix-affinity")

@@ -2,8 +2,8 @@
 
 A profile is a list of ``name:weight`` pairs; weights are normalized to sum
 to 1 and the composite score of an instance is the weighted sum of its
-clamped scores. Stateless scorers are plain functions registered in
-``SCORERS``; ``prefix-affinity`` is stateful (see ``prefix_index``).
+clamped scores. Stateless scorers are plain functions (``make_scorer`` maps
+names to them); ``prefix-affinity`` is stateful (see ``prefix_index``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ DEFAULT_SCORERS: tuple[ScorerConfig, ...] = (
 
 def score_queue_depth(req: Request, snaps: Sequence[Snapshot]) -> list:
     """Min-max normalized effective load, inverted: least loaded 1, most loaded 0; all equal 1."""
-    loads = [s.queue_depth + s.batch_size + s.pending_requests for s in snaps]
+    loads = [s.effective_load for s in snaps]
     lo, hi = min(loads), max(loads)
     if hi == lo:
         return [1.0] * len(loads)
@@ -56,7 +56,7 @@ def score_kv_utilization(req: Request, snaps: Sequence[Snapshot]) -> list:
 
 def score_load_balance(req: Request, snaps: Sequence[Snapshot]) -> list:
     """1 / (1 + effective load): keeps absolute load differences."""
-    return [1.0 / (1.0 + float(s.queue_depth + s.batch_size + s.pending_requests)) for s in snaps]
+    return [1.0 / (1.0 + float(s.effective_load)) for s in snaps]
 
 
 def prefix_affinity_scorer(block_size: int, index: PrefixCacheIndex | None = None
