@@ -213,13 +213,14 @@ _RE = 7.69711747013104972
 class GoRand:
     """Go's ``rand.New(rand.NewSource(seed))``: identical values in identical order.
 
-    Source values come in blocks of 273, computed with numpy (the recurrence
-    x[n] = x[n-607] + x[n-273] mod 2**64 allows that), and are handed out through
-    a list iterator, which keeps the per-call cost low. Instances can be pickled
-    and deep-copied.
+    Source values are computed ahead in chunks with numpy (the recurrence
+    x[n] = x[n-607] + x[n-273] mod 2**64 gives 273 at a time). Scalar draws read
+    a short window of the chunk through a list iterator, which keeps the
+    per-call cost low; array draws slice the chunk itself. Instances can be
+    pickled and deep-copied.
     """
 
-    __slots__ = ("_hist", "_next")
+    __slots__ = ("_buf", "_chunk", "_wbase", "_wlen", "_it", "_next")
 
     def __init__(self, seed: int) -> None:
         self.seed(seed)
@@ -232,29 +233,67 @@ class GoRand:
         # The seeding LCG's k-th state is x0 * 48271**k mod (2**31 - 1); the products fit int64.
         xs = (np.int64(x0) * _SEED_POWERS % _INT32MAX).astype(np.uint64)
         vec = (xs[0::3] << _U40) ^ (xs[1::3] << _U20) ^ xs[2::3] ^ _COOKED_U64
-        self._hist = vec[_SEED_ORDER]
-        self._next = iter(()).__next__
+        self._start(vec[_SEED_ORDER], 0)
+
+    def _start(self, buf: np.ndarray, pending: int) -> None:
+        """Resume with the last ``pending`` values of ``buf`` (source outputs, the last 607 at
+        least) still to hand out."""
+        self._buf = buf
+        self._chunk = buf[len(buf) - pending:]
+        self._at(0)
+
+    def _at(self, pos: int) -> None:
+        """Make ``pos`` in the chunk the next value handed out (the scalar window starts empty)."""
+        self._wbase = pos
+        self._wlen = 0
+        it = iter(())
+        self._it = it
+        self._next = it.__next__
+
+    def _pos(self) -> int:
+        return self._wbase + self._wlen - self._it.__length_hint__()
+
+    def _new_chunk(self) -> None:
+        """Compute the next ``_CHUNK`` source outputs."""
+        buf = np.empty(_LEN + _CHUNK, dtype=np.uint64)
+        buf[:_LEN] = self._buf[-_LEN:]
+        add = np.add
+        for i in range(_LEN, _LEN + _CHUNK, _TAP):  # uint64 arithmetic wraps mod 2**64
+            add(buf[i - _LEN:i - _LAG], buf[i - _TAP:i], out=buf[i:i + _TAP])
+        self._buf = buf
+        self._chunk = buf[_LEN:]
 
     def _refill(self) -> int:
-        """Compute the next 273 source outputs and return the first of them."""
-        h = self._hist
-        block = h[:_TAP] + h[_LAG:]  # uint64 arithmetic wraps mod 2**64
-        self._hist = np.concatenate((h[_TAP:], block))
-        it = iter(block.tolist())
+        """The scalar window ran out: open the next one and return its first value."""
+        start = self._wbase + self._wlen
+        if start >= len(self._chunk):
+            self._new_chunk()
+            start = 0
+        # Scalars right after an array draw usually come one or two at a time.
+        window = self._chunk[start:start + (_WINDOW if self._wlen else 4)].tolist()
+        self._wbase = start
+        self._wlen = len(window)
+        it = iter(window)
+        self._it = it
         self._next = it.__next__
         return it.__next__()
 
     def __getstate__(self) -> tuple[list[int], int]:
-        """Return (last 607 outputs, how many of them are not yet handed out)."""
-        return (self._hist.tolist(), self._next.__self__.__length_hint__())
+        """Return (last 607 outputs computed, how many of them are not yet handed out)."""
+        buf = self._buf
+        left = len(self._chunk) - self._pos()
+        if left <= _LEN:
+            return (buf[-_LEN:].tolist(), left)
+        # Far from the chunk's end: the last 607 values handed out are the state.
+        end = len(buf) - left
+        return (buf[end - _LEN:end].tolist(), 0)
 
     def __setstate__(self, state: tuple[list[int], int]) -> None:
         """Restore a state made by ``__getstate__``."""
         hist, left = state
-        if len(hist) != _LEN or not 0 <= left <= _TAP:
+        if len(hist) != _LEN or not 0 <= left <= _LEN:
             raise ValueError("bad GoRand state")
-        self._hist = np.array(hist, dtype=np.uint64)
-        self._next = iter(list(hist[_LEN - left :])).__next__
+        self._start(np.array(hist, dtype=np.uint64), left)
 
     # -- integers --
 
@@ -335,24 +374,28 @@ class GoRand:
                 return v % n
 
     def uint64_array(self, k: int) -> np.ndarray:
-        """The next ``k`` ``Uint64`` outputs at once, as a numpy array."""
-        head = list(islice(self._next.__self__, k))
-        parts = [np.array(head, dtype=np.uint64)]
-        got = len(head)
-        while got < k:
-            h = self._hist
-            block = h[:_TAP] + h[_LAG:]
-            self._hist = np.concatenate((h[_TAP:], block))
-            need = k - got
-            if need >= _TAP:
-                parts.append(block)
-                got += _TAP
-                self._next = iter(()).__next__
-            else:
-                parts.append(block[:need])
-                got = k
-                self._next = iter(block[need:].tolist()).__next__
-        return np.concatenate(parts)
+        """The next ``k`` ``Uint64`` outputs at once, as a (read-only) numpy array."""
+        pos = self._pos()
+        chunk = self._chunk
+        end = pos + k
+        if end <= len(chunk):
+            out = chunk[pos:end]
+        else:
+            parts = [chunk[pos:]]
+            got = len(chunk) - pos
+            while True:
+                self._new_chunk()
+                chunk = self._chunk
+                end = k - got
+                if end <= _CHUNK:
+                    parts.append(chunk[:end])
+                    break
+                parts.append(chunk)
+                got += _CHUNK
+            out = np.concatenate(parts)
+        self._at(end)
+        out.flags.writeable = False
+        return out
 
     def intn_list(self, n: int, count: int) -> list[int]:
         """``count`` successive ``Intn(n)`` values for 0 < n < 2**31, drawn in bulk."""
@@ -926,6 +969,9 @@ _COOKED_U64 = np.array(_RNG_COOKED, dtype=np.int64).view(np.uint64)
 # Go reads the register downwards from index 333; this lists it in output order.
 _SEED_ORDER = np.array([(_LAG - 1 - j) % _LEN for j in range(_LEN)], dtype=np.intp)
 _U40 = np.uint64(40)
+_CHUNK = 16 * _TAP  # source values computed at a time
+_WINDOW = 128  # values a scalar draw converts to Python ints at a time
+
 _U20 = np.uint64(20)
 
 _WN = _f32_table(_WN_SRC)

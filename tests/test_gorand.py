@@ -182,3 +182,19 @@ def test_invalid_arguments() -> None:
     for call in calls:
         with pytest.raises(ValueError):
             call()
+
+
+@pytest.mark.parametrize("n", [128000, 1 << 20, (1 << 30) + 1])
+def test_array_draws_match_scalar_draws(n: int) -> None:
+    """intn_array and uint64_array hand out the stream scalar calls would, across chunk ends
+    and rejections ((1 << 30) + 1 rejects about half the raw values)."""
+    sizes = [0, 1, 5, 272, 273, 274, 600, 5000, 3, 9000, 1]
+    a, b = GoRand(42), GoRand(42)
+    for k, size in enumerate(sizes):
+        got = a.intn_array(n, size).tolist() if k % 2 == 0 else a.uint64_array(size).tolist()
+        want = [b.intn(n) for _ in range(size)] if k % 2 == 0 else [b.uint64() for _ in range(size)]
+        assert got == want, (k, size)
+        assert a.norm_float64() == b.norm_float64()
+        c = pickle.loads(pickle.dumps(a))
+        assert [c.int63() for _ in range(700)] == [a.int63() for _ in range(700)]
+        [b.int63() for _ in range(700)]

@@ -25,6 +25,7 @@ from typing import Callable, Optional, Sequence
 
 from ..config.schema import ClusterConfig
 from ..engine.instance import QUEUED, Instance
+from ..engine.kvcache import mark_private_decodes
 from ..engine.latency import BlackboxLatency
 from ..engine.metrics import InstanceMetrics
 from ..engine.request import Request
@@ -95,6 +96,8 @@ class ClusterSimulator:
                      reference_kv=config.reference_kv)
             for i in range(config.num_instances)
         ]
+        if not config.reference_kv:
+            mark_private_decodes(requests, eng.block_size)
         self.admission = admission
         self.routing = routing
         # Snapshots are built for admission only for someone who reads them, or when building

@@ -72,3 +72,22 @@ def prefix_keys(tokens: np.ndarray, block_size: int) -> tuple[list[int], list[in
     up, down = _powers(nb)
     chained = up[:nb] * (np.cumsum(own * down[:nb]) + _SEED_R)
     return chained.tolist(), own.tolist()
+
+
+def prefix_keys_many(arrays: list[np.ndarray], block_size: int) -> list[tuple[list[int], list[int]]]:
+    """``prefix_keys`` of each array, computed for all of them in one pass (same values)."""
+    counts = np.fromiter((len(a) // block_size for a in arrays), dtype=np.int64, count=len(arrays))
+    total = int(counts.sum())
+    if total == 0:
+        return [([], []) for _ in arrays]
+    flat = np.concatenate([a[:n * block_size] for a, n in zip(arrays, counts.tolist())])
+    own = (flat.view(np.uint64).reshape(total, block_size) * _multipliers(block_size)).sum(axis=1)
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    depth = np.arange(total) - np.repeat(starts, counts)  # block index within its array
+    up, down = _powers(int(counts.max()))
+    sums = np.cumsum(own * down[depth])
+    before = np.concatenate((np.zeros(1, np.uint64), sums))[starts]  # the running sum where each array starts
+    chained = (up[depth] * (sums - np.repeat(before, counts) + _SEED_R)).tolist()
+    own_l = own.tolist()
+    return [(chained[a:b], own_l[a:b]) for a, b in zip(starts.tolist(), ends.tolist())]

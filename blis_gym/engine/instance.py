@@ -24,6 +24,23 @@ ARRIVAL, QUEUED, STEP, SCHEDULED, PREEMPTED, LEFT = range(6)
 _RUN_SEQ = attrgetter("run_seq")
 
 
+def _itl_range(req: Request, start: int, end: int) -> None:
+    """``req`` got a token in each step of the ITL series ``[start, end)``."""
+    r = req.itl_steps
+    if r and r[-1] == start:
+        r[-1] = end
+    else:
+        r += (start, end)
+
+
+def _bucket(buckets: dict, step: int, item: tuple) -> None:
+    got = buckets.get(step)
+    if got is None:
+        buckets[step] = [item]
+    else:
+        got.append(item)
+
+
 class Instance:
     """A vLLM-like engine replica.
 
@@ -58,8 +75,8 @@ class Instance:
         # Lazy decoding (see step and _sync): requests whose next tokens need no KV work
         # and cannot complete are left untouched for those steps and caught up on demand.
         self.n_lazy = 0
-        self.step_itls: list[int] = []  # every step's inter-token latency, for catching up
         self._due: dict[int, list] = {}  # step -> [(request, lazy_from)] whose laziness ends
+        self._claims: dict[int, list] = {}  # step -> [(request, lazy_from)] whose token opens a block
         self._run_seq = 0
         self.lazy_enabled = not reference_kv
         self._out_time = latency.output_token_time()
@@ -134,15 +151,23 @@ class Instance:
                 if req.lazy_until and req.lazy_from == since:
                     self._sync(req, s)
                     self._activate(req)
+            claims = self._claims.pop(s, None)
             if self.n_lazy:
-                if self._phase1_demand(s) > self.former.max_tokens:
-                    # The budget may run out mid-batch: run this step the explicit way.
+                tokens, blocks = self._phase1_demand()
+                kv = self.kv
+                if tokens > self.former.max_tokens or (claims and len(claims) + blocks > kv.total - kv.used):
+                    # The budget or the cache may run out mid-batch: run this step the explicit way.
                     for req in self.running:
                         if req.lazy_until:
                             self._sync(req, s)
                             self._activate(req)
                 else:
+                    if claims:
+                        self._claim_due(claims, s)
                     sync = lambda req: self._sync(req, s)  # noqa: E731 - a preemption victim
+        elif self._due or self._claims:
+            self._due.clear()  # left by requests whose laziness ended early
+            self._claims.clear()
         if self.scheduler is not None:
             # Priorities only matter to a reordering scheduler; FCFS runs with none.
             compute = self.priority.compute
@@ -182,9 +207,8 @@ class Instance:
         else:
             adv = self.latency.step_time(running)
         itl = adv + self._out_time
-        step_itls = self.step_itls
-        step_itls.append(itl)
-        next_itl = len(step_itls)
+        this_itl = m.add_step_itl(itl)  # this step's index in the ITL series
+        next_itl = this_itl + 1
         active = self.active
         lazy_ok = active is not running
         bs = kv.block_size
@@ -213,7 +237,11 @@ class Instance:
                 p += 1
                 req.progress = p
                 decoded += 1
-                req.itl.append(itl)
+                r = req.itl_steps  # _itl_range(req, this_itl, next_itl), inlined
+                if r and r[-1] == this_itl:
+                    r[-1] = next_itl
+                else:
+                    r += (this_itl, next_itl)
             if p == n_in:
                 req.ttft_set = True
                 ttft = req.first_token_time = first_token_at - req.arrival
@@ -224,7 +252,7 @@ class Instance:
             if p == done_at:
                 req.state = COMPLETED
                 completed = True
-                req.itl.append(itl)
+                req.itl_steps += (this_itl, next_itl)  # the reference counts the last ITL twice
                 if n_out > 0 and not kv.allocate(req, p, p + 1, ()):
                     m.kv_allocation_failures += 1
                 kv.release(req)
@@ -235,20 +263,27 @@ class Instance:
                     on_departure(req, req.arrival + lat)
             else:
                 if lazy_ok and p >= n_in:
-                    # Decode steps s+1 .. s+k need no KV work (the token fits the partial
-                    # last block) and cannot complete: skip the request until then.
+                    # Decode steps s+1 .. s+k cannot complete and need no KV work beyond
+                    # new blocks for a private decoder, claimed in bulk (_claim_due); for
+                    # the others the token must fit the partial last block. Skip the
+                    # request until then.
                     tail = req.kv_tail_len
-                    k = min(bs - 1 - tail, done_at - 1 - p)
-                    if tail > 0 and k > 0 and req.kv_blocks:
+                    if req.private_decode:
+                        k = done_at - 1 - p
+                        lazy = k > 0
+                    else:
+                        k = min(bs - 1 - tail, done_at - 1 - p)
+                        lazy = tail > 0 and k > 0
+                    if lazy and req.kv_blocks:
                         req.lazy_from = s + 1
                         req.lazy_until = s + k
                         req.lazy_itl = next_itl
                         self.n_lazy += 1
-                        due = self._due.get(s + k + 1)
-                        if due is None:
-                            self._due[s + k + 1] = [(req, s + 1)]
-                        else:
-                            due.append((req, s + 1))
+                        _bucket(self._due, s + k + 1, (req, s + 1))
+                        if req.private_decode:
+                            first = s + 1 + (bs - tail) % bs  # the step whose token opens a block
+                            if first <= s + k:
+                                _bucket(self._claims, first, (req, s + 1))
                         continue
                 keep(req)
         m.total_output_tokens += decoded + lazy_now
@@ -284,27 +319,49 @@ class Instance:
             self.on_departure(req, self.clock)
 
     # --- lazy decoding ---------------------------------------------------
-    def _phase1_demand(self, s: int) -> int:
-        """Tokens batch formation's first phase asks for this step (lazy requests: one each)."""
+    def _phase1_demand(self) -> tuple[int, int]:
+        """(tokens, at most how many new KV blocks) batch formation's first phase asks for
+        this step from the active requests; lazy requests add one token each."""
         thr = self.former.prefill_threshold
-        demand = self.n_lazy
+        bs = self.kv.block_size
+        tokens = self.n_lazy
+        blocks = 0
         for req in self.active:
             need = req.n_in - req.progress
             if need > 0:
-                demand += thr if 0 < thr < need else need
+                if 0 < thr < need:
+                    need = thr
+                tokens += need
+                blocks += (need + bs - 1) // bs  # a partial last block only lowers this
             elif req.n_out > 0:
-                demand += 1
-        return demand
+                tokens += 1
+                blocks += 1
+        return tokens, blocks
+
+    def _claim_due(self, claims: list, s: int) -> None:
+        """New blocks for the lazy private decoders whose step-``s`` token opens one.
+
+        Formation's first phase only takes blocks from the head of the free list, and the
+        checks in ``step`` guarantee it cannot fail, so taking these first instead of in
+        batch order evicts the same blocks and changes only which id goes to whom.
+        """
+        kv = self.kv
+        bs = kv.block_size
+        for req, since in claims:
+            if req.lazy_until and req.lazy_from == since:
+                kv.claim_private(req)
+                if s + bs <= req.lazy_until:
+                    _bucket(self._claims, s + bs, (req, since))
 
     def _sync(self, req: Request, upto: int) -> None:
         """Apply the decode steps ``req`` skipped before step ``upto``, and end its laziness."""
         k = min(upto, req.lazy_until + 1) - req.lazy_from
         if k > 0:
-            req.kv_tail_len += k
+            req.kv_tail_len = (req.kv_tail_len + k) % self.kv.block_size
             req.computed += k
             req.progress += k
             i = req.lazy_itl
-            req.itl.extend(self.step_itls[i:i + k])
+            _itl_range(req, i, i + k)
         req.num_new = 1
         req.lazy_until = 0
         self.n_lazy -= 1

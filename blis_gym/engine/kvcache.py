@@ -21,10 +21,13 @@ differential tests.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from .blockhash import CHAIN_SEED, block_key, chain_key
 from .request import Request
 
 NIL = -1
+_ABSENT = object()
 
 
 class KVCache:
@@ -43,7 +46,6 @@ class KVCache:
         # million blocks costs nothing until it fills.
         self.hw = 0
         self.ref_count: list[int] = []
-        self.in_use: list[bool] = []
         # Registered prefix identity (None when unregistered) and own-content key
         # (None when the block is partial or its tokens were cleared).
         self.hash: list = []
@@ -52,76 +54,42 @@ class KVCache:
         # The free list, head to tail, is: front + untouched ids (hw..total-1, in
         # order) + back. Freed blocks join the back, rolled-back ones the front, so
         # the order is exactly that of one list that started as 0..total-1.
-        self.prev: list[int] = []
-        self.next: list[int] = []
-        self.in_back: list[bool] = []
-        self.front = [NIL, NIL]  # head, tail
-        self.back = [NIL, NIL]
+        self.front: OrderedDict[int, None] = OrderedDict()
+        self.back: OrderedDict[int, None] = OrderedDict()
         self.used = 0
         self.hits = 0
         self.misses = 0
 
     # --- free list -------------------------------------------------------
     def _append_free(self, b: int) -> None:
-        self.in_back[b] = True
-        ends = self.back
-        tail = ends[1]
-        self.next[b] = NIL
-        self.prev[b] = tail
-        if tail != NIL:
-            self.next[tail] = b
-        else:
-            ends[0] = b
-        ends[1] = b
+        self.back[b] = None
 
     def _prepend_free(self, b: int) -> None:
-        self.in_back[b] = False
-        ends = self.front
-        head = ends[0]
-        self.prev[b] = NIL
-        self.next[b] = head
-        if head != NIL:
-            self.prev[head] = b
-        else:
-            ends[1] = b
-        ends[0] = b
+        self.front[b] = None
+        self.front.move_to_end(b, last=False)
 
     def _remove_free(self, b: int) -> None:
-        ends = self.back if self.in_back[b] else self.front
-        p = self.prev[b]
-        n = self.next[b]
-        if p != NIL:
-            self.next[p] = n
-        else:
-            ends[0] = n
-        if n != NIL:
-            self.prev[n] = p
-        else:
-            ends[1] = p
-        self.next[b] = NIL
-        self.prev[b] = NIL
+        if self.back.pop(b, _ABSENT) is _ABSENT:
+            del self.front[b]
+
+    def _touch(self, n: int, ref: int) -> int:
+        """Give the next ``n`` untouched blocks state (reference count ``ref``); returns the first id."""
+        b = self.hw
+        self.hw = b + n
+        self.ref_count.extend([ref] * n)
+        self.hash.extend([None] * n)
+        self.tkey.extend([None] * n)
+        return b
 
     def _take_head(self) -> int:
         """Remove and return the block at the head of the free list (NIL when none is free)."""
-        b = self.front[0]
-        if b != NIL:
-            self._remove_free(b)
-            return b
+        if self.front:
+            return self.front.popitem(last=False)[0]
         if self.hw < self.total:
-            b = self.hw
-            self.hw = b + 1
-            self.ref_count.append(0)
-            self.in_use.append(False)
-            self.hash.append(None)
-            self.tkey.append(None)
-            self.prev.append(NIL)
-            self.next.append(NIL)
-            self.in_back.append(False)
-            return b
-        b = self.back[0]
-        if b != NIL:
-            self._remove_free(b)
-        return b
+            return self._touch(1, 0)
+        if self.back:
+            return self.back.popitem(last=False)[0]
+        return NIL
 
     def _claim(self) -> tuple[int, object]:
         """Take the head free block for a new holder: (block, the prefix it was registered
@@ -135,7 +103,6 @@ class KVCache:
             self.hash[b] = None
         self.tkey[b] = None
         self.ref_count[b] = 1
-        self.in_use[b] = True
         self.used += 1
         self.misses += 1
         return b, orig
@@ -184,7 +151,8 @@ class KVCache:
         n = len(new_tokens)
         blocks = req.kv_blocks
         had = len(blocks)
-        cached_mut: list = []
+        attached: list = []  # cached blocks taken, and those of them that were free
+        newly: list = []
         new_mut: list = []
         tkey = self.tkey
         i = 0
@@ -193,19 +161,9 @@ class KVCache:
                 tail_len = req.kv_tail_len
             else:
                 tail_len = 0
-                for b in cached:
-                    was = self.in_use[b]
-                    self.ref_count[b] += 1
-                    if not was:
-                        self.in_use[b] = True
-                        self.used += 1
-                        self._remove_free(b)
-                    cached_mut.append((b, was))
-                    self.hits += 1
-                    blocks.append(b)
-                    k = tkey[b]
-                    if k is not None:  # a block emptied by a rollback adds no tokens
-                        req.kv_chain = chain_key(req.kv_chain, k)
+                if cached:
+                    attached = cached
+                    newly = self._attach(req, cached)
             if tail_len > 0:
                 # Fill the partial last block first.
                 latest = blocks[-1]
@@ -219,7 +177,7 @@ class KVCache:
             if prefill:
                 keys = req.input_keys(bs)
                 bkeys = req.input_block_keys(bs)
-                if self.front[0] == NIL and (start + i) % bs == 0 \
+                if not self.front and (start + i) % bs == 0 \
                         and self.total - self.hw >= (n - i + bs - 1) // bs:
                     self._take_untouched(req, new_tokens, i, start, keys, bkeys)
                     return True
@@ -228,7 +186,7 @@ class KVCache:
             for _ in range((n - i + bs - 1) // bs):
                 b, orig = self._claim()
                 if b == NIL:
-                    self._rollback(req, had, cached_mut, new_mut)
+                    self._rollback(req, had, attached, newly, new_mut)
                     return False
                 e = i + bs
                 if e > n:
@@ -270,10 +228,6 @@ class KVCache:
         j0 = (start + i) // bs
         ids = range(b0, b0 + nb)
         self.ref_count.extend([1] * nb)
-        self.in_use.extend([True] * nb)
-        self.prev.extend([NIL] * nb)
-        self.next.extend([NIL] * nb)
-        self.in_back.extend([False] * nb)
         own = bkeys[j0:j0 + full]
         chained = keys[j0:j0 + full]
         self.tkey.extend(own)
@@ -313,7 +267,10 @@ class KVCache:
             if tail < self.block_size:
                 req.kv_tail_len = tail
                 return True
-            self._seal_tail(req, blocks[-1], pos + 1)
+            if req.private_decode:
+                req.kv_tail_len = 0  # no lookup can hit it: nothing to key or register
+            else:
+                self._seal_tail(req, blocks[-1], pos + 1)
             return True
         b, _ = self._claim()
         if b == NIL:
@@ -324,7 +281,48 @@ class KVCache:
         blocks.append(b)
         return True
 
-    def _rollback(self, req: Request, had: int, cached_mut: list, new_mut: list) -> None:
+    def claim_private(self, req: Request) -> None:
+        """Give a private decoder (see ``mark_private_decodes``) a new last block; one must be free."""
+        if not self.front and self.hw < self.total:
+            # An untouched block: it has no state to clear (what _claim would do, cheaper).
+            b = self._touch(1, 1)
+            self.used += 1
+            self.misses += 1
+        else:
+            b, _ = self._claim()
+        req.kv_blocks.append(b)
+
+    def _attach(self, req: Request, cached: list[int]) -> list[int]:
+        """Make ``req`` (holding nothing) share its ``cached`` prefix blocks; returns those that were free."""
+        rc = self.ref_count
+        tkey = self.tkey
+        newly = []
+        whole = True  # every block still holds its tokens
+        for b in cached:
+            c = rc[b]
+            rc[b] = c + 1
+            if not c:
+                newly.append(b)
+            if tkey[b] is None:
+                whole = False
+        for b in newly:
+            self._remove_free(b)
+        self.used += len(newly)
+        self.hits += len(cached)
+        req.kv_blocks.extend(cached)
+        if whole and not self.reference_rollback:
+            # Aligned blocks found by prefix: their chain is the input's own key there.
+            req.kv_chain = req.input_keys(self.block_size)[len(cached) - 1]
+        else:
+            chain = req.kv_chain
+            for b in cached:
+                k = tkey[b]
+                if k is not None:  # a block emptied by a rollback adds no tokens
+                    chain = chain_key(chain, k)
+            req.kv_chain = chain
+        return newly
+
+    def _rollback(self, req: Request, had: int, attached: list, newly: list, new_mut: list) -> None:
         h2b = self.hash_to_block
         for b, orig in reversed(new_mut):
             h = self.hash[b]
@@ -333,19 +331,17 @@ class KVCache:
             self.hash[b] = orig
             if orig is not None:
                 h2b[orig] = b
-            self.in_use[b] = False
             self.ref_count[b] = 0
             self.tkey[b] = None
             self.used -= 1
             self.misses -= 1
             self._prepend_free(b)
-        for b, was in reversed(cached_mut):
+        for b in attached:
             self.ref_count[b] -= 1
-            self.hits -= 1
-            if not was and self.ref_count[b] == 0:
-                self.in_use[b] = False
-                self.used -= 1
-                self._append_free(b)
+        self.hits -= len(attached)
+        for b in reversed(newly):
+            self.used -= 1
+            self._append_free(b)
         if had and not self.reference_rollback:
             del req.kv_blocks[had:]
             return
@@ -357,48 +353,55 @@ class KVCache:
         blocks = req.kv_blocks
         req.reset_kv()
         rc = self.ref_count
-        in_use = self.in_use
         back = self.back
-        nxt = self.next
-        prv = self.prev
-        in_back = self.in_back
-        tail = back[1]
         freed = 0
         for b in reversed(blocks):
             c = rc[b] - 1
             rc[b] = c
-            if c == 0:
-                # _append_free, inlined: this loop runs once per block of every finished request.
-                in_use[b] = False
+            if not c:
+                back[b] = None  # _append_free, inlined: once per block of every finished request
                 freed += 1
-                in_back[b] = True
-                nxt[b] = NIL
-                prv[b] = tail
-                if tail != NIL:
-                    nxt[tail] = b
-                else:
-                    back[0] = b
-                tail = b
-        back[1] = tail
         self.used -= freed
 
     # --- invariants (tests and debugging) ---------------------------------
     def free_list(self) -> list[int]:
-        out = []
-        for ends, untouched in ((self.front, range(self.hw, self.total)), (self.back, ())):
-            b = ends[0]
-            while b != NIL:
-                out.append(b)
-                b = self.next[b]
-            out.extend(untouched)
-        return out
+        return [*self.front, *range(self.hw, self.total), *self.back]
 
     def check(self) -> None:
         """Raise AssertionError if the cache's books do not balance."""
         free = self.free_list()
         assert len(free) + self.used == self.total, "used + free != total"
-        assert sum(self.in_use) == self.used, "in-use flags disagree with used count"
+        assert sum(1 for c in self.ref_count if c > 0) == self.used, "referenced blocks disagree with used count"
         for b in free:
             if b < self.hw:  # untouched blocks have no state to check
-                assert not self.in_use[b] and self.ref_count[b] == 0, f"free block {b} is referenced"
+                assert self.ref_count[b] == 0, f"free block {b} is referenced"
         assert len(set(free)) == len(free), "a block is on the free list twice"
+
+
+def mark_private_decodes(requests, block_size: int) -> None:
+    """Set ``private_decode`` on each request whose decode blocks no lookup can ever hit.
+
+    A lookup walks some request's full input blocks. It can reach one of A's
+    decode blocks (those at depth ``A.n_in // block_size`` and beyond) only
+    through A's last full input block, which must then be an interior block
+    (not the last) of another request's input. A request with no full input
+    block is never marked.
+    """
+    Request.key_inputs(requests, block_size)
+    last = {}
+    for r in requests:
+        keys = r._input_keys
+        if keys:
+            last[keys[-1]] = None
+    shared = set()
+    lasts = last.keys()
+    for r in requests:
+        keys = r._input_keys
+        if len(keys) > 1:
+            hit = lasts & keys  # holds keys[-1] itself, which is no interior block
+            if len(hit) > 1:
+                hit.discard(keys[-1])
+                shared |= hit
+    for r in requests:
+        keys = r._input_keys
+        r.private_decode = bool(keys) and keys[-1] not in shared

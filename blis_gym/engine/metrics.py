@@ -7,6 +7,9 @@ percentiles, milliseconds) are computed at the end by ``blis_gym.report``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
 
 from .request import Request
 
@@ -45,7 +48,12 @@ class InstanceMetrics:
         self.ttfts: dict[str, float] = {}
         self.itls: dict[str, float] = {}  # mean inter-token latency per request
         self.scheduling_delays: dict[str, int] = {}
-        self.all_itls: list[int] = []
+        # Inter-token latencies: one value per step, and how many times completed requests
+        # recorded each (kept as differences, so a request adds a range in O(1)).
+        self.step_itls: list[int] = []
+        self._itl_prefix: list[int] = [0]  # running sums of step_itls
+        self._itl_count_diff: list[int] = [0]
+        self._itl_histogram: Optional[tuple[np.ndarray, np.ndarray]] = None  # set by merge
         self.e2es: dict[str, float] = {}
         self.completion_times: dict[str, float] = {}
         self.step_counters: list[int] = []
@@ -61,11 +69,35 @@ class InstanceMetrics:
         self.dropped_unservable += 1
         self.requests.pop(req.id, None)
 
+    def add_step_itl(self, itl: int) -> int:
+        """Append one step's inter-token latency (ticks) to the series; returns its index."""
+        prefix = self._itl_prefix
+        prefix.append(prefix[-1] + itl)
+        self._itl_count_diff.append(0)
+        self.step_itls.append(itl)
+        return len(self.step_itls) - 1
+
+    def itl_histogram(self) -> tuple[np.ndarray, np.ndarray]:
+        """(values, counts): every ITL a completed request recorded, as values with multiplicities."""
+        if self._itl_histogram is not None:
+            return self._itl_histogram
+        counts = np.cumsum(np.array(self._itl_count_diff[:-1], dtype=np.int64))
+        return np.array(self.step_itls, dtype=np.int64), counts
+
     def complete(self, req: Request) -> int:
         """Record a finished request; returns its end-to-end latency in ticks."""
         self.completed += 1
-        itl = req.itl
-        lat = req.first_token_time + sum(itl)
+        steps = req.itl_steps
+        prefix = self._itl_prefix
+        diff = self._itl_count_diff
+        total = 0
+        for i in range(0, len(steps), 2):
+            a = steps[i]
+            b = steps[i + 1]
+            total += prefix[b] - prefix[a]
+            diff[a] += 1
+            diff[b] -= 1
+        lat = req.first_token_time + total
         rid = req.id
         self.e2es[rid] = float(lat)
         if req.n_out > 0:
@@ -74,7 +106,6 @@ class InstanceMetrics:
             self.itls[rid] = 0.0
         self.step_counters.append(req.finished_step - req.scheduled_step)
         self.completion_times[rid] = float(lat + req.arrival)
-        self.all_itls.extend(itl)
         return lat
 
     @property
@@ -85,6 +116,9 @@ class InstanceMetrics:
     def merge(cls, parts: list["InstanceMetrics"]) -> "InstanceMetrics":
         """Cluster totals: sums, maxima, concatenations, and mean rates."""
         out = cls()
+        hists = [m.itl_histogram() for m in parts]
+        if hists:
+            out._itl_histogram = (np.concatenate([h[0] for h in hists]), np.concatenate([h[1] for h in hists]))
         for m in parts:
             out.completed += m.completed
             out.total_input_tokens += m.total_input_tokens
@@ -101,7 +135,6 @@ class InstanceMetrics:
             out.scheduling_delays.update(m.scheduling_delays)
             out.completion_times.update(m.completion_times)
             out.requests.update(m.requests)
-            out.all_itls.extend(m.all_itls)
             out.step_counters.extend(m.step_counters)
             out.preemptions += m.preemptions
             out.kv_allocation_failures += m.kv_allocation_failures

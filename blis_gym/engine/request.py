@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .blockhash import CHAIN_SEED, block_key, own_keys, prefix_keys
+from .blockhash import CHAIN_SEED, block_key, own_keys, prefix_keys, prefix_keys_many
 
 QUEUED = 0
 RUNNING = 1
@@ -23,13 +23,16 @@ class Request:
     __slots__ = (
         "id", "index", "arrival", "input", "output", "n_in", "n_out",
         "state", "progress", "num_new", "computed", "ttft_set", "first_token_time",
-        "scheduled_step", "finished_step", "itl", "priority",
+        "scheduled_step", "finished_step", "itl_steps", "priority",
         "slo_class", "tenant_id", "assigned",
         # KV-cache bookkeeping, owned by engine.kvcache.
         "kv_blocks", "kv_chain", "kv_tail_len", "_input_keys", "_input_bkeys", "_seq_bkeys",
         # Lazy decoding, owned by engine.instance: steps [lazy_from, lazy_until] run
         # without touching the request; lazy_itl indexes the instance's step ITLs.
         "lazy_from", "lazy_until", "lazy_itl", "run_seq",
+        # True when no lookup can ever hit this request's decode blocks (see
+        # kvcache.mark_private_decodes): they need no keys and may be claimed in bulk.
+        "private_decode",
     )
 
     def __init__(self, rid: str, index: int, arrival: int,
@@ -51,7 +54,9 @@ class Request:
         self.first_token_time = 0
         self.scheduled_step = 0
         self.finished_step = 0
-        self.itl: list[int] = []
+        # The steps whose inter-token latency this request recorded, as flat half-open
+        # ranges [start, end, start, end, ...] over its instance's ITL series.
+        self.itl_steps: list[int] = []
         self.priority = 0.0
         self.slo_class = slo_class
         self.tenant_id = tenant_id
@@ -60,6 +65,7 @@ class Request:
         self.lazy_until = 0  # 0: not lazy
         self.lazy_itl = 0
         self.run_seq = 0  # admission order into the running batch
+        self.private_decode = False
         self.reset_kv()
         self._input_keys: list[int] | None = None
         self._input_bkeys: list[int] | None = None
@@ -78,6 +84,14 @@ class Request:
             keys, self._input_bkeys = prefix_keys(self.input, block_size)
             self._input_keys = keys
         return keys
+
+    @staticmethod
+    def key_inputs(requests: Sequence["Request"], block_size: int) -> None:
+        """Compute ``input_keys`` of many requests at once (numpy calls per batch, not per request)."""
+        todo = [r for r in requests if r._input_keys is None]
+        for r, (keys, bkeys) in zip(todo, prefix_keys_many([r.input for r in todo], block_size)):
+            r._input_keys = keys
+            r._input_bkeys = bkeys
 
     def block_key_ending_at(self, end: int, block_size: int) -> int:
         """``block_key`` of the tokens at positions ``[end - block_size, end)`` of input + output.

@@ -29,6 +29,21 @@ def percentile_ms(sorted_vals: Sequence, p: float) -> float:
     return float(low) / 1000 + float(int(sorted_vals[hi]) - low) * (rank - float(lo)) / 1000
 
 
+def weighted_percentile_ms(values: np.ndarray, cum_counts: np.ndarray, p: float) -> float:
+    """``percentile_ms`` of ascending ``values`` each repeated as ``cum_counts`` (running totals) say."""
+    n = int(cum_counts[-1]) if len(cum_counts) else 0
+    if n == 0:
+        return 0.0
+    rank = p / 100.0 * float(n - 1)
+    lo = math.floor(rank)
+    hi = math.ceil(rank)
+    low = int(values[np.searchsorted(cum_counts, lo, side="right")])
+    if lo == hi:
+        return float(low) / 1000
+    high = int(values[np.searchsorted(cum_counts, hi, side="right")])
+    return float(low) / 1000 + float(high - low) * (rank - float(lo)) / 1000
+
+
 def mean_ms(ticks: np.ndarray) -> float:
     """Mean in ms of integral tick values (summed exactly, as float64 would for these sizes)."""
     if len(ticks) == 0:
@@ -62,12 +77,20 @@ def metrics_block(instance_id: str, m: InstanceMetrics) -> dict:
     if m.completed > 0:
         ttft = _sorted_ticks(m.ttfts.values())
         e2e = _sorted_ticks(m.e2es.values())
-        itl = _sorted_ticks(m.all_itls)
         delays = _sorted_ticks(m.scheduling_delays.values())
-        for name, vals in (("e2e", e2e), ("ttft", ttft), ("itl", itl)):
+        for name, vals in (("e2e", e2e), ("ttft", ttft)):
             out[f"{name}_mean_ms"] = mean_ms(vals)
             for p in (90, 95, 99):
                 out[f"{name}_p{p}_ms"] = percentile_ms(vals, p)
+        values, counts = m.itl_histogram()
+        order = np.argsort(values, kind="stable")
+        values = values[order]
+        cum = np.cumsum(counts[order])
+        n = int(cum[-1]) if len(cum) else 0
+        # The mean of integral ticks, summed exactly (as mean_ms does).
+        out["itl_mean_ms"] = (float(int(np.dot(values, counts[order]))) / float(n)) / 1000 if n else 0.0
+        for p in (90, 95, 99):
+            out[f"itl_p{p}_ms"] = weighted_percentile_ms(values, cum, p)
         out["scheduling_delay_p99_ms"] = percentile_ms(delays, 99)
         out["responses_per_sec"] = m.completed / runtime if runtime else math.inf
         out["tokens_per_sec"] = m.total_output_tokens / runtime if runtime else math.inf
