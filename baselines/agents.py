@@ -45,6 +45,9 @@ class Baseline:
     def _policy_options(self, u) -> dict:
         opts = u.config.policy_options()
         opts.update(self.options)
+        # The env's router-side prefix index records every routing decision, which is
+        # exactly what a weighted policy's own index would record: share it, once.
+        opts["prefix_index"] = u.index
         return opts
 
     def _state_for(self, i: int):

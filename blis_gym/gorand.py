@@ -10,7 +10,7 @@ ported too, since the samplers call them and they are not correctly rounded.
 from __future__ import annotations
 
 import math
-from itertools import islice
+from bisect import bisect_left
 import struct
 from fractions import Fraction
 from typing import Callable
@@ -220,7 +220,7 @@ class GoRand:
     pickled and deep-copied.
     """
 
-    __slots__ = ("_buf", "_chunk", "_wbase", "_wlen", "_it", "_next")
+    __slots__ = ("_buf", "_chunk", "_wbase", "_wlen", "_it", "_next", "_hi31", "_rejects")
 
     def __init__(self, seed: int) -> None:
         self.seed(seed)
@@ -240,13 +240,20 @@ class GoRand:
         least) still to hand out."""
         self._buf = buf
         self._chunk = buf[len(buf) - pending:]
+        self._chunk_changed()
         self._at(0)
 
+    def _chunk_changed(self) -> None:
+        self._hi31 = None  # Int31 of every chunk value, computed on the first array draw
+        self._rejects = (0, [])  # (n, chunk positions whose Int31 Intn(n) would reject)
+
     def _at(self, pos: int) -> None:
-        """Make ``pos`` in the chunk the next value handed out (the scalar window starts empty)."""
+        """Make ``pos`` in the chunk the next value handed out, with a short scalar window
+        (scalars after an array draw usually come one or two at a time)."""
+        window = self._chunk[pos:pos + 4].tolist()
         self._wbase = pos
-        self._wlen = 0
-        it = iter(())
+        self._wlen = len(window)
+        it = iter(window)
         self._it = it
         self._next = it.__next__
 
@@ -262,6 +269,7 @@ class GoRand:
             add(buf[i - _LEN:i - _LAG], buf[i - _TAP:i], out=buf[i:i + _TAP])
         self._buf = buf
         self._chunk = buf[_LEN:]
+        self._chunk_changed()
 
     def _refill(self) -> int:
         """The scalar window ran out: open the next one and return its first value."""
@@ -269,8 +277,7 @@ class GoRand:
         if start >= len(self._chunk):
             self._new_chunk()
             start = 0
-        # Scalars right after an array draw usually come one or two at a time.
-        window = self._chunk[start:start + (_WINDOW if self._wlen else 4)].tolist()
+        window = self._chunk[start:start + _WINDOW].tolist()
         self._wbase = start
         self._wlen = len(window)
         it = iter(window)
@@ -408,6 +415,20 @@ class GoRand:
         if count <= 0:
             return np.zeros(0, dtype=np.int64)
         # (u & M63) >> 32 == (u >> 32) & (2**31 - 1): values fit int64 after the shift.
+        pos = self._pos()
+        end = pos + count
+        if end <= len(self._chunk) and n & (n - 1):
+            # Within this chunk: Int31 values and rejection positions are computed per chunk.
+            hi = self._hi31
+            if hi is None:
+                hi = self._hi31 = (self._chunk >> _U32).view(np.int64) & _INT32MAX
+            rn, rejects = self._rejects
+            if rn != n:
+                rejects = np.flatnonzero(hi > _INT32MAX - (1 << 31) % n).tolist()
+                self._rejects = (n, rejects)
+            if not rejects or bisect_left(rejects, pos) == bisect_left(rejects, end):
+                self._at(end)
+                return hi[pos:end] % n
         if n & (n - 1) == 0:
             return ((self.uint64_array(count) >> _U32).view(np.int64) & (n - 1))
         top = _INT32MAX - (1 << 31) % n

@@ -45,6 +45,7 @@ from gymnasium import spaces
 
 from ..cli.options import generate_requests
 from ..cluster.simulator import ClusterResult, ClusterSimulator, Decision
+from ..gcpause import gc_paused
 from ..policies import ADMISSION, ROUTING
 from ..policies.prefix_index import PrefixCacheIndex
 from ..policies.scorers import parse_scorers
@@ -117,6 +118,7 @@ class ClusterEnv(gym.Env):
         raise NotImplementedError
 
     # --- Gymnasium API ------------------------------------------------------------------------
+    @gc_paused
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
         if seed is None and not self._seeded:
             seed = self.scenario.run.seed
@@ -142,6 +144,7 @@ class ClusterEnv(gym.Env):
         self._area = 0
         return obs, info
 
+    @gc_paused
     def step(self, action):
         if self.sim is None:
             raise RuntimeError("call reset() before step()")

@@ -44,7 +44,7 @@ def observation_size(num_instances: int) -> int:
 
 
 class ObservationBuilder:
-    """Fills one preallocated vector per decision."""
+    """Builds one vector per decision."""
 
     def __init__(self, num_instances: int, max_running: int, block_size: int, total_kv_blocks: int,
                  last_arrival_ticks: int) -> None:
@@ -53,32 +53,25 @@ class ObservationBuilder:
         self.batch_scale = float(max(max_running, 1))
         self.kv_scale = float(total_kv_blocks)
         self.clock_scale = float(max(last_arrival_ticks, 1))
-        self.buf = np.zeros(observation_size(num_instances), dtype=np.float32)
+        self.size = observation_size(num_instances)
 
     def build(self, req: Request, snaps: Sequence[Snapshot], index: PrefixCacheIndex, clock: int) -> np.ndarray:
-        """The observation for deciding about ``req`` at ``clock`` given ``snaps``; a fresh array."""
-        buf = self.buf
+        """The observation for deciding about ``req`` at ``clock`` given ``snaps``; a fresh array.
+
+        (Filling a preallocated array item by item costs more than one conversion of a list.)
+        """
         keys = req.input_keys(self.block_size)
         n_keys = len(keys)
-        per = len(INSTANCE_FEATURES)
-        matched = index.match_lengths(keys, len(snaps)) if n_keys else None
-        for i, s in enumerate(snaps):
-            o = i * per
-            buf[o] = s.queue_depth / QUEUE_SCALE
-            buf[o + 1] = s.batch_size / self.batch_scale
-            buf[o + 2] = s.pending_requests / PENDING_SCALE
-            buf[o + 3] = s.kv_utilization
-            buf[o + 4] = s.free_kv_blocks / self.kv_scale
-            buf[o + 5] = s.cache_hit_rate
-            buf[o + 6] = matched[i] / n_keys if n_keys else 0.0
-        o = self.n * per
-        buf[o] = req.n_in / TOKEN_SCALE
-        buf[o + 1] = n_keys * self.block_size / TOKEN_SCALE
+        matched = index.match_lengths(keys, len(snaps)) if n_keys else [0] * len(snaps)
+        batch, kv = self.batch_scale, self.kv_scale
+        vals: list = []
+        for s, m in zip(snaps, matched):
+            vals += (s.queue_depth / QUEUE_SCALE, s.batch_size / batch, s.pending_requests / PENDING_SCALE,
+                     s.kv_utilization, s.free_kv_blocks / kv, s.cache_hit_rate, m / n_keys if n_keys else 0.0)
         slo = req.slo_class
-        for j, c in enumerate(SLO_CLASSES):
-            buf[o + 2 + j] = 1.0 if slo == c else 0.0
-        buf[-1] = clock / self.clock_scale
-        return buf.copy()
+        vals += (req.n_in / TOKEN_SCALE, n_keys * self.block_size / TOKEN_SCALE,
+                 *[1.0 if slo == c else 0.0 for c in SLO_CLASSES], clock / self.clock_scale)
+        return np.array(vals, dtype=np.float32)
 
     def empty(self) -> np.ndarray:
-        return np.zeros_like(self.buf)
+        return np.zeros(self.size, dtype=np.float32)

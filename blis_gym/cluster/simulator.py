@@ -25,6 +25,7 @@ from typing import Callable, Optional, Sequence
 
 from ..config.schema import ClusterConfig
 from ..engine.instance import QUEUED, Instance
+from ..gcpause import gc_paused
 from ..engine.kvcache import mark_private_decodes
 from ..engine.latency import BlackboxLatency
 from ..engine.metrics import InstanceMetrics
@@ -106,6 +107,9 @@ class ClusterSimulator:
                                      or getattr(admission, "reads_snapshots", True))
         self.snapshots = SnapshotProvider(self.instances, config.snapshot_refresh_interval)
         self.pending = [0] * config.num_instances
+        # Each instance's earliest event time (_INF when it has none), kept up to date
+        # wherever an instance's events change (it runs one, or a request is injected).
+        self._tops = [_INF] * config.num_instances
         self.rejected = 0
         self.clock = 0
         self.routing_observers: list[Callable[[Request, int], None]] = []
@@ -156,6 +160,7 @@ class ClusterSimulator:
         return RouterState(snaps, clock)
 
     # --- the loop --------------------------------------------------------------
+    @gc_paused
     def advance(self) -> Optional[Decision]:
         """Run until a decision needs an outside answer; None once the run is over."""
         if self._paused is not None:
@@ -166,18 +171,13 @@ class ClusterSimulator:
         instances = self.instances
         horizon = self.config.horizon
         pending = self.pending
+        tops = self._tops
         while True:
             ct = events[0][0] if events else _INF
-            it = _INF
-            idx = -1
-            for i, inst in enumerate(instances):
-                ev = inst.events
-                if ev and ev[0][0] < it:
-                    it = ev[0][0]
-                    idx = i
-            if ct == _INF and idx < 0:
-                break
+            it = min(tops)
             if ct <= it:
+                if ct == _INF:
+                    break
                 if ct > horizon:
                     self.clock = ct
                     break
@@ -201,8 +201,12 @@ class ClusterSimulator:
                 self.clock = it
                 if it > horizon:
                     break
-                if instances[idx].process_next() == QUEUED and pending[idx] > 0:
+                idx = tops.index(it)  # the lowest index among equal times
+                inst = instances[idx]
+                if inst.process_next() == QUEUED and pending[idx] > 0:
                     pending[idx] -= 1
+                ev = inst.events
+                tops[idx] = ev[0][0] if ev else _INF
         self._finish()
         return None
 
@@ -249,6 +253,7 @@ class ClusterSimulator:
             observe(req, target)
         self.pending[target] += 1
         inst.inject(req, t)
+        self._tops[target] = inst.peek_time()
         self._routed += 1
         if self.progress is not None:
             self.progress(self._routed)

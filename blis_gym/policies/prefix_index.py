@@ -10,6 +10,7 @@ like llm-d's endpoint picker.
 from __future__ import annotations
 
 from collections import OrderedDict
+from itertools import takewhile
 from typing import Sequence
 
 DEFAULT_LRU_CAPACITY = 10000  # blocks per instance (160K tokens at 16 tokens per block)
@@ -40,12 +41,7 @@ class PrefixCacheIndex:
         lru = self._lru.get(instance)
         if lru is None:
             return 0
-        n = 0
-        for k in keys:
-            if k not in lru:
-                break
-            n += 1
-        return n
+        return len(list(takewhile(lru.__contains__, keys)))
 
     def record(self, keys: Sequence[int], instance: int) -> None:
         """Mark ``keys`` as most recently seen on ``instance``, evicting the oldest beyond capacity."""
