@@ -44,7 +44,7 @@ def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
 def block_key(tokens) -> int:
     """Own-content key of one block of tokens (any sequence of ints)."""
     a = np.asarray(tokens, dtype=np.int64).view(np.uint64)
-    return int((a * _multipliers(len(a))).sum())
+    return int(a @ _multipliers(len(a)))
 
 
 def chain_key(prev: int, key: int) -> int:
@@ -55,7 +55,7 @@ def chain_key(prev: int, key: int) -> int:
 def _own(tokens: np.ndarray, block_size: int) -> np.ndarray:
     nb = len(tokens) // block_size
     blocks = tokens[:nb * block_size].view(np.uint64).reshape(nb, block_size)
-    return (blocks * _multipliers(block_size)).sum(axis=1)
+    return blocks @ _multipliers(block_size)  # integer matmul wraps mod 2**64
 
 
 def own_keys(tokens: np.ndarray, block_size: int) -> list[int]:
@@ -81,7 +81,7 @@ def prefix_keys_many(arrays: list[np.ndarray], block_size: int) -> list[tuple[li
     if total == 0:
         return [([], []) for _ in arrays]
     flat = np.concatenate([a[:n * block_size] for a, n in zip(arrays, counts.tolist())])
-    own = (flat.view(np.uint64).reshape(total, block_size) * _multipliers(block_size)).sum(axis=1)
+    own = flat.view(np.uint64).reshape(total, block_size) @ _multipliers(block_size)
     ends = np.cumsum(counts)
     starts = ends - counts
     depth = np.arange(total) - np.repeat(starts, counts)  # block index within its array

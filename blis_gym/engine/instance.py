@@ -223,7 +223,7 @@ class Instance:
         # executing one request never depends on another's completion.
         remaining = []
         keep = remaining.append
-        completed = False
+        completed = []
         decoded = 0
         left_at = now + adv
         step_count = self.step_count
@@ -251,7 +251,7 @@ class Instance:
             done_at = n_in + (n_out if n_out > 1 else 1) - 1  # progress at completion
             if p == done_at:
                 req.state = COMPLETED
-                completed = True
+                completed.append(req)
                 req.itl_steps += (this_itl, next_itl)  # the reference counts the last ITL twice
                 if n_out > 0 and not kv.allocate(req, p, p + 1, ()):
                     m.kv_allocation_failures += 1
@@ -292,8 +292,11 @@ class Instance:
             self.running = self.active = remaining
         else:
             self.active = remaining
-            if completed:
+            if len(completed) > 8:
                 self.running = [r for r in running if r.state != COMPLETED]
+            else:
+                for req in completed:
+                    running.remove(req)
         # Work-conserving: keep stepping while anything runs or waits.
         if self.running or waitq:
             eventq.push(events, (left_at, STEP, None))
@@ -345,13 +348,16 @@ class Instance:
         checks in ``step`` guarantee it cannot fail, so taking these first instead of in
         batch order evicts the same blocks and changes only which id goes to whom.
         """
-        kv = self.kv
-        bs = kv.block_size
-        for req, since in claims:
-            if req.lazy_until and req.lazy_from == since:
-                kv.claim_private(req)
-                if s + bs <= req.lazy_until:
-                    _bucket(self._claims, s + bs, (req, since))
+        bs = self.kv.block_size
+        live = [c for c in claims if c[0].lazy_until and c[0].lazy_from == c[1]]
+        self.kv.claim_private([c[0] for c in live])
+        later = [c for c in live if s + bs <= c[0].lazy_until]
+        if later:
+            got = self._claims.get(s + bs)
+            if got is None:
+                self._claims[s + bs] = later
+            else:
+                got += later
 
     def _sync(self, req: Request, upto: int) -> None:
         """Apply the decode steps ``req`` skipped before step ``upto``, and end its laziness."""

@@ -281,16 +281,22 @@ class KVCache:
         blocks.append(b)
         return True
 
-    def claim_private(self, req: Request) -> None:
-        """Give a private decoder (see ``mark_private_decodes``) a new last block; one must be free."""
-        if not self.front and self.hw < self.total:
-            # An untouched block: it has no state to clear (what _claim would do, cheaper).
-            b = self._touch(1, 1)
-            self.used += 1
-            self.misses += 1
-        else:
+    def claim_private(self, reqs: list[Request]) -> None:
+        """Give each private decoder (see ``mark_private_decodes``) a new last block, in order;
+        enough must be free."""
+        k = len(reqs)
+        if not self.front and self.hw + k <= self.total:
+            # Untouched blocks: no state to clear (what _claim would do, in bulk).
+            b = self._touch(k, 1)
+            self.used += k
+            self.misses += k
+            for req in reqs:
+                req.kv_blocks.append(b)
+                b += 1
+            return
+        for req in reqs:
             b, _ = self._claim()
-        req.kv_blocks.append(b)
+            req.kv_blocks.append(b)
 
     def _attach(self, req: Request, cached: list[int]) -> list[int]:
         """Make ``req`` (holding nothing) share its ``cached`` prefix blocks; returns those that were free."""
