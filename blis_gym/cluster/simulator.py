@@ -107,6 +107,8 @@ class ClusterSimulator:
                                      or getattr(admission, "reads_snapshots", True))
         self.snapshots = SnapshotProvider(self.instances, config.snapshot_refresh_interval)
         self.pending = [0] * config.num_instances
+        self._admit_at_arrival = config.admission_latency == 0
+        self._route_at_admission = config.routing_latency == 0
         # Each instance's earliest event time (_INF when it has none), kept up to date
         # wherever an instance's events change (it runs one, or a request is injected).
         self._tops = [_INF] * config.num_instances
@@ -184,19 +186,24 @@ class ClusterSimulator:
                 t, kind, _, req = heapq.heappop(events)
                 self.clock = t
                 if kind == ARRIVAL:
-                    self._push(t + self.config.admission_latency, ADMISSION_DECISION, req)
-                elif kind == ADMISSION_DECISION:
+                    if not self._admit_at_arrival:
+                        self._push(t + self.config.admission_latency, ADMISSION_DECISION, req)
+                        continue
+                    # An arrival only schedules its admission, so with no latency the
+                    # admission may run now: no other event's effects come in between.
+                    kind = ADMISSION_DECISION
+                if kind == ADMISSION_DECISION:
                     state = self.router_state() if self._admission_snapshots else RouterState((), t)
                     if self.admission is None:
                         self._paused = Decision("admission", req, state, t)
                         return self._paused
-                    self._apply_admission(req, t, *self.admission.admit(req, state))
-                else:
-                    state = self.router_state()
-                    if self.routing is None:
-                        self._paused = Decision("routing", req, state, t)
-                        return self._paused
-                    self._apply_routing(req, t, self.routing.route(req, state), state)
+                    if not self._apply_admission(req, t, *self.admission.admit(req, state), at_once=True):
+                        continue
+                state = self.router_state()
+                if self.routing is None:
+                    self._paused = Decision("routing", req, state, t)
+                    return self._paused
+                self._apply_routing(req, t, self.routing.route(req, state), state)
             else:
                 self.clock = it
                 if it > horizon:
@@ -231,15 +238,22 @@ class ClusterSimulator:
         if decision.kind != kind:
             raise RuntimeError(f"the pending decision is {decision.kind}, not {kind}")
 
-    def _apply_admission(self, req: Request, t: int, admitted: bool, reason: str) -> None:
+    def _apply_admission(self, req: Request, t: int, admitted: bool, reason: str,
+                         at_once: bool = False) -> bool:
+        """Record an admission decision. True (only with ``at_once``) when the routing
+        decision is due now and would be the very next event: the caller takes it at once
+        instead of queueing it."""
         if self.trace is not None:
             self.trace.record_admission(req.id, t, admitted, reason)
         if not admitted:
             self.rejected += 1
             if self._on_departure is not None:
                 self._on_departure(req, t)
-            return
+            return False
+        if at_once and self._route_at_admission and not (self._events and self._events[0][0] <= t):
+            return True
         self._push(t + self.config.routing_latency, ROUTING_DECISION, req)
+        return False
 
     def _apply_routing(self, req: Request, t: int, decision: RoutingDecision, state: RouterState) -> None:
         target = decision.target
