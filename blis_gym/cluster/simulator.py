@@ -121,12 +121,12 @@ class ClusterSimulator:
         # Called with the number of requests routed so far (a CLI progress bar).
         self.progress: Optional[Callable[[int], None]] = None
         self._routed = 0
-        self._events: list = []
-        self._seq = 0
         self._paused: Optional[Decision] = None
         self._done = False
-        for req in requests:
-            self._push(req.arrival, ARRIVAL, req)
+        # Keys are unique (time, kind, sequence), so any valid heap pops in one order.
+        self._events: list = [(req.arrival, ARRIVAL, seq, req) for seq, req in enumerate(requests)]
+        heapq.heapify(self._events)
+        self._seq = len(self._events)
         pipeline = config.admission_latency + config.routing_latency
         if 0 < config.horizon < pipeline:
             log.warning("horizon (%d) < admission + routing latency (%d); no request can complete",
