@@ -295,3 +295,37 @@ def test_trace_summary_counts_and_regret_mean():
         "=== Trace Summary ===", "Total Decisions: 3", "  Admitted: 2", "  Rejected: 1",
         "Unique Targets: 2", "Target Distribution:", "  instance_0: 1", "  instance_1: 1",
         "Mean Regret: 1.000000", "Max Regret: 2.000000"]
+
+
+def test_prefix_index_is_an_exact_lru():
+    """Random recordings (shared prefixes, repeats, a small capacity): the index holds and
+    matches exactly what a plain ordered LRU, touched key by key, would."""
+    import random
+    from collections import OrderedDict
+
+    rng = random.Random(7)
+    for cap in (1, 5, 40):
+        idx = PrefixCacheIndex(16, capacity=cap)
+        model: dict[int, OrderedDict] = {}
+        for _ in range(400):
+            inst = rng.randrange(3)
+            keys = [rng.randrange(12) for _ in range(rng.randrange(0, 8))]
+            keys = list(dict.fromkeys(keys))  # chained keys never repeat within a request
+            idx.record(keys, inst)
+            lru = model.setdefault(inst, OrderedDict())
+            for k in keys:
+                if k in lru:
+                    lru.move_to_end(k)
+                else:
+                    if len(lru) >= cap:
+                        lru.popitem(last=False)
+                    lru[k] = None
+            probe = [rng.randrange(12) for _ in range(5)]
+            for i in range(3):
+                expected = 0
+                for k in probe:
+                    if k not in model.get(i, {}):
+                        break
+                    expected += 1
+                assert idx.match_length(probe, i) == expected
+                assert idx.block_count(i) == len(model.get(i, {}))

@@ -9,22 +9,31 @@ like llm-d's endpoint picker.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from itertools import takewhile
+from collections import deque
+from itertools import repeat
 from typing import Sequence
 
 DEFAULT_LRU_CAPACITY = 10000  # blocks per instance (160K tokens at 16 tokens per block)
 
 
 class PrefixCacheIndex:
-    """Per-instance LRU sets of block identities."""
+    """Per-instance LRU sets of block identities.
+
+    An instance keeps the id of the latest recording that touched each block,
+    and the recordings in order. A recording costs one bulk dict update;
+    eviction (rare: only beyond ``capacity``) walks the oldest recordings and
+    drops the blocks they were the last to touch, in the order they touched
+    them, which is exactly least recently recorded first.
+    """
 
     def __init__(self, block_size: int, capacity: int = DEFAULT_LRU_CAPACITY) -> None:
         if block_size <= 0 or capacity <= 0:
             raise ValueError("block_size and capacity must be positive")
         self.block_size = block_size
         self.capacity = capacity
-        self._lru: dict[int, OrderedDict] = {}
+        self._last: dict[int, dict[int, int]] = {}  # instance -> block -> latest recording id
+        self._log: dict[int, deque] = {}  # instance -> (recording id, keys), oldest first
+        self._recordings = 0
         self._memo: tuple = (None, 0, None)  # (keys, n, lengths) of the last match_lengths call
 
     def match_lengths(self, keys: Sequence[int], n: int) -> list[int]:
@@ -38,27 +47,45 @@ class PrefixCacheIndex:
 
     def match_length(self, keys: Sequence[int], instance: int) -> int:
         """How many leading blocks of ``keys`` the instance was recorded with."""
-        lru = self._lru.get(instance)
-        if lru is None:
+        last = self._last.get(instance)
+        if last is None:
             return 0
-        return len(list(takewhile(lru.__contains__, keys)))
+        n = 0
+        for k in keys:
+            if k not in last:
+                break
+            n += 1
+        return n
 
     def record(self, keys: Sequence[int], instance: int) -> None:
-        """Mark ``keys`` as most recently seen on ``instance``, evicting the oldest beyond capacity."""
+        """Mark ``keys`` as most recently seen on ``instance``, in order, evicting the oldest
+        beyond capacity. ``keys`` is kept (not copied): do not change it afterwards."""
         self._memo = (None, 0, None)
-        lru = self._lru.get(instance)
-        if lru is None:
-            lru = self._lru[instance] = OrderedDict()
-        cap = self.capacity
-        refresh = lru.move_to_end
-        for k in keys:
-            if k in lru:
-                refresh(k)
-            else:
-                if len(lru) >= cap:
-                    lru.popitem(last=False)
-                lru[k] = None
+        last = self._last.get(instance)
+        if last is None:
+            last = self._last[instance] = {}
+            self._log[instance] = deque()
+        self._recordings += 1
+        rid = self._recordings
+        last.update(zip(keys, repeat(rid)))
+        log = self._log[instance]
+        log.append((rid, keys))
+        if len(last) > self.capacity:
+            self._evict(last, log, len(last) - self.capacity)
+
+    @staticmethod
+    def _evict(last: dict, log: deque, excess: int) -> None:
+        while True:
+            rid, keys = log.popleft()
+            for i, k in enumerate(keys):
+                if last.get(k) == rid:  # this recording touched it last
+                    del last[k]
+                    excess -= 1
+                    if not excess:
+                        if i + 1 < len(keys):
+                            log.appendleft((rid, keys[i + 1:]))
+                        return
 
     def block_count(self, instance: int) -> int:
-        lru = self._lru.get(instance)
-        return len(lru) if lru is not None else 0
+        last = self._last.get(instance)
+        return len(last) if last is not None else 0
