@@ -77,6 +77,10 @@ class Baseline:
                 episode_start: Optional[np.ndarray] = None, deterministic: bool = True):
         """Actions for ``observation`` (one, or a batch from a vectorized env), and ``state`` unchanged."""
         obs = np.asarray(observation)
+        if obs.ndim == 1 and len(self._envs) == 1:  # one env, one observation: the hot path
+            u, policies = self._state_for(0)
+            d = u.decision
+            return np.int64(self._decide(u, policies, d) if d is not None else 0), state
         batched = obs.ndim == 2
         n = obs.shape[0] if batched else 1
         if n != len(self._envs):

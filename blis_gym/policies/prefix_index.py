@@ -86,6 +86,11 @@ class PrefixCacheIndex:
                             log.appendleft((rid, keys[i + 1:]))
                         return
 
+    @property
+    def recordings(self) -> int:
+        """How many recordings were made so far (changes whenever the index does)."""
+        return self._recordings
+
     def block_count(self, instance: int) -> int:
         last = self._last.get(instance)
         return len(last) if last is not None else 0

@@ -14,6 +14,8 @@ from .scorers import DEFAULT_SCORERS, ScorerConfig, make_scorer, normalized_weig
 from .registry import Registry
 
 ROUTING: Registry = Registry("routing policy", "--routing-policy")
+# profile -> (request, snapshots, prefix index, its recordings, scores) of the last scoring
+_LAST_SCORES: dict = {}
 
 
 def least_loaded_index(snaps: Sequence[Snapshot]) -> tuple[int, int]:
@@ -104,9 +106,25 @@ class WeightedScoring:
             self.scorers.append(fn)
             if observe is not None:
                 self.observers.append(observe)
+        self._index = next((fn.index for fn in self.scorers if hasattr(fn, "index")), None)
 
     def scores(self, req: Request, snaps: Sequence[Snapshot]) -> list:
-        """Composite score of every instance, in snapshot order (no side effects)."""
+        """Composite score of every instance, in snapshot order (no side effects).
+
+        The scores depend only on the request, the snapshots and the prefix index, so
+        the last result per profile is kept: an agent and a critic scoring the same
+        decision with the same profile and index compute it once.
+        """
+        index = self._index
+        version = index.recordings if index is not None else 0
+        last = _LAST_SCORES.get(self.profile)
+        if last is not None and last[0] is req and last[1] is snaps and last[2] is index and last[3] == version:
+            return list(last[4])
+        total = self._scores(req, snaps)
+        _LAST_SCORES[self.profile] = (req, snaps, index, version, total)
+        return list(total)
+
+    def _scores(self, req: Request, snaps: Sequence[Snapshot]) -> list:
         total = [0.0] * len(snaps)
         for fn, w in zip(self.scorers, self.weights):
             for i, s in enumerate(fn(req, snaps)):

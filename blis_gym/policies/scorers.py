@@ -80,6 +80,7 @@ def prefix_affinity_scorer(block_size: int, index: PrefixCacheIndex | None = Non
     def observe(req: Request, target: int) -> None:
         index.record(req.input_keys(block_size), target)
 
+    score.index = index  # type: ignore[attr-defined] - lets scorers' users tell its state
     return score, (observe if owned else None)
 
 
