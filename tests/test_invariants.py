@@ -168,22 +168,105 @@ def test_empty_batch_stall_drops_the_head_instead_of_spinning():
     assert inst.metrics.completed == 1 and inst.kv.used == 0
 
 
-@pytest.mark.parametrize("cfg_kw, wl_kw", [
+def _no_private_decodes(monkeypatch):
+    """Every request keeps keying and registering its decode blocks (privacy off)."""
+    import blis_gym.cluster.simulator as simulator_module
+
+    monkeypatch.setattr(simulator_module, "mark_private_decodes", lambda requests, block_size: None)
+
+
+def _multi_turn(n=40, seed=3):
+    """Each request after the first repeats an earlier request's input and output as its prefix:
+    their decode blocks can be hit by later lookups, so they must not be private."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        if i and rng.random() < 0.6:
+            base = out[int(rng.integers(0, i))]
+            tokens = np.concatenate((base.input, base.output, rng.integers(0, 128000, 20)))
+        else:
+            tokens = rng.integers(0, 128000, int(rng.integers(20, 200)))
+        out.append(Request(f"request_{i}", i, i * 30_000, tokens, rng.integers(0, 128000, int(rng.integers(1, 90)))))
+    return out
+
+
+LAZY_CASES = [
     ({"num_instances": 2}, {"rate": 40, "n": 150}),
     ({"total_kv_blocks": 900, "max_running": 24}, {"rate": 30, "n": 120, "prompt_mean": 500, "output_mean": 300}),
     ({"long_prefill_threshold": 96, "max_scheduled_tokens": 256}, {"rate": 25, "n": 100}),
     ({"num_instances": 3, "horizon": 2_000_000}, {"rate": 200, "n": 400}),
     ({"block_size": 1}, {"rate": 20, "n": 40, "prompt_mean": 40, "output_mean": 20}),
-])
-def test_lazy_decoding_changes_nothing(cfg_kw, wl_kw):
-    """Mid-block decode steps applied in bulk give exactly what stepping every request gives."""
+    # A shared prefix (prefix hits) under KV pressure: bulk block claims, fallbacks, preemptions.
+    ({"total_kv_blocks": 3000, "num_instances": 2}, dict(rate=80, n=200, prefix_tokens=96, **PRESSURE)),
+    ({"num_instances": 2, "block_size": 8}, dict(rate=300, n=300, prefix_tokens=64)),
+]
+
+
+@pytest.mark.parametrize("cfg_kw, wl_kw", LAZY_CASES)
+def test_lazy_decoding_changes_nothing(cfg_kw, wl_kw, monkeypatch):
+    """Lazy decoding (mid-block steps in bulk, private decoders' blocks claimed in bulk) and
+    skipping private decode blocks' keys give exactly what stepping every request and keying
+    every block gives."""
     from blis_gym.report.render import results_json, stdout_text
 
     texts = []
-    for lazy in (True, False):
+    for private, lazy in ((True, True), (True, False), (False, False)):
+        if not private:
+            _no_private_decodes(monkeypatch)
         sim = simulator(config(**cfg_kw), workload(**wl_kw))
         for inst in sim.instances:
             inst.lazy_enabled = lazy
         result = sim.run()
         texts.append((stdout_text(result), results_json(result)))
-    assert texts[0] == texts[1]
+    assert texts[0] == texts[1] == texts[2]
+
+
+def test_multi_turn_decode_blocks_are_not_private_and_their_hits_count(monkeypatch):
+    """A request whose input holds another's input and output reaches that one's decode blocks
+    through the prefix cache. The earlier request is not private and the run matches the one
+    with privacy off (every decode block keyed); wrongly making everyone private would lose
+    those cache hits."""
+    import blis_gym.cluster.simulator as simulator_module
+    from blis_gym.engine.kvcache import mark_private_decodes
+    from blis_gym.report.render import stdout_text
+
+    reqs = _multi_turn()
+    mark_private_decodes(reqs, 16)
+    reused = [r for r in reqs if any(b is not r and len(b.input) >= len(r.input) + 16
+                                     and (b.input[:len(r.input)] == r.input).all() for b in reqs)]
+    assert reused and not any(r.private_decode for r in reused)
+    assert any(r.private_decode for r in reqs)
+
+    def run(mark):
+        monkeypatch.setattr(simulator_module, "mark_private_decodes", mark)
+        result = simulator(config(total_kv_blocks=400), _multi_turn()).run()
+        return stdout_text(result), result.instances[0].cache_hit_rate
+
+    def everyone_private(requests, block_size):
+        for r in requests:
+            r.private_decode = True
+
+    computed, hits = run(mark_private_decodes)
+    keyed, keyed_hits = run(lambda requests, block_size: None)
+    wrong, wrong_hits = run(everyone_private)
+    assert computed == keyed and hits == keyed_hits
+    assert wrong_hits < hits
+
+
+def test_the_hot_loop_leaves_no_cyclic_garbage():
+    """The garbage collector is paused in the event loop (blis_gym.gcpause): that is only
+    sound while the loop makes no reference cycles, which this checks."""
+    import gc
+
+    gc.collect()
+    gc.disable()
+    try:
+        sim = simulator(config(total_kv_blocks=4000, num_instances=2), workload(rate=80, n=200, **PRESSURE))
+        sim.run()
+        del sim
+        found = gc.collect()
+    finally:
+        gc.enable()
+    assert found == 0

@@ -13,6 +13,12 @@ RUNNING = 1
 COMPLETED = 2
 
 
+def _int64_array(tokens) -> np.ndarray:
+    if type(tokens) is np.ndarray and tokens.dtype == np.int64 and tokens.flags.c_contiguous:
+        return tokens  # the generators' arrays, as they are
+    return np.ascontiguousarray(tokens, dtype=np.int64)
+
+
 class Request:
     """One inference request.
 
@@ -42,8 +48,8 @@ class Request:
         self.index = index
         self.arrival = arrival
         # Token ids live in int64 arrays: they are only ever sliced and hashed.
-        self.input = np.ascontiguousarray(input_tokens, dtype=np.int64)
-        self.output = np.ascontiguousarray(output_tokens, dtype=np.int64)
+        self.input = _int64_array(input_tokens)
+        self.output = _int64_array(output_tokens)
         self.n_in = len(input_tokens)
         self.n_out = len(output_tokens)
         self.state = QUEUED
