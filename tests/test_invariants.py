@@ -270,3 +270,57 @@ def test_the_hot_loop_leaves_no_cyclic_garbage():
     finally:
         gc.enable()
     assert found == 0
+
+
+def test_free_list_keeps_lru_order_with_prefix_hits_and_stays_compact():
+    """Freed blocks queue at the back; a prefix hit takes a free block out of the middle. The
+    cache's free list must read as one ordered LRU list would, step by step, and lazily removed
+    entries must not pile up."""
+    from collections import OrderedDict
+
+    import numpy as np
+
+    from blis_gym.engine.kvcache import KVCache
+
+    kv = KVCache(total_blocks=64, block_size=4)
+    model = OrderedDict.fromkeys(range(64))  # head first
+    rng = np.random.default_rng(5)
+    prompts = [rng.integers(0, 1000, 4 * int(rng.integers(1, 5))) for _ in range(8)]
+    live: list[Request] = []
+    held: dict[str, list[int]] = {}
+    for i in range(4000):
+        if live and (len(live) > 6 or rng.random() < 0.5):
+            req = live.pop(int(rng.integers(0, len(live))))
+            before = list(kv.ref_count)
+            kv.release(req)
+            model.update((b, None) for b in reversed(held.pop(req.id)) if before[b] == 1)
+        else:
+            req = Request(f"r{i}", i, 0, prompts[int(rng.integers(0, 8))], [1])
+            cached = kv.cached_blocks(req)
+            if len(cached) * 4 == req.n_in:
+                cached = cached[:-1]  # leave one block to compute, so the prefix is attached
+            if not kv.allocate(req, len(cached) * 4, req.n_in, cached):
+                continue
+            for b in cached:
+                model.pop(b, None)  # a hit on a free block takes it out of the middle
+            new = req.kv_blocks[len(cached):]
+            assert new == list(model)[:len(new)]  # claims take the head
+            for b in new:
+                del model[b]
+            held[req.id] = list(req.kv_blocks)
+            live.append(req)
+        assert kv.free_list() == list(model)
+    kv.check()
+    # A large cache never reuses freed blocks, while hits keep taking them back: the queue
+    # of lazily removed entries is compacted instead of growing with every hit.
+    kv = KVCache(total_blocks=100_000, block_size=4)
+    prompt = max(prompts, key=len)  # several blocks: most of each release comes back as a hit
+    for i in range(5000):
+        req = Request(f"s{i}", i, 0, prompt, [1])
+        cached = kv.cached_blocks(req)[:len(prompt) // 4 - 1]
+        assert kv.allocate(req, len(cached) * 4, req.n_in, cached)
+        kv.release(req)
+        live = kv.hw - kv.used - len(kv.front)  # free blocks that were used once
+        assert len(kv.back) <= 2 * live + 1025
+    assert len(kv.free_list()) == kv.total
+    kv.check()

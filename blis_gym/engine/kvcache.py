@@ -21,7 +21,7 @@ differential tests.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 from .blockhash import CHAIN_SEED, block_key, chain_key
 from .request import Request
@@ -55,22 +55,43 @@ class KVCache:
         # order) + back. Freed blocks join the back, rolled-back ones the front, so
         # the order is exactly that of one list that started as 0..total-1.
         self.front: OrderedDict[int, None] = OrderedDict()
-        self.back: OrderedDict[int, None] = OrderedDict()
+        # The back is a queue with lazy removal: taking a free block out of the middle
+        # (a prefix hit) only counts its entry as stale, skipped when it reaches the head.
+        # A block's stale entries always precede its live one.
+        self.back: deque[int] = deque()
+        self._stale: dict[int, int] = {}  # block -> stale entries of it in ``back``
+        self._n_stale = 0
         self.used = 0
         self.hits = 0
         self.misses = 0
 
     # --- free list -------------------------------------------------------
     def _append_free(self, b: int) -> None:
-        self.back[b] = None
+        self.back.append(b)
 
     def _prepend_free(self, b: int) -> None:
         self.front[b] = None
         self.front.move_to_end(b, last=False)
 
     def _remove_free(self, b: int) -> None:
-        if self.back.pop(b, _ABSENT) is _ABSENT:
-            del self.front[b]
+        if self.front.pop(b, _ABSENT) is _ABSENT:
+            self._stale[b] = self._stale.get(b, 0) + 1
+            self._n_stale += 1
+            if self._n_stale > 1024 and 2 * self._n_stale > len(self.back):
+                self.back = deque(self._live_back())  # mostly stale: compact (amortized O(1))
+                self._stale.clear()
+                self._n_stale = 0
+
+    def _live_back(self) -> list[int]:
+        """The back of the free list, stale entries left out, head first."""
+        stale = dict(self._stale)
+        live = []
+        for b in self.back:
+            if stale.get(b):
+                stale[b] -= 1
+            else:
+                live.append(b)
+        return live
 
     def _touch(self, n: int, ref: int) -> int:
         """Give the next ``n`` untouched blocks state (reference count ``ref``); returns the first id."""
@@ -87,8 +108,18 @@ class KVCache:
             return self.front.popitem(last=False)[0]
         if self.hw < self.total:
             return self._touch(1, 0)
-        if self.back:
-            return self.back.popitem(last=False)[0]
+        back = self.back
+        stale = self._stale
+        while back:
+            b = back.popleft()
+            n = stale.get(b)
+            if not n:
+                return b
+            self._n_stale -= 1
+            if n == 1:
+                del stale[b]
+            else:
+                stale[b] = n - 1
         return NIL
 
     def _claim(self) -> tuple[int, object]:
@@ -359,19 +390,19 @@ class KVCache:
         blocks = req.kv_blocks
         req.reset_kv()
         rc = self.ref_count
-        back = self.back
+        append = self.back.append
         freed = 0
         for b in reversed(blocks):
             c = rc[b] - 1
             rc[b] = c
             if not c:
-                back[b] = None  # _append_free, inlined: once per block of every finished request
+                append(b)  # _append_free, inlined: once per block of every finished request
                 freed += 1
         self.used -= freed
 
     # --- invariants (tests and debugging) ---------------------------------
     def free_list(self) -> list[int]:
-        return [*self.front, *range(self.hw, self.total), *self.back]
+        return [*self.front, *range(self.hw, self.total), *self._live_back()]
 
     def check(self) -> None:
         """Raise AssertionError if the cache's books do not balance."""
