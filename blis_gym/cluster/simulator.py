@@ -152,14 +152,7 @@ class ClusterSimulator:
 
     def router_state(self) -> RouterState:
         """Snapshots of every instance now (pending counts included)."""
-        snap = self.snapshots.snapshot
-        clock = self.clock
-        snaps = []
-        for i in range(len(self.instances)):
-            s = snap(i, clock)
-            s.pending_requests = self.pending[i]
-            snaps.append(s)
-        return RouterState(snaps, clock)
+        return RouterState(self.snapshots.all(self.clock, self.pending), self.clock)
 
     # --- the loop --------------------------------------------------------------
     @gc_paused

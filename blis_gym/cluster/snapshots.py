@@ -22,6 +22,23 @@ class SnapshotProvider:
         self._cache = [Snapshot(inst.id, i) for i, inst in enumerate(self.instances)]
         self._last_kv = [0] * len(self.instances)
 
+    def all(self, clock: int, pending: Sequence[int]) -> list[Snapshot]:
+        """Every instance's snapshot at ``clock``, with its pending (routed, not queued) count."""
+        if self.refresh_interval <= 0:  # all fresh: built directly (the hot path)
+            out = []
+            for i, inst in enumerate(self.instances):
+                kv = inst.kv
+                used = kv.used
+                out.append(Snapshot(inst.id, i, len(inst.waitq), len(inst.running), used / kv.total,
+                                    kv.total - used, kv.hit_rate(), pending[i]))
+            return out
+        out = []
+        for i in range(len(self.instances)):
+            s = self.snapshot(i, clock)
+            s.pending_requests = pending[i]
+            out.append(s)
+        return out
+
     def snapshot(self, index: int, clock: int) -> Snapshot:
         inst = self.instances[index]
         if self.refresh_interval <= 0:  # everything fresh: nothing to cache
