@@ -348,14 +348,21 @@ class Instance:
         checks in ``step`` guarantee it cannot fail, so taking these first instead of in
         batch order evicts the same blocks and changes only which id goes to whom.
         """
-        bs = self.kv.block_size
-        live = [c for c in claims if c[0].lazy_until and c[0].lazy_from == c[1]]
-        self.kv.claim_private([c[0] for c in live])
-        later = [c for c in live if s + bs <= c[0].lazy_until]
+        nxt = s + self.kv.block_size
+        reqs = []
+        later = []
+        for c in claims:
+            req = c[0]
+            until = req.lazy_until
+            if until and req.lazy_from == c[1]:  # still in the lazy stretch that scheduled it
+                reqs.append(req)
+                if nxt <= until:
+                    later.append(c)
+        self.kv.claim_private(reqs)
         if later:
-            got = self._claims.get(s + bs)
+            got = self._claims.get(nxt)
             if got is None:
-                self._claims[s + bs] = later
+                self._claims[nxt] = later
             else:
                 got += later
 
