@@ -990,10 +990,9 @@ _COOKED_U64 = np.array(_RNG_COOKED, dtype=np.int64).view(np.uint64)
 # Go reads the register downwards from index 333; this lists it in output order.
 _SEED_ORDER = np.array([(_LAG - 1 - j) % _LEN for j in range(_LEN)], dtype=np.intp)
 _U40 = np.uint64(40)
+_U20 = np.uint64(20)
 _CHUNK = 16 * _TAP  # source values computed at a time
 _WINDOW = 128  # values a scalar draw converts to Python ints at a time
-
-_U20 = np.uint64(20)
 
 _WN = _f32_table(_WN_SRC)
 _FN = _f32_table(_FN_SRC)

@@ -329,3 +329,26 @@ def test_prefix_index_is_an_exact_lru():
                     expected += 1
                 assert idx.match_length(probe, i) == expected
                 assert idx.block_count(i) == len(model.get(i, {}))
+
+
+def test_weighted_scores_are_shared_per_decision_but_never_stale():
+    """Two weighted policies with one profile and one prefix index score a decision once; a new
+    recording in the index, other snapshots or another request are scored afresh, and callers
+    get their own copies."""
+    from blis_gym.policies.routing import WeightedScoring
+
+    index = PrefixCacheIndex(4)
+    agent, critic = WeightedScoring((), 4, index), WeightedScoring((), 4, index)
+    req = Request("r", 0, 0, list(range(12)), [1])
+    view = snaps((0, 0, 0), (1, 0, 0))
+    first = agent.scores(req, view)
+    again = critic.scores(req, view)
+    assert again == first and again is not first
+    again[0] = -1.0
+    assert critic.scores(req, view) == first
+    index.record(req.input_keys(4), 1)  # instance 1 now holds the whole prefix
+    moved = critic.scores(req, view)
+    assert moved[1] > first[1] and moved[0] == first[0]
+    other = Request("o", 1, 0, list(range(100, 112)), [1])
+    assert critic.scores(other, view)[1] == first[1]
+    assert critic.scores(req, snaps((1, 0, 0), (0, 0, 0))) != moved

@@ -24,34 +24,22 @@ class SnapshotProvider:
 
     def all(self, clock: int, pending: Sequence[int]) -> list[Snapshot]:
         """Every instance's snapshot at ``clock``, with its pending (routed, not queued) count."""
-        if self.refresh_interval <= 0:  # all fresh: built directly (the hot path)
-            out = []
-            for i, inst in enumerate(self.instances):
-                kv = inst.kv
-                used = kv.used
-                out.append(Snapshot(inst.id, i, len(inst.waitq), len(inst.running), used / kv.total,
-                                    kv.total - used, kv.hit_rate(), pending[i]))
-            return out
+        fresh = self.refresh_interval <= 0
         out = []
-        for i in range(len(self.instances)):
-            s = self.snapshot(i, clock)
-            s.pending_requests = pending[i]
-            out.append(s)
+        for i, inst in enumerate(self.instances):
+            kv = inst.kv
+            if fresh or clock - self._last_kv[i] >= self.refresh_interval:
+                used = kv.used
+                snap = Snapshot(inst.id, i, len(inst.waitq), len(inst.running), used / kv.total,
+                                kv.total - used, kv.hit_rate(), pending[i])
+                if not fresh:  # remember the KV fields for stale reads
+                    self._cache[i] = snap
+                    self._last_kv[i] = clock
+                    snap = snap.copy()
+            else:  # queue, batch and pending are always read fresh
+                snap = self._cache[i].copy()
+                snap.queue_depth = len(inst.waitq)
+                snap.batch_size = len(inst.running)
+                snap.pending_requests = pending[i]
+            out.append(snap)
         return out
-
-    def snapshot(self, index: int, clock: int) -> Snapshot:
-        inst = self.instances[index]
-        if self.refresh_interval <= 0:  # everything fresh: nothing to cache
-            kv = inst.kv
-            return Snapshot(inst.id, index, len(inst.waitq), len(inst.running), kv.used / kv.total,
-                            kv.total - kv.used, kv.hit_rate())
-        snap = self._cache[index]
-        snap.queue_depth = len(inst.waitq)
-        snap.batch_size = len(inst.running)
-        if self.refresh_interval <= 0 or clock - self._last_kv[index] >= self.refresh_interval:
-            kv = inst.kv
-            snap.kv_utilization = kv.used / kv.total
-            snap.free_kv_blocks = kv.total - kv.used
-            snap.cache_hit_rate = kv.hit_rate()
-            self._last_kv[index] = clock
-        return snap.copy()

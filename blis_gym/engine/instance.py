@@ -360,11 +360,7 @@ class Instance:
                     later.append(c)
         self.kv.claim_private(reqs)
         if later:
-            got = self._claims.get(nxt)
-            if got is None:
-                self._claims[nxt] = later
-            else:
-                got += later
+            self._claims.setdefault(nxt, []).extend(later)
 
     def _sync(self, req: Request, upto: int) -> None:
         """Apply the decode steps ``req`` skipped before step ``upto``, and end its laziness."""

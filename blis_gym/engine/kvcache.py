@@ -425,20 +425,14 @@ def mark_private_decodes(requests, block_size: int) -> None:
     block is never marked.
     """
     Request.key_inputs(requests, block_size)
-    last = {}
-    for r in requests:
-        keys = r._input_keys
-        if keys:
-            last[keys[-1]] = None
-    shared = set()
-    lasts = last.keys()
-    for r in requests:
-        keys = r._input_keys
+    keys_of = [r.input_keys(block_size) for r in requests]
+    lasts = {keys[-1] for keys in keys_of if keys}
+    inner = set()  # last blocks of some input that are inner blocks of another
+    for keys in keys_of:
         if len(keys) > 1:
-            hit = lasts & keys  # holds keys[-1] itself, which is no interior block
+            hit = lasts.intersection(keys)  # holds keys[-1] itself, which is no inner block
             if len(hit) > 1:
                 hit.discard(keys[-1])
-                shared |= hit
-    for r in requests:
-        keys = r._input_keys
-        r.private_decode = bool(keys) and keys[-1] not in shared
+                inner |= hit
+    for r, keys in zip(requests, keys_of):
+        r.private_decode = bool(keys) and keys[-1] not in inner

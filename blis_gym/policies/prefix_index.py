@@ -41,16 +41,7 @@ class PrefixCacheIndex:
         memo_keys, memo_n, lengths = self._memo
         if memo_keys is keys and memo_n == n:
             return lengths
-        lengths = []
-        for i in range(n):  # match_length, inlined
-            last = self._last.get(i)
-            m = 0
-            if last is not None:
-                for k in keys:
-                    if k not in last:
-                        break
-                    m += 1
-            lengths.append(m)
+        lengths = [self.match_length(keys, i) for i in range(n)]
         self._memo = (keys, n, lengths)
         return lengths
 

@@ -6,11 +6,12 @@ Ties always go to the lowest instance index.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..engine.request import Request
 from .base import RouterState, RoutingDecision, Snapshot
 from .scorers import DEFAULT_SCORERS, ScorerConfig, make_scorer, normalized_weights
+from .prefix_index import PrefixCacheIndex
 from .registry import Registry
 
 ROUTING: Registry = Registry("routing policy", "--routing-policy")
@@ -99,14 +100,14 @@ class WeightedScoring:
         profile = tuple(scorers) or DEFAULT_SCORERS
         self.profile = profile
         self.weights = normalized_weights(profile)
-        self.scorers = []
-        self.observers = []
-        for cfg in profile:
-            fn, observe = make_scorer(cfg.name, block_size, prefix_index)
-            self.scorers.append(fn)
-            if observe is not None:
-                self.observers.append(observe)
-        self._index = next((fn.index for fn in self.scorers if hasattr(fn, "index")), None)
+        # Called with (request, chosen index) after each decision.
+        self.observers: list[Callable[[Request, int], None]] = []
+        if prefix_index is None and any(c.name == "prefix-affinity" for c in profile):
+            # No shared index: keep our own, recording our own decisions.
+            own = prefix_index = PrefixCacheIndex(block_size)
+            self.observers.append(lambda req, target: own.record(req.input_keys(block_size), target))
+        self._index = prefix_index
+        self.scorers = [make_scorer(cfg.name, block_size, prefix_index) for cfg in profile]
 
     def scores(self, req: Request, snaps: Sequence[Snapshot]) -> list:
         """Composite score of every instance, in snapshot order (no side effects).
@@ -116,7 +117,7 @@ class WeightedScoring:
         decision with the same profile and index compute it once.
         """
         index = self._index
-        version = index.recordings if index is not None else 0
+        version = index.recordings if index is not None else 0  # what prefix-affinity reads
         last = _LAST_SCORES.get(self.profile)
         if last is not None and last[0] is req and last[1] is snaps and last[2] is index and last[3] == version:
             return list(last[4])

@@ -20,8 +20,6 @@ from .prefix_index import PrefixCacheIndex
 
 # fn(request, snapshots) -> one score per snapshot, in snapshot order.
 ScoreFn = Callable[[Request, Sequence[Snapshot]], list]
-# fn(request, chosen instance index) after each decision.
-ObserveFn = Callable[[Request, int], None]
 
 
 @dataclass(frozen=True)
@@ -59,15 +57,9 @@ def score_load_balance(req: Request, snaps: Sequence[Snapshot]) -> list:
     return [1.0 / (1.0 + float(s.effective_load)) for s in snaps]
 
 
-def prefix_affinity_scorer(block_size: int, index: PrefixCacheIndex | None = None
-                           ) -> tuple[ScoreFn, ObserveFn | None]:
-    """Fraction of the request's full input blocks each instance was last routed (router-side LRU).
-
-    With ``index`` given, its owner records routing decisions (no observer is returned).
-    """
-    owned = index is None
-    if owned:
-        index = PrefixCacheIndex(block_size)
+def prefix_affinity_scorer(block_size: int, index: PrefixCacheIndex) -> ScoreFn:
+    """Fraction of the request's full input blocks each instance was last routed (router-side
+    LRU ``index``, kept up to date by its owner)."""
 
     def score(req: Request, snaps: Sequence[Snapshot]) -> list:
         keys = req.input_keys(block_size)
@@ -77,11 +69,7 @@ def prefix_affinity_scorer(block_size: int, index: PrefixCacheIndex | None = Non
         lengths = index.match_lengths(keys, len(snaps))
         return [lengths[s.index] / total for s in snaps]
 
-    def observe(req: Request, target: int) -> None:
-        index.record(req.input_keys(block_size), target)
-
-    score.index = index  # type: ignore[attr-defined] - lets scorers' users tell its state
-    return score, (observe if owned else None)
+    return score
 
 
 _STATELESS: dict[str, ScoreFn] = {
@@ -92,16 +80,14 @@ _STATELESS: dict[str, ScoreFn] = {
 SCORER_NAMES: tuple[str, ...] = tuple(sorted((*_STATELESS, "prefix-affinity")))
 
 
-def make_scorer(name: str, block_size: int, prefix_index: PrefixCacheIndex | None = None
-                ) -> tuple[ScoreFn, ObserveFn | None]:
-    """The scoring function for ``name`` and its observer (None for stateless scorers).
-
-    ``prefix_index``: a shared router-side index that someone else keeps up to date.
-    """
+def make_scorer(name: str, block_size: int, prefix_index: PrefixCacheIndex | None = None) -> ScoreFn:
+    """The scoring function for ``name``; ``prefix-affinity`` reads ``prefix_index``."""
     if name == "prefix-affinity":
+        if prefix_index is None:
+            raise ValueError("the prefix-affinity scorer needs a prefix index")
         return prefix_affinity_scorer(block_size, prefix_index)
     if name in _STATELESS:
-        return _STATELESS[name], None
+        return _STATELESS[name]
     raise ConfigError(f"unknown scorer {name!r} (valid: {', '.join(SCORER_NAMES)})")
 
 

@@ -44,6 +44,14 @@ def weighted_percentile_ms(values: np.ndarray, cum_counts: np.ndarray, p: float)
     return float(low) / 1000 + float(high - low) * (rank - float(lo)) / 1000
 
 
+def weighted_mean_ms(values: np.ndarray, counts: np.ndarray) -> float:
+    """``mean_ms`` of ``values`` each repeated ``counts`` times (summed exactly, as mean_ms does)."""
+    n = int(counts.sum())
+    if n == 0:
+        return 0.0
+    return (float(int(np.dot(values, counts))) / float(n)) / 1000
+
+
 def mean_ms(ticks: np.ndarray) -> float:
     """Mean in ms of integral tick values (summed exactly, as float64 would for these sizes)."""
     if len(ticks) == 0:
@@ -84,11 +92,9 @@ def metrics_block(instance_id: str, m: InstanceMetrics) -> dict:
                 out[f"{name}_p{p}_ms"] = percentile_ms(vals, p)
         values, counts = m.itl_histogram()
         order = np.argsort(values, kind="stable")
-        values = values[order]
-        cum = np.cumsum(counts[order])
-        n = int(cum[-1]) if len(cum) else 0
-        # The mean of integral ticks, summed exactly (as mean_ms does).
-        out["itl_mean_ms"] = (float(int(np.dot(values, counts[order]))) / float(n)) / 1000 if n else 0.0
+        values, counts = values[order], counts[order]
+        cum = np.cumsum(counts)
+        out["itl_mean_ms"] = weighted_mean_ms(values, counts)
         for p in (90, 95, 99):
             out[f"itl_p{p}_ms"] = weighted_percentile_ms(values, cum, p)
         out["scheduling_delay_p99_ms"] = percentile_ms(delays, 99)
