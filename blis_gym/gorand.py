@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["GoRand", "fnv1a64", "subsystem_seed"]
+__all__ = ["GoRand", "IntnStream", "fnv1a64", "subsystem_seed"]
 
 _M64 = (1 << 64) - 1
 _M63 = (1 << 63) - 1
@@ -203,6 +203,19 @@ def _exp_f32(z: float) -> float:
     return _f32(_go_exp(z, _GO_EXP_FMA))
 
 
+def _norm_first_try(u: int) -> float | None:
+    """NormFloat64's first (fast, ~99% accepting) test on source value ``u``: the deviate, or
+    None when Go goes on to the slow path (``GoRand._norm_rest``)."""
+    w = (u & _M63) >> 31  # Uint32; Go reinterprets it as int32 j
+    i = w & 0x7F
+    if w < 0x80000000:
+        if w < _KN[i]:
+            return w * _WN[i]
+    elif 0x100000000 - w < _KN[i]:
+        return (w - 0x100000000) * _WN[i]
+    return None
+
+
 # --- the generator ----------------------------------------------------------
 
 _RN = 3.442619855899
@@ -246,6 +259,21 @@ class GoRand:
     def _chunk_changed(self) -> None:
         self._hi31 = None  # Int31 of every chunk value, computed on the first array draw
         self._rejects = (0, [])  # (n, chunk positions whose Int31 Intn(n) would reject)
+
+    def _chunk_int31(self) -> np.ndarray:
+        """``Int31`` of every value of the chunk (computed once per chunk)."""
+        hi = self._hi31
+        if hi is None:
+            hi = self._hi31 = (self._chunk >> _U32).view(np.int64) & _INT32MAX
+        return hi
+
+    def _chunk_rejects(self, n: int) -> list[int]:
+        """Chunk positions whose value ``Intn(n)`` rejects (n < 2**31, not a power of two)."""
+        rn, rejects = self._rejects
+        if rn != n:
+            rejects = np.flatnonzero(self._chunk_int31() > _INT32MAX - (1 << 31) % n).tolist()
+            self._rejects = (n, rejects)
+        return rejects
 
     def _at(self, pos: int) -> None:
         """Make ``pos`` in the chunk the next value handed out, with a short scalar window
@@ -419,16 +447,10 @@ class GoRand:
         end = pos + count
         if end <= len(self._chunk) and n & (n - 1):
             # Within this chunk: Int31 values and rejection positions are computed per chunk.
-            hi = self._hi31
-            if hi is None:
-                hi = self._hi31 = (self._chunk >> _U32).view(np.int64) & _INT32MAX
-            rn, rejects = self._rejects
-            if rn != n:
-                rejects = np.flatnonzero(hi > _INT32MAX - (1 << 31) % n).tolist()
-                self._rejects = (n, rejects)
+            rejects = self._chunk_rejects(n)
             if not rejects or bisect_left(rejects, pos) == bisect_left(rejects, end):
                 self._at(end)
-                return hi[pos:end] % n
+                return self._chunk_int31()[pos:end] % n
         if n & (n - 1) == 0:
             return ((self.uint64_array(count) >> _U32).view(np.int64) & (n - 1))
         top = _INT32MAX - (1 << 31) % n
@@ -467,36 +489,40 @@ class GoRand:
 
     def norm_float64(self) -> float:
         """Go ``NormFloat64``: a standard normal deviate (ziggurat, 128 layers)."""
-        kn, wn, fn, fnd = _KN, _WN, _FN, _FN_DIFF
-        pack, unpack = _pack_f32, _unpack_f32
         while True:
             try:
                 u = self._next()
             except StopIteration:
                 u = self._refill()
-            w = (u & _M63) >> 31  # Uint32; Go reinterprets it as int32 j
-            i = w & 0x7F
-            if w < 0x80000000:
-                x = w * wn[i]
-                if w < kn[i]:
-                    return x
-            else:
-                x = (w - 0x100000000) * wn[i]
-                if 0x100000000 - w < kn[i]:
-                    return x
-            if i == 0:
-                while True:
-                    x = -_go_log(self.float64()) * _INV_RN
-                    y = -_go_log(self.float64())
-                    if y + y >= x * x:
-                        break
-                if 0 < w < 0x80000000:
-                    return _RN + x
-                return -_RN - x
-            f = unpack(pack(self.float64()))[0]
-            lhs = unpack(pack(fn[i] + unpack(pack(f * fnd[i]))[0]))[0]
-            if lhs < _exp_f32(-0.5 * x * x):
+            x = _norm_first_try(u)
+            if x is not None:
                 return x
+            x = self._norm_rest(u)
+            if x is not None:
+                return x
+
+    def _norm_rest(self, u: int) -> float | None:
+        """NormFloat64 after the first test on source value ``u`` failed: the deviate, or
+        None when Go starts over with a new value."""
+        wn, fn, fnd = _WN, _FN, _FN_DIFF
+        pack, unpack = _pack_f32, _unpack_f32
+        w = (u & _M63) >> 31
+        i = w & 0x7F
+        x = (w if w < 0x80000000 else w - 0x100000000) * wn[i]
+        if i == 0:
+            while True:
+                x = -_go_log(self.float64()) * _INV_RN
+                y = -_go_log(self.float64())
+                if y + y >= x * x:
+                    break
+            if 0 < w < 0x80000000:
+                return _RN + x
+            return -_RN - x
+        f = unpack(pack(self.float64()))[0]
+        lhs = unpack(pack(fn[i] + unpack(pack(f * fnd[i]))[0]))[0]
+        if lhs < _exp_f32(-0.5 * x * x):
+            return x
+        return None
 
     def exp_float64(self) -> float:
         """Go ``ExpFloat64``: an exponential deviate with rate 1 (ziggurat, 256 layers)."""
@@ -563,6 +589,95 @@ class GoRand:
                     low = prod & _M32
             swap(i, prod >> 32)
             i -= 1
+
+
+class IntnStream:
+    """Interleaved ``NormFloat64`` draws and runs of ``Intn(n)`` for one fixed ``n``, fast.
+
+    Workload generators alternate a normal draw (a length) with a run of that
+    many ``Intn(n)`` tokens. Through the generator's own methods each switch
+    costs a few numpy calls; the stream instead keeps its own cursor into the
+    generator's chunk, with ``Intn(n)`` of the whole chunk computed once, so a
+    run is a slice (a read-only view) and a normal draw reads one value. The
+    values and their order are exactly those of ``GoRand.norm_float64`` and
+    ``GoRand.intn_array``: anything unusual (a run across chunks or over a
+    rejected value, the normal sampler's slow path) is handed to the generator.
+    While a stream is in use, draw only through it; ``close()`` hands the
+    position back to the generator.
+    """
+
+    __slots__ = ("_rng", "_n", "_chunk", "_tok", "_pos", "_end", "_rejects")
+
+    def __init__(self, rng: GoRand, n: int) -> None:
+        if not 0 < n <= _INT32MAX:
+            raise ValueError("IntnStream needs 0 < n < 2**31")
+        self._rng = rng
+        self._n = n
+        self._chunk = None
+        self._load(rng._pos())
+
+    def _load(self, pos: int) -> None:
+        """Take over the generator's position ``pos`` in its current chunk."""
+        rng = self._rng
+        if pos >= len(rng._chunk):
+            rng._new_chunk()
+            pos = 0
+        chunk = rng._chunk
+        if chunk is not self._chunk:
+            n = self._n
+            hi = rng._chunk_int31()
+            if n & (n - 1):
+                self._tok = hi % n
+                self._rejects = rng._chunk_rejects(n)
+            else:
+                self._tok = hi & (n - 1)
+                self._rejects = []
+            self._tok.flags.writeable = False
+            self._chunk = chunk
+        self._pos = pos
+        # Runs ending at or before _end need no check: no rejected value, same chunk.
+        r = self._rejects
+        i = bisect_left(r, pos)
+        self._end = r[i] if i < len(r) else len(chunk)
+
+    def close(self) -> None:
+        """Hand the position back: the generator's next draw follows the stream's last."""
+        self._rng._at(self._pos)
+
+    def _via(self, draw, *args):
+        """Run one of the generator's own draws at the stream's position."""
+        rng = self._rng
+        rng._at(self._pos)
+        out = draw(rng, *args)
+        self._load(rng._pos())
+        return out
+
+    def norm_float64(self) -> float:
+        """``GoRand.norm_float64``."""
+        pos = self._pos
+        if pos < self._end:  # also below the chunk's end
+            x = _norm_first_try(int(self._chunk[pos]))
+            if x is not None:
+                self._pos = pos + 1
+                return x
+        return self._via(GoRand.norm_float64)
+
+    def intn(self, n: int) -> int:
+        """``GoRand.intn`` (any n)."""
+        return self._via(GoRand.intn, n)
+
+    def take(self, count: int) -> np.ndarray:
+        """``GoRand.intn_array(n, count)``, as a read-only array."""
+        pos = self._pos
+        end = pos + count
+        if end <= self._end and count >= 0:
+            self._pos = end
+            return self._tok[pos:end]
+        if count <= 0:
+            return np.zeros(0, dtype=np.int64)
+        out = self._via(GoRand.intn_array, self._n, count)
+        out.flags.writeable = False
+        return out
 
 
 # --- published tables ---------------------------------------------------------
@@ -991,7 +1106,7 @@ _COOKED_U64 = np.array(_RNG_COOKED, dtype=np.int64).view(np.uint64)
 _SEED_ORDER = np.array([(_LAG - 1 - j) % _LEN for j in range(_LEN)], dtype=np.intp)
 _U40 = np.uint64(40)
 _U20 = np.uint64(20)
-_CHUNK = 16 * _TAP  # source values computed at a time
+_CHUNK = 32 * _TAP  # source values computed at a time
 _WINDOW = 128  # values a scalar draw converts to Python ints at a time
 
 _WN = _f32_table(_WN_SRC)

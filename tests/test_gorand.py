@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from blis_gym import gorand
-from blis_gym.gorand import GoRand, fnv1a64, subsystem_seed
+from blis_gym.gorand import GoRand, IntnStream, fnv1a64, subsystem_seed
 
 DATA: dict[str, Any] = json.loads(
     (Path(__file__).parent / "data" / "gorand_expected.json").read_text(encoding="utf-8")
@@ -198,3 +198,25 @@ def test_array_draws_match_scalar_draws(n: int) -> None:
         c = pickle.loads(pickle.dumps(a))
         assert [c.int63() for _ in range(700)] == [a.int63() for _ in range(700)]
         [b.int63() for _ in range(700)]
+
+
+@pytest.mark.parametrize("n", [128000, 1 << 20, (1 << 30) + 1])
+def test_intn_stream_matches_the_generator(n: int) -> None:
+    """IntnStream's normal draws, token runs and Intn picks are the generator's own values in
+    the generator's order: across chunk ends, over rejected values, through the normal
+    sampler's slow path; close() hands the position back."""
+    a, b = GoRand(7), GoRand(7)
+    s = IntnStream(a, n)
+    sizes = [0, 1, 5, 272, 273, 274, 600, 5000, 3, 9000, 1, 20000, 2]
+    for rep in range(40):
+        for size in sizes:
+            got = s.take(size)
+            assert not got.flags.writeable
+            assert got.tolist() == [b.intn(n) for _ in range(size)], (rep, size)
+            assert s.norm_float64() == b.norm_float64()
+            assert s.norm_float64() == b.norm_float64()
+        assert s.intn(3) == b.intn(3)
+    s.close()
+    assert [a.uint64() for _ in range(1000)] == [b.uint64() for _ in range(1000)]
+    with pytest.raises(ValueError):
+        IntnStream(a, 0)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytest
 
+from blis_gym.engine.blockhash import prefix_keys, prefix_keys_many
 from blis_gym.engine.request import Request
 from helpers_sim import config, simulator, workload
 
@@ -324,3 +326,22 @@ def test_free_list_keeps_lru_order_with_prefix_hits_and_stays_compact():
         assert len(kv.back) <= 2 * live + 1025
     assert len(kv.free_list()) == kv.total
     kv.check()
+
+
+def test_bulk_prefix_keys_equal_one_by_one_keys_and_share_the_common_head():
+    """prefix_keys_many gives each input exactly prefix_keys' lists, whatever prefix the
+    inputs share with the first (none, part of a block, some blocks, all of it, more)."""
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        bs = int(rng.integers(1, 6))
+        head = rng.integers(0, 4, int(rng.integers(0, 30)))
+        arrays = [np.concatenate((head[:int(rng.integers(0, len(head) + 1))],
+                                  rng.integers(0, 4, int(rng.integers(0, 20))))).astype(np.int64)
+                  for _ in range(int(rng.integers(1, 8)))]
+        for a, got in zip(arrays, prefix_keys_many(arrays, bs)):
+            assert got == prefix_keys(a, bs)
+    # A shared system prompt's keys are the same int objects in every list.
+    head = np.arange(64, dtype=np.int64)
+    many = prefix_keys_many([np.concatenate((head, np.full(k, k, dtype=np.int64))) for k in (5, 16, 40)], 16)
+    assert all(keys[:4] == many[0][0][:4] and all(x is y for x, y in zip(keys[:4], many[0][0]))
+               for keys, _ in many)

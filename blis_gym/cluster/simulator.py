@@ -41,14 +41,19 @@ ARRIVAL, ADMISSION_DECISION, ROUTING_DECISION = 0, 1, 2
 _INF = 1 << 64
 
 
-@dataclass
 class Decision:
     """A paused decision: what to decide about which request, and the router's view."""
 
-    kind: str  # "admission" or "routing"
-    request: Request
-    state: RouterState
-    time: int  # ticks; the decision event's time
+    __slots__ = ("kind", "request", "state", "time")
+
+    def __init__(self, kind: str, request: Request, state: RouterState, time: int) -> None:
+        self.kind = kind  # "admission" or "routing"
+        self.request = request
+        self.state = state
+        self.time = time  # ticks; the decision event's time
+
+    def __repr__(self) -> str:
+        return f"Decision({self.kind}, {self.request.id}, t={self.time})"
 
 
 @dataclass

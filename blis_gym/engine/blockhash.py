@@ -75,7 +75,12 @@ def prefix_keys(tokens: np.ndarray, block_size: int) -> tuple[list[int], list[in
 
 
 def prefix_keys_many(arrays: list[np.ndarray], block_size: int) -> list[tuple[list[int], list[int]]]:
-    """``prefix_keys`` of each array, computed for all of them in one pass (same values)."""
+    """``prefix_keys`` of each array, computed for all of them in one pass (same values).
+
+    Inputs usually open with a shared system prompt. The leading blocks each
+    input shares with the first one are handed out as the first input's own
+    Python ints, so only the rest are converted (and later freed).
+    """
     counts = np.fromiter((len(a) // block_size for a in arrays), dtype=np.int64, count=len(arrays))
     total = int(counts.sum())
     if total == 0:
@@ -88,6 +93,32 @@ def prefix_keys_many(arrays: list[np.ndarray], block_size: int) -> list[tuple[li
     up, down = _powers(int(counts.max()))
     sums = np.cumsum(own * down[depth])
     before = np.concatenate((np.zeros(1, np.uint64), sums))[starts]  # the running sum where each array starts
-    chained = (up[depth] * (sums - np.repeat(before, counts) + _SEED_R)).tolist()
-    own_l = own.tolist()
-    return [(chained[a:b], own_l[a:b]) for a, b in zip(starts.tolist(), ends.tolist())]
+    chained = up[depth] * (sums - np.repeat(before, counts) + _SEED_R)
+    # How many leading blocks each input shares with the first (equal prefix keys).
+    n0 = int(counts[0])
+    head = chained[:n0]
+    same = depth < n0
+    same[same] = chained[same] == head[depth[same]]
+    shared = np.minimum(counts, n0)
+    miss = np.flatnonzero(~same)
+    if len(miss):
+        # The first differing block of each input that has one (depth < n0 there).
+        owner = np.searchsorted(ends, miss, side="right")
+        lead = np.ones(len(miss), dtype=bool)
+        lead[1:] = owner[1:] != owner[:-1]
+        first = np.full(len(arrays), n0)
+        first[owner[lead]] = depth[miss[lead]]
+        shared = np.minimum(shared, first)
+    rest = depth >= np.repeat(shared, counts)
+    head_c, head_o = chained[:n0].tolist(), own[:n0].tolist()
+    rest_c, rest_o = chained[rest].tolist(), own[rest].tolist()
+    out = []
+    a = 0
+    for m, n in zip(shared.tolist(), counts.tolist()):
+        b = a + n - m
+        if m:
+            out.append((head_c[:m] + rest_c[a:b], head_o[:m] + rest_o[a:b]))
+        else:
+            out.append((rest_c[a:b], rest_o[a:b]))
+        a = b
+    return out

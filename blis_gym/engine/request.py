@@ -72,14 +72,17 @@ class Request:
         self.lazy_itl = 0
         self.run_seq = 0  # admission order into the running batch
         self.private_decode = False
-        self.reset_kv()
+        # reset_kv(), inlined: one request per workload row
+        self.kv_blocks: list[int] = []
+        self.kv_chain = CHAIN_SEED
+        self.kv_tail_len = 0
         self._input_keys: list[int] | None = None
         self._input_bkeys: list[int] | None = None
         self._seq_bkeys: list[int] | None = None
 
     def reset_kv(self) -> None:
         """Forget every KV block (the cache has released or lost them)."""
-        self.kv_blocks: list[int] = []
+        self.kv_blocks = []
         self.kv_chain = CHAIN_SEED  # identity of the tokens in the full blocks held
         self.kv_tail_len = 0
 

@@ -7,8 +7,7 @@ Cluster-level policies (admission, routing) see a :class:`RouterState`: one
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Protocol, Sequence
+from typing import NamedTuple, Optional, Protocol, Sequence
 
 from ..engine.request import Request
 
@@ -49,16 +48,18 @@ class Snapshot:
                 f"pending={self.pending_requests}, kv={self.kv_utilization:.3f})")
 
 
-@dataclass(frozen=True)
-class RouterState:
-    """Cluster-wide view at a decision: snapshots in instance order, clock in ticks."""
+class RouterState(NamedTuple):
+    """Cluster-wide view at a decision: snapshots in instance order, clock in ticks.
+
+    Named tuples, not dataclasses, for this and ``RoutingDecision``: one of each is
+    made per decision, and a frozen dataclass costs several times more to build.
+    """
 
     snapshots: Sequence[Snapshot]
     clock: int
 
 
-@dataclass(frozen=True)
-class RoutingDecision:
+class RoutingDecision(NamedTuple):
     """Where a request goes (instance index) and why.
 
     ``scores`` holds one composite score per instance for scoring policies;

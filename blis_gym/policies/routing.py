@@ -100,6 +100,8 @@ class WeightedScoring:
         profile = tuple(scorers) or DEFAULT_SCORERS
         self.profile = profile
         self.weights = normalized_weights(profile)
+        # The profile as plain values: a memo key hashed in C (the dataclasses hash in Python).
+        self._memo_key = tuple((c.name, c.weight) for c in profile)
         # Called with (request, chosen index) after each decision.
         self.observers: list[Callable[[Request, int], None]] = []
         if prefix_index is None and any(c.name == "prefix-affinity" for c in profile):
@@ -118,11 +120,11 @@ class WeightedScoring:
         """
         index = self._index
         version = index.recordings if index is not None else 0  # what prefix-affinity reads
-        last = _LAST_SCORES.get(self.profile)
+        last = _LAST_SCORES.get(self._memo_key)
         if last is not None and last[0] is req and last[1] is snaps and last[2] is index and last[3] == version:
             return list(last[4])
         total = self._scores(req, snaps)
-        _LAST_SCORES[self.profile] = (req, snaps, index, version, total)
+        _LAST_SCORES[self._memo_key] = (req, snaps, index, version, total)
         return list(total)
 
     def _scores(self, req: Request, snaps: Sequence[Snapshot]) -> list:

@@ -15,12 +15,12 @@ import numpy as np
 
 from ..config.schema import MAX_INT64, DistributionWorkload
 from ..engine.request import Request
-from ..gorand import GoRand
+from ..gorand import GoRand, IntnStream
 
 MAX_TOKEN_ID = 128000
 
 
-def clamped_gauss(rng: GoRand, mean: int, std: int, lo: int, hi: int) -> int:
+def clamped_gauss(rng: GoRand | IntnStream, mean: int, std: int, lo: int, hi: int) -> int:
     """A normal draw clamped to [lo, hi] and rounded half away from zero."""
     if lo == hi:
         return lo
@@ -35,11 +35,11 @@ def clamped_gauss(rng: GoRand, mean: int, std: int, lo: int, hi: int) -> int:
 
 def generate(spec: DistributionWorkload, seed: int, horizon: int = MAX_INT64) -> list[Request]:
     """Requests ``request_0 ...`` for ``spec``, drawn from the "workload" stream (the seed itself)."""
-    rng = GoRand(seed)
+    rng = IntnStream(GoRand(seed), MAX_TOKEN_ID)  # every draw but group picks is a normal or a token run
     # The reference keeps the rate per tick and adds int64(1 / rate_per_tick).
     spacing = int(1.0 / (spec.rate / 1e6))
     groups = spec.prefix_groups
-    prefixes = [rng.intn_array(MAX_TOKEN_ID, spec.prefix_tokens) for _ in range(groups)]
+    prefixes = [rng.take(spec.prefix_tokens) for _ in range(groups)]
     prefix = prefixes[0]
     out: list[Request] = []
     t = 0
@@ -48,10 +48,9 @@ def generate(spec: DistributionWorkload, seed: int, horizon: int = MAX_INT64) ->
         if groups > 1:  # our extension; one group draws nothing, as BLIS
             prefix = prefixes[rng.intn(groups)]
         n_prompt = clamped_gauss(rng, spec.prompt_mean, spec.prompt_stdev, spec.prompt_min, spec.prompt_max)
-        tokens = np.concatenate((prefix, rng.intn_array(MAX_TOKEN_ID, n_prompt)))
+        tokens = np.concatenate((prefix, rng.take(n_prompt)))
         n_out = clamped_gauss(rng, spec.output_mean, spec.output_stdev, spec.output_min, spec.output_max)
-        output = rng.intn_array(MAX_TOKEN_ID, n_out)
-        out.append(Request(f"request_{idx}", idx, t, tokens, output))
+        out.append(Request(f"request_{idx}", idx, t, tokens, rng.take(n_out)))
         t += spacing
         idx += 1
         if t > horizon:
