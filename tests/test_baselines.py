@@ -74,6 +74,18 @@ def test_admission_baseline_equals_blis_run(name):
         assert 0 < expected["rejected_requests"] < 300  # the bucket really bit
 
 
+@pytest.mark.parametrize("env_id,name", [("blis_gym/Admission-v0", "token-bucket"),
+                                         ("blis_gym/AdmissionRouting-v0", "token-bucket+weighted")])
+def test_admission_with_stale_signals_equals_blis_run(env_id, name):
+    """An answered admission routes at once with the admission's (stale) view, as blis run does."""
+    env = gym.make(env_id, scenario="stale-signals", reward="fitness", num_requests=250)
+    agent = make_baseline(name, env, token_bucket_capacity=30000.0, token_bucket_refill_rate=150000.0)
+    _, info = episode(env, agent)
+    expected = cli_metrics(agent, env)
+    assert info["metrics"] == expected
+    assert 0 < expected["rejected_requests"] < 250
+
+
 @pytest.mark.parametrize("pair", ["always-admit+least-loaded", "token-bucket+weighted", "reject-all+round-robin",
                                   "token-bucket+always-busiest"])
 def test_joint_baseline_equals_blis_run(pair):

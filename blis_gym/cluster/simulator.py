@@ -127,6 +127,7 @@ class ClusterSimulator:
         self.progress: Optional[Callable[[int], None]] = None
         self._routed = 0
         self._paused: Optional[Decision] = None
+        self._route_now: Optional[tuple] = None  # (request, tick, state) set by admit()
         self._done = False
         # Keys are unique (time, kind, sequence), so any valid heap pops in one order.
         self._events: list = [(req.arrival, ARRIVAL, seq, req) for seq, req in enumerate(requests)]
@@ -167,6 +168,14 @@ class ClusterSimulator:
             raise RuntimeError("a decision is pending: answer it with admit() or route() first")
         if self._done:
             return None
+        if self._route_now is not None:
+            # An answered admission whose routing is due at once, with the admission's view.
+            req, t, state = self._route_now
+            self._route_now = None
+            if self.routing is None:
+                self._paused = Decision("routing", req, state, t)
+                return self._paused
+            self._apply_routing(req, t, self.routing.route(req, state), state)
         events = self._events
         instances = self.instances
         horizon = self.config.horizon
@@ -191,13 +200,18 @@ class ClusterSimulator:
                     # admission may run now: no other event's effects come in between.
                     kind = ADMISSION_DECISION
                 if kind == ADMISSION_DECISION:
-                    state = self.router_state() if self._admission_snapshots else RouterState((), t)
+                    state = self.router_state() if self._admission_snapshots else None
                     if self.admission is None:
                         self._paused = Decision("admission", req, state, t)
                         return self._paused
-                    if not self._apply_admission(req, t, *self.admission.admit(req, state), at_once=True):
+                    if not self._apply_admission(req, t, *self.admission.admit(req, state or RouterState((), t)),
+                                                 at_once=True):
                         continue
-                state = self.router_state()
+                    # Routing at once: nothing ran since the admission's view was taken.
+                    if state is None:
+                        state = self.router_state()
+                else:
+                    state = self.router_state()
                 if self.routing is None:
                     self._paused = Decision("routing", req, state, t)
                     return self._paused
@@ -219,7 +233,8 @@ class ClusterSimulator:
         """Answer a paused admission decision."""
         self._check_paused(decision, "admission")
         self._paused = None
-        self._apply_admission(decision.request, decision.time, admitted, reason)
+        if self._apply_admission(decision.request, decision.time, admitted, reason, at_once=True):
+            self._route_now = (decision.request, decision.time, decision.state)
 
     def route(self, decision: Decision, target: int, reason: str = "") -> None:
         """Answer a paused routing decision with an instance index."""
