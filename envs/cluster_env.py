@@ -27,7 +27,8 @@ system since the previous decision, / ``time_scale``). Each rejection by the
 agent costs ``rejection_penalty``.
 
 **Episode**: one workload, drawn with the reset seed (``reset(seed=S)`` runs the
-same workload as ``blis run --seed S``). After the last decision the simulation
+same workload as ``blis run --seed S``; without a seed, the workload seed is drawn
+below ``HELD_OUT_SEED``). After the last decision the simulation
 runs to the end; the final step pays what remains and terminates. A workload
 with no decision for the agent (say, every request rejected by the scenario's
 admission policy) gives an all-zero first observation and ends at the first
@@ -57,6 +58,9 @@ from .scenario import DEFAULT_SCENARIO, Scenario, default_rejection_penalty, loa
 
 ADMISSION_KIND, ROUTING_KIND = "admission", "routing"
 OBS_HIGH = 1e6
+# reset() without a seed draws workload seeds below this; seeds from here up are never drawn,
+# so episodes seeded with them are held out from training (blis evaluate's default).
+HELD_OUT_SEED = 2**30
 
 
 def result_metrics(result: ClusterResult) -> dict:
@@ -127,7 +131,7 @@ class ClusterEnv(gym.Env):
             self._seeded = True
             workload_seed = int(seed)
         else:
-            workload_seed = int(self.np_random.integers(0, 2**31 - 1))
+            workload_seed = int(self.np_random.integers(0, HELD_OUT_SEED))
         run = self.scenario.run
         requests = (self.scenario.plan.requests if workload_seed == run.seed and self.episode == 0
                     else generate_requests(replace(run, seed=workload_seed)))

@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as cx
 
 from ..errors import BlisError
+from . import agent_commands
 from .options import MAX_INT64, RunOptions
 
 app = typer.Typer(
@@ -95,9 +96,11 @@ def run(
     output_tokens_max: int = typer.Option(7000, "--output-tokens-max", help="Maximum output length."),
     # Cluster and routing
     num_instances: int = typer.Option(1, "--num-instances", help="Number of instances."),
-    routing_policy: str = typer.Option("round-robin", "--routing-policy", help="round-robin, least-loaded, weighted, prefix-affinity or always-busiest."),
+    routing_policy: str = typer.Option("round-robin", "--routing-policy", help="round-robin, least-loaded, weighted, prefix-affinity, always-busiest, or rl (a trained model, see --routing-model)."),
+    routing_model: str = typer.Option("", "--routing-model", help="model.zip (or its folder) written by blis train on blis_gym/Routing-v0, for --routing-policy rl."),
     routing_scorers: str = typer.Option("", "--routing-scorers", help="Weighted-routing profile as name:weight,... over prefix-affinity, queue-depth, kv-utilization, load-balance. Default: prefix-affinity:3,queue-depth:2,kv-utilization:2."),
-    admission_policy: str = typer.Option("always-admit", "--admission-policy", help="always-admit, token-bucket or reject-all."),
+    admission_policy: str = typer.Option("always-admit", "--admission-policy", help="always-admit, token-bucket, reject-all, or rl (a trained model, see --admission-model)."),
+    admission_model: str = typer.Option("", "--admission-model", help="model.zip (or its folder) written by blis train on blis_gym/Admission-v0, for --admission-policy rl."),
     token_bucket_capacity: float = typer.Option(10000.0, "--token-bucket-capacity", help="Token bucket capacity (tokens)."),
     token_bucket_refill_rate: float = typer.Option(1000.0, "--token-bucket-refill-rate", help="Token bucket refill rate (tokens/s)."),
     priority_policy: str = typer.Option("constant", "--priority-policy", help="constant, slo-based or inverted-slo."),
@@ -137,6 +140,10 @@ def run(
     from .runner import execute
     sys.stdout.write(execute(opts, progress=sys.stderr.isatty()))
     sys.stdout.flush()
+
+
+app.command("train")(agent_commands.train_cmd)
+app.command("evaluate")(agent_commands.evaluate_cmd)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Optional
 
 from ..config.bundle import (BUNDLE_OPTIONS, BUNDLE_SCORERS_KEY, apply_bundle, effective_scorers,
@@ -67,6 +67,8 @@ class RunOptions:
     routing_policy: str = "round-robin"
     routing_scorers: str = ""
     admission_policy: str = "always-admit"
+    routing_model: str = ""  # ours: a trained model for --routing-policy rl
+    admission_model: str = ""  # ours: a trained model for --admission-policy rl
     token_bucket_capacity: float = 10000.0
     token_bucket_refill_rate: float = 1000.0
     priority_policy: str = "constant"
@@ -161,6 +163,8 @@ def _validate_flags(o: RunOptions) -> None:
         _finite_positive("--token-bucket-refill-rate", o.token_bucket_refill_rate)
     ADMISSION.validate(o.admission_policy)
     ROUTING.validate(o.routing_policy)
+    _check_model("--routing-policy", o.routing_policy, "--routing-model", o.routing_model)
+    _check_model("--admission-policy", o.admission_policy, "--admission-model", o.admission_model)
     PRIORITY.validate(o.priority_policy)
     SCHEDULER.validate(o.scheduler)
     _check_unsupported(o)
@@ -179,6 +183,17 @@ def _validate_flags(o: RunOptions) -> None:
             raise ConfigError(f"--results-path {o.results_path}: is a directory; give a file name")
         if not os.access(parent, os.W_OK):
             raise ConfigError(f"--results-path {o.results_path}: directory {parent} is not writable")
+
+
+def _check_model(policy_flag: str, policy: str, model_flag: str, path: str) -> None:
+    """A learned policy needs its model file, and a model file needs a learned policy."""
+    if policy == "rl":
+        if not path:
+            raise ConfigError(f"{policy_flag} rl needs {model_flag} (a model.zip written by blis train)")
+        if not os.path.exists(path):
+            raise ConfigError(f"{model_flag} {path}: no such file")
+    elif path:
+        raise ConfigError(f"{model_flag} is used only with {policy_flag} rl, not {policy!r}")
 
 
 def _coefficients(o: RunOptions, catalog_loader) -> tuple[str, tuple, tuple, int]:
@@ -247,6 +262,24 @@ def _requests(o: RunOptions, catalog_loader, horizon: int) -> list[Request]:
     return generate_distribution(spec, o.seed, horizon)
 
 
+def cli_flags(o: RunOptions) -> list[str]:
+    """``blis run`` arguments that give ``o`` (every option that differs from its default)."""
+    base = RunOptions()
+    args: list[str] = []
+    for f in fields(RunOptions):
+        value = getattr(o, f.name)
+        if f.name in ("explicit", "reference_kv") or value == getattr(base, f.name):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag if value else f"--no-{flag[2:]}")
+        elif isinstance(value, tuple):
+            args += [flag, ",".join(repr(float(v)) for v in value)]
+        else:
+            args += [flag, str(value)]
+    return args
+
+
 def generate_requests(o: RunOptions) -> list[Request]:
     """The workload of ``o`` (for its seed), as ``resolve`` builds it; options assumed valid."""
     return _requests(o, lambda: load_catalog(o.defaults_filepath), o.horizon)
@@ -287,6 +320,7 @@ def resolve(o: RunOptions) -> RunPlan:
         admission_latency=o.admission_latency, routing_latency=o.routing_latency,
         snapshot_refresh_interval=o.snapshot_refresh_interval, admission_policy=o.admission_policy,
         routing_policy=o.routing_policy, priority_policy=o.priority_policy, scheduler=o.scheduler,
+        routing_model=o.routing_model, admission_model=o.admission_model,
         routing_scorers=scorers, token_bucket_capacity=o.token_bucket_capacity,
         token_bucket_refill_rate=o.token_bucket_refill_rate, trace_level=o.trace_level,
         counterfactual_k=o.counterfactual_k, reference_kv=o.reference_kv)

@@ -120,6 +120,15 @@ class ClusterSimulator:
         self.rejected = 0
         self.clock = 0
         self.routing_observers: list[Callable[[Request, int], None]] = []
+        # Optional policy hooks: on_workload(requests) before the run (a learned policy's
+        # clock scale), on_routed(request, target) after each routing (its prefix index).
+        for policy in (admission, routing):
+            on_workload = getattr(policy, "on_workload", None)
+            if on_workload is not None:
+                on_workload(requests)
+            on_routed = getattr(policy, "on_routed", None)
+            if on_routed is not None:
+                self.routing_observers.append(on_routed)
         # Called with (request, tick) whenever a request leaves the system: completed,
         # dropped by an instance or rejected by admission (see set_departure_hook).
         self._on_departure: Optional[Callable[[Request, int], None]] = None

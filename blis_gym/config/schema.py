@@ -62,6 +62,9 @@ class ClusterConfig:
     routing_policy: str = "round-robin"
     priority_policy: str = "constant"
     scheduler: str = "fcfs"
+    # Trained models (paths) for the learned "rl" policies.
+    routing_model: str = ""
+    admission_model: str = ""
     # Weighted routing profile (tuple of policies.scorers.ScorerConfig); empty = the default profile.
     routing_scorers: tuple = ()
     token_bucket_capacity: float = 10000.0  # tokens
@@ -83,9 +86,13 @@ class ClusterConfig:
 
     def policy_options(self) -> dict:
         """What the policy factories may need; each registry passes a factory only what it takes."""
-        return {"block_size": self.engine.block_size, "scorers": self.routing_scorers,
+        e = self.engine
+        return {"block_size": e.block_size, "scorers": self.routing_scorers,
                 "token_bucket_capacity": self.token_bucket_capacity,
-                "token_bucket_refill_rate": self.token_bucket_refill_rate}
+                "token_bucket_refill_rate": self.token_bucket_refill_rate,
+                "routing_model": self.routing_model, "admission_model": self.admission_model,
+                "num_instances": self.num_instances, "max_running": e.max_running,
+                "total_kv_blocks": e.total_kv_blocks}
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@
 <...RoundRobin object at ...>
 """
 
+from . import learned as _learned  # noqa: F401 - registers the rl policies
 from .admission import ADMISSION
 from .base import AdmissionPolicy, RouterState, RoutingDecision, RoutingPolicy, Snapshot
 from .priority import PRIORITY

@@ -23,23 +23,33 @@ class Registry(Generic[T]):
         self.flag = flag
         self._factories: dict[str, Callable[..., T]] = {}
         self._params: dict[str, frozenset[str]] = {}
+        self._learned: set[str] = set()
 
-    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def register(self, name: str, learned: bool = False) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Register a factory; ``learned`` marks a policy that runs a trained model (not a
+        built-in heuristic, so not a baseline)."""
         def deco(factory: Callable[..., T]) -> Callable[..., T]:
             self._factories[name] = factory
             self._params[name] = frozenset(inspect.signature(factory).parameters)
+            if learned:
+                self._learned.add(name)
             return factory
         return deco
 
     def names(self) -> list[str]:
-        return list(self._factories)
+        """The built-in heuristics (BLIS's policies), in registration order."""
+        return [n for n in self._factories if n not in self._learned]
+
+    def all_names(self) -> list[str]:
+        """Every accepted name: the heuristics, then the learned policies."""
+        return self.names() + sorted(self._learned)
 
     def __contains__(self, name: str) -> bool:
         return name in self._factories
 
     def validate(self, name: str) -> None:
         if name not in self._factories:
-            raise ConfigError(f"{self.flag}: unknown {self.family} {name!r} (valid: {', '.join(self.names())})")
+            raise ConfigError(f"{self.flag}: unknown {self.family} {name!r} (valid: {', '.join(self.all_names())})")
 
     def make(self, name: str, **options) -> T:
         """Build policy ``name``; options its factory does not take are ignored."""

@@ -1,0 +1,83 @@
+"""Trained agents as ``blis run`` policies: ``--routing-policy rl`` and ``--admission-policy rl``.
+
+Each policy builds, at every decision, the observation the environment would
+show its agent (same builder, same snapshots, same router-side prefix index
+recording every routing decision, same clock scale from the workload's last
+arrival), so a run with seed S gives the metrics of ``blis evaluate`` on the
+episode with seed S.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .. import ENV_IDS
+from ..engine.request import Request
+from ..envs.observation import ObservationBuilder, observation_size
+from ..policies.base import RouterState, RoutingDecision
+from ..policies.prefix_index import PrefixCacheIndex
+from .model import TrainedAgent
+
+ROUTING_ENV = "blis_gym/Routing-v0"
+ADMISSION_ENV = "blis_gym/Admission-v0"
+assert ROUTING_ENV in ENV_IDS and ADMISSION_ENV in ENV_IDS
+
+
+class _Learned:
+    """What both learned policies share: the model, the observation builder and the prefix index."""
+
+    env_id = ""
+    flag = ""
+
+    def __init__(self, model_path: str, *, block_size: int, num_instances: int, max_running: int,
+                 total_kv_blocks: int, n_actions: int) -> None:
+        self.agent = TrainedAgent.load(model_path)
+        self.agent.check(self.env_id, observation_size(num_instances), n_actions, self.flag)
+        self.block_size = block_size
+        self.index = PrefixCacheIndex(block_size)
+        self._shape = (num_instances, max_running, block_size, total_kv_blocks)
+        self.builder = ObservationBuilder(*self._shape, 1)
+
+    def on_workload(self, requests: Sequence[Request]) -> None:
+        """A new run: forget the index; scale the clock by its last arrival, as the env does."""
+        self.index = PrefixCacheIndex(self.block_size)
+        last = max((r.arrival for r in requests), default=1)
+        self.builder = ObservationBuilder(*self._shape, last)
+
+    def on_routed(self, req: Request, target: int) -> None:
+        self.index.record(req.input_keys(self.block_size), target)
+
+    def _action(self, req: Request, state: RouterState) -> int:
+        return self.agent.act(self.builder.build(req, state.snapshots, self.index, state.clock))
+
+
+class LearnedRouting(_Learned):
+    """``--routing-policy rl``: a model trained on ``blis_gym/Routing-v0`` picks the instance."""
+
+    env_id = ROUTING_ENV
+    flag = "--routing-model"
+
+    def __init__(self, model_path: str, *, block_size: int, num_instances: int, max_running: int,
+                 total_kv_blocks: int) -> None:
+        super().__init__(model_path, block_size=block_size, num_instances=num_instances,
+                         max_running=max_running, total_kv_blocks=total_kv_blocks, n_actions=num_instances)
+
+    def route(self, req: Request, state: RouterState) -> RoutingDecision:
+        return RoutingDecision(self._action(req, state), "rl")
+
+
+class LearnedAdmission(_Learned):
+    """``--admission-policy rl``: a model trained on ``blis_gym/Admission-v0`` admits (1) or rejects (0)."""
+
+    env_id = ADMISSION_ENV
+    flag = "--admission-model"
+    reads_snapshots = True
+
+    def __init__(self, model_path: str, *, block_size: int, num_instances: int, max_running: int,
+                 total_kv_blocks: int) -> None:
+        super().__init__(model_path, block_size=block_size, num_instances=num_instances,
+                         max_running=max_running, total_kv_blocks=total_kv_blocks, n_actions=2)
+
+    def admit(self, req: Request, state: RouterState) -> tuple[bool, str]:
+        admitted = self._action(req, state) == 1
+        return admitted, "rl" if admitted else "rl: rejected"

@@ -1,0 +1,215 @@
+"""``blis evaluate``: trained agents and baselines on the same episodes, side by side.
+
+Every policy plays episodes with workload seeds ``seed, seed + 1, ...`` (by
+default from ``HELD_OUT_SEED``, which training never draws). Per episode the
+figures are the cluster block ``blis run`` prints for that seed and policy, and
+the fitness score under the scenario's ``fitness_weights``. The summary gives
+the mean over episodes, with a 95% confidence interval for fitness.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from .. import ENV_IDS
+from ..baselines import baseline_names, make_baseline
+from ..errors import ConfigError
+from ..report.fitness import compute_fitness, raw_metrics
+from ..report.render import write_atomic
+from .model import TrainedAgent, make_env
+
+BASELINE_PREFIX = "baseline:"
+# (column, cluster metric) averaged over episodes, in table order.
+FIGURES: tuple[tuple[str, str], ...] = (
+    ("ttft_mean_ms", "ttft_mean_ms"), ("ttft_p99_ms", "ttft_p99_ms"),
+    ("e2e_mean_ms", "e2e_mean_ms"), ("e2e_p99_ms", "e2e_p99_ms"),
+    ("throughput_rps", "responses_per_sec"),
+)
+# Two-sided 95% Student t quantiles, by degrees of freedom (1..30); the normal 1.96 beyond.
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042)
+
+
+def ci95(values: Sequence[float]) -> float:
+    """Half-width of the 95% confidence interval of the mean (0 for fewer than two values)."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    sd = float(np.std(values, ddof=1))
+    t = _T95[n - 2] if n - 1 <= len(_T95) else 1.96
+    return t * sd / math.sqrt(n)
+
+
+@dataclass
+class PolicyResult:
+    """One policy's episodes: per-episode rows and the pooled TTFTs (ms) for CDFs."""
+
+    name: str
+    episodes: list[dict] = field(default_factory=list)
+    ttfts_ms: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        fit = [e["fitness"] for e in self.episodes]
+        out: dict[str, Any] = {"policy": self.name, "episodes": len(self.episodes),
+                               "fitness_mean": float(np.mean(fit)), "fitness_ci95": ci95(fit)}
+        for col, _ in FIGURES:
+            out[col] = float(np.mean([e[col] for e in self.episodes]))
+        out["rejected"] = float(np.mean([e["rejected"] for e in self.episodes]))
+        return out
+
+
+def resolve_agents(env_id: str, agents: Sequence[str], baselines: str, env) -> list[tuple[str, Any]]:
+    """(name, predictor) for each ``--agent`` (a model path or ``baseline:NAME``) and ``--baselines``."""
+    valid = baseline_names(env)
+    out: list[tuple[str, Any]] = []
+    u = env.unwrapped
+    for spec in agents:
+        if spec.startswith(BASELINE_PREFIX):
+            name = spec[len(BASELINE_PREFIX):]
+            out.append((spec, make_baseline(name, env)))
+        else:
+            agent = TrainedAgent.load(spec)
+            agent.check(env_id, u.observation_space.shape[0], int(u.action_space.n), f"--agent {spec}")
+            out.append((spec, agent))
+    if baselines == "all":
+        names = valid
+    elif baselines in ("", "none"):
+        names = []
+    else:
+        names = [n.strip() for n in baselines.split(",") if n.strip()]
+        bad = [n for n in names if n not in valid]
+        if bad:
+            raise ConfigError(f"--baselines: unknown baseline(s) {', '.join(bad)} for {env_id} "
+                              f"(valid: all, none, or any of {', '.join(valid)})")
+    taken = {name for name, _ in out}
+    out += [(BASELINE_PREFIX + n, make_baseline(n, env)) for n in names if BASELINE_PREFIX + n not in taken]
+    if not out:
+        raise ConfigError("nothing to evaluate: give --agent and/or --baselines")
+    return out
+
+
+def play(env, predictor, seed: int) -> tuple[dict, list[float]]:
+    """One deterministic episode with workload seed ``seed``: (row of figures, TTFTs in ms)."""
+    obs, _ = env.reset(seed=seed)
+    done = False
+    info: dict = {}
+    while not done:
+        action, _ = predictor.predict(obs, deterministic=True)
+        obs, _, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+    u = env.unwrapped
+    cluster = info["metrics"]["cluster"]
+    row = {"seed": seed, "fitness": compute_fitness(raw_metrics(u.result.aggregate), u.weights).score,
+           "rejected": info["metrics"]["rejected_requests"], "completed": cluster["completed_requests"]}
+    for col, key in FIGURES:
+        row[col] = cluster[key]
+    return row, [t / 1000.0 for t in u.result.aggregate.ttfts.values()]
+
+
+def evaluate(env_id: str, scenario: str, agents: Sequence[str], baselines: str = "all", episodes: int = 5,
+             seed: int = 0, overrides: Optional[dict] = None,
+             progress: Optional[Callable[[str, int], None]] = None) -> list[PolicyResult]:
+    """Play every policy on episodes ``seed .. seed + episodes - 1``; one result per policy."""
+    if env_id not in ENV_IDS:
+        raise ConfigError(f"--env: unknown environment {env_id!r} (valid: {', '.join(ENV_IDS)})")
+    if episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1, got {episodes}")
+    if seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {seed}")
+    env = make_env(env_id, scenario=scenario, **(overrides or {}))
+    results = []
+    for name, predictor in resolve_agents(env_id, agents, baselines, env):
+        res = PolicyResult(name)
+        for k in range(episodes):
+            row, ttfts = play(env, predictor, seed + k)
+            res.episodes.append(row)
+            res.ttfts_ms.extend(ttfts)
+            if progress is not None:
+                progress(name, k + 1)
+        results.append(res)
+    env.close()
+    return results
+
+
+def table(results: Sequence[PolicyResult]) -> str:
+    """The summary as an aligned text table (means over episodes; fitness with its 95% CI)."""
+    head = ["policy", "fitness (95% CI)", "TTFT mean", "TTFT p99", "E2E mean", "E2E p99", "req/s", "rejected"]
+    rows = []
+    for r in results:
+        s = r.summary()
+        rows.append([s["policy"], f"{s['fitness_mean']:.4f} ± {s['fitness_ci95']:.4f}",
+                     f"{s['ttft_mean_ms']:.1f}", f"{s['ttft_p99_ms']:.1f}", f"{s['e2e_mean_ms']:.1f}",
+                     f"{s['e2e_p99_ms']:.1f}", f"{s['throughput_rps']:.2f}", f"{s['rejected']:.1f}"])
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             for row in [head, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n(times in ms; means over episodes)\n"
+
+
+def results_document(results: Sequence[PolicyResult], meta: dict) -> dict:
+    return {**meta, "summary": [r.summary() for r in results],
+            "episodes": {r.name: r.episodes for r in results}}
+
+
+def results_csv(results: Sequence[PolicyResult]) -> str:
+    """One row per policy and episode."""
+    buf = io.StringIO()
+    cols = ["policy", "seed", "fitness", *(c for c, _ in FIGURES), "rejected", "completed"]
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for r in results:
+        for e in r.episodes:
+            w.writerow({"policy": r.name, **{c: e[c] for c in cols[1:]}})
+    return buf.getvalue()
+
+
+def write_results(results: Sequence[PolicyResult], out: Path, meta: dict) -> list[Path]:
+    """results.json, results.csv and (with matplotlib) results.png in ``out``; returns the paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "results.json", out / "results.csv"]
+    write_atomic(str(paths[0]), json.dumps(results_document(results, meta), indent=2) + "\n")
+    write_atomic(str(paths[1]), results_csv(results))
+    chart = out / "results.png"
+    if plot(results, chart):
+        paths.append(chart)
+    return paths
+
+
+def plot(results: Sequence[PolicyResult], path: Path) -> bool:
+    """Per-policy bars (TTFT p99, E2E mean) and TTFT CDFs; False when matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    summaries = [r.summary() for r in results]
+    names = [s["policy"].removeprefix(BASELINE_PREFIX) for s in summaries]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    for ax, key, title in ((axes[0], "ttft_p99_ms", "TTFT p99 (ms)"), (axes[1], "e2e_mean_ms", "E2E mean (ms)")):
+        ax.bar(range(len(names)), [s[key] for s in summaries], color="tab:blue")
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+        ax.set_title(title)
+    ax = axes[2]
+    for name, r in zip(names, results):
+        xs = np.sort(np.asarray(r.ttfts_ms))
+        if len(xs):
+            ax.plot(xs, np.arange(1, len(xs) + 1) / len(xs), label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("TTFT (ms)")
+    ax.set_title("TTFT CDF")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

@@ -1,0 +1,158 @@
+"""A trained agent on disk, loaded and checked against the env it is asked to play.
+
+``blis train`` writes a run folder::
+
+    DIR/model.zip          the stable-baselines3 model
+    DIR/config.yaml        the resolved training config (env id, scenario, algorithm...)
+    DIR/vecnormalize.pkl   observation statistics, when trained with normalisation
+    DIR/checkpoints/       rl_model_<steps>_steps.zip (+ _vecnormalize_ stats)
+    DIR/tb/                TensorBoard logs
+
+:class:`TrainedAgent` acts exactly as the model did in training: observations
+are normalised with the saved statistics, actions are deterministic.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..config import yamlio
+from ..errors import ConfigError
+
+MODEL_FILE = "model.zip"
+CONFIG_FILE = "config.yaml"
+VECNORM_FILE = "vecnormalize.pkl"
+ALGOS = ("ppo", "a2c", "dqn")
+
+
+def make_env(env_id: str, **kwargs: Any):
+    """``gym.make`` for the commands: a bad scenario or option becomes a ConfigError (exit 2)."""
+    import gymnasium as gym
+
+    try:
+        return gym.make(env_id, **kwargs)
+    except ValueError as exc:  # e.g. reward 'regret' on Admission-v0
+        raise ConfigError(f"{env_id}: {exc}") from None
+
+
+def algo_class(algo: str):
+    """The stable-baselines3 class for ``algo`` (imports torch: only when needed)."""
+    import stable_baselines3 as sb3
+
+    return {"ppo": sb3.PPO, "a2c": sb3.A2C, "dqn": sb3.DQN}[algo]
+
+
+def _model_path(path: str | Path) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        p = p / MODEL_FILE
+    if not p.is_file():
+        raise ConfigError(f"agent {path}: no such model file (give a model.zip or the folder blis train wrote)")
+    return p
+
+
+def _stats_path(model: Path) -> Optional[Path]:
+    """The observation statistics saved with ``model`` (final model or checkpoint), if any."""
+    if model.name == MODEL_FILE:
+        cand = model.with_name(VECNORM_FILE)
+    else:
+        m = re.fullmatch(r"(.*)_(\d+)_steps\.zip", model.name)
+        cand = model.with_name(f"{m.group(1)}_vecnormalize_{m.group(2)}_steps.pkl") if m else None
+    return cand if cand is not None and cand.is_file() else None
+
+
+def _read_meta(model: Path) -> dict:
+    """The run's config.yaml: next to the model, or one folder up for a checkpoint."""
+    for folder in (model.parent, model.parent.parent):
+        f = folder / CONFIG_FILE
+        if f.is_file():
+            doc = yamlio.parse(f.read_text("utf-8"), str(f))
+            if not isinstance(doc, dict):
+                raise ConfigError(f"{f}: expected a mapping")
+            return doc
+    return {}
+
+
+class TrainedAgent:
+    """A stable-baselines3 model plus what it needs to act: its env id and observation statistics.
+
+    ``predict`` has stable-baselines3's signature, so ``evaluate_policy`` and
+    ``blis evaluate`` treat it like any model; ``act`` is the single-observation
+    fast path the learned ``rl`` policies use.
+    """
+
+    def __init__(self, model: Any, path: Path, meta: dict, obs_stats: Any = None) -> None:
+        self.model = model
+        self.path = path
+        self.meta = meta
+        self.env_id: str = meta.get("env", "")
+        self.obs_stats = obs_stats  # a VecNormalize (without its venv) or None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainedAgent":
+        """Load ``path`` (a model.zip, a checkpoint, or the folder blis train wrote)."""
+        model_path = _model_path(path)
+        meta = _read_meta(model_path)
+        algo = meta.get("algo")
+        tries = [algo] if algo in ALGOS else list(ALGOS)
+        model = None
+        errors = []
+        for name in tries:
+            try:
+                model = algo_class(name).load(str(model_path), device="cpu")
+                break
+            except Exception as exc:  # a zip of another algorithm, or no model at all
+                errors.append(f"{name}: {exc}")
+        if model is None:
+            raise ConfigError(f"agent {model_path}: not a stable-baselines3 model ({'; '.join(errors)[:300]})")
+        stats = None
+        stats_path = _stats_path(model_path)
+        if stats_path is not None:
+            try:
+                with open(stats_path, "rb") as f:
+                    stats = pickle.load(f)
+            except Exception as exc:
+                raise ConfigError(f"agent {model_path}: cannot read {stats_path.name} ({exc})") from None
+        return cls(model, model_path, meta, stats)
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def check(self, env_id: str, observation_size: int, n_actions: int, where: str) -> None:
+        """Raise ConfigError unless this model can play ``env_id`` with these spaces."""
+        if self.env_id and self.env_id != env_id:
+            raise ConfigError(f"{where}: the model {self.path} was trained on {self.env_id}, not {env_id}")
+        shape = getattr(self.model.observation_space, "shape", None)
+        if shape != (observation_size,):
+            raise ConfigError(
+                f"{where}: the model {self.path} takes observations of shape {shape}, this cluster gives "
+                f"({observation_size},): it was trained for another number of instances "
+                f"(observations have 7 features per instance + 7)")
+        n = getattr(self.model.action_space, "n", None)
+        if n != n_actions:
+            raise ConfigError(f"{where}: the model {self.path} chooses among {n} actions, this env has "
+                              f"{n_actions}")
+
+    def normalize(self, observation: np.ndarray) -> np.ndarray:
+        if self.obs_stats is None:
+            return observation
+        return self.obs_stats.normalize_obs(observation)
+
+    def predict(self, observation: np.ndarray, state: Optional[Any] = None,
+                episode_start: Optional[np.ndarray] = None, deterministic: bool = True):
+        """stable-baselines3's ``predict``, with the training-time observation normalisation."""
+        return self.model.predict(self.normalize(np.asarray(observation)), state, episode_start,
+                                  deterministic)
+
+    def act(self, observation: np.ndarray) -> int:
+        """The deterministic action for one observation."""
+        return int(self.predict(observation)[0])
+
+    def __repr__(self) -> str:
+        return f"TrainedAgent({self.path}, env={self.env_id or '?'})"
