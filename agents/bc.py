@@ -33,8 +33,27 @@ def collect(env_id: str, env_kwargs: dict, warm: WarmStart, seed: int) -> tuple[
     return np.asarray(obs_list, dtype=np.float32), np.asarray(act_list, dtype=np.int64)
 
 
+def _loss(policy, obs, actions):
+    """Cross-entropy of the actions: under the actor for actor-critics; for DQN with the
+    Q-values as logits, so the greedy action becomes the baseline's."""
+    import torch
+
+    q_net = getattr(policy, "q_net", None)
+    if q_net is not None:
+        return torch.nn.functional.cross_entropy(q_net(obs), actions)
+    return -policy.get_distribution(obs).log_prob(actions).mean()
+
+
+def _greedy(policy, obs):
+    q_net = getattr(policy, "q_net", None)
+    if q_net is not None:
+        return q_net(obs).argmax(dim=1)
+    return policy.get_distribution(obs).distribution.probs.argmax(dim=1)
+
+
 def clone(model, observations: np.ndarray, actions: np.ndarray, warm: WarmStart, seed: int) -> float:
-    """Fit ``model.policy`` (actor-critic) to the actions; returns the final training accuracy."""
+    """Fit ``model.policy`` to the actions; returns the final training accuracy. For DQN the
+    target network is synced afterwards."""
     import torch
 
     policy = model.policy
@@ -48,12 +67,13 @@ def clone(model, observations: np.ndarray, actions: np.ndarray, warm: WarmStart,
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, 256):
             idx = order[start:start + 256]
-            dist = policy.get_distribution(obs_t[idx])
-            loss = -dist.log_prob(act_t[idx]).mean()
+            loss = _loss(policy, obs_t[idx], act_t[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
     policy.set_training_mode(False)
+    if getattr(policy, "q_net_target", None) is not None:
+        policy.q_net_target.load_state_dict(policy.q_net.state_dict())
     with torch.no_grad():
-        chosen = policy.get_distribution(obs_t).distribution.probs.argmax(dim=1)
+        chosen = _greedy(policy, obs_t)
     return float((chosen == act_t).float().mean())

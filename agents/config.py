@@ -10,7 +10,7 @@ Schema (every key optional except ``algo``)::
     hyperparameters: {...}     # keyword arguments of the stable-baselines3 class
     policy_kwargs: {net_arch: [128, 128]}
     entropy_schedule: {start: 0.02, end: 0.0}   # ent_coef, linear over training (ppo, a2c)
-    warm_start: {baseline: least-loaded, episodes: 5, epochs: 20}  # behaviour cloning (ppo, a2c)
+    warm_start: {baseline: least-loaded, episodes: 5, epochs: 20}  # behaviour cloning
     env: {reward: time-in-system}                # scenario keys overridden for training
     checkpoint_every: 50000    # environment steps between checkpoints (0 = none)
 """
@@ -114,8 +114,8 @@ def parse_agent_config(doc: Any, where: str) -> AgentConfig:
     for key in ("normalize_observations", "normalize_rewards"):
         if not isinstance(getattr(cfg, key), bool):
             raise ConfigError(f"{where}: {key}: expected true or false")
-    if cfg.algo == "dqn" and (cfg.entropy_schedule or cfg.warm_start):
-        raise ConfigError(f"{where}: entropy_schedule and warm_start apply to ppo and a2c, not dqn")
+    if cfg.algo == "dqn" and cfg.entropy_schedule:
+        raise ConfigError(f"{where}: entropy_schedule applies to ppo and a2c, not dqn")
     es = cfg.entropy_schedule
     if es is not None and not all(isinstance(x, (int, float)) and math.isfinite(x) and x >= 0
                                   for x in (es.start, es.end)):

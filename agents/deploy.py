@@ -11,16 +11,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .. import ENV_IDS
 from ..engine.request import Request
 from ..envs.observation import ObservationBuilder, observation_size
 from ..policies.base import RouterState, RoutingDecision
 from ..policies.prefix_index import PrefixCacheIndex
 from .model import TrainedAgent
 
-ROUTING_ENV = "blis_gym/Routing-v0"
-ADMISSION_ENV = "blis_gym/Admission-v0"
-assert ROUTING_ENV in ENV_IDS and ADMISSION_ENV in ENV_IDS
+ROUTING_ENV, ADMISSION_ENV = "blis_gym/Routing-v0", "blis_gym/Admission-v0"
 
 
 class _Learned:

@@ -61,7 +61,7 @@ def _check(env_id: str, timesteps: int, seed: int, n_envs: int, out: Path) -> No
         raise ConfigError(f"--timesteps must be > 0, got {timesteps}")
     if n_envs < 1:
         raise ConfigError(f"--n-envs must be >= 1, got {n_envs}")
-    if not 0 <= seed or seed + n_envs + WARM_START_SEED_OFFSET >= HELD_OUT_SEED:
+    if seed < 0 or seed + n_envs + WARM_START_SEED_OFFSET >= HELD_OUT_SEED:
         raise ConfigError(f"--seed must be in [0, {HELD_OUT_SEED - WARM_START_SEED_OFFSET - n_envs}) "
                           f"(seeds from {HELD_OUT_SEED} up are held out for evaluation), got {seed}")
     if (out / MODEL_FILE).exists():

@@ -22,8 +22,9 @@ See :mod:`blis_gym.envs.observation` for the scaling.
 
 **Reward** (``reward=``): ``regret`` (minus the counterfactual regret of each
 routing choice under ``regret_scorers``), ``fitness`` (the episode's fitness
-score, paid at the end) or ``time-in-system`` (minus request-seconds in the
-system since the previous decision, / ``time_scale``). Each rejection by the
+score, paid at the end), ``time-in-system`` (minus request-seconds in the
+system since the previous decision, / ``time_scale``) or ``ttft`` (the same for
+request-seconds waiting for a first token). Each rejection by the
 agent costs ``rejection_penalty``.
 
 **Episode**: one workload, drawn with the reset seed (``reset(seed=S)`` runs the
@@ -53,7 +54,7 @@ from ..policies.scorers import parse_scorers
 from ..report.fitness import compute_fitness, parse_fitness_weights, raw_metrics
 from ..report.summary import metrics_block
 from .observation import ObservationBuilder, observation_size
-from .rewards import RegretCritic, TimeInSystem
+from .rewards import RegretCritic, TimeInSystem, WaitingForFirstToken
 from .scenario import DEFAULT_SCENARIO, Scenario, default_rejection_penalty, load_scenario
 
 ADMISSION_KIND, ROUTING_KIND = "admission", "routing"
@@ -61,6 +62,8 @@ OBS_HIGH = 1e6
 # reset() without a seed draws workload seeds below this; seeds from here up are never drawn,
 # so episodes seeded with them are held out from training (blis evaluate's default).
 HELD_OUT_SEED = 2**30
+# Rewards paid as time accrued between decisions: the tracker of each.
+TIME_REWARDS = {"time-in-system": TimeInSystem, "ttft": WaitingForFirstToken}
 
 
 def result_metrics(result: ClusterResult) -> dict:
@@ -193,9 +196,12 @@ class ClusterEnv(gym.Env):
         # The critic reads the same router-side index the observation shows.
         self.critic = RegretCritic(self.regret_profile, self.config.engine.block_size, self.index)
         self._area = 0
-        if self.scenario.env.reward == "time-in-system":
-            self.time = TimeInSystem([r.arrival for r in requests])
+        reward = self.scenario.env.reward
+        if reward in TIME_REWARDS:
+            self.time = TIME_REWARDS[reward]([r.arrival for r in requests])
             sim.set_departure_hook(self.time.depart)
+            if reward == "ttft":
+                sim.set_first_token_hook(self.time.first_token)
         last = max((r.arrival for r in requests), default=1)
         e = self.config.engine
         self.obs_builder = ObservationBuilder(self.num_instances, e.max_running, e.block_size,
@@ -234,7 +240,7 @@ class ClusterEnv(gym.Env):
         self.sim.admit(decision, False, "agent")
 
     def _pay_time(self, tick: int) -> None:
-        if self.scenario.env.reward == "time-in-system":
+        if self.scenario.env.reward in TIME_REWARDS:
             area = self.time.area(tick)
             self._reward -= (area - self._area) / 1e6 / self.scenario.env.time_scale
             self._area = area
@@ -243,7 +249,7 @@ class ClusterEnv(gym.Env):
         """Final payment: the rest of the time in system, or the fitness score; the CLI's metrics."""
         result = self.result
         reward = self.scenario.env.reward
-        if reward == "time-in-system":
+        if reward in TIME_REWARDS:
             self._pay_time(self.time.end_tick(self.sim.clock))
         elif reward == "fitness":
             fitness = compute_fitness(raw_metrics(result.aggregate), self.weights)

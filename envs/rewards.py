@@ -71,3 +71,23 @@ class TimeInSystem:
             self.n_departed += 1
         n = bisect_right(self.arrivals, t)
         return (n * t - self.prefix[n]) - (self.n_departed * t - self.sum_departed)
+
+
+class WaitingForFirstToken(TimeInSystem):
+    """Request-ticks spent waiting for a first token (arrival to first token, rejection or drop).
+
+    Fed with first tokens (``first_token``) and with every departure (``depart``):
+    a departure counts only for a request that never got a first token.
+    """
+
+    def __init__(self, arrivals: Sequence[int]) -> None:
+        super().__init__(arrivals)
+        self._started: set[str] = set()
+
+    def first_token(self, req: Request, tick: int) -> None:
+        self._started.add(req.id)
+        super().depart(req, tick)
+
+    def depart(self, req: Request, tick: int) -> None:
+        if req.id not in self._started:
+            super().depart(req, tick)

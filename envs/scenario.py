@@ -24,7 +24,7 @@ from ..errors import BlisError, ConfigError
 from ..policies.scorers import parse_scorers
 from ..report.fitness import parse_fitness_weights
 
-REWARDS = ("regret", "fitness", "time-in-system")
+REWARDS = ("regret", "fitness", "time-in-system", "ttft")
 DEFAULT_SCENARIO = "default"
 # blis run options a scenario may not set: they concern files and terminal output.
 _RUN_EXCLUDED = frozenset({"results_path", "log", "summarize_trace", "explicit", "reference_kv"})
@@ -39,7 +39,9 @@ class EnvOptions:
       chosen instance under the ``regret_scorers`` profile), ``fitness`` (the
       episode's fitness score under ``fitness_weights``, paid at the end) or
       ``time-in-system`` (per decision, minus the request-seconds spent in the
-      system since the previous decision, divided by ``time_scale``).
+      system since the previous decision, divided by ``time_scale``) or ``ttft``
+      (the same for request-seconds spent waiting for a first token: the return
+      is minus the sum of TTFTs).
     * ``rejection_penalty``: subtracted for each request the agent rejects.
       ``None`` picks a default per reward (:func:`default_rejection_penalty`).
     """
@@ -76,7 +78,7 @@ def default_rejection_penalty(opts: EnvOptions, num_requests: int) -> float:
         return opts.rejection_penalty
     if opts.reward == "regret":
         return 1.0
-    if opts.reward == "time-in-system":
+    if opts.reward in ("time-in-system", "ttft"):
         return 10.0 / opts.time_scale
     total = sum(parse_fitness_weights(opts.fitness_weights).values())
     return total / max(num_requests, 1)

@@ -46,6 +46,7 @@ def tiny_config(tmp: Path, algo: str = "ppo", env: dict | None = None, **changes
     elif algo == "dqn":
         doc["n_envs"] = 1
         doc["hyperparameters"] = {"learning_starts": 50, "buffer_size": 1000, "batch_size": 32}
+        doc["warm_start"] = {"baseline": "least-loaded", "episodes": 1, "epochs": 2}
     doc.update(changes)
     path = tmp / f"{algo}-tiny.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -145,7 +146,7 @@ def test_shipped_agent_configs_are_valid():
     ({"algo": "ppo", "learning_rate": 1}, "unknown key(s) learning_rate"),
     ({"algo": "ppo", "n_envs": 0}, "n_envs: expected an integer >= 1"),
     ({"algo": "ppo", "warm_start": {"baseline": "least-loaded", "epochz": 3}}, "warm_start: unknown key(s) epochz"),
-    ({"algo": "dqn", "entropy_schedule": {"start": 0.1, "end": 0}}, "apply to ppo and a2c"),
+    ({"algo": "dqn", "entropy_schedule": {"start": 0.1, "end": 0}}, "applies to ppo and a2c"),
     ({"algo": "ppo", "hyperparameters": [1]}, "hyperparameters: expected a mapping"),
 ])
 def test_bad_agent_configs_name_the_key(doc, needle):

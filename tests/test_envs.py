@@ -337,3 +337,18 @@ def test_time_in_system_integrates_arrivals_and_departures():
     assert t.area(25) == 15 + 15 + 0  # left at 15; 10..25; arrived and left at 20
     assert t.area(40) == 15 + 20 + 0
     assert t.end_tick(35) == 35
+
+
+def test_ttft_reward_returns_minus_the_sum_of_ttfts():
+    """reward="ttft" pays request-seconds spent waiting for a first token: over an episode with
+    no preemption, the return is minus the sum of the TTFTs (seconds / time_scale)."""
+    env = gym.make("blis_gym/Routing-v0", num_requests=80, reward="ttft", time_scale=0.5)
+    obs, _ = env.reset(seed=11)
+    total, done, k = 0.0, False, 0
+    while not done:
+        obs, reward, done, _, info = env.step(k % 4)
+        total += reward
+        k += 1
+    agg = env.unwrapped.result.aggregate
+    assert agg.preemptions == 0 and agg.completed == 80
+    assert total == pytest.approx(-sum(agg.ttfts.values()) / 1e6 / 0.5, rel=1e-9)

@@ -160,6 +160,11 @@ class ClusterSimulator:
         for inst in self.instances:
             inst.on_departure = hook
 
+    def set_first_token_hook(self, hook: Optional[Callable[[Request, int], None]]) -> None:
+        """Call ``hook(request, tick)`` when a request gets its first output token (once per request)."""
+        for inst in self.instances:
+            inst.on_first_token = hook
+
     # --- event plumbing ----------------------------------------------------
     def _push(self, time: int, kind: int, req: Request) -> None:
         heapq.heappush(self._events, (time, kind, self._seq, req))

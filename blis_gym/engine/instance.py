@@ -72,6 +72,8 @@ class Instance:
         self.metrics = InstanceMetrics()
         # Called with (request, tick) when a request leaves: completed or dropped.
         self.on_departure = None
+        # Called with (request, tick) when a request gets its first output token (once).
+        self.on_first_token = None
         # Lazy decoding (see step and _sync): requests whose next tokens need no KV work
         # and cannot complete are left untouched for those steps and caught up on demand.
         self.n_lazy = 0
@@ -228,6 +230,7 @@ class Instance:
         left_at = now + adv
         step_count = self.step_count
         on_departure = self.on_departure
+        on_first_token = self.on_first_token
         for req in active:
             n_in = req.n_in
             p = req.progress
@@ -243,6 +246,8 @@ class Instance:
                 else:
                     r += (this_itl, next_itl)
             if p == n_in:
+                if on_first_token is not None and not req.ttft_set:
+                    on_first_token(req, first_token_at)
                 req.ttft_set = True
                 ttft = req.first_token_time = first_token_at - req.arrival
                 m.ttft_sum += ttft
