@@ -287,3 +287,14 @@ def test_bad_agent_command_input_fails_clearly(blis, tmp_path, args, needle):
 def test_training_refuses_to_overwrite_a_model(blis, routing_model):
     code, _, err = blis("train", "--out", str(routing_model), "--timesteps", "10")
     assert code == 2 and "already holds a model.zip" in err
+
+
+def test_blis_train_command_trains_and_reports(blis, tmp_path):
+    config = tiny_config(tmp_path, warm_start=None)
+    code, out, err = blis("train", "--config", str(config), "--timesteps", "128", "--seed", "2",
+                          "--out", str(tmp_path / "run"), "--no-progress")
+    assert code == 0, err
+    assert out.startswith("done: ") and "steps/s" in out and str(tmp_path / "run" / "model.zip") in out
+    assert TrainedAgent.load(tmp_path / "run").meta["seed"] == 2
+    code, _, err = blis("train", "--config", str(config), "--algo", "dqn", "--out", str(tmp_path / "x"))
+    assert code == 2 and "--algo dqn disagrees with --config" in err
