@@ -105,12 +105,10 @@ def parse_agent_config(doc: Any, where: str) -> AgentConfig:
     values["entropy_schedule"] = _sub(where, "entropy_schedule", doc.get("entropy_schedule"), EntropySchedule)
     values["warm_start"] = _sub(where, "warm_start", doc.get("warm_start"), WarmStart)
     cfg = AgentConfig(**values)
-    for key in ("n_envs",):
+    for key, least in (("n_envs", 1), ("checkpoint_every", 0)):
         v = getattr(cfg, key)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ConfigError(f"{where}: {key}: expected an integer >= 1, got {v!r}")
-    if not isinstance(cfg.checkpoint_every, int) or cfg.checkpoint_every < 0:
-        raise ConfigError(f"{where}: checkpoint_every: expected an integer >= 0, got {cfg.checkpoint_every!r}")
+        if not isinstance(v, int) or isinstance(v, bool) or v < least:
+            raise ConfigError(f"{where}: {key}: expected an integer >= {least}, got {v!r}")
     for key in ("normalize_observations", "normalize_rewards"):
         if not isinstance(getattr(cfg, key), bool):
             raise ConfigError(f"{where}: {key}: expected true or false")
@@ -122,7 +120,8 @@ def parse_agent_config(doc: Any, where: str) -> AgentConfig:
         raise ConfigError(f"{where}: entropy_schedule: start and end must be finite numbers >= 0")
     ws = cfg.warm_start
     if ws is not None and not (isinstance(ws.episodes, int) and ws.episodes >= 1
-                               and isinstance(ws.epochs, int) and ws.epochs >= 1 and ws.learning_rate > 0):
+                               and isinstance(ws.epochs, int) and ws.epochs >= 1
+                               and isinstance(ws.learning_rate, (int, float)) and ws.learning_rate > 0):
         raise ConfigError(f"{where}: warm_start: episodes and epochs must be integers >= 1, "
                           f"learning_rate > 0")
     return cfg
@@ -139,6 +138,9 @@ def load_agent_config(name_or_path: str | Path) -> AgentConfig:
         if not path.is_file():
             raise ConfigError(f"agent config {name!r}: no such file or shipped config "
                               f"(shipped: {', '.join(agent_config_names())})")
-        text = path.read_text("utf-8")
         where = f"agent config {path}"
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{where}: cannot read ({exc})") from None
     return parse_agent_config(yamlio.parse(text, where), where)

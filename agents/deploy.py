@@ -25,24 +25,23 @@ class _Learned:
 
     env_id = ""
     flag = ""
+    n_actions = 0  # 0: one per instance
 
     def __init__(self, model_path: str, *, block_size: int, num_instances: int, max_running: int,
-                 total_kv_blocks: int, n_actions: int) -> None:
+                 total_kv_blocks: int) -> None:
         self.agent = TrainedAgent.load(model_path)
-        self.agent.check(self.env_id, observation_size(num_instances), n_actions, self.flag)
-        self.block_size = block_size
+        self.agent.check(self.env_id, observation_size(num_instances), self.n_actions or num_instances, self.flag)
         self.index = PrefixCacheIndex(block_size)
         self._shape = (num_instances, max_running, block_size, total_kv_blocks)
-        self.builder = ObservationBuilder(*self._shape, 1)
+        self.builder = ObservationBuilder.for_workload((), *self._shape)
 
     def on_workload(self, requests: Sequence[Request]) -> None:
         """A new run: forget the index; scale the clock by its last arrival, as the env does."""
-        self.index = PrefixCacheIndex(self.block_size)
-        last = max((r.arrival for r in requests), default=1)
-        self.builder = ObservationBuilder(*self._shape, last)
+        self.index = PrefixCacheIndex(self.index.block_size)
+        self.builder = ObservationBuilder.for_workload(requests, *self._shape)
 
     def on_routed(self, req: Request, target: int) -> None:
-        self.index.record(req.input_keys(self.block_size), target)
+        self.index.observe(req, target)
 
     def _action(self, req: Request, state: RouterState) -> int:
         return self.agent.act(self.builder.build(req, state.snapshots, self.index, state.clock))
@@ -54,11 +53,6 @@ class LearnedRouting(_Learned):
     env_id = ROUTING_ENV
     flag = "--routing-model"
 
-    def __init__(self, model_path: str, *, block_size: int, num_instances: int, max_running: int,
-                 total_kv_blocks: int) -> None:
-        super().__init__(model_path, block_size=block_size, num_instances=num_instances,
-                         max_running=max_running, total_kv_blocks=total_kv_blocks, n_actions=num_instances)
-
     def route(self, req: Request, state: RouterState) -> RoutingDecision:
         return RoutingDecision(self._action(req, state), "rl")
 
@@ -68,12 +62,8 @@ class LearnedAdmission(_Learned):
 
     env_id = ADMISSION_ENV
     flag = "--admission-model"
+    n_actions = 2
     reads_snapshots = True
-
-    def __init__(self, model_path: str, *, block_size: int, num_instances: int, max_running: int,
-                 total_kv_blocks: int) -> None:
-        super().__init__(model_path, block_size=block_size, num_instances=num_instances,
-                         max_running=max_running, total_kv_blocks=total_kv_blocks, n_actions=2)
 
     def admit(self, req: Request, state: RouterState) -> tuple[bool, str]:
         admitted = self._action(req, state) == 1

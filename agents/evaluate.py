@@ -177,8 +177,8 @@ def write_results(results: Sequence[PolicyResult], out: Path, meta: dict) -> lis
     """results.json, results.csv and (with matplotlib) results.png in ``out``; returns the paths."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "results.json", out / "results.csv"]
-    write_atomic(str(paths[0]), json.dumps(results_document(results, meta), indent=2) + "\n")
-    write_atomic(str(paths[1]), results_csv(results))
+    write_atomic(str(paths[0]), json.dumps(results_document(results, meta), indent=2) + "\n", "--out")
+    write_atomic(str(paths[1]), results_csv(results), "--out")
     chart = out / "results.png"
     if plot(results, chart):
         paths.append(chart)

@@ -120,10 +120,6 @@ class TrainedAgent:
                 raise ConfigError(f"agent {model_path}: cannot read {stats_path.name} ({exc})") from None
         return cls(model, model_path, meta, stats)
 
-    @property
-    def name(self) -> str:
-        return str(self.path)
-
     def check(self, env_id: str, observation_size: int, n_actions: int, where: str) -> None:
         """Raise ConfigError unless this model can play ``env_id`` with these spaces."""
         if self.env_id and self.env_id != env_id:

@@ -275,10 +275,10 @@ class GoRand:
             self._rejects = (n, rejects)
         return rejects
 
-    def _at(self, pos: int) -> None:
-        """Make ``pos`` in the chunk the next value handed out, with a short scalar window
-        (scalars after an array draw usually come one or two at a time)."""
-        window = self._chunk[pos:pos + 4].tolist()
+    def _at(self, pos: int, size: int = 4) -> None:
+        """Make ``pos`` in the chunk the next value handed out, through a scalar window of
+        ``size`` values (short by default: scalars after an array draw come one or two at a time)."""
+        window = self._chunk[pos:pos + size].tolist()
         self._wbase = pos
         self._wlen = len(window)
         it = iter(window)
@@ -305,13 +305,8 @@ class GoRand:
         if start >= len(self._chunk):
             self._new_chunk()
             start = 0
-        window = self._chunk[start:start + _WINDOW].tolist()
-        self._wbase = start
-        self._wlen = len(window)
-        it = iter(window)
-        self._it = it
-        self._next = it.__next__
-        return it.__next__()
+        self._at(start, _WINDOW)
+        return self._next()
 
     def __getstate__(self) -> tuple[list[int], int]:
         """Return (last 607 outputs computed, how many of them are not yet handed out)."""
@@ -432,12 +427,8 @@ class GoRand:
         out.flags.writeable = False
         return out
 
-    def intn_list(self, n: int, count: int) -> list[int]:
-        """``count`` successive ``Intn(n)`` values for 0 < n < 2**31, drawn in bulk."""
-        return self.intn_array(n, count).tolist()
-
     def intn_array(self, n: int, count: int) -> np.ndarray:
-        """``intn_list`` as an int64 numpy array."""
+        """``count`` successive ``Intn(n)`` values for 0 < n < 2**31, drawn in bulk (int64 array)."""
         if not 0 < n <= _INT32MAX:
             raise ValueError("intn_array needs 0 < n < 2**31")
         if count <= 0:

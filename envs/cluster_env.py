@@ -54,7 +54,7 @@ from ..policies.scorers import parse_scorers
 from ..report.fitness import compute_fitness, parse_fitness_weights, raw_metrics
 from ..report.summary import metrics_block
 from .observation import ObservationBuilder, observation_size
-from .rewards import RegretCritic, TimeInSystem, WaitingForFirstToken
+from .rewards import TIME_REWARDS, RegretCritic
 from .scenario import DEFAULT_SCENARIO, Scenario, default_rejection_penalty, load_scenario
 
 ADMISSION_KIND, ROUTING_KIND = "admission", "routing"
@@ -62,8 +62,6 @@ OBS_HIGH = 1e6
 # reset() without a seed draws workload seeds below this; seeds from here up are never drawn,
 # so episodes seeded with them are held out from training (blis evaluate's default).
 HELD_OUT_SEED = 2**30
-# Rewards paid as time accrued between decisions: the tracker of each.
-TIME_REWARDS = {"time-in-system": TimeInSystem, "ttft": WaitingForFirstToken}
 
 
 def result_metrics(result: ClusterResult) -> dict:
@@ -191,21 +189,17 @@ class ClusterEnv(gym.Env):
         self.decision = None
         self.result = None
         self.index = PrefixCacheIndex(self.config.engine.block_size)
-        sim.routing_observers.append(lambda req, target: self.index.record(
-            req.input_keys(self.config.engine.block_size), target))
+        sim.routing_observers.append(self.index.observe)
         # The critic reads the same router-side index the observation shows.
         self.critic = RegretCritic(self.regret_profile, self.config.engine.block_size, self.index)
         self._area = 0
         reward = self.scenario.env.reward
         if reward in TIME_REWARDS:
             self.time = TIME_REWARDS[reward]([r.arrival for r in requests])
-            sim.set_departure_hook(self.time.depart)
-            if reward == "ttft":
-                sim.set_first_token_hook(self.time.first_token)
-        last = max((r.arrival for r in requests), default=1)
+            self.time.attach(sim)
         e = self.config.engine
-        self.obs_builder = ObservationBuilder(self.num_instances, e.max_running, e.block_size,
-                                              e.total_kv_blocks, last)
+        self.obs_builder = ObservationBuilder.for_workload(requests, self.num_instances, e.max_running,
+                                                           e.block_size, e.total_kv_blocks)
 
     def _advance(self) -> np.ndarray:
         """Run to the next decision the agent owns; answer the others. Returns the observation."""

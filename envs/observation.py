@@ -55,6 +55,13 @@ class ObservationBuilder:
         self.clock_scale = float(max(last_arrival_ticks, 1))
         self.buf = np.zeros(observation_size(num_instances), dtype=np.float32)
 
+    @classmethod
+    def for_workload(cls, requests: Sequence[Request], num_instances: int, max_running: int, block_size: int,
+                     total_kv_blocks: int) -> "ObservationBuilder":
+        """The builder for a run of ``requests``: the clock is scaled by their last arrival."""
+        last = max((r.arrival for r in requests), default=1)
+        return cls(num_instances, max_running, block_size, total_kv_blocks, last)
+
     def build(self, req: Request, snaps: Sequence[Snapshot], index: PrefixCacheIndex, clock: int) -> np.ndarray:
         """The observation for deciding about ``req`` at ``clock`` given ``snaps``; a fresh array.
 

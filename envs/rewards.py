@@ -56,6 +56,10 @@ class TimeInSystem:
         self.n_departed = 0
         self.sum_departed = 0
 
+    def attach(self, sim) -> None:
+        """Follow ``sim``'s departures (a ClusterSimulator, before it runs)."""
+        sim.set_departure_hook(self.depart)
+
     def depart(self, req: Request, tick: int) -> None:
         heapq.heappush(self._future, tick)
 
@@ -84,6 +88,10 @@ class WaitingForFirstToken(TimeInSystem):
         super().__init__(arrivals)
         self._started: set[str] = set()
 
+    def attach(self, sim) -> None:
+        super().attach(sim)
+        sim.set_first_token_hook(self.first_token)
+
     def first_token(self, req: Request, tick: int) -> None:
         self._started.add(req.id)
         super().depart(req, tick)
@@ -91,3 +99,7 @@ class WaitingForFirstToken(TimeInSystem):
     def depart(self, req: Request, tick: int) -> None:
         if req.id not in self._started:
             super().depart(req, tick)
+
+
+# Rewards paid as time accrued between decisions: reward name -> its tracker.
+TIME_REWARDS = {"time-in-system": TimeInSystem, "ttft": WaitingForFirstToken}

@@ -23,8 +23,9 @@ from ..config import yamlio
 from ..errors import BlisError, ConfigError
 from ..policies.scorers import parse_scorers
 from ..report.fitness import parse_fitness_weights
+from .rewards import TIME_REWARDS
 
-REWARDS = ("regret", "fitness", "time-in-system", "ttft")
+REWARDS = ("regret", "fitness", *TIME_REWARDS)
 DEFAULT_SCENARIO = "default"
 # blis run options a scenario may not set: they concern files and terminal output.
 _RUN_EXCLUDED = frozenset({"results_path", "log", "summarize_trace", "explicit", "reference_kv"})
@@ -78,7 +79,7 @@ def default_rejection_penalty(opts: EnvOptions, num_requests: int) -> float:
         return opts.rejection_penalty
     if opts.reward == "regret":
         return 1.0
-    if opts.reward in ("time-in-system", "ttft"):
+    if opts.reward in TIME_REWARDS:
         return 10.0 / opts.time_scale
     total = sum(parse_fitness_weights(opts.fitness_weights).values())
     return total / max(num_requests, 1)

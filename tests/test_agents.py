@@ -95,7 +95,9 @@ def test_training_writes_a_run_folder_that_reloads_and_predicts(routing_model):
     assert int(agent.model.predict(normalized, deterministic=True)[0]) == agent.act(obs)
     # A checkpoint loads too, with its own statistics.
     ckpt = sorted((routing_model / "checkpoints").glob("rl_model_*_steps.zip"))[0]
-    assert TrainedAgent.load(ckpt).obs_stats is not None
+    early = TrainedAgent.load(ckpt)
+    assert early.path == ckpt
+    assert not np.array_equal(early.obs_stats.obs_rms.mean, agent.obs_stats.obs_rms.mean)
 
 
 def test_training_is_deterministic_for_a_seed(tmp_path):
@@ -132,13 +134,14 @@ def test_ctrl_c_saves_the_model_as_it_is(tmp_path, monkeypatch):
     report = train(cfg, env_id=ROUTING, scenario="default", timesteps=10_000, seed=0, out=tmp_path / "run",
                    progress=False, log=lambda _: None)
     assert report.interrupted and 64 <= report.steps < 10_000
-    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["interrupted"] is True
-    TrainedAgent.load(tmp_path / "run")
+    meta = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert meta["interrupted"] is True and meta["steps_done"] == report.steps
+    assert TrainedAgent.load(tmp_path / "run").model.num_timesteps == report.steps
 
 
 def test_shipped_agent_configs_are_valid():
-    for name in ("ppo", "ppo-plain", "a2c", "dqn"):
-        assert load_agent_config(name).algo in ("ppo", "a2c", "dqn")
+    shipped = {"ppo": "ppo", "ppo-plain": "ppo", "ppo-prefix": "ppo", "a2c": "a2c", "dqn": "dqn"}
+    assert {name: load_agent_config(name).algo for name in shipped} == shipped
 
 
 @pytest.mark.parametrize("doc,needle", [
@@ -148,9 +151,11 @@ def test_shipped_agent_configs_are_valid():
     ({"algo": "ppo", "warm_start": {"baseline": "least-loaded", "epochz": 3}}, "warm_start: unknown key(s) epochz"),
     ({"algo": "dqn", "entropy_schedule": {"start": 0.1, "end": 0}}, "applies to ppo and a2c"),
     ({"algo": "ppo", "hyperparameters": [1]}, "hyperparameters: expected a mapping"),
+    ({"algo": "ppo", "warm_start": {"baseline": "least-loaded", "learning_rate": "fast"}}, "learning_rate > 0"),
+    ({"algo": "ppo", "checkpoint_every": -1}, "checkpoint_every: expected an integer >= 0"),
 ])
 def test_bad_agent_configs_name_the_key(doc, needle):
-    with pytest.raises(ConfigError, match=None) as exc:
+    with pytest.raises(ConfigError) as exc:
         parse_agent_config(doc, "agent config x.yaml")
     assert needle in str(exc.value) and "x.yaml" in str(exc.value)
 
@@ -196,6 +201,13 @@ def test_blis_evaluate_prints_a_table_and_writes_results(blis, routing_model, tm
         mine = [float(r["ttft_p99_ms"]) for r in rows if r["policy"] == s["policy"]]
         assert s["ttft_p99_ms"] == pytest.approx(sum(mine) / len(mine))
     assert (tmp_path / "results.png").stat().st_size > 1000  # matplotlib is in the CI install
+    # The recorded blis run arguments replay the first episode.
+    replay = tmp_path / "replay.json"
+    code, _, err = blis("run", *doc["blis_run_args"], "--routing-policy", "round-robin",
+                        "--results-path", str(replay))
+    assert code == 0, err
+    first = doc["episodes"]["baseline:round-robin"][0]
+    assert json.loads(replay.read_text())["ttft_p99_ms"] == first["ttft_p99_ms"]
 
 
 # --- deployment in blis run --------------------------------------------------------------------
@@ -298,3 +310,14 @@ def test_blis_train_command_trains_and_reports(blis, tmp_path):
     assert TrainedAgent.load(tmp_path / "run").meta["seed"] == 2
     code, _, err = blis("train", "--config", str(config), "--algo", "dqn", "--out", str(tmp_path / "x"))
     assert code == 2 and "--algo dqn disagrees with --config" in err
+
+
+def test_help_names_every_shipped_recipe_and_bad_files_fail_clearly(blis, tmp_path):
+    from blis_gym.agents.config import agent_config_names
+
+    code, out, _ = blis("train", "--help")
+    assert code == 0 and all(name in " ".join(out.split()) for name in agent_config_names())
+    binary = tmp_path / "cfg.yaml"
+    binary.write_bytes(b"\xff\xfe\x00algo")
+    code, _, err = blis("train", "--config", str(binary), "--out", str(tmp_path / "x"))
+    assert code == 2 and "cannot read" in err and "Traceback" not in err

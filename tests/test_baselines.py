@@ -104,7 +104,6 @@ def test_evaluate_policy_plays_baselines_like_a_model():
                                        warn=False)
     assert len(rewards) == 3 and lengths == [80, 80, 80]
     # The first evaluated episode is the env's seeded one; replaying it by hand gives the same return.
-    env.reset(seed=env.unwrapped.scenario.run.seed)
     fresh = gym.make("blis_gym/Routing-v0", num_requests=80, reward="time-in-system")
     total, _ = episode(fresh, make_baseline("least-loaded", fresh), seed=fresh.unwrapped.scenario.run.seed)
     assert rewards[0] == pytest.approx(total)
@@ -116,10 +115,15 @@ def test_baselines_drive_sb3_vector_envs():
     venv = DummyVecEnv([lambda: gym.make("blis_gym/Routing-v0", num_requests=30) for _ in range(3)])
     agent = make_baseline("round-robin", venv)
     obs = venv.reset()
-    for _ in range(100):  # crosses episode ends (auto-reset)
+    ended = 0
+    for k in range(100):  # crosses episode ends (auto-reset)
         actions, _ = agent.predict(obs)
         assert actions.shape == (3,)
-        obs, _, _, _ = venv.step(actions)
+        if k < 30:  # within each first episode (30 decisions), round-robin cycles 0, 1, 2, 3, ...
+            assert (actions == k % 4).all()
+        obs, _, done, _ = venv.step(actions)
+        ended += int(done.sum())
+    assert ended >= 6  # every sub-env played past two episode ends
 
 
 def test_single_observation_gives_a_scalar_action():

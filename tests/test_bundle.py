@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -15,14 +16,16 @@ from blis_gym.config.bundle import (
     apply_bundle,
     effective_scorers,
     load_policy_bundle,
+    shipped_bundles,
 )
 from blis_gym.errors import ConfigError
 from blis_gym.policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
 from blis_gym.policies.scorers import DEFAULT_SCORERS, ScorerConfig
+from conftest import REFERENCE_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "configs" / "policies"
-REFERENCE_EXAMPLES = ROOT.parent / "shared" / "reference" / "data" / "examples"
+REFERENCE_EXAMPLES = REFERENCE_DATA / "examples"
 
 # The option values a plain `blis run` starts from (BLIS's flag defaults).
 DEFAULTS = {
@@ -102,8 +105,7 @@ def test_pathological_example_inverts_exactly_once():
 @pytest.mark.parametrize("name", ["policy-config.yaml", "weighted-routing.yaml"])
 def test_reference_examples_load(name: str):
     path = REFERENCE_EXAMPLES / name
-    if not path.exists():
-        pytest.skip("reference examples not available")
+    assert path.is_file(), f"reference example missing: {path}"
     bundle = load_policy_bundle(path)
     assert bundle.admission_policy == "always-admit"
     assert bundle.scheduler == "fcfs"
@@ -111,10 +113,10 @@ def test_reference_examples_load(name: str):
         assert bundle.scorers == DEFAULT_SCORERS
 
 
-def test_shipped_examples_are_package_data_candidates():
+def test_shipped_examples_are_installed_package_data():
     # configs/ is installed as blis_gym.configs; the examples live in its policies/ folder.
-    assert POLICIES.parent == ROOT / "configs"
-    assert (ROOT / "configs" / "__init__.py").exists()
+    installed = resources.files("blis_gym.configs") / "policies"
+    assert {p.name for p in installed.iterdir() if p.name.endswith(".yaml")} == {p.name for p in SHIPPED}
 
 
 # --- loading valid files ----------------------------------------------------------------------
@@ -190,8 +192,7 @@ def test_every_reference_policy_name_loads(tmp_path, family, names, registry):
     for name in sorted(set(names) | set(registry.names())):
         text = f"scheduler: {name}\n" if family == "scheduler" else f"{family}:\n  policy: {name}\n"
         bundle = load_policy_bundle(write(tmp_path, text))
-        assert name in (bundle.admission_policy, bundle.routing_policy,
-                        bundle.priority_policy, bundle.scheduler)
+        assert getattr(bundle, "scheduler" if family == "scheduler" else f"{family}_policy") == name
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -282,6 +283,8 @@ def test_unknown_keys_list_the_allowed_ones(tmp_path, text, field, allowed):
      "number expected"),
     ("routing:\n  scorers:\n    - {name: queue-depth, weight: 1}\n    - {name: load-balance, weight: yes}\n",
      "routing.scorers[1].weight", "number expected"),
+    ("routing:\n  scorers:\n    - {name: queue-depth, weight: 1" + "0" * 400 + "}\n",
+     "routing.scorers[0].weight", "must be a finite number"),
 ])
 def test_wrong_types_name_the_field(tmp_path, text, field, problem):
     message = load_error(tmp_path, text)
@@ -385,12 +388,14 @@ def test_apply_bundle_does_not_mutate_its_input():
     "routing_policy", "priority_policy", "scheduler",
 ])
 def test_explicit_flag_wins(option):
-    values = dict(DEFAULTS, **{option: DEFAULTS[option]})
-    out = apply_bundle(FULL, values, explicit={option})
-    assert out[option] == DEFAULTS[option]
+    typed = {"admission_policy": "reject-all", "token_bucket_capacity": 123.0, "token_bucket_refill_rate": 7.0,
+             "routing_policy": "least-loaded", "priority_policy": "inverted-slo", "scheduler": "sjf"}[option]
+    out = apply_bundle(FULL, dict(DEFAULTS, **{option: typed}), explicit={option})
+    assert out[option] == typed
     # Only that option is protected; the rest still come from the bundle.
-    others = [k for k in ("admission_policy", "routing_policy", "scheduler") if k != option]
-    assert all(out[k] == apply_bundle(FULL, DEFAULTS, set())[k] for k in others)
+    bundle_values = {"admission_policy": FULL.admission_policy, "routing_policy": FULL.routing_policy,
+                     "scheduler": FULL.scheduler, "priority_policy": FULL.priority_policy}
+    assert all(out[k] == v for k, v in bundle_values.items() if k != option)
 
 
 def test_explicit_flag_wins_even_when_it_equals_the_default():
@@ -452,7 +457,6 @@ def test_end_to_end_with_a_shipped_example():
 # --- shipped bundles by name ------------------------------------------------------------------
 
 def test_shipped_bundles_load_by_bare_name_from_any_directory(tmp_path, monkeypatch):
-    from blis_gym.config.bundle import shipped_bundles
 
     names = shipped_bundles()
     assert {"weighted-default", "token-bucket", "slo-priority", "pathological"} <= set(names)
@@ -475,3 +479,19 @@ def test_cli_runs_a_shipped_bundle_by_name(blis, tmp_path, monkeypatch):
                           "--policy-config", "token-bucket", "--trace-level", "decisions", "--summarize-trace")
     assert code == 0, err
     assert "Total Decisions: 20" in out
+    # The bundle did act: the same run with its settings as flags prints the same, and the
+    # bucket rejected some requests (with no bundle all 20 are admitted).
+    code, same, err = blis("run", "--model", "meta-llama/llama-3.1-8b-instruct", "--log", "error",
+                           "--num-instances", "2", "--num-requests", "20", "--rate", "50",
+                           "--admission-policy", "token-bucket", "--token-bucket-capacity", "5000",
+                           "--token-bucket-refill-rate", "500", "--routing-policy", "least-loaded",
+                           "--trace-level", "decisions", "--summarize-trace")
+    assert code == 0, err
+    assert out == same
+    assert "Rejected: 0" not in out
+
+
+def test_run_help_names_every_shipped_bundle(blis):
+    code, out, _ = blis("run", "--help")
+    flat = " ".join(out.split())
+    assert code == 0 and all(name in flat for name in shipped_bundles())

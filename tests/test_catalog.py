@@ -18,10 +18,10 @@ from blis_gym.config.catalog import (
     load_model_facts,
 )
 from blis_gym.errors import ConfigError
+from conftest import REFERENCE_DATA, ROOT
 
-# CI places a copy of shared/ beside the clone.
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "data"
-REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REFERENCE_DATA  # CI places a copy of shared/ beside the clone
+REPO = ROOT
 
 PRESET_KEYS = {  # BLIS key -> ours
     "prefix_tokens": "prefix_tokens", "prompt_tokens": "prompt_mean",

@@ -257,7 +257,7 @@ def test_trace_file_missing(blis, tmp_path):
 
 
 def test_trace_path_is_directory(blis, tmp_path):
-    check(blis, _trace_args(tmp_path), str(tmp_path))
+    check(blis, _trace_args(tmp_path), str(tmp_path), "directory")
 
 
 # --- --defaults-filepath --------------------------------------------------------------------
@@ -312,15 +312,15 @@ def test_results_path_under_a_regular_file(blis, tmp_path):
     assert blocker.read_text() == "x"
 
 
-@pytest.mark.parametrize("extra", [
-    pytest.param(["--model", "nosuch/model"], id="unknown-model"),
-    pytest.param(["--rate", "-1"], id="negative-rate"),
-    pytest.param(["--num-instances", "0"], id="zero-instances"),
-    pytest.param(["--beta-coeffs", "1,2"], id="too-few-coeffs"),
+@pytest.mark.parametrize("extra,keyword", [
+    pytest.param(["--model", "nosuch/model"], "nosuch/model", id="unknown-model"),
+    pytest.param(["--rate", "-1"], "--rate", id="negative-rate"),
+    pytest.param(["--num-instances", "0"], "--num-instances", id="zero-instances"),
+    pytest.param(["--beta-coeffs", "1,2"], "--beta-coeffs", id="too-few-coeffs"),
 ])
-def test_failed_run_writes_no_results(blis, tmp_path, extra):
+def test_failed_run_writes_no_results(blis, tmp_path, extra, keyword):
     target = tmp_path / "out.json"
-    check(blis, base("--results-path", str(target), *extra))
+    check(blis, base("--results-path", str(target), *extra), keyword)
     assert sorted(p.name for p in tmp_path.iterdir()) == [], "results or temp file left behind"
 
 
@@ -368,3 +368,27 @@ def test_subprocess_one_error_line(tmp_path, case):
         args, keywords = base("--nope"), ("--nope",)
     proc = _real(args, cwd=ROOT)
     assert_one_error(proc.returncode, proc.stdout, proc.stderr, *keywords)
+
+
+def test_ctrl_c_exits_130_with_one_line(blis, monkeypatch):
+    from blis_gym.cli import runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "execute", interrupted)
+    code, out, err = blis("run", "--model", "meta-llama/llama-3.1-8b-instruct")
+    assert (code, out, err.strip()) == (130, "", "error: interrupted")
+
+
+def test_results_file_gets_the_usual_permissions(blis, tmp_path):
+    import os
+    import stat
+
+    target = tmp_path / "out.json"
+    code, _, err = blis("run", "--model", "meta-llama/llama-3.1-8b-instruct", "--num-requests", "5",
+                        "--results-path", str(target))
+    assert code == 0, err
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask

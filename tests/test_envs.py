@@ -116,9 +116,13 @@ def test_gymnasium_vector_envs(env_id):
         venv = cls([lambda: make(env_id, num_requests=20) for _ in range(2)])
         obs, _ = venv.reset(seed=1)
         assert obs.shape == (2, venv.single_observation_space.shape[0])
+        ended = 0
         for _ in range(30):  # past the end of an episode: autoreset
             obs, reward, term, trunc, info = venv.step(venv.action_space.sample())
+            ended += int(term.sum())
+            assert venv.observation_space.contains(obs)
         venv.close()
+        assert ended >= 2  # each sub-env finished an episode (at most 20 decisions) and went on
 
 
 @pytest.mark.parametrize("env_id", IDS)
@@ -130,9 +134,13 @@ def test_sb3_vector_envs(env_id):
         venv.seed(1)
         obs = venv.reset()
         assert obs.shape == (2, venv.observation_space.shape[0])
+        ended = 0
         for _ in range(30):
             obs, reward, done, info = venv.step(np.array([venv.action_space.sample() for _ in range(2)]))
+            ended += int(done.sum())
+            assert all(venv.observation_space.contains(o) for o in obs)
         venv.close()
+        assert ended >= 2  # each sub-env finished an episode and was reset
 
 
 # --- rewards: small hand-worked cases ----------------------------------------------------------

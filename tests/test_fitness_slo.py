@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 
 import pytest
 
@@ -30,7 +31,7 @@ from blis_gym.report.slo import (
     per_slo_lines,
     slo_attainment,
 )
-from blis_gym.report.summary import metrics_block
+from blis_gym.report.summary import metrics_block, priority_inversions
 
 # --- percentiles and distributions ------------------------------------------------------------
 
@@ -321,6 +322,7 @@ def test_per_slo_skips_unknown_requests_with_warning(warnings_seen):
     m.e2es["ghost"] = 2.0
     per = per_slo_distributions(m)
     assert [r.levelno for r in warnings_seen] == [logging.WARNING, logging.WARNING]  # one for TTFT, one for E2E
+    assert all(r.getMessage().startswith("per-SLO metrics: 1 requests with a ") for r in warnings_seen)
     assert per == per_slo_distributions(_slo_metrics())
 
 
@@ -357,3 +359,25 @@ def test_jain_index():
     assert jain_fairness_index({"a": 1.0, "b": 3.0}) == 0.8  # 16 / (2 * 10)
     assert jain_fairness_index({}) == 0.0
     assert jain_fairness_index({"a": 0.0, "b": 0.0}) == 1.0
+
+
+def test_priority_inversions_count_every_pair_of_the_definition():
+    """Pairs within a class where the earlier arrival's E2E is over twice the later one's,
+    counted against the pairwise definition on random data (ties in arrivals and E2Es
+    included), and none under the constant policy."""
+    rng = random.Random(3)
+    m = InstanceMetrics()
+    for i in range(300):
+        rid = f"r{i}"
+        m.requests[rid] = RequestRecord(rid, float(rng.randint(0, 40)), 10, 5,
+                                        slo_class=rng.choice(["", "batch", "realtime"]))
+        m.e2es[rid] = float(rng.choice([1, 2, 3, 4, 5, 8, 10]))
+    expected = 0
+    for cls in ("", "batch", "realtime"):
+        reqs = sorted(((r.arrived_at, m.e2es[r.id]) for r in m.requests.values() if r.slo_class == cls),
+                      key=lambda x: x[0])
+        expected += sum(1 for i in range(len(reqs)) for j in range(i + 1, len(reqs))
+                        if reqs[i][1] > 2.0 * reqs[j][1])
+    assert expected > 0
+    assert priority_inversions([m], "slo-based") == expected
+    assert priority_inversions([m], "constant") == 0

@@ -251,8 +251,8 @@ def test_scheduler_orderings(name, expected):
     assert [r.id for r in q] == expected
 
 
-def test_fcfs_keeps_queue_order():
-    assert SCHEDULER.make("fcfs") is None  # the engine skips reordering entirely
+def test_fcfs_builds_no_scheduler_so_the_engine_never_reorders():
+    assert SCHEDULER.make("fcfs") is None
 
 
 # --- counterfactual regret and the trace summary ----------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +11,7 @@ import typer
 
 from ..config import yamlio
 from ..errors import ConfigError
+from .options import cli_flags
 
 ROUTING_ENV = "blis_gym/Routing-v0"
 
@@ -34,8 +36,8 @@ def _overrides(items: list[str]) -> dict:
 
 def train_cmd(
     out: str = typer.Option(..., "--out", help="Folder for model.zip, config.yaml, vecnormalize.pkl, checkpoints/ and tb/ (TensorBoard)."),
-    algo: Optional[str] = typer.Option(None, "--algo", help="ppo (default), a2c or dqn: the shipped config configs/agents/ALGO.yaml."),
-    config: str = typer.Option("", "--config", help="Agent config: a shipped name (ppo, a2c, dqn) or a YAML file."),
+    algo: Optional[str] = typer.Option(None, "--algo", help="ppo (default), a2c or dqn: trains with the shipped recipe configs/agents/ALGO.yaml."),
+    config: str = typer.Option("", "--config", help="Agent config: a shipped recipe (ppo, ppo-plain, ppo-prefix, a2c, dqn) or a YAML file."),
     env: str = typer.Option(ROUTING_ENV, "--env", help="blis_gym/Routing-v0, blis_gym/Admission-v0 or blis_gym/AdmissionRouting-v0."),
     scenario: str = typer.Option("default", "--scenario", help="A shipped scenario (default, prefix-heavy, overload, stale-signals) or a YAML file."),
     timesteps: int = typer.Option(100_000, "--timesteps", help="Environment steps (decisions) to train for."),
@@ -73,6 +75,7 @@ def evaluate_cmd(
 ) -> None:
     """Play trained agents and baselines on the same episodes; print a table, write results files."""
     from ..envs.cluster_env import HELD_OUT_SEED
+    from ..envs.scenario import load_scenario
 
     if any(not a.startswith("baseline:") for a in agent):
         _need_rl()
@@ -92,6 +95,10 @@ def evaluate_cmd(
     if shown["n"]:
         sys.stderr.write("\n")
     sys.stdout.write(table(results))
-    meta = {"env": env, "scenario": scenario, "overrides": overrides, "episodes": episodes, "first_seed": first}
+    # The blis run arguments of the first episode's workload (the next episodes add 1 to --seed);
+    # add --routing-policy rl --routing-model MODEL to replay an agent's episode headless.
+    run = replace(load_scenario(scenario, **overrides).run, seed=first)
+    meta = {"env": env, "scenario": scenario, "overrides": overrides, "episodes": episodes, "first_seed": first,
+            "blis_run_args": cli_flags(run)}
     for path in write_results(results, Path(out), meta):
         print(f"wrote {path}", file=sys.stderr)

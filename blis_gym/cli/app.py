@@ -107,7 +107,7 @@ def run(
     scheduler: str = typer.Option("fcfs", "--scheduler", help="fcfs, priority-fcfs, sjf or reverse-priority."),
     admission_latency: int = typer.Option(0, "--admission-latency", help="Admission latency (microseconds)."),
     routing_latency: int = typer.Option(0, "--routing-latency", help="Routing latency (microseconds)."),
-    policy_config: str = typer.Option("", "--policy-config", help="YAML policy bundle (BLIS schema), or a shipped one by name (weighted-default, token-bucket, slo-priority, pathological). Flags given on the command line override it."),
+    policy_config: str = typer.Option("", "--policy-config", help="YAML policy bundle (BLIS schema), or a shipped one by name (weighted-default, token-bucket, slo-priority, pathological, pathological-scheduler). Flags given on the command line override it."),
     snapshot_refresh_interval: int = typer.Option(0, "--snapshot-refresh-interval", help="KV snapshot refresh interval (microseconds; 0 = always fresh)."),
     # Observability
     trace_level: str = typer.Option("none", "--trace-level", help="none, or decisions to record every admission and routing decision."),
@@ -149,7 +149,7 @@ app.command("evaluate")(agent_commands.evaluate_cmd)
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: run the app, turning every user error into one line and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False, prog_name="blis")
+        rc = app(args=argv, standalone_mode=False, prog_name="blis")
     except BlisError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -159,10 +159,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     except cx.UsageError as exc:
         print(f"error: {exc.format_message()}", file=sys.stderr)
         sys.exit(2)
-    except cx.Abort:
+    except typer.Abort:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
-    except cx.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except cx.ClickException as exc:
         print(f"error: {exc.format_message()}", file=sys.stderr)
@@ -172,6 +172,11 @@ def main(argv: Optional[list[str]] = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
+    # Without standalone mode, typer returns Ctrl-C as exit code 130 instead of raising.
+    if isinstance(rc, int) and rc:
+        if rc == 130:
+            print("error: interrupted", file=sys.stderr)
+        sys.exit(rc)
 
 
 if __name__ == "__main__":

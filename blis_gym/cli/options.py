@@ -272,7 +272,7 @@ def cli_flags(o: RunOptions) -> list[str]:
             continue
         flag = "--" + f.name.replace("_", "-")
         if isinstance(value, bool):
-            args.append(flag if value else f"--no-{flag[2:]}")
+            args.append(flag)  # boolean flags default to off
         elif isinstance(value, tuple):
             args += [flag, ",".join(repr(float(v)) for v in value)]
         else:

@@ -218,8 +218,7 @@ class ClusterSimulator:
                     if self.admission is None:
                         self._paused = Decision("admission", req, state, t)
                         return self._paused
-                    if not self._apply_admission(req, t, *self.admission.admit(req, state or RouterState((), t)),
-                                                 at_once=True):
+                    if not self._apply_admission(req, t, *self.admission.admit(req, state or RouterState((), t))):
                         continue
                     # Routing at once: nothing ran since the admission's view was taken.
                     if state is None:
@@ -247,7 +246,7 @@ class ClusterSimulator:
         """Answer a paused admission decision."""
         self._check_paused(decision, "admission")
         self._paused = None
-        if self._apply_admission(decision.request, decision.time, admitted, reason, at_once=True):
+        if self._apply_admission(decision.request, decision.time, admitted, reason):
             self._route_now = (decision.request, decision.time, decision.state)
 
     def route(self, decision: Decision, target: int, reason: str = "") -> None:
@@ -265,11 +264,9 @@ class ClusterSimulator:
         if decision.kind != kind:
             raise RuntimeError(f"the pending decision is {decision.kind}, not {kind}")
 
-    def _apply_admission(self, req: Request, t: int, admitted: bool, reason: str,
-                         at_once: bool = False) -> bool:
-        """Record an admission decision. True (only with ``at_once``) when the routing
-        decision is due now and would be the very next event: the caller takes it at once
-        instead of queueing it."""
+    def _apply_admission(self, req: Request, t: int, admitted: bool, reason: str) -> bool:
+        """Record an admission decision. True when the routing decision is due now and would
+        be the very next event: the caller takes it at once instead of queueing it."""
         if self.trace is not None:
             self.trace.record_admission(req.id, t, admitted, reason)
         if not admitted:
@@ -277,7 +274,7 @@ class ClusterSimulator:
             if self._on_departure is not None:
                 self._on_departure(req, t)
             return False
-        if at_once and self._route_at_admission and not (self._events and self._events[0][0] <= t):
+        if self._route_at_admission and not (self._events and self._events[0][0] <= t):
             return True
         self._push(t + self.config.routing_latency, ROUTING_DECISION, req)
         return False

@@ -183,6 +183,10 @@ def _scorers(src: _Source, field: str, value: Any) -> tuple[ScorerConfig, ...]:
         weight = item["weight"]
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             src.fail(f"{at}.weight", f"number expected, got {_describe(weight)}")
+        try:
+            float(weight)
+        except OverflowError:
+            src.fail(f"{at}.weight", "must be a finite number, got an integer too large for a float")
         configs.append(ScorerConfig(name, weight))
         # Earlier entries already passed, so a failure here is about entry i (name,
         # duplicate or weight), and its message carries this entry's index.

@@ -34,7 +34,8 @@ class BatchResult:
         self.preempted: list[Request] = []
         self.scheduled: list[Request] = []
         self.preemption_happened = False
-        # Tokens scheduled this step (filled only when lazy requests take part, see form).
+        # Tokens scheduled this step (read only when lazy requests take part: their token
+        # counts, not the batch, give the step time).
         self.prefill_tokens = 0
         self.decode_tokens = 0
 
@@ -49,8 +50,7 @@ class VLLMBatchFormation:
         self.prefill_threshold = prefill_threshold
         self.visit_evicted = visit_evicted
 
-    def form(self, running: list[Request], waitq: deque, kv: "KVCache", step: int,
-             sync=None, active: list | None = None, n_lazy: int = 0) -> BatchResult:
+    def form(self, running: list[Request], waitq: deque, kv: "KVCache", sync=None, active: list | None = None, n_lazy: int = 0) -> BatchResult:
         """Update ``running`` and ``waitq`` in place for this step.
 
         ``active`` (default: ``running`` itself) lists the running requests in order,
@@ -124,7 +124,6 @@ class VLLMBatchFormation:
             running.append(nxt)
             if active is not running:
                 active.append(nxt)
-            nxt.scheduled_step = step
             res.scheduled.append(nxt)
             budget -= n_new
             nxt.state = RUNNING

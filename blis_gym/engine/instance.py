@@ -182,7 +182,7 @@ class Instance:
                 waitq.extend(ordered)
 
         running = self.running
-        res = self.former.form(running, waitq, self.kv, s, sync, self.active, self.n_lazy)
+        res = self.former.form(running, waitq, self.kv, sync, self.active, self.n_lazy)
         for req in res.scheduled:
             req.run_seq = self._run_seq
             self._run_seq += 1
@@ -200,7 +200,7 @@ class Instance:
         m.waitq_depths.append(len(waitq))
         m.batch_sizes.append(len(running))
 
-        # Execute: prefill chunks advance to their reserved count, decodes by one.
+        # Step time, from formation's token counts when lazy requests take part.
         kv = self.kv
         lazy_now = self.n_lazy
         if sync is not None:
@@ -228,7 +228,6 @@ class Instance:
         completed = []
         decoded = 0
         left_at = now + adv
-        step_count = self.step_count
         on_departure = self.on_departure
         on_first_token = self.on_first_token
         for req in active:
@@ -250,7 +249,6 @@ class Instance:
                     on_first_token(req, first_token_at)
                 req.ttft_set = True
                 ttft = req.first_token_time = first_token_at - req.arrival
-                m.ttft_sum += ttft
                 m.ttfts[req.id] = float(ttft)
             n_out = req.n_out
             done_at = n_in + (n_out if n_out > 1 else 1) - 1  # progress at completion
@@ -261,7 +259,6 @@ class Instance:
                 if n_out > 0 and not kv.allocate(req, p, p + 1, ()):
                     m.kv_allocation_failures += 1
                 kv.release(req)
-                req.finished_step = step_count
                 eventq.push(events, (left_at, LEFT, req))
                 lat = m.complete(req)
                 if on_departure is not None:
@@ -393,20 +390,3 @@ class Instance:
         m.still_running = len(self.running)
         m.sim_ended = min(self.clock, self.horizon)
         m.cache_hit_rate = self.kv.hit_rate()
-        m.kv_thrashing_rate = 0.0
-
-    # --- signals for routing snapshots ------------------------------------
-    def queue_depth(self) -> int:
-        return len(self.waitq)
-
-    def batch_size(self) -> int:
-        return len(self.running)
-
-    def kv_utilization(self) -> float:
-        return self.kv.used / self.kv.total
-
-    def free_kv_blocks(self) -> int:
-        return self.kv.total - self.kv.used
-
-    def cache_hit_rate(self) -> float:
-        return self.kv.hit_rate()

@@ -139,13 +139,6 @@ class KVCache:
         return b, orig
 
     # --- queries ---------------------------------------------------------
-    @property
-    def free_blocks(self) -> int:
-        return self.total - self.used
-
-    def utilization(self) -> float:
-        return self.used / self.total
-
     def hit_rate(self) -> float:
         total = self.hits + self.misses
         return self.hits / total if total else 0.0

@@ -44,19 +44,15 @@ class InstanceMetrics:
         self.still_queued = 0
         self.still_running = 0
         self.dropped_unservable = 0
-        self.ttft_sum = 0
         self.ttfts: dict[str, float] = {}
         self.itls: dict[str, float] = {}  # mean inter-token latency per request
         self.scheduling_delays: dict[str, int] = {}
         # Inter-token latencies: one value per step, and how many times completed requests
         # recorded each (kept as differences, so a request adds a range in O(1)).
-        self.step_itls: list[int] = []
-        self._itl_prefix: list[int] = [0]  # running sums of step_itls
+        self._itl_prefix: list[int] = [0]  # running sums of the step ITLs
         self._itl_count_diff: list[int] = [0]
         self._itl_histogram: Optional[tuple[np.ndarray, np.ndarray]] = None  # set by merge
         self.e2es: dict[str, float] = {}
-        self.completion_times: dict[str, float] = {}
-        self.step_counters: list[int] = []
         self.waitq_depths: list[int] = []
         self.batch_sizes: list[int] = []
         self.requests: dict[str, RequestRecord] = {}
@@ -74,15 +70,14 @@ class InstanceMetrics:
         prefix = self._itl_prefix
         prefix.append(prefix[-1] + itl)
         self._itl_count_diff.append(0)
-        self.step_itls.append(itl)
-        return len(self.step_itls) - 1
+        return len(prefix) - 2
 
     def itl_histogram(self) -> tuple[np.ndarray, np.ndarray]:
         """(values, counts): every ITL a completed request recorded, as values with multiplicities."""
         if self._itl_histogram is not None:
             return self._itl_histogram
         counts = np.cumsum(np.array(self._itl_count_diff[:-1], dtype=np.int64))
-        return np.array(self.step_itls, dtype=np.int64), counts
+        return np.diff(np.array(self._itl_prefix, dtype=np.int64)), counts
 
     def complete(self, req: Request) -> int:
         """Record a finished request; returns its end-to-end latency in ticks."""
@@ -104,8 +99,6 @@ class InstanceMetrics:
             self.itls[rid] = float(lat - req.first_token_time) / float(max(req.n_out - 1, 1))
         else:
             self.itls[rid] = 0.0
-        self.step_counters.append(req.finished_step - req.scheduled_step)
-        self.completion_times[rid] = float(lat + req.arrival)
         return lat
 
     @property
@@ -123,7 +116,6 @@ class InstanceMetrics:
             out.completed += m.completed
             out.total_input_tokens += m.total_input_tokens
             out.total_output_tokens += m.total_output_tokens
-            out.ttft_sum += m.ttft_sum
             out.sim_ended = max(out.sim_ended, m.sim_ended)
             out.kv_blocks_integral += m.kv_blocks_integral
             out.peak_kv_blocks = max(out.peak_kv_blocks, m.peak_kv_blocks)
@@ -133,9 +125,7 @@ class InstanceMetrics:
             out.e2es.update(m.e2es)
             out.itls.update(m.itls)
             out.scheduling_delays.update(m.scheduling_delays)
-            out.completion_times.update(m.completion_times)
             out.requests.update(m.requests)
-            out.step_counters.extend(m.step_counters)
             out.preemptions += m.preemptions
             out.kv_allocation_failures += m.kv_allocation_failures
             out.dropped_unservable += m.dropped_unservable

@@ -29,7 +29,7 @@ class Request:
     __slots__ = (
         "id", "index", "arrival", "input", "output", "n_in", "n_out",
         "state", "progress", "num_new", "computed", "ttft_set", "first_token_time",
-        "scheduled_step", "finished_step", "itl_steps", "priority",
+        "itl_steps", "priority",
         "slo_class", "tenant_id", "assigned",
         # KV-cache bookkeeping, owned by engine.kvcache.
         "kv_blocks", "kv_chain", "kv_tail_len", "_input_keys", "_input_bkeys", "_seq_bkeys",
@@ -58,8 +58,6 @@ class Request:
         self.computed = 0  # tokens with KV reserved, cached ones included
         self.ttft_set = False
         self.first_token_time = 0
-        self.scheduled_step = 0
-        self.finished_step = 0
         # The steps whose inter-token latency this request recorded, as flat half-open
         # ranges [start, end, start, end, ...] over its instance's ITL series.
         self.itl_steps: list[int] = []

@@ -73,6 +73,10 @@ class PrefixCacheIndex:
         if len(last) > self.capacity:
             self._evict(last, log, len(last) - self.capacity)
 
+    def observe(self, req, target: int) -> None:
+        """A routing observer: record ``req``'s full input blocks against instance ``target``."""
+        self.record(req.input_keys(self.block_size), target)
+
     @staticmethod
     def _evict(last: dict, log: deque, excess: int) -> None:
         while True:

@@ -107,7 +107,7 @@ class WeightedScoring:
         if prefix_index is None and any(c.name == "prefix-affinity" for c in profile):
             # No shared index: keep our own, recording our own decisions.
             own = prefix_index = PrefixCacheIndex(block_size)
-            self.observers.append(lambda req, target: own.record(req.input_keys(block_size), target))
+            self.observers.append(own.observe)
         self._index = prefix_index
         self.scorers = [make_scorer(cfg.name, block_size, prefix_index) for cfg in profile]
 

@@ -1,7 +1,8 @@
 """Instance schedulers: the order in which waiting requests are considered each step.
 
-Every ordering is a stable sort with arrival time, then request id, as tie
-breaks, so results never depend on the queue's previous order. Request ids
+``fcfs`` builds no scheduler: the queue keeps its arrival order. Every other
+ordering is a stable sort with arrival time, then request id, as tie breaks,
+so results never depend on the queue's previous order. Request ids
 compare as strings, as the reference compares them.
 """
 

@@ -7,6 +7,7 @@ latency figures are reported in milliseconds (ticks / 1000).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -175,9 +176,12 @@ def priority_inversions(per_instance: Sequence[InstanceMetrics], priority_policy
                 groups.setdefault(rec.slo_class or "default", []).append((rec.arrived_at, e2e))
         for cls in sorted(groups):
             reqs = sorted(groups[cls], key=lambda x: x[0])
-            for i in range(len(reqs) - 1):
-                limit = reqs[i][1]
-                count += sum(1 for j in range(i + 1, len(reqs)) if limit > reqs[j][1] * 2.0)
+            # Pairs i < j with e2e_i > 2 * e2e_j: walk back, keeping the later ones' doubled
+            # E2Es sorted (doubling is exact, so every comparison is the pairwise one).
+            later: list[float] = []
+            for _, e2e in reversed(reqs):
+                count += bisect_left(later, e2e)
+                insort(later, e2e * 2.0)
     return count
 
 

@@ -3,7 +3,7 @@
 Draw order per run: the shared prefix tokens; then per request the prompt
 length (one normal draw, unless min == max), its tokens, the output length
 and its tokens. Token ids are uniform in [0, 128000). Arrivals are evenly
-spaced ``int(1e6 / rate)`` ticks apart, starting at 0.
+spaced ``int(1 / (rate / 1e6))`` ticks apart (the reference's rounding), starting at 0.
 
 ``prefix_groups`` > 1 (a blis-gym extension) draws that many prefixes up
 front and one group per request, just before its prompt length.
@@ -53,6 +53,4 @@ def generate(spec: DistributionWorkload, seed: int, horizon: int = MAX_INT64) ->
         out.append(Request(f"request_{idx}", idx, t, tokens, rng.take(n_out)))
         t += spacing
         idx += 1
-        if t > horizon:
-            break
     return out
