@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..cli.options import RunOptions
+from ..plan import RunOptions
 from ..cluster.simulator import Decision
 from ..errors import ConfigError
 from ..policies import ADMISSION, ROUTING

@@ -3,8 +3,8 @@
 ``GoRand(seed)`` yields the same values, in the same order, as Go's
 ``rand.New(rand.NewSource(seed))``: the additive lagged Fibonacci source and the
 ``Rand`` methods built on it, including the ziggurat samplers with their float32
-tables and float32 arithmetic. Go's amd64 ``math.Log`` and ``math.Exp`` are
-ported too, since the samplers call them and they are not correctly rounded.
+tables and float32 arithmetic. The samplers call Go's amd64 ``math.Log`` and ``math.Exp``,
+whose exact ports live in :mod:`blis_gym.gomath`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Callable
 
 import numpy as np
 
+from .gomath import GO_EXP_FMA, go_exp, go_log
+
 __all__ = ["GoRand", "IntnStream", "fnv1a64", "subsystem_seed"]
 
 _M64 = (1 << 64) - 1
@@ -28,11 +30,8 @@ _TAP = 273  # short lag
 _LAG = _LEN - _TAP
 _TWO_NEG63 = 2.0**-63
 _U32 = np.uint64(32)
-_INF = math.inf
 
 _F32 = struct.Struct("<f")
-_F64 = struct.Struct("<d")
-_U64 = struct.Struct("<Q")
 _pack_f32 = _F32.pack
 _unpack_f32 = _F32.unpack
 
@@ -62,129 +61,6 @@ def subsystem_seed(seed: int, name: str) -> int:
     return _to_int64((seed & _M64) ^ fnv1a64(name))
 
 
-# --- Go's amd64 math.Log (log_amd64.s) -------------------------------------
-
-_HSQRT2 = 7.07106781186547524401e-01
-_LN2HI = 6.93147180369123816490e-01
-_LN2LO = 1.90821492927058770002e-10
-_L1 = 6.666666666666735130e-01
-_L2 = 3.999999999940941908e-01
-_L3 = 2.857142874366239149e-01
-_L4 = 2.222219843214978396e-01
-_L5 = 1.818357216161805012e-01
-_L6 = 1.531383769920937332e-01
-_L7 = 1.479819860511658591e-01
-_MIN_NORMAL = 2.2250738585072014e-308
-
-
-def _go_log(x: float) -> float:
-    """Natural log computed with the exact operation sequence of Go's amd64 math.Log."""
-    if not 0.0 < x < _INF:
-        if x == 0.0:
-            return -_INF
-        if x != x or x == _INF:
-            return x
-        return math.nan
-    if x >= _MIN_NORMAL:
-        f1, ki = math.frexp(x)
-    else:  # subnormal input: the assembly does not normalise the mantissa
-        bits = _U64.unpack(_F64.pack(x))[0]
-        f1 = _F64.unpack(_U64.pack((bits & 0xFFFFFFFFFFFFF) | 0x3FE0000000000000))[0]
-        ki = -0x3FE
-    if f1 <= _HSQRT2:
-        f1 *= 2.0
-        ki -= 1
-    f = f1 - 1.0
-    k = float(ki)
-    s = f / (2.0 + f)
-    s2 = s * s
-    s4 = s2 * s2
-    t1 = s2 * (_L1 + s4 * (_L3 + s4 * (_L5 + s4 * _L7)))
-    t2 = s4 * (_L2 + s4 * (_L4 + s4 * _L6))
-    r = t1 + t2
-    hfsq = 0.5 * f * f
-    return k * _LN2HI - ((hfsq - (s * (hfsq + r) + k * _LN2LO)) - f)
-
-
-# --- Go's amd64 math.Exp (exp_amd64.s) -------------------------------------
-
-_LOG2E = 1.4426950408889634073599246810018920
-_LN2U = 0.69314718055966295651160180568695068359375
-_LN2L = 0.28235290563031577122588448175013436025525412068e-12
-_EXP_OVERFLOW = 7.09782712893384e02
-# Taylor coefficients 1/n! for n = 8 down to 3 (then 1/2 and 1).
-_EXP_C = (
-    2.4801587301587301587e-5,
-    1.9841269841269841270e-4,
-    1.3888888888888888889e-3,
-    8.3333333333333333333e-3,
-    4.1666666666666666667e-2,
-    1.6666666666666666667e-1,
-    0.5,
-)
-
-
-def _fma(a: float, b: float, c: float) -> float:
-    """Return ``a * b + c`` rounded once, like a hardware fused multiply-add."""
-    na, da = a.as_integer_ratio()
-    nb, db = b.as_integer_ratio()
-    nc, dc = c.as_integer_ratio()
-    return (na * nb * dc + nc * da * db) / (da * db * dc)
-
-
-def _go_exp(x: float, fma: bool = True) -> float:
-    """e**x with the operation sequence of Go's amd64 math.Exp.
-
-    Go takes the fused multiply-add branch when the CPU has AVX and FMA (every
-    x86-64 CPU since about 2013); ``fma=False`` gives the plain SSE2 branch.
-    """
-    if x != x or x == _INF:
-        return x
-    if x == -_INF:
-        return 0.0
-    if x > _EXP_OVERFLOW:
-        return _INF
-    t = x * _LOG2E
-    k = round(t) if -2147483648.0 <= t <= 2147483647.0 else -(1 << 31)  # CVTSD2SL
-    e = k + 0x3FF
-    if e < -52:
-        return 0.0
-    if e >= 0x7FF:
-        return _INF
-    kf = float(k)
-    if fma:
-        r = _fma(-kf, _LN2L, x - kf * _LN2U)  # exact product: 41-bit constant, |k| < 2**11
-        r *= 0.0625
-        p = _EXP_C[0]
-        for c in _EXP_C[1:]:
-            p = _fma(p, r, c)
-        p = _fma(p, r, 1.0)
-        r *= p
-        r *= r + 2.0
-        r *= r + 2.0
-        r *= r + 2.0
-        r = _fma(r + 2.0, r, 1.0)
-    else:
-        r = x - kf * _LN2U
-        r -= kf * _LN2L
-        r *= 0.0625
-        p = _EXP_C[0]
-        for c in _EXP_C[1:]:
-            p = p * r + c
-        p = p * r + 1.0
-        r *= p
-        r *= r + 2.0
-        r *= r + 2.0
-        r *= r + 2.0
-        r *= r + 2.0
-        r += 1.0
-    if e <= 0:  # subnormal result: scaled in two steps, as the assembly does
-        return (r * math.ldexp(1.0, k + 1022)) * math.ldexp(1.0, -1022)
-    return r * math.ldexp(1.0, k)
-
-
-# Go picks the FMA branch of math.Exp on CPUs with AVX and FMA.
-_GO_EXP_FMA = True
 _EXP_MARGIN_LO = 1.0 - 2.0**-40
 _EXP_MARGIN_HI = 1.0 + 2.0**-40
 
@@ -200,7 +76,7 @@ def _exp_f32(z: float) -> float:
     lo = _unpack_f32(_pack_f32(e * _EXP_MARGIN_LO))[0]
     if lo == _unpack_f32(_pack_f32(e * _EXP_MARGIN_HI))[0]:
         return lo
-    return _f32(_go_exp(z, _GO_EXP_FMA))
+    return _f32(go_exp(z, GO_EXP_FMA))
 
 
 def _norm_first_try(u: int) -> float | None:
@@ -502,8 +378,8 @@ class GoRand:
         x = (w if w < 0x80000000 else w - 0x100000000) * wn[i]
         if i == 0:
             while True:
-                x = -_go_log(self.float64()) * _INV_RN
-                y = -_go_log(self.float64())
+                x = -go_log(self.float64()) * _INV_RN
+                y = -go_log(self.float64())
                 if y + y >= x * x:
                     break
             if 0 < w < 0x80000000:
@@ -530,7 +406,7 @@ class GoRand:
             if w < ke[i]:
                 return x
             if i == 0:
-                return _RE - _go_log(self.float64())
+                return _RE - go_log(self.float64())
             f = unpack(pack(self.float64()))[0]
             lhs = unpack(pack(fe[i] + unpack(pack(f * fed[i]))[0]))[0]
             if lhs < _exp_f32(-x):
@@ -583,16 +459,17 @@ class GoRand:
 
 
 class IntnStream:
-    """Interleaved ``NormFloat64`` draws and runs of ``Intn(n)`` for one fixed ``n``, fast.
+    """Scalar draws interleaved with runs of ``Intn(n)`` for one fixed ``n``, fast.
 
-    Workload generators alternate a normal draw (a length) with a run of that
-    many ``Intn(n)`` tokens. Through the generator's own methods each switch
-    costs a few numpy calls; the stream instead keeps its own cursor into the
-    generator's chunk, with ``Intn(n)`` of the whole chunk computed once, so a
-    run is a slice (a read-only view) and a normal draw reads one value. The
-    values and their order are exactly those of ``GoRand.norm_float64`` and
-    ``GoRand.intn_array``: anything unusual (a run across chunks or over a
-    rejected value, the normal sampler's slow path) is handed to the generator.
+    Workload generators alternate a scalar draw (a length, an inter-arrival
+    time) with a run of that many ``Intn(n)`` tokens. Through the generator's
+    own methods each switch costs a few numpy calls; the stream instead keeps
+    its own cursor into the generator's chunk, with ``Intn(n)`` of the whole
+    chunk computed once, so a run is a slice (a read-only view) and a scalar
+    draw reads one value. The values and their order are exactly those of the
+    generator's methods of the same names and ``GoRand.intn_array``: anything
+    unusual (a run across chunks or over a rejected value, a ziggurat's slow
+    path) is handed to the generator.
     While a stream is in use, draw only through it; ``close()`` hands the
     position back to the generator.
     """
@@ -652,6 +529,35 @@ class IntnStream:
                 self._pos = pos + 1
                 return x
         return self._via(GoRand.norm_float64)
+
+    def exp_float64(self) -> float:
+        """``GoRand.exp_float64``."""
+        pos = self._pos
+        if pos < self._end:
+            w = (int(self._chunk[pos]) & _M63) >> 31
+            i = w & 0xFF
+            if w < _KE[i]:
+                self._pos = pos + 1
+                return w * _WE[i]
+        return self._via(GoRand.exp_float64)
+
+    def float64(self) -> float:
+        """``GoRand.float64``."""
+        pos = self._pos
+        if pos < self._end:
+            f = (int(self._chunk[pos]) & _M63) * _TWO_NEG63
+            if f != 1.0:
+                self._pos = pos + 1
+                return f
+        return self._via(GoRand.float64)
+
+    def int63(self) -> int:
+        """``GoRand.int63``."""
+        pos = self._pos
+        if pos < self._end:
+            self._pos = pos + 1
+            return int(self._chunk[pos]) & _M63
+        return self._via(GoRand.int63)
 
     def intn(self, n: int) -> int:
         """``GoRand.intn`` (any n)."""

@@ -38,14 +38,13 @@ step, whatever its action.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Optional
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ..cli.options import generate_requests
+from ..plan import generate_requests
 from ..cluster.simulator import ClusterResult, ClusterSimulator, Decision
 from ..gcpause import gc_paused
 from ..policies import ADMISSION, ROUTING
@@ -135,7 +134,7 @@ class ClusterEnv(gym.Env):
             workload_seed = int(self.np_random.integers(0, HELD_OUT_SEED))
         run = self.scenario.run
         requests = (self.scenario.plan.requests if workload_seed == run.seed and self.episode == 0
-                    else generate_requests(replace(run, seed=workload_seed)))
+                    else generate_requests(run.with_seed(workload_seed)))
         self.episode += 1
         self.workload_seed = workload_seed
         self._info = {}

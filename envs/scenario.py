@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
 
-from ..cli.options import RunOptions, RunPlan, resolve
+from ..plan import RunOptions, RunPlan, resolve
 from ..config import yamlio
 from ..errors import BlisError, ConfigError
 from ..policies.scorers import parse_scorers
@@ -182,7 +182,9 @@ def load_scenario(name_or_path: Union[str, Path] = DEFAULT_SCENARIO, **overrides
     values.update(overrides)
     run_kw = {k: _coerce(where, k, v) for k, v in values.items() if k in RUN_KEYS}
     env_kw = {k: _coerce(where, k, v) for k, v in values.items() if k in ENV_KEYS}
-    run = replace(RunOptions(log="error"), **run_kw)
+    # Keys a scenario sets count as given on the command line (they beat a policy bundle's and a
+    # workload spec's values); the seed always does, since it is the episode's workload seed.
+    run = replace(RunOptions(log="error"), **run_kw, explicit=frozenset(run_kw) | {"seed"})
     env = EnvOptions(**env_kw)
     env.validate(where)
     try:

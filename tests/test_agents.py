@@ -16,8 +16,7 @@ from blis_gym.agents.evaluate import BASELINE_PREFIX, ci95, evaluate
 from blis_gym.agents.model import TrainedAgent
 from blis_gym.agents.train import train
 from blis_gym.baselines import cli_options_for, make_baseline
-from blis_gym.cli.options import cli_flags, resolve
-from blis_gym.cli.runner import simulate
+from blis_gym.plan import cli_flags, resolve, simulate
 from blis_gym.envs.cluster_env import HELD_OUT_SEED, result_metrics
 from blis_gym.envs.scenario import load_scenario
 from blis_gym.errors import ConfigError

@@ -10,8 +10,7 @@ import pytest
 
 import blis_gym  # noqa: F401
 from blis_gym.baselines import baseline_names, cli_options_for, make_baseline
-from blis_gym.cli.options import resolve
-from blis_gym.cli.runner import simulate
+from blis_gym.plan import resolve, simulate
 from blis_gym.errors import ConfigError
 from blis_gym.policies import ADMISSION, ROUTING
 from blis_gym.envs.cluster_env import result_metrics

@@ -21,11 +21,24 @@ from blis_gym.config.bundle import (
 from blis_gym.errors import ConfigError
 from blis_gym.policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
 from blis_gym.policies.scorers import DEFAULT_SCORERS, ScorerConfig
-from conftest import REFERENCE_DATA
+from conftest import FIXTURES, REFERENCE_DATA, requires_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "configs" / "policies"
+# BLIS's own examples (CI only; see conftest.requires_reference) and hand-written stand-ins in
+# the same layout, so BLIS-style bundles stay covered in a bare clone.
 REFERENCE_EXAMPLES = REFERENCE_DATA / "examples"
+BLIS_STYLE_BUNDLES = {  # reference example name -> our fixture
+    "policy-config.yaml": FIXTURES / "blis_policy_config.yaml",
+    "weighted-routing.yaml": FIXTURES / "blis_weighted_routing.yaml",
+}
+BLIS_STYLE_EXPECTED = {
+    "policy-config.yaml": PolicyBundle(admission_policy="always-admit", routing_policy="round-robin",
+                                       priority_policy="constant", scheduler="fcfs"),
+    "weighted-routing.yaml": PolicyBundle(admission_policy="always-admit", routing_policy="weighted",
+                                          scorers=DEFAULT_SCORERS, priority_policy="constant",
+                                          scheduler="fcfs"),
+}
 
 # The option values a plain `blis run` starts from (BLIS's flag defaults).
 DEFAULTS = {
@@ -102,6 +115,7 @@ def test_pathological_example_inverts_exactly_once():
     assert inverted == 1
 
 
+@requires_reference
 @pytest.mark.parametrize("name", ["policy-config.yaml", "weighted-routing.yaml"])
 def test_reference_examples_load(name: str):
     path = REFERENCE_EXAMPLES / name
@@ -111,6 +125,22 @@ def test_reference_examples_load(name: str):
     assert bundle.scheduler == "fcfs"
     if name == "weighted-routing.yaml":
         assert bundle.scorers == DEFAULT_SCORERS
+    # The stand-in fixture says the same thing, so the bare-clone test below stays faithful.
+    assert bundle == load_policy_bundle(BLIS_STYLE_BUNDLES[name]) == BLIS_STYLE_EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", sorted(BLIS_STYLE_BUNDLES))
+def test_blis_style_bundles_load(name: str):
+    # Comments, commented-out keys, sections in any order, block-style scorer lists.
+    bundle = load_policy_bundle(BLIS_STYLE_BUNDLES[name])
+    assert bundle == BLIS_STYLE_EXPECTED[name]
+    assert all(isinstance(s.weight, float) for s in bundle.scorers)
+    out = apply_bundle(bundle, DEFAULTS, explicit=set())
+    if name == "policy-config.yaml":  # every section names BLIS's default: a no-op bundle
+        assert {k: v for k, v in out.items() if k != "bundle_scorers"} == DEFAULTS
+    else:
+        assert out["routing_policy"] == "weighted"
+        assert effective_scorers(out["routing_scorers"], out["bundle_scorers"]) == DEFAULT_SCORERS
 
 
 def test_shipped_examples_are_installed_package_data():

@@ -15,13 +15,22 @@ from blis_gym.config.catalog import (
     ModelDefaults,
     WorkloadPreset,
     load_catalog,
+    load_hardware_config,
     load_model_facts,
+    model_facts_from_hf,
+    read_blis_defaults,
 )
 from blis_gym.errors import ConfigError
-from conftest import REFERENCE_DATA, ROOT
+from conftest import FIXTURES, REFERENCE_DATA, ROOT, requires_reference
 
-REFERENCE = REFERENCE_DATA  # CI places a copy of shared/ beside the clone
+# BLIS's own files: CI places a copy of shared/ beside the clone; tests that read them are
+# marked @requires_reference and skip in a bare clone. The fixtures in tests/data/fixtures are
+# small hand-written files in the same formats, so the readers stay covered without ../shared.
+REFERENCE = REFERENCE_DATA
 REPO = ROOT
+BLIS_DEFAULTS_FIXTURE = FIXTURES / "blis_defaults.yaml"
+HARDWARE_FIXTURE = FIXTURES / "blis_hardware_config.json"
+HF_CONFIG_FIXTURE = FIXTURES / "hf_config_llama-3.1-8b-instruct.json"
 
 PRESET_KEYS = {  # BLIS key -> ours
     "prefix_tokens": "prefix_tokens", "prompt_tokens": "prompt_mean",
@@ -50,6 +59,7 @@ def catalog() -> Catalog:
     return load_catalog()
 
 
+@requires_reference
 def test_all_coefficient_rows_carried_exactly(reference: dict, catalog: Catalog) -> None:
     rows = reference["models"]
     assert len(rows) == len(catalog.coefficients) == 109
@@ -69,6 +79,7 @@ def test_all_coefficient_rows_carried_exactly(reference: dict, catalog: Catalog)
     assert list(catalog.coefficients) == grouped
 
 
+@requires_reference
 def test_first_match_wins_like_blis(reference: dict, catalog: Catalog) -> None:
     for r in reference["models"]:
         key = (r["id"], r["tensor_parallelism"], r["GPU"], r["vllm_version"])
@@ -80,6 +91,7 @@ def test_first_match_wins_like_blis(reference: dict, catalog: Catalog) -> None:
         assert found.total_kv_blocks == first["total_kv_blocks"]
 
 
+@requires_reference
 def test_defaults_and_presets_equal(reference: dict, catalog: Catalog) -> None:
     assert dict(catalog.model_defaults) == {
         model: ModelDefaults(d["GPU"], d["tensor_parallelism"], d["vllm_version"])
@@ -93,6 +105,7 @@ def test_defaults_and_presets_equal(reference: dict, catalog: Catalog) -> None:
     assert catalog.preset("nope") is None
 
 
+@requires_reference
 def test_gpu_specs_equal(catalog: Catalog) -> None:
     hardware = json.loads((REFERENCE / "hardware_config.json").read_text(encoding="utf-8"))
     assert dict(catalog.gpus) == {
@@ -114,6 +127,7 @@ def test_default_model_resolves(catalog: Catalog) -> None:
     assert catalog.find_coefficients(model, 3, "H100", d.vllm_version) is None
 
 
+@requires_reference
 def test_blis_file_loads_to_the_shipped_catalog(catalog: Catalog) -> None:
     from_blis = load_catalog(str(REFERENCE / "defaults.yaml"))
     assert from_blis == catalog
@@ -135,14 +149,27 @@ def test_default_catalog_is_cached_and_read_only(catalog: Catalog) -> None:
         catalog.workloads["x"] = catalog.preset("chatbot")  # type: ignore[index]
 
 
+FACT_KEYS = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads",
+             "num_key_value_heads", "vocab_size", "max_position_embeddings", "torch_dtype")
+
+
 def test_model_facts() -> None:
     facts = load_model_facts("Meta-Llama/Llama-3.1-8B-Instruct")
     assert facts is load_model_facts("llama-3.1-8b-instruct")
-    raw = json.loads((REFERENCE / "model_configs/llama-3.1-8b-instruct/config.json").read_text())
-    for key in ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads",
-                "num_key_value_heads", "vocab_size", "max_position_embeddings", "torch_dtype"):
+    raw = json.loads(HF_CONFIG_FIXTURE.read_text(encoding="utf-8"))
+    for key in FACT_KEYS:
         assert facts[key] == raw[key], key
     assert facts["bytes_per_param"] == 2
+    with pytest.raises(ConfigError, match=r"unknown model 'gpt-9'.*known: .*qwen3-14b"):
+        load_model_facts("gpt-9")
+
+
+@requires_reference
+def test_model_facts_match_blis_model_configs() -> None:
+    facts = load_model_facts("llama-3.1-8b-instruct")
+    raw = json.loads((REFERENCE / "model_configs/llama-3.1-8b-instruct/config.json").read_text())
+    for key in FACT_KEYS:
+        assert facts[key] == raw[key], key
     for folder in sorted((REFERENCE / "model_configs").iterdir()):
         raw = json.loads((folder / "config.json").read_text())
         facts = load_model_facts(folder.name)
@@ -150,8 +177,95 @@ def test_model_facts() -> None:
                                       "intermediate_size", "vocab_size")} == {
             k: raw[k] for k in ("num_hidden_layers", "hidden_size", "num_key_value_heads",
                                 "intermediate_size", "vocab_size")}
-    with pytest.raises(ConfigError, match=r"unknown model 'gpt-9'.*known: .*qwen3-14b"):
-        load_model_facts("gpt-9")
+
+
+# --- BLIS-format fixtures (run in a bare clone) ----------------------------------------------
+
+FIXTURE_KEYS = [  # (model, tp, GPU, vLLM version) of the rows in blis_defaults.yaml
+    ("meta-llama/llama-3.1-8b-instruct", 2, "H100", "vllm/vllm-openai:v0.8.4"),
+    ("redhatai/phi-4-fp8-dynamic", 1, "H100", "vllm/vllm-openai:v0.8.4"),
+    ("qwen/qwen2.5-7b-instruct", 4, "H100", "vllm/vllm-openai:v0.8.4"),
+    ("meta-llama/llama-3.1-8b-instruct", 1, "H100", "vllm/vllm-openai:v0.8.4"),
+]
+
+
+def _rows_for(cat: Catalog, key: tuple) -> list[CoefficientEntry]:
+    return [e for e in cat.coefficients if (e.model, e.tp, e.gpu, e.vllm_version) == key]
+
+
+def test_blis_format_file_loads(catalog: Catalog) -> None:
+    cat = load_catalog(str(BLIS_DEFAULTS_FIXTURE))
+    assert cat.source.endswith("blis_defaults.yaml")
+    # Rows grouped by model in order of first appearance, file order kept within a model.
+    assert [(e.model, e.tp) for e in cat.coefficients] == [
+        ("meta-llama/llama-3.1-8b-instruct", 2), ("meta-llama/llama-3.1-8b-instruct", 1),
+        ("redhatai/phi-4-fp8-dynamic", 1), ("redhatai/phi-4-fp8-dynamic", 1),
+        ("qwen/qwen2.5-7b-instruct", 4),
+    ]
+    # Every figure is read exactly: each key's rows (the duplicate included, in order) equal the
+    # shipped catalog's, and the first of two matching rows wins, as in BLIS.
+    for key in FIXTURE_KEYS:
+        assert _rows_for(cat, key) == _rows_for(catalog, key), key
+        assert cat.find_coefficients(*key) == catalog.find_coefficients(*key), key
+    phi = _rows_for(cat, FIXTURE_KEYS[1])
+    assert len(phi) == 2 and cat.find_coefficients(*FIXTURE_KEYS[1]) is phi[0]
+    assert phi[0].alpha == (6933.519704638618, 2.881848162088737, 6024.521165831988)
+    assert cat.find_coefficients("redhatai/phi-4-fp8-dynamic", 2, "H100",
+                                 "vllm/vllm-openai:v0.8.4") is None
+    # Defaults and presets (flow-style mappings and a missing field both read as in Go).
+    assert dict(cat.model_defaults) == {
+        m: catalog.defaults_for(m)
+        for m in ("qwen/qwen2.5-7b-instruct", "meta-llama/llama-3.1-8b-instruct")}
+    assert list(cat.workloads) == ["multidoc", "chatbot"]
+    assert cat.preset("chatbot") == catalog.preset("chatbot")
+    assert cat.preset("multidoc") == catalog.preset("multidoc")
+    assert cat.preset("multidoc").prefix_tokens == 0
+    # A BLIS file has no GPU section: load_catalog takes the shipped GPUs, the raw reader none.
+    assert cat.gpus == catalog.gpus
+    raw = read_blis_defaults(BLIS_DEFAULTS_FIXTURE)
+    assert dict(raw.gpus) == {} and raw.coefficients == cat.coefficients
+
+
+def test_cli_runs_with_a_blis_format_defaults_file(blis) -> None:
+    args = ("run", "--model", "meta-llama/llama-3.1-8b-instruct", "--log", "error",
+            "--num-instances", "2", "--num-requests", "20", "--rate", "50")
+    code, shipped, err = blis(*args)
+    assert code == 0, err
+    code, from_file, err = blis(*args, "--defaults-filepath", str(BLIS_DEFAULTS_FIXTURE))
+    assert code == 0, err
+    # Same default (H100, TP 2) and the same coefficients: the same run.
+    assert from_file == shipped and "Simulation Metrics" in shipped
+
+
+def test_blis_format_hardware_config_loads(catalog: Catalog) -> None:
+    gpus = load_hardware_config(HARDWARE_FIXTURE)
+    assert list(gpus) == ["A100-SXM", "H100"]
+    assert dict(gpus) == dict(catalog.gpus)  # integers (312, 500, 20) read as floats
+    assert all(isinstance(v, float) for spec in gpus.values() for v in vars(spec).values())
+
+
+def test_hf_config_facts() -> None:
+    facts = model_facts_from_hf(HF_CONFIG_FIXTURE)
+    shipped = load_model_facts("llama-3.1-8b-instruct")
+    assert facts == {k: v for k, v in shipped.items() if k not in ("name", "hf_id")}
+    assert "rope_theta" not in facts and "_comment" not in facts
+
+
+@requires_reference
+def test_fixtures_agree_with_blis_reference_files() -> None:
+    # The hand-written fixtures stay faithful to the files they stand in for.
+    blis = read_blis_defaults(REFERENCE / "defaults.yaml")
+    fixture = read_blis_defaults(BLIS_DEFAULTS_FIXTURE)
+    for key in FIXTURE_KEYS:
+        assert _rows_for(fixture, key) == _rows_for(blis, key), key
+    for model, d in fixture.model_defaults.items():
+        assert blis.defaults_for(model) == d, model
+    for name, preset in fixture.workloads.items():
+        assert blis.preset(name) == preset, name
+    assert load_hardware_config(HARDWARE_FIXTURE) == load_hardware_config(
+        REFERENCE / "hardware_config.json")
+    facts = model_facts_from_hf(HF_CONFIG_FIXTURE)
+    assert facts == model_facts_from_hf(REFERENCE / "model_configs/llama-3.1-8b-instruct/config.json")
 
 
 # --- errors --------------------------------------------------------------------------------

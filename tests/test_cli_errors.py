@@ -136,7 +136,6 @@ def test_policy_config_file_errors(blis, tmp_path, body, keywords):
 # --- flags for features not built yet -------------------------------------------------------
 
 @pytest.mark.parametrize("extra, keywords", [
-    pytest.param(["--workload-spec", "x.yaml"], ("--workload-spec", "not supported yet"), id="workload-spec"),
     pytest.param(["--kv-cpu-blocks", "10"], ("--kv-cpu-blocks", "not supported yet"), id="kv-cpu-blocks"),
     pytest.param(["--model-config-folder", "d", "--hardware-config", "h.json"],
                  ("--model-config-folder", "--hardware-config", "not supported yet"), id="roofline"),

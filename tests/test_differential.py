@@ -23,22 +23,22 @@ REF = DATA / "reference"
 CASES = json.loads((REF / "cases.json").read_text())
 
 
-def _numbers_close(a, b, where=""):
+def numbers_close(a, b, where=""):
     if isinstance(b, dict):
         assert set(a) == set(b), f"{where}: keys {sorted(set(a) ^ set(b))} differ"
         for k in b:
-            _numbers_close(a[k], b[k], f"{where}.{k}")
+            numbers_close(a[k], b[k], f"{where}.{k}")
     elif isinstance(b, list):
         assert len(a) == len(b), f"{where}: length {len(a)} != {len(b)}"
         for i, (x, y) in enumerate(zip(a, b)):
-            _numbers_close(x, y, f"{where}[{i}]")
+            numbers_close(x, y, f"{where}[{i}]")
     elif isinstance(b, float) or isinstance(a, float):
         assert a == pytest.approx(b, rel=1e-9, abs=1e-12), f"{where}: {a} != {b}"
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
 
-def _other_lines(text: str) -> list[str]:
+def other_lines(text: str) -> list[str]:
     """Lines outside the metrics JSON blocks (section headers, counters)."""
     out, depth = [], 0
     for line in text.splitlines():
@@ -65,12 +65,12 @@ def test_matches_reference(case, blis, tmp_path):
     extra = ("--reference-kv",) if case.get("reference_kv") else ()
     out, results = run_case(case, blis, tmp_path, extra)
     expected = (REF / f"{case['name']}.stdout").read_text()
-    _numbers_close(metric_blocks(out), metric_blocks(expected), "stdout")
-    assert _other_lines(out) == _other_lines(expected)
+    numbers_close(metric_blocks(out), metric_blocks(expected), "stdout")
+    assert other_lines(out) == other_lines(expected)
     if results is not None:
         want = json.loads((REF / f"{case['name']}.results.json").read_text())
         # Rows tie on arrival time in traces; the reference's unstable sort orders ties arbitrarily.
         key = lambda r: r["requestID"]  # noqa: E731
         results["requests"] = sorted(results.get("requests", []), key=key)
         want["requests"] = sorted(want.get("requests", []), key=key)
-        _numbers_close(results, want, "results")
+        numbers_close(results, want, "results")

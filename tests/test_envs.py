@@ -204,8 +204,7 @@ def test_custom_rejection_penalty_in_the_joint_env():
 
 
 def test_final_info_carries_the_cli_metrics():
-    from blis_gym.cli.runner import simulate
-    from blis_gym.cli.options import resolve
+    from blis_gym.plan import resolve, simulate
     from blis_gym.report.summary import metrics_block
     from dataclasses import replace
 

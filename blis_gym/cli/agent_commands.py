@@ -11,7 +11,7 @@ import typer
 
 from ..config import yamlio
 from ..errors import ConfigError
-from .options import cli_flags
+from ..plan import cli_flags
 
 ROUTING_ENV = "blis_gym/Routing-v0"
 

@@ -20,7 +20,8 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 
 from ..errors import BlisError
 from . import agent_commands
-from .options import MAX_INT64, RunOptions
+from ..config.schema import MAX_INT64
+from ..plan import RunOptions
 
 app = typer.Typer(
     name="blis",

@@ -1,4 +1,4 @@
-"""Run a resolved plan to the end and produce ``blis run``'s output."""
+"""Run ``blis run``'s options to the end and produce its output (with a progress bar on a terminal)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import sys
 import time
 import logging
 
-from ..cluster.simulator import ClusterResult, ClusterSimulator
+from ..plan import RunOptions, resolve, simulate
 from ..report.render import results_json, stdout_text, write_atomic
-from .options import RunOptions, RunPlan, resolve
 
 log = logging.getLogger("blis_gym")
 
@@ -33,20 +32,11 @@ class _Progress:
         sys.stderr.flush()
 
 
-def simulate(plan: RunPlan, progress: bool = False) -> ClusterResult:
-    sim = ClusterSimulator.from_config(plan.config, plan.requests)
-    if progress and len(plan.requests) >= 1000:
-        sim.progress = _Progress(len(plan.requests))
-    started = time.perf_counter()
-    result = sim.run()
-    log.info("simulation wall-clock time: %.3fs", time.perf_counter() - started)
-    return result
-
-
 def execute(opts: RunOptions, progress: bool = False) -> str:
     """Validate, simulate, write the results file if asked; return the stdout text."""
     plan = resolve(opts)
-    result = simulate(plan, progress)
+    bar = _Progress(len(plan.requests)) if progress and len(plan.requests) >= 1000 else None
+    result = simulate(plan, bar)
     text = stdout_text(result, plan.config.priority_policy, plan.fitness_weights, plan.summarize_trace)
     if plan.results_path:
         write_atomic(plan.results_path, results_json(result))

@@ -25,6 +25,7 @@ class RequestRecord:
     slo_class: str = ""
     tenant_id: str = ""
     handled_by: str = ""
+    client_id: str = ""  # ours: the workload spec's client (BLIS's rows have none)
 
 
 class InstanceMetrics:
@@ -59,7 +60,8 @@ class InstanceMetrics:
 
     def register(self, req: Request) -> None:
         self.requests[req.id] = RequestRecord(
-            req.id, req.arrival / 1e6, req.n_in, req.n_out, req.slo_class, req.tenant_id, req.assigned)
+            req.id, req.arrival / 1e6, req.n_in, req.n_out, req.slo_class, req.tenant_id, req.assigned,
+            req.client_id)
 
     def drop(self, req: Request) -> None:
         self.dropped_unservable += 1

@@ -30,7 +30,7 @@ class Request:
         "id", "index", "arrival", "input", "output", "n_in", "n_out",
         "state", "progress", "num_new", "computed", "ttft_set", "first_token_time",
         "itl_steps", "priority",
-        "slo_class", "tenant_id", "assigned",
+        "slo_class", "tenant_id", "client_id", "session_id", "assigned",
         # KV-cache bookkeeping, owned by engine.kvcache.
         "kv_blocks", "kv_chain", "kv_tail_len", "_input_keys", "_input_bkeys", "_seq_bkeys",
         # Lazy decoding, owned by engine.instance: steps [lazy_from, lazy_until] run
@@ -43,7 +43,8 @@ class Request:
 
     def __init__(self, rid: str, index: int, arrival: int,
                  input_tokens: Sequence[int], output_tokens: Sequence[int],
-                 slo_class: str = "", tenant_id: str = "") -> None:
+                 slo_class: str = "", tenant_id: str = "", client_id: str = "",
+                 session_id: str = "") -> None:
         self.id = rid
         self.index = index
         self.arrival = arrival
@@ -64,6 +65,8 @@ class Request:
         self.priority = 0.0
         self.slo_class = slo_class
         self.tenant_id = tenant_id
+        self.client_id = client_id  # the workload spec's client; "" otherwise
+        self.session_id = session_id  # multi-turn session; "" for single requests
         self.assigned = ""
         self.lazy_from = 0
         self.lazy_until = 0  # 0: not lazy

@@ -16,8 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..cli.options import RunOptions, resolve
-from ..cli.runner import simulate
+from ..plan import RunOptions, resolve, simulate
 from ..cluster.trace import summarize
 from ..report.summary import metrics_block
 

@@ -129,6 +129,8 @@ def request_rows(m: InstanceMetrics) -> list[dict]:
             row["tenant_id"] = r.tenant_id
         if r.handled_by:
             row["handled_by"] = r.handled_by
+        if r.client_id:
+            row["client_id"] = r.client_id
         rows.append(row)
     rows.sort(key=lambda row: row["arrived_at"])
     return rows

@@ -1,9 +1,10 @@
-"""``blis run`` options, resolved into a simulator plan the way BLIS resolves its flags.
+"""``blis run`` options resolved into a validated run, the way BLIS resolves its flags.
 
-:class:`RunOptions` holds every flag with BLIS's name and default; ``resolve``
-applies the defaults file (per-model GPU/TP/vLLM version, coefficients, KV
-blocks), picks the workload and validates everything, raising a
-:class:`~blis_gym.errors.BlisError` with one clear line on bad input.
+``resolve`` applies a policy bundle, the defaults file (per-model GPU/TP/vLLM
+version, coefficients, KV blocks) and the workload (:mod:`.workloads`), and
+validates everything, raising a :class:`~blis_gym.errors.BlisError` with one
+clear line on bad input. ``simulate`` runs the result. The CLI, the
+environments, the baselines and the examples all build runs through here.
 """
 
 from __future__ import annotations
@@ -11,94 +12,26 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass, field, fields, replace
-from typing import Optional
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, Optional
 
+from ..cluster.simulator import ClusterResult, ClusterSimulator
 from ..config.bundle import (BUNDLE_OPTIONS, BUNDLE_SCORERS_KEY, apply_bundle, effective_scorers,
                              load_policy_bundle)
 from ..config.catalog import Catalog, load_catalog
-from ..config.schema import MAX_INT64, ClusterConfig, DistributionWorkload, EngineConfig
+from ..config.schema import ClusterConfig, EngineConfig
 from ..engine.latency import BlackboxLatency
 from ..engine.request import Request
 from ..errors import ConfigError, UnsupportedFeatureError, WorkloadError
 from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
 from ..report.fitness import parse_fitness_weights
-from ..workload import generate_distribution, load_trace
+from .options import RunOptions
+from .workloads import WORKLOAD_TYPES, build_workload
 
 log = logging.getLogger("blis_gym")
 
-WORKLOAD_TYPES = ("chatbot", "summarization", "contentgen", "multidoc", "distribution", "traces")
 LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "panic")
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Every ``blis run`` flag, named and defaulted as in BLIS (``None`` = not given)."""
-
-    model: str = ""
-    hardware: str = ""
-    tp: int = 0
-    vllm_version: str = ""
-    seed: int = 42
-    horizon: int = MAX_INT64
-    log: str = "warn"
-    defaults_filepath: Optional[str] = None
-    model_config_folder: str = ""
-    hardware_config: str = ""
-    results_path: str = ""
-    # workload
-    workload: str = "distribution"
-    workload_spec: str = ""
-    workload_traces_filepath: str = ""
-    rate: float = 1.0
-    num_requests: int = 100
-    prefix_tokens: int = 0
-    prefix_groups: int = 1  # ours: distinct shared prefixes (BLIS has one)
-    prompt_tokens: int = 512
-    prompt_tokens_stdev: int = 256
-    prompt_tokens_min: int = 2
-    prompt_tokens_max: int = 7000
-    output_tokens: int = 512
-    output_tokens_stdev: int = 256
-    output_tokens_min: int = 2
-    output_tokens_max: int = 7000
-    # cluster and policies
-    num_instances: int = 1
-    routing_policy: str = "round-robin"
-    routing_scorers: str = ""
-    admission_policy: str = "always-admit"
-    routing_model: str = ""  # ours: a trained model for --routing-policy rl
-    admission_model: str = ""  # ours: a trained model for --admission-policy rl
-    token_bucket_capacity: float = 10000.0
-    token_bucket_refill_rate: float = 1000.0
-    priority_policy: str = "constant"
-    scheduler: str = "fcfs"
-    admission_latency: int = 0
-    routing_latency: int = 0
-    policy_config: str = ""
-    snapshot_refresh_interval: int = 0
-    # observability
-    trace_level: str = "none"
-    counterfactual_k: int = 0
-    summarize_trace: bool = False
-    fitness_weights: str = ""
-    # vLLM server
-    total_kv_blocks: Optional[int] = None  # None: from the defaults file, else 1000000
-    max_num_running_reqs: int = 256
-    max_num_scheduled_tokens: int = 2048
-    block_size_in_tokens: int = 16
-    max_model_len: int = 2048  # accepted for compatibility; BLIS does not use it either
-    long_prefill_token_threshold: int = 0
-    alpha_coeffs: tuple[float, ...] = (0.0, 0.0, 0.0)
-    beta_coeffs: tuple[float, ...] = (0.0, 0.0, 0.0)
-    kv_cpu_blocks: int = 0
-    kv_offload_threshold: float = 0.9
-    kv_transfer_bandwidth: float = 100.0
-    kv_transfer_base_latency: int = 0
-    # ours: reproduce the reference's KV leak (differential tests only)
-    reference_kv: bool = field(default=False, repr=False)
-    # Option names the user gave on the command line; they beat --policy-config values.
-    explicit: frozenset = field(default=frozenset(), repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -127,8 +60,6 @@ def _finite_positive(flag: str, value: float) -> None:
 
 def _check_unsupported(o: RunOptions) -> None:
     """Flags for features not built yet fail loudly rather than doing nothing."""
-    if o.workload_spec:
-        raise UnsupportedFeatureError("--workload-spec is not supported yet")
     if o.trace_level not in ("none", "decisions"):
         raise ConfigError(f"--trace-level: unknown trace level {o.trace_level!r} (valid: none, decisions)")
     if o.kv_cpu_blocks > 0:
@@ -236,55 +167,6 @@ def _coefficients(o: RunOptions, catalog_loader) -> tuple[str, tuple, tuple, int
     return model, tuple(entry.alpha), tuple(entry.beta), kv_blocks
 
 
-def _requests(o: RunOptions, catalog_loader, horizon: int) -> list[Request]:
-    if o.workload == "traces":
-        if not o.workload_traces_filepath:
-            raise WorkloadError("--workload-traces-filepath is required when using --workload traces")
-        if o.prefix_groups != 1:
-            raise WorkloadError("--prefix-groups applies to generated workloads, not --workload traces")
-        return load_trace(o.workload_traces_filepath, horizon)
-    if not (o.rate > 0 and math.isfinite(o.rate)):
-        raise WorkloadError(f"--rate must be a finite value > 0, got {o.rate}")
-    if o.workload == "distribution":
-        spec = DistributionWorkload(
-            o.rate, o.num_requests, o.prefix_tokens, o.prompt_tokens, o.prompt_tokens_stdev,
-            o.prompt_tokens_min, o.prompt_tokens_max, o.output_tokens, o.output_tokens_stdev,
-            o.output_tokens_min, o.output_tokens_max, prefix_groups=o.prefix_groups)
-        spec.check_flag_ranges()
-    else:
-        preset = catalog_loader().preset(o.workload)
-        if preset is None:
-            raise WorkloadError(f"--workload {o.workload}: preset not found in the defaults file")
-        spec = DistributionWorkload(
-            o.rate, o.num_requests, preset.prefix_tokens, preset.prompt_mean, preset.prompt_stdev,
-            preset.prompt_min, preset.prompt_max, preset.output_mean, preset.output_stdev,
-            preset.output_min, preset.output_max, name=o.workload, prefix_groups=o.prefix_groups)
-    return generate_distribution(spec, o.seed, horizon)
-
-
-def cli_flags(o: RunOptions) -> list[str]:
-    """``blis run`` arguments that give ``o`` (every option that differs from its default)."""
-    base = RunOptions()
-    args: list[str] = []
-    for f in fields(RunOptions):
-        value = getattr(o, f.name)
-        if f.name in ("explicit", "reference_kv") or value == getattr(base, f.name):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(value, bool):
-            args.append(flag)  # boolean flags default to off
-        elif isinstance(value, tuple):
-            args += [flag, ",".join(repr(float(v)) for v in value)]
-        else:
-            args += [flag, str(value)]
-    return args
-
-
-def generate_requests(o: RunOptions) -> list[Request]:
-    """The workload of ``o`` (for its seed), as ``resolve`` builds it; options assumed valid."""
-    return _requests(o, lambda: load_catalog(o.defaults_filepath), o.horizon)
-
-
 def _with_policy_config(o: RunOptions) -> tuple[RunOptions, tuple]:
     """Apply --policy-config values the command line did not set; returns (options, bundle scorers)."""
     if not o.policy_config:
@@ -315,8 +197,9 @@ def resolve(o: RunOptions) -> RunPlan:
         max_running=o.max_num_running_reqs, max_scheduled_tokens=o.max_num_scheduled_tokens,
         long_prefill_threshold=o.long_prefill_token_threshold)
     BlackboxLatency(alpha, beta)  # validates the coefficients
+    workload = build_workload(o, catalog_loader)
     config = ClusterConfig(
-        engine=engine, num_instances=o.num_instances, horizon=o.horizon, seed=o.seed,
+        engine=engine, num_instances=o.num_instances, horizon=workload.horizon, seed=o.seed,
         admission_latency=o.admission_latency, routing_latency=o.routing_latency,
         snapshot_refresh_interval=o.snapshot_refresh_interval, admission_policy=o.admission_policy,
         routing_policy=o.routing_policy, priority_policy=o.priority_policy, scheduler=o.scheduler,
@@ -324,6 +207,21 @@ def resolve(o: RunOptions) -> RunPlan:
         routing_scorers=scorers, token_bucket_capacity=o.token_bucket_capacity,
         token_bucket_refill_rate=o.token_bucket_refill_rate, trace_level=o.trace_level,
         counterfactual_k=o.counterfactual_k, reference_kv=o.reference_kv)
-    requests = _requests(o, catalog_loader, o.horizon)
-    return RunPlan(config, requests, o.results_path, model, fitness,
+    return RunPlan(config, workload.requests, o.results_path, model, fitness,
                    o.summarize_trace and o.trace_level == "decisions")
+
+
+def generate_requests(o: RunOptions) -> list[Request]:
+    """The workload of ``o`` (for its seed), as ``resolve`` builds it; options assumed valid."""
+    return build_workload(o, lambda: load_catalog(o.defaults_filepath)).requests
+
+
+def simulate(plan: RunPlan, progress: Optional[Callable[[int], None]] = None) -> ClusterResult:
+    """Run a plan to the end; ``progress(n)`` is called as requests are routed."""
+    sim = ClusterSimulator.from_config(plan.config, plan.requests)
+    if progress is not None:
+        sim.progress = progress
+    started = time.perf_counter()
+    result = sim.run()
+    log.info("simulation wall-clock time: %.3fs", time.perf_counter() - started)
+    return result

@@ -1,0 +1,85 @@
+"""Which requests a run simulates: a workload spec, a trace, a preset or a distribution.
+
+``--workload-spec`` wins over ``--workload``, as in BLIS. With a spec, the
+spec's ``seed``, ``horizon`` and ``num_requests`` apply unless ``--seed``,
+``--horizon`` or ``--num-requests`` was given explicitly; the spec's horizon
+also ends the simulation; and something must bound generation (a request count
+or a horizon). ``--rate`` has no effect on a spec (its ``aggregate_rate`` sets the rate).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from ..config.catalog import Catalog
+from ..config.schema import MAX_INT64, DistributionWorkload
+from ..engine.request import Request
+from ..errors import WorkloadError
+from ..workload import generate_distribution, load_trace
+from ..workload.spec_generator import generate_spec_requests
+from ..workload.spec_loader import load_workload_spec
+from .options import RunOptions
+
+log = logging.getLogger("blis_gym")
+
+WORKLOAD_TYPES = ("chatbot", "summarization", "contentgen", "multidoc", "distribution", "traces")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The requests of a run and the simulation horizon (ticks) that goes with them."""
+
+    requests: list[Request]
+    horizon: int
+
+
+def _spec_workload(o: RunOptions) -> Workload:
+    spec = load_workload_spec(o.workload_spec)
+    given = o.explicit
+    seed = o.seed if "seed" in given else spec.seed
+    horizon = o.horizon if "horizon" in given or spec.horizon <= 0 else spec.horizon
+    max_requests = o.num_requests if "num_requests" in given else spec.num_requests
+    if max_requests < 0:
+        raise WorkloadError(f"--num-requests must be >= 0 with --workload-spec (0 = no cap), got {max_requests}")
+    if max_requests == 0 and horizon == MAX_INT64:
+        raise WorkloadError(f"--workload-spec {o.workload_spec}: generation needs a bound: num_requests "
+                            f"(in the spec or --num-requests) or a horizon (in the spec or --horizon)")
+    if o.prefix_groups != 1:
+        raise WorkloadError("--prefix-groups applies to generated distribution workloads; "
+                            "a workload spec sets prefix_group per client")
+    if "rate" in given:
+        log.warning("--rate has no effect with --workload-spec: the spec's aggregate_rate (%g req/s) applies",
+                    spec.aggregate_rate)
+    return Workload(generate_spec_requests(replace(spec, seed=seed), horizon, max_requests), horizon)
+
+
+def build_workload(o: RunOptions, catalog_loader: Callable[[], Catalog]) -> Workload:
+    """The run's requests (drawn for ``o.seed``) and horizon; raises BlisError on bad input."""
+    if o.workload_spec:
+        return _spec_workload(o)
+    if o.workload == "traces":
+        if not o.workload_traces_filepath:
+            raise WorkloadError("--workload-traces-filepath is required when using --workload traces")
+        if o.prefix_groups != 1:
+            raise WorkloadError("--prefix-groups applies to generated workloads, not --workload traces")
+        return Workload(load_trace(o.workload_traces_filepath, o.horizon), o.horizon)
+    if not (o.rate > 0 and math.isfinite(o.rate)):
+        raise WorkloadError(f"--rate must be a finite value > 0, got {o.rate}")
+    if o.workload == "distribution":
+        spec = DistributionWorkload(
+            o.rate, o.num_requests, o.prefix_tokens, o.prompt_tokens, o.prompt_tokens_stdev,
+            o.prompt_tokens_min, o.prompt_tokens_max, o.output_tokens, o.output_tokens_stdev,
+            o.output_tokens_min, o.output_tokens_max, prefix_groups=o.prefix_groups)
+        spec.check_flag_ranges()
+    else:
+        preset = catalog_loader().preset(o.workload)
+        if preset is None:
+            raise WorkloadError(f"--workload {o.workload}: preset not found in the defaults file")
+        spec = DistributionWorkload(
+            o.rate, o.num_requests, preset.prefix_tokens, preset.prompt_mean, preset.prompt_stdev,
+            preset.prompt_min, preset.prompt_max, preset.output_mean, preset.output_stdev,
+            preset.output_min, preset.output_max, name=o.workload, prefix_groups=o.prefix_groups)
+    return Workload(generate_distribution(spec, o.seed, o.horizon), o.horizon)
