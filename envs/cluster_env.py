@@ -38,6 +38,7 @@ step, whatever its action.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Optional
 
 import gymnasium as gym
@@ -51,6 +52,7 @@ from ..policies import ADMISSION, ROUTING
 from ..policies.prefix_index import PrefixCacheIndex
 from ..policies.scorers import parse_scorers
 from ..report.fitness import compute_fitness, parse_fitness_weights, raw_metrics
+from ..report.slo import per_slo_distributions
 from ..report.summary import metrics_block
 from .observation import ObservationBuilder, observation_size
 from .rewards import TIME_REWARDS, RegretCritic
@@ -64,11 +66,16 @@ HELD_OUT_SEED = 2**30
 
 
 def result_metrics(result: ClusterResult) -> dict:
-    """The figures ``blis run`` prints: the cluster block and one block per instance."""
+    """The figures ``blis run`` prints: the cluster block, one block per instance, and per SLO
+    class (``"default"`` for requests without one) TTFT and E2E mean and p99 in ms."""
     return {
         "cluster": metrics_block("cluster", result.aggregate),
         "instances": {iid: metrics_block(iid, m) for iid, m in zip(result.instance_ids, result.instances)},
         "rejected_requests": result.rejected,
+        "per_slo": {cls: {"ttft_mean_ms": m.ttft.mean / 1e3, "ttft_p99_ms": m.ttft.p99 / 1e3,
+                          "e2e_mean_ms": m.e2e.mean / 1e3, "e2e_p99_ms": m.e2e.p99 / 1e3,
+                          "completed": m.e2e.count}
+                    for cls, m in per_slo_distributions(result.aggregate).items()},
     }
 
 
@@ -78,12 +85,19 @@ class ClusterEnv(gym.Env):
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
     #: decision kinds that pause for the agent
     agent_kinds: tuple[str, ...] = ()
+    #: rewards this env cannot pay, and the one it uses when a scenario names one of them
+    unfit_rewards: tuple[str, ...] = ()
+    default_reward = "regret"
 
     def __init__(self, scenario: str = DEFAULT_SCENARIO, render_mode: Optional[str] = None, **overrides: Any):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.render_mode = render_mode
-        self.scenario: Scenario = load_scenario(scenario, **overrides)
+        loaded = load_scenario(scenario, **overrides)
+        if loaded.env.reward in self.unfit_rewards and "reward" not in overrides:
+            # The scenario's reward is for another env (say regret, for routing): use this env's own.
+            loaded = replace(loaded, env=replace(loaded.env, reward=self.default_reward))
+        self.scenario: Scenario = loaded
         self._check_reward()
         config = self.scenario.plan.config
         self.config = config
@@ -286,12 +300,14 @@ class AdmissionEnv(ClusterEnv):
     """The agent admits (1) or rejects (0) every arrival; routing is the scenario's."""
 
     agent_kinds = (ADMISSION_KIND,)
+    unfit_rewards = ("regret",)
+    default_reward = "time-in-system"
 
     def _make_action_space(self) -> spaces.Discrete:
         return spaces.Discrete(2)
 
     def _check_reward(self) -> None:
-        if self.scenario.env.reward == "regret":
+        if self.scenario.env.reward in self.unfit_rewards:
             raise ValueError("reward 'regret' scores routing choices; blis_gym/Admission-v0 makes none "
                              "(use 'fitness' or 'time-in-system')")
 

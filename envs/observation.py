@@ -15,11 +15,13 @@ import numpy as np
 from ..engine.request import Request
 from ..policies.base import Snapshot
 from ..policies.prefix_index import PrefixCacheIndex
+from ..workload import spec
 
 QUEUE_SCALE = 32.0  # waiting requests
 PENDING_SCALE = 8.0  # routed, not yet queued
 TOKEN_SCALE = 1024.0  # input tokens
-SLO_CLASSES = ("", "realtime", "interactive", "batch")  # "" = no class ("default")
+# The one-hot covers every class a workload spec can give ("" = none, shown as "default").
+SLO_CLASSES = ("", *spec.SLO_CLASSES)
 
 # (name, meaning) in vector order; documented in the README's observation table.
 INSTANCE_FEATURES: tuple[tuple[str, str], ...] = (

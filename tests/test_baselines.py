@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -32,7 +30,7 @@ def episode(env, agent, seed=SEED):
 
 def cli_metrics(agent, env, seed=SEED):
     """What ``blis run`` prints for the same scenario, seed and policies."""
-    run = replace(cli_options_for(agent, env.unwrapped.scenario.run), seed=seed)
+    run = cli_options_for(agent, env.unwrapped.scenario.run).with_seed(seed)
     return result_metrics(simulate(resolve(run)))
 
 
@@ -53,6 +51,24 @@ def test_routing_baseline_equals_blis_run_on_prefix_heavy():
         agent = make_baseline(name, env)
         _, info = episode(env, agent)
         assert info["metrics"] == cli_metrics(agent, env)
+
+
+@pytest.mark.parametrize("name", ROUTING.names())
+@pytest.mark.parametrize("scenario", ["multi-tenant-slo", "multiturn-chat"])
+def test_routing_baseline_equals_blis_run_on_spec_scenarios(name, scenario):
+    env = gym.make("blis_gym/Routing-v0", scenario=scenario, num_requests=200)
+    agent = make_baseline(name, env)
+    _, info = episode(env, agent)
+    assert info["metrics"] == cli_metrics(agent, env)
+    assert len(info["metrics"]["per_slo"]) >= 2
+
+
+def test_admission_baseline_equals_blis_run_on_a_spec_scenario():
+    env = gym.make("blis_gym/Admission-v0", scenario="multi-tenant-slo", num_requests=200)
+    agent = make_baseline("token-bucket", env, token_bucket_capacity=30000.0, token_bucket_refill_rate=60000.0)
+    _, info = episode(env, agent)
+    expected = cli_metrics(agent, env)
+    assert info["metrics"] == expected and expected["rejected_requests"] > 0
 
 
 def test_weighted_baseline_with_a_scorer_profile_equals_blis_run():

@@ -10,8 +10,10 @@ import pytest
 
 import blis_gym  # noqa: F401 - registers the ids
 from blis_gym.envs import load_scenario, scenario_names
-from blis_gym.envs.observation import INSTANCE_FEATURES, REQUEST_FEATURES
+from blis_gym.envs.observation import INSTANCE_FEATURES, REQUEST_FEATURES, SLO_CLASSES
 from blis_gym.errors import ConfigError
+from blis_gym.plan import generate_requests
+from blis_gym.workload.spec_loader import load_workload_spec
 from blis_gym.report.fitness import compute_fitness, parse_fitness_weights, raw_metrics
 
 IDS = ("blis_gym/Routing-v0", "blis_gym/Admission-v0", "blis_gym/AdmissionRouting-v0")
@@ -313,6 +315,56 @@ def test_bad_scenario_files(tmp_path):
 def test_regret_reward_needs_routing_decisions():
     with pytest.raises(ValueError, match="regret"):
         gym.make(IDS[1], reward="regret")
+
+
+@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("overrides", [{}, {"rate": 200.0, "num_instances": 2, "num_requests": 80}],
+                         ids=["no-arguments", "workload-overrides"])
+def test_every_env_builds_and_runs_with_no_arguments(env_id, overrides):
+    """The default scenario's reward (regret) does not fit Admission-v0, which then uses its own."""
+    env = gym.make(env_id, **overrides)
+    reward = env.unwrapped.scenario.env.reward
+    assert reward == ("time-in-system" if env_id.endswith("/Admission-v0") else "regret")
+    _, rewards, info = play(env, lambda obs, e: e.action_space.n - 1)
+    expected = overrides.get("num_requests", 1000)
+    assert info["metrics"]["cluster"]["injected_requests"] + info["metrics"]["rejected_requests"] == expected
+    assert all(np.isfinite(rewards))
+
+
+# --- workload specs ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("scenario", ["multi-tenant-slo", "multiturn-chat"])
+def test_spec_scenarios_show_slo_classes_and_report_them(scenario):
+    env = gym.make(IDS[0], scenario=scenario, num_requests=150)
+    n = env.unwrapped.num_instances
+    classes = {c.slo_class for c in load_workload_spec(env.unwrapped.scenario.run.workload_spec).clients}
+    seen = set()
+    observations, _, info = play(env, first_instance, seed=5)
+    slo_at = n * len(INSTANCE_FEATURES) + [name for name, _ in REQUEST_FEATURES].index("slo_default")
+    for obs in observations[:-1]:
+        one_hot = obs[slo_at:slo_at + len(SLO_CLASSES)]
+        assert one_hot.sum() == 1.0
+        seen.add(SLO_CLASSES[int(np.argmax(one_hot))])
+    assert seen == classes
+    per_slo = info["metrics"]["per_slo"]
+    assert set(per_slo) == classes
+    assert sum(m["completed"] for m in per_slo.values()) == info["metrics"]["cluster"]["completed_requests"]
+
+
+def test_multiturn_chat_sessions_come_back_to_their_context():
+    """Rounds of one session share their whole earlier conversation as a prefix."""
+    env = gym.make(IDS[0], scenario="multiturn-chat", num_requests=200)
+    reqs = generate_requests(env.unwrapped.scenario.run.with_seed(9))
+    by_session: dict[str, list] = {}
+    for r in reqs:
+        by_session.setdefault(r.session_id, []).append(r)
+    multi = [rs for s, rs in by_session.items() if s and len(rs) > 1]
+    assert multi
+    for rounds in multi:
+        for earlier, later in zip(rounds, rounds[1:]):
+            assert later.n_in > earlier.n_in + earlier.n_out - 1
+            assert np.array_equal(later.input[:earlier.n_in], earlier.input)
+            assert np.array_equal(later.input[earlier.n_in:earlier.n_in + earlier.n_out], earlier.output)
 
 
 def test_critic_regret_is_the_counterfactual_regret():
