@@ -295,12 +295,15 @@ def go_gamma(x: float) -> float:
 
 def go_round(x: float) -> float:
     """Go's ``math.Round``: half away from zero (Python's ``round`` is half to even)."""
-    if x != x or math.isinf(x):
+    if x >= 0.0:
+        if x == _INF:
+            return x
+        whole = math.floor(x)  # x - whole is exact below 2**52 and 0 above
+        return float(whole + 1) if x - whole >= 0.5 else float(whole)
+    if x != x or x == -_INF:
         return x
-    whole = float(int(x))
-    if abs(x - whole) >= 0.5:
-        whole += 1.0 if x > 0 else -1.0
-    return whole
+    whole = math.ceil(x)
+    return float(whole - 1) if whole - x >= 0.5 else float(whole)
 
 
 def go_int64(x: float) -> int:

@@ -23,13 +23,14 @@ system prompt and respect activity windows (BLIS drops both).
 
 from __future__ import annotations
 
-from operator import itemgetter
-from typing import Optional
+from heapq import heappop, heappush, heapreplace
+from typing import Iterator, Optional
 
 import numpy as np
 
 from ..engine.request import Request
 from ..errors import WorkloadError
+from ..gcpause import gc_paused
 from ..gorand import GoRand, IntnStream, subsystem_seed
 from .samplers import LengthSampler, arrival_sampler, length_sampler
 from .spec import ClientSpec, MultimodalSpec, WorkloadSpec
@@ -90,11 +91,10 @@ class _Client:
         self.windows = tuple((w.start_us, w.end_us) for w in windows)
         self.last_end = max((w.end_us for w in windows), default=0)
 
-    def _with_prefix(self, tokens: np.ndarray) -> np.ndarray:
-        return tokens if self.prefix is None else np.concatenate((self.prefix, tokens))
-
-    def generate(self, horizon: int, cap: int, out: list) -> None:
-        """Append (arrival, client, input, output, session) rows until the horizon or the cap."""
+    def generate(self, horizon: int, cap: int, pending: list) -> Iterator[int]:
+        """Push (arrival, client, number, input, output, session) rows onto the ``pending`` heap,
+        one request or session at a time, until the horizon or the cap; after each, yield the
+        arrival just drawn (every later row of this client arrives after it)."""
         iat = self.arrivals.iat
         rng = self.rng
         take = rng.take
@@ -103,20 +103,22 @@ class _Client:
         multi_turn = reasoning.multi_turn if reasoning is not None else None
         inputs, outputs, mm = self.inputs, self.outputs, self.multimodal
         index = self.index
+        prefix = self.prefix
         count = 0
         t = 0
         while t < horizon:
             if cap and count >= cap:
-                break
+                return
             t += iat(rng)
             if t >= horizon:
-                break
+                return
             if windows and not _active(windows, t):
                 if t >= last_end:
-                    break  # no window opens again
+                    return  # no window opens again
                 continue
             if multi_turn is not None:
-                count += self._session(t, out)
+                count += self._session(t, count, pending)
+                yield t
                 continue
             if mm is not None:  # its tokens come before the output length
                 tokens = take(mm.length(rng))
@@ -125,10 +127,13 @@ class _Client:
                 n_in = inputs.sample(rng)
                 n_out = outputs.sample(rng)
                 tokens = take(n_in)
-            out.append((t, index, self._with_prefix(tokens), take(n_out), ""))
+            if prefix is not None:
+                tokens = np.concatenate((prefix, tokens))
+            heappush(pending, (t, index, count, tokens, take(n_out), ""))
             count += 1
+            yield t
 
-    def _session(self, start: int, out: list) -> int:
+    def _session(self, start: int, number: int, pending: list) -> int:
         """One multi-turn session starting at ``start``; returns its number of requests."""
         rng = self.rng
         take = rng.take
@@ -137,9 +142,9 @@ class _Client:
         ratio = length_sampler(reasoning.reason_ratio_distribution)
         accumulate = mt.context_growth == "accumulate"
         session = f"sess_{rng.int63()}"
-        context: list[np.ndarray] = []
+        context: list[np.ndarray] = [] if self.prefix is None else [self.prefix]
         t = start
-        for _ in range(mt.max_rounds):
+        for k in range(mt.max_rounds):
             n_in = self.inputs.sample(rng)
             n_out = self.outputs.sample(rng)
             new = take(n_in)
@@ -147,13 +152,41 @@ class _Client:
             tokens = np.concatenate((*context, new)) if context else new
             if ratio is not None:
                 ratio.sample(rng)  # the reasoning share: drawn, not simulated
-            out.append((t, self.index, self._with_prefix(tokens), answer, session))
+            heappush(pending, (t, self.index, number + k, tokens, answer, session))
             if accumulate:
                 context += (new, answer)
             t += mt.think_time_us + n_out  # think time, plus 1 µs per output token
         return mt.max_rounds
 
 
+def _merge(generators: list[Iterator[int]], pending: list, limit: int) -> list:
+    """The first ``limit`` rows (all when 0) in the order a stable sort by arrival gives
+    (ties: client order, then generation order), generating each client only as far as needed.
+
+    A pending row is final once no client can still produce an earlier one: every client's
+    next row arrives after the arrival it last yielded.
+    """
+    active = [(0, i, g) for i, g in enumerate(generators)]  # (last arrival, client, generator)
+    out: list = []
+    limit = limit or -1
+    while active:
+        frontier = active[0][0]
+        while pending and pending[0][0] <= frontier:
+            out.append(heappop(pending))
+            if len(out) == limit:
+                return out
+        _, i, gen = active[0]
+        t = next(gen, None)
+        if t is None:
+            heappop(active)
+        else:
+            heapreplace(active, (t, i, gen))
+    while pending and len(out) != limit:
+        out.append(heappop(pending))
+    return out
+
+
+@gc_paused  # many small objects, no cycles (see gcpause)
 def generate_spec_requests(spec: WorkloadSpec, horizon: int, max_requests: int) -> list[Request]:
     """The requests of ``spec`` (seed ``spec.seed``) arriving before ``horizon`` ticks, at most
     ``max_requests`` of them (0 = no cap)."""
@@ -167,16 +200,14 @@ def generate_spec_requests(spec: WorkloadSpec, horizon: int, max_requests: int) 
         if c.prefix_group and c.prefix_group not in prefixes:
             prefixes[c.prefix_group] = master.take(c.prefix_length or DEFAULT_PREFIX_LENGTH)
     cap = 2 * max_requests
-    rows: list = []
+    pending: list = []
+    generators = []
     for i, (c, rate) in enumerate(zip(spec.clients, client_rates(spec))):
-        if rate <= 0:
-            continue
-        client = _Client(i, c, rate, master.int63(), prefixes.get(c.prefix_group) if c.prefix_group else None)
-        client.generate(horizon, cap, rows)
-    rows.sort(key=itemgetter(0))  # stable: ties keep client order
-    if max_requests:
-        del rows[max_requests:]
+        if rate > 0:
+            client = _Client(i, c, rate, master.int63(), prefixes.get(c.prefix_group) if c.prefix_group else None)
+            generators.append(client.generate(horizon, cap, pending))
+    rows = _merge(generators, pending, max_requests)
     clients = spec.clients
     return [Request(f"request_{k}", k, t, tokens, output, clients[ci].slo_class, clients[ci].tenant_id,
                     clients[ci].id, session)
-            for k, (t, ci, tokens, output, session) in enumerate(rows)]
+            for k, (t, ci, _, tokens, output, session) in enumerate(rows)]
