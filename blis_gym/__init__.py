@@ -1,7 +1,9 @@
 """blis-gym: a Python reimplementation of BLIS, the Blackbox Inference Simulator.
 
 The simulator lives in :mod:`blis_gym.engine` (one instance) and
-:mod:`blis_gym.cluster` (instances behind admission and routing); policies in
+:mod:`blis_gym.cluster` (instances behind admission and routing); workloads
+(distributions, traces, workload specs) in :mod:`blis_gym.workload`; a run built
+from options in :mod:`blis_gym.plan`; policies in
 :mod:`blis_gym.policies`; the ``blis`` command in :mod:`blis_gym.cli`;
 Gymnasium environments in :mod:`blis_gym.envs` (registered on import as
 ``blis_gym/Routing-v0``, ``blis_gym/Admission-v0`` and

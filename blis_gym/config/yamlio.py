@@ -45,14 +45,19 @@ def load(text: str) -> Any:
     return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
 
 
+def syntax_error(exc: yaml.YAMLError, where: str) -> ConfigError:
+    """One :class:`ConfigError` line for a YAML syntax error, prefixed by ``where``, with its position."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = ", ".join(part for part in (exc.context, exc.problem) if part) or "syntax error"
+        return ConfigError(f"{where}: invalid YAML{at}: {' '.join(what.split())}")
+    return ConfigError(f"{where}: invalid YAML: {' '.join(str(exc).split())}")
+
+
 def parse(text: str, where: str) -> Any:
     """``load``, with any syntax error turned into one :class:`ConfigError` line prefixed by ``where``."""
     try:
         return load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = ", ".join(part for part in (exc.context, exc.problem) if part) or "syntax error"
-        raise ConfigError(f"{where}: invalid YAML{at}: {' '.join(what.split())}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: invalid YAML: {' '.join(str(exc).split())}") from None
+        raise syntax_error(exc, where) from None

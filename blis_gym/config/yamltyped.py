@@ -28,6 +28,7 @@ from typing import Any, NoReturn, Optional, Union
 import yaml
 
 from ..errors import ConfigError
+from .yamlio import syntax_error
 
 __all__ = ["decode", "field_names"]
 
@@ -239,13 +240,8 @@ def decode(text: str, cls: Any, where: str) -> Any:
     """
     try:
         node = yaml.compose(text, Loader=_NodeLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = ", ".join(part for part in (exc.context, exc.problem) if part) or "syntax error"
-        raise ConfigError(f"{where}: invalid YAML{at}: {' '.join(what.split())}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: invalid YAML: {' '.join(str(exc).split())}") from None
+        raise syntax_error(exc, where) from None
     if node is None:
         return cls()
     return _Decoder(where).value(node, cls, "")

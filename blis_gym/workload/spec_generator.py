@@ -14,7 +14,10 @@ Draw order, as in BLIS (so the same spec and seed give the same requests):
 3. All requests are merged by arrival time (ties keep client order), cut to
    ``max_requests`` and named ``request_0 ...``.
 
-A client stops at the horizon or after 2 x ``max_requests`` requests. Where
+A client stops at the horizon or after 2 x ``max_requests`` requests, as in
+BLIS; clients are also merged lazily, each drawn only until nothing it could
+still draw would make the cut (its streams are its own, so the requests kept are
+the same; BLIS draws everything first, about five times as many). Where
 BLIS has bugs we do better (README, "Where we differ"): a client whose last
 activity window has closed stops (BLIS draws on until the horizon, for ever
 when there is none), and multi-turn sessions keep their prefix group's

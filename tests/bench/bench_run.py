@@ -296,24 +296,8 @@ def bench_main(argv: list[str] | None = None) -> int:
             entry["reference"] = ref.summary()
             if ref.failures:
                 entry["reference"]["last_error"] = ref.last_error
-            o, r = entry["ours"], entry["reference"]
-            entry["ratio_wall_median"] = _ratio(o["wall_median_s"], r["wall_median_s"])
-            entry["ratio_wall_min"] = _ratio(o["wall_min_s"], r["wall_min_s"])
-            entry["ratio_peak_rss"] = _ratio(o["peak_rss_max_mib"], r["peak_rss_max_mib"])
-            om = extract_cluster_metrics(ours.last_stdout) if ours.walls else None
-            rm = extract_cluster_metrics(ref.last_stdout) if ref.walls else None
-            if om is None or rm is None:
-                entry["metrics_agree"] = None
-                entry["metrics_diffs"] = [
-                    "cluster metrics block not found in "
-                    + ("ours" if om is None else "reference")]
+            if not compare_with_reference(entry, ours, ref):
                 exit_code = 1
-            else:
-                d = diff_metrics(om, rm)
-                entry["metrics_agree"] = not d
-                entry["metrics_diffs"] = d
-                if d:
-                    exit_code = 1
         results["workloads"][name] = entry
 
     _print_table(results, ref_bin is not None)
@@ -322,6 +306,26 @@ def bench_main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
         print(f"\nwrote {args.json}")
     return exit_code
+
+
+def compare_with_reference(entry: dict[str, Any], ours, ref) -> bool:
+    """Fill ``entry`` with ours/reference ratios and the cluster-metrics comparison of two
+    measurements (``entry["ours"]`` and ``entry["reference"]`` already summarized); returns
+    whether the metrics agree."""
+    o, r = entry["ours"], entry["reference"]
+    entry["ratio_wall_median"] = _ratio(o["wall_median_s"], r["wall_median_s"])
+    entry["ratio_wall_min"] = _ratio(o["wall_min_s"], r["wall_min_s"])
+    entry["ratio_peak_rss"] = _ratio(o["peak_rss_max_mib"], r["peak_rss_max_mib"])
+    om = extract_cluster_metrics(ours.last_stdout) if ours.walls else None
+    rm = extract_cluster_metrics(ref.last_stdout) if ref.walls else None
+    if om is None or rm is None:
+        entry["metrics_agree"] = None
+        entry["metrics_diffs"] = ["cluster metrics block not found in " + ("ours" if om is None else "reference")]
+        return False
+    d = diff_metrics(om, rm)
+    entry["metrics_agree"] = not d
+    entry["metrics_diffs"] = d
+    return not d
 
 
 def _print_table(results: dict[str, Any], with_ref: bool) -> None:

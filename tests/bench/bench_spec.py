@@ -48,9 +48,7 @@ from bench_run import (  # noqa: E402  (this folder is not a package)
     MODEL,
     REPO_ROOT,
     _fmt,
-    _ratio,
-    diff_metrics,
-    extract_cluster_metrics,
+    compare_with_reference,
     measure,
     run_child,
 )
@@ -218,23 +216,8 @@ def bench_main(argv: list[str] | None = None) -> int:
             if ref.failures:
                 exit_code = 1
                 run["reference"]["last_error"] = ref.last_error
-            o, r = run["ours"], run["reference"]
-            run["ratio_wall_median"] = _ratio(o["wall_median_s"], r["wall_median_s"])
-            run["ratio_wall_min"] = _ratio(o["wall_min_s"], r["wall_min_s"])
-            run["ratio_peak_rss"] = _ratio(o["peak_rss_max_mib"], r["peak_rss_max_mib"])
-            om = extract_cluster_metrics(ours.last_stdout) if ours.walls else None
-            rm = extract_cluster_metrics(ref.last_stdout) if ref.walls else None
-            if om is None or rm is None:
-                run["metrics_agree"] = None
-                run["metrics_diffs"] = ["cluster metrics block not found in "
-                                        + ("ours" if om is None else "reference")]
+            if not compare_with_reference(run, ours, ref):
                 exit_code = 1
-            else:
-                d = diff_metrics(om, rm)
-                run["metrics_agree"] = not d
-                run["metrics_diffs"] = d
-                if d:
-                    exit_code = 1
             wr, mr = run["ratio_wall_median"], run["ratio_peak_rss"]
             run["wall_target_met"] = wr is not None and wr <= TARGET_WALL_RATIO
             run["rss_target_met"] = mr is not None and mr <= TARGET_RSS_RATIO
