@@ -116,6 +116,19 @@ def test_request_that_can_never_fit_is_dropped_with_a_warning():
     assert any("request_1" in m for m in collect.messages)
 
 
+def test_request_with_no_tokens_is_dropped_and_the_run_ends():
+    """BLIS crashes on a request with neither input nor output tokens (a trace row "[]","[]" or a
+    0-token empirical bin); we drop it at its instance. One side empty is a normal request."""
+    reqs = [Request("request_0", 0, 0, list(range(100)), list(range(50))),
+            Request("request_1", 1, 10, [], []),
+            Request("request_2", 2, 20, [], list(range(7))),
+            Request("request_3", 3, 30, list(range(40)), [])]
+    result = simulator(config(num_instances=2), reqs).run()
+    assert result.aggregate.dropped_unservable == 1
+    assert result.aggregate.completed == 3
+    assert "request_1" not in result.aggregate.requests
+
+
 def test_same_seed_same_bytes(blis, tmp_path):
     args = ["run", "--model", "meta-llama/llama-3.1-8b-instruct", "--num-instances", "2",
             "--rate", "40", "--num-requests", "150", "--log", "error"]

@@ -132,6 +132,10 @@ class Instance:
         return kind
 
     def enqueue(self, req: Request) -> None:
+        if req.n_in == 0 and req.n_out == 0:  # nothing to compute (BLIS crashes on these)
+            log.warning("dropping request %s: it has no input and no output tokens", req.id)
+            self._drop(req)
+            return
         need = self._blocks_needed(req)
         if need > self.kv.total:
             log.warning("dropping request %s: it needs %d KV blocks but the cache has only %d",

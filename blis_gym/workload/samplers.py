@@ -7,7 +7,7 @@ in the same order, with the same float operations (Go's ``Log``, ``Exp``,
 match BLIS's bit for bit. Two registries map spec names to factories:
 ``ARRIVALS`` (inter-arrival times in ticks, always >= 1) and ``LENGTH_LAWS``
 (token counts, always >= 1 except a gaussian with ``min == max``, which
-returns ``min`` as it is).
+returns ``min`` as it is, and empirical bins of 0 tokens, as in BLIS).
 """
 
 from __future__ import annotations

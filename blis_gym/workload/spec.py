@@ -191,8 +191,8 @@ def validate_dist(where: str, key: str, d: DistSpec) -> None:
         if not d.file and not d.params:
             _fail(where, key, "empirical distribution needs params (token_count: probability) or a file")
         for name, value in d.params.items():
-            if not name.strip().lstrip("+-").isdigit():
-                _fail(where, f"{key}.params.{name}", "empirical keys are token counts (integers)")
+            if not name.strip().lstrip("+").isdigit():
+                _fail(where, f"{key}.params.{name}", "empirical keys are token counts (integers >= 0)")
             if value < 0:
                 _fail(where, f"{key}.params.{name}", f"probability must be >= 0, got {value}")
         counts = [int(name.strip()) for name in d.params]
@@ -217,6 +217,8 @@ def validate_dist(where: str, key: str, d: DistSpec) -> None:
             _fail(where, f"{key}.params.std_dev", f"must be >= 0, got {p['std_dev']}")
         if int(p["min"]) > int(p["max"]):
             _fail(where, f"{key}.params", f"min ({p['min']}) must not exceed max ({p['max']})")
+        if int(p["min"]) == int(p["max"]) < 0:  # returned as it is, a negative length
+            _fail(where, f"{key}.params", f"min == max must be >= 0, got {p['min']}")
     elif d.type == "exponential":
         if p["mean"] <= 0:
             _fail(where, f"{key}.params.mean", f"must be > 0, got {p['mean']}")
