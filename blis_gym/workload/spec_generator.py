@@ -17,7 +17,8 @@ Draw order, as in BLIS (so the same spec and seed give the same requests):
 A client stops at the horizon or after 2 x ``max_requests`` requests, as in
 BLIS; clients are also merged lazily, each drawn only until nothing it could
 still draw would make the cut (its streams are its own, so the requests kept are
-the same; BLIS draws everything first, about five times as many). Where
+the same; BLIS first draws every client to its cap, often several times as
+many requests as it keeps). Where
 BLIS has bugs we do better (README, "Where we differ"): a client whose last
 activity window has closed stops (BLIS draws on until the horizon, for ever
 when there is none), and multi-turn sessions keep their prefix group's
@@ -41,7 +42,6 @@ from .spec import ClientSpec, MultimodalSpec, WorkloadSpec
 MAX_TOKEN_ID = 128000
 DEFAULT_PREFIX_LENGTH = 50
 WORKLOAD_GEN = "workload-gen"
-_EMPTY = np.zeros(0, dtype=np.int64)
 
 
 def client_rates(spec: WorkloadSpec) -> list[float]:
@@ -90,6 +90,7 @@ class _Client:
         self.outputs: Optional[LengthSampler] = length_sampler(c.output_distribution)
         self.prefix = prefix if prefix is not None and len(prefix) else None
         self.multimodal = _Multimodal(c.multimodal) if c.multimodal is not None else None
+        self.reason_ratio = length_sampler(c.reasoning.reason_ratio_distribution) if c.reasoning else None
         windows = c.lifecycle.windows if c.lifecycle is not None else ()
         self.windows = tuple((w.start_us, w.end_us) for w in windows)
         self.last_end = max((w.end_us for w in windows), default=0)
@@ -142,7 +143,7 @@ class _Client:
         take = rng.take
         reasoning = self.spec.reasoning
         mt = reasoning.multi_turn
-        ratio = length_sampler(reasoning.reason_ratio_distribution)
+        ratio = self.reason_ratio
         accumulate = mt.context_growth == "accumulate"
         session = f"sess_{rng.int63()}"
         context: list[np.ndarray] = [] if self.prefix is None else [self.prefix]
