@@ -38,6 +38,7 @@ step, whatever its action.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from typing import Any, Optional
 
@@ -182,6 +183,14 @@ class ClusterEnv(gym.Env):
             self._ended = True
         info = self._info
         return obs, float(self._reward), terminated, False, info
+
+    @gc_paused
+    def fork(self) -> "ClusterEnv":
+        """An exact, independent copy of this env mid-episode (the env itself, without Gymnasium's
+        wrappers): stepping both with the same actions gives the same observations, rewards and
+        metrics, and stepping either never changes the other. Scenario and spaces are shared."""
+        memo = {id(x): x for x in (self.scenario, self.config, self.observation_space, self.action_space)}
+        return copy.deepcopy(self, memo)
 
     def _valid_action(self, action) -> bool:
         # Integers are checked directly (the hot path); anything else by the space itself.

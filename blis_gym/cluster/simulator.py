@@ -18,6 +18,7 @@ With both policies given, ``run()`` goes straight to the end.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import logging
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Callable, Optional, Sequence
 
 from ..config.schema import ClusterConfig
 from ..engine.instance import QUEUED, Instance
+from ..forking import Forkable
 from ..gcpause import gc_paused
 from ..engine.kvcache import mark_private_decodes
 from ..engine.latency import BlackboxLatency
@@ -80,8 +82,11 @@ class ClusterResult:
                 + self.not_arrived + self.in_pipeline + self.in_transit)
 
 
-class ClusterSimulator:
+class ClusterSimulator(Forkable):
     """Shared-clock loop over instances with an online admission/routing pipeline."""
+
+    _FORK_FLAT = frozenset({"pending", "_tops"})
+    _FORK_SHARED = frozenset({"config"})
 
     def __init__(self, config: ClusterConfig, requests: Sequence[Request],
                  admission: Optional[AdmissionPolicy] = None,
@@ -153,6 +158,22 @@ class ClusterSimulator:
         opts = config.policy_options()
         return cls(config, requests, ADMISSION.make(config.admission_policy, **opts),
                    ROUTING.make(config.routing_policy, **opts))
+
+    @gc_paused
+    def fork(self) -> "ClusterSimulator":
+        """An exact, independent copy of this simulation as it stands (paused or not).
+
+        Answering the same decisions in both gives identical results, and running
+        either never changes the other. A pending decision is copied too: answer the
+        fork's own, ``fork.pending_decision``. Hooks and observers are copied with the
+        objects they belong to.
+        """
+        return copy.deepcopy(self)
+
+    @property
+    def pending_decision(self) -> Optional[Decision]:
+        """The decision ``advance`` returned and nobody has answered yet, if any."""
+        return self._paused
 
     def set_departure_hook(self, hook: Optional[Callable[[Request, int], None]]) -> None:
         """Call ``hook(request, tick)`` when a request completes, is dropped or is rejected."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+from ..forking import Forkable
 from ..policies.base import Snapshot
 
 
@@ -71,8 +72,10 @@ def counterfactual(chosen: int, scores: Optional[Sequence[float]], snaps: Sequen
 
 
 @dataclass
-class DecisionTrace:
+class DecisionTrace(Forkable):
     """All decisions of one run, in the order they were made."""
+
+    _FORK_FLAT = frozenset({"admissions", "routings"})  # frozen records
 
     counterfactual_k: int = 0
     admissions: list = field(default_factory=list)

@@ -11,6 +11,7 @@ import logging
 from collections import deque
 from operator import attrgetter
 
+from ..forking import Forkable
 from . import eventq
 from .batching import VLLMBatchFormation
 from .kvcache import KVCache
@@ -41,7 +42,7 @@ def _bucket(buckets: dict, step: int, item: tuple) -> None:
         got.append(item)
 
 
-class Instance:
+class Instance(Forkable):
     """A vLLM-like engine replica.
 
     ``reference_kv=True`` reproduces the reference's KV behaviour exactly,
@@ -49,6 +50,8 @@ class Instance:
     livelocks that follow; it exists for differential tests. The default
     repairs them (see README, "Where we differ from BLIS").
     """
+
+    _FORK_SHARED = frozenset({"former", "latency", "priority", "scheduler"})  # stateless
 
     def __init__(self, instance_id: str, *, total_kv_blocks: int, block_size: int,
                  max_running: int, max_scheduled_tokens: int, long_prefill_threshold: int,
@@ -82,13 +85,7 @@ class Instance:
         self._run_seq = 0
         self.lazy_enabled = not reference_kv
         self._out_time = latency.output_token_time()
-        bs = block_size
-        # Blocks a request must hold at once: its input, or (ours) input plus all
-        # but the last output token, which the reference lets fail harmlessly.
-        if reference_kv:
-            self._blocks_needed = lambda r: (r.n_in + bs - 1) // bs
-        else:
-            self._blocks_needed = lambda r: (r.n_in + max(r.n_out, 1) - 1 + bs - 1) // bs
+        self._block_size = block_size
 
     @property
     def lazy_enabled(self) -> bool:
@@ -102,6 +99,14 @@ class Instance:
         # The running requests that are not lazy, in batch order: a list of its own when
         # laziness is on (so a step's loops never visit lazy requests), else the batch itself.
         self.active: list[Request] = [] if on else self.running
+
+    def _blocks_needed(self, r: Request) -> int:
+        """Blocks a request must hold at once: its input, or (ours) input plus all but the
+        last output token, which the reference lets fail harmlessly."""
+        bs = self._block_size
+        if self.reference_kv:
+            return (r.n_in + bs - 1) // bs
+        return (r.n_in + max(r.n_out, 1) - 1 + bs - 1) // bs
 
     # --- driving ---------------------------------------------------------
     def has_events(self) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 
+from ..forking import Forkable
 from .blockhash import CHAIN_SEED, block_key, chain_key
 from .request import Request
 
@@ -30,8 +31,10 @@ NIL = -1
 _ABSENT = object()
 
 
-class KVCache:
+class KVCache(Forkable):
     """Single-tier GPU KV cache of ``total_blocks`` blocks of ``block_size`` tokens."""
+
+    _FORK_FLAT = frozenset({"ref_count", "hash", "tkey", "hash_to_block", "front", "back", "_stale"})
 
     def __init__(self, total_blocks: int, block_size: int, reference_rollback: bool = False) -> None:
         if total_blocks <= 0:

@@ -11,6 +11,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..forking import Forkable
 from .request import Request
 
 
@@ -28,8 +29,13 @@ class RequestRecord:
     client_id: str = ""  # ours: the workload spec's client (BLIS's rows have none)
 
 
-class InstanceMetrics:
+class InstanceMetrics(Forkable):
     """Counters and per-request figures of one instance (or, merged, of the cluster)."""
+
+    # Request records are never changed once made, so a fork shares them.
+    _FORK_FLAT = frozenset({"ttfts", "itls", "scheduling_delays", "_itl_prefix", "_itl_count_diff", "e2es",
+                            "waitq_depths", "batch_sizes", "requests"})
+    _FORK_SHARED = frozenset({"_itl_histogram"})
 
     def __init__(self) -> None:
         self.completed = 0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Sequence
 
 import numpy as np
 
+from ..forking import Forkable
 from .blockhash import CHAIN_SEED, block_key, own_keys, prefix_keys, prefix_keys_many
 
 QUEUED = 0
@@ -19,7 +21,7 @@ def _int64_array(tokens) -> np.ndarray:
     return np.ascontiguousarray(tokens, dtype=np.int64)
 
 
-class Request:
+class Request(Forkable):
     """One inference request.
 
     Times are integer microseconds ("ticks"). ``progress`` counts input tokens
@@ -40,6 +42,10 @@ class Request:
         # kvcache.mark_private_decodes): they need no keys and may be claimed in bulk.
         "private_decode",
     )
+
+    # A fork copies the two mutable lists and shares the token arrays and key lists (never changed).
+    _FORK_FLAT = frozenset({"itl_steps", "kv_blocks"})
+    _FORK_SHARED = frozenset({"input", "output", "_input_keys", "_input_bkeys", "_seq_bkeys"})
 
     def __init__(self, rid: str, index: int, arrival: int,
                  input_tokens: Sequence[int], output_tokens: Sequence[int],
@@ -80,6 +86,21 @@ class Request:
         self._input_keys: list[int] | None = None
         self._input_bkeys: list[int] | None = None
         self._seq_bkeys: list[int] | None = None
+
+    def __deepcopy__(self, memo: dict) -> "Request":
+        """A fork's copy (see :mod:`blis_gym.forking`), spelled out: it is the bulk of a fork."""
+        new = _new_request(Request)
+        memo[id(self)] = new
+        for name, value in zip(_PLAIN, _get_plain(self)):
+            _set(new, name, value)
+        for name in Request._FORK_FLAT:
+            old = getattr(self, name)
+            copied = memo.get(id(old))
+            if copied is None:
+                copied = memo[id(old)] = old.copy()
+                memo.setdefault(id(memo), []).append(old)
+            _set(new, name, copied)
+        return new
 
     def reset_kv(self) -> None:
         """Forget every KV block (the cache has released or lost them)."""
@@ -124,3 +145,10 @@ class Request:
 
     def __repr__(self) -> str:
         return f"Request({self.id}, in={self.n_in}, out={self.n_out}, progress={self.progress})"
+
+
+# Every slot but the two mutable lists: values that are atomic or never changed (shared by forks).
+_PLAIN = tuple(n for n in Request.__slots__ if n not in Request._FORK_FLAT)
+_get_plain = attrgetter(*_PLAIN)
+_new_request = object.__new__
+_set = object.__setattr__

@@ -36,6 +36,15 @@ class PrefixCacheIndex:
         self._recordings = 0
         self._memo: tuple = (None, 0, None)  # (keys, n, lengths) of the last match_lengths call
 
+    def __deepcopy__(self, memo: dict) -> "PrefixCacheIndex":
+        """A fork: the per-instance maps and logs copied (their key lists are never changed)."""
+        new = PrefixCacheIndex(self.block_size, self.capacity)
+        memo[id(self)] = new
+        new._last = {i: last.copy() for i, last in self._last.items()}
+        new._log = {i: log.copy() for i, log in self._log.items()}
+        new._recordings = self._recordings
+        return new
+
     def match_lengths(self, keys: Sequence[int], n: int) -> list[int]:
         """``match_length`` for instances 0..n-1; repeated calls between records are free."""
         memo_keys, memo_n, lengths = self._memo

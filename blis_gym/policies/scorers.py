@@ -3,7 +3,7 @@
 A profile is a list of ``name:weight`` pairs; weights are normalized to sum
 to 1 and the composite score of an instance is the weighted sum of its
 clamped scores. Stateless scorers are plain functions (``make_scorer`` maps
-names to them); ``prefix-affinity`` is stateful (see ``prefix_index``).
+names to them); ``prefix-affinity`` reads a prefix index (see ``prefix_index``).
 """
 
 from __future__ import annotations
@@ -57,19 +57,24 @@ def score_load_balance(req: Request, snaps: Sequence[Snapshot]) -> list:
     return [1.0 / (1.0 + float(s.effective_load)) for s in snaps]
 
 
-def prefix_affinity_scorer(block_size: int, index: PrefixCacheIndex) -> ScoreFn:
+class PrefixAffinityScorer:
     """Fraction of the request's full input blocks each instance was last routed (router-side
-    LRU ``index``, kept up to date by its owner)."""
+    LRU ``index``, kept up to date by its owner). An object, not a closure, so that a fork or a
+    pickle of its owner carries its own index along."""
 
-    def score(req: Request, snaps: Sequence[Snapshot]) -> list:
-        keys = req.input_keys(block_size)
+    __slots__ = ("block_size", "index")
+
+    def __init__(self, block_size: int, index: PrefixCacheIndex) -> None:
+        self.block_size = block_size
+        self.index = index
+
+    def __call__(self, req: Request, snaps: Sequence[Snapshot]) -> list:
+        keys = req.input_keys(self.block_size)
         if not keys:
             return [0.0] * len(snaps)
         total = float(len(keys))
-        lengths = index.match_lengths(keys, len(snaps))
+        lengths = self.index.match_lengths(keys, len(snaps))
         return [lengths[s.index] / total for s in snaps]
-
-    return score
 
 
 _STATELESS: dict[str, ScoreFn] = {
@@ -85,7 +90,7 @@ def make_scorer(name: str, block_size: int, prefix_index: PrefixCacheIndex | Non
     if name == "prefix-affinity":
         if prefix_index is None:
             raise ValueError("the prefix-affinity scorer needs a prefix index")
-        return prefix_affinity_scorer(block_size, prefix_index)
+        return PrefixAffinityScorer(block_size, prefix_index)
     if name in _STATELESS:
         return _STATELESS[name]
     raise ConfigError(f"unknown scorer {name!r} (valid: {', '.join(SCORER_NAMES)})")
