@@ -250,7 +250,7 @@ def _flags(**over) -> list[str]:
     (["--routing-policy", "rl"], "--routing-policy rl needs --routing-model"),
     (["--routing-policy", "rl", "--routing-model", "/no/such/model.zip"], "--routing-model /no/such/model.zip: no such file"),
     (["--routing-model", "x.zip"], "--routing-model is used only with --routing-policy rl"),
-    (["--routing-policy", "rlx"], "valid: round-robin, least-loaded, always-busiest, prefix-affinity, weighted, rl"),
+    (["--routing-policy", "rlx"], "valid: round-robin, least-loaded, always-busiest, prefix-affinity, weighted, lookahead, rl"),
 ])
 def test_bad_model_flags_fail_clearly(blis, extra, needle):
     code, out, err = blis("run", *_flags(), *extra)

@@ -127,7 +127,12 @@ class ClusterSimulator(Forkable):
         self.routing_observers: list[Callable[[Request, int], None]] = []
         # Optional policy hooks: on_workload(requests) before the run (a learned policy's
         # clock scale), on_routed(request, target) after each routing (its prefix index).
+        # Where the loop stops; a fork may stop earlier (a lookahead rollout's horizon).
+        self.stop_at = config.horizon
         for policy in (admission, routing):
+            bind = getattr(policy, "bind_simulator", None)  # an oracle that forks the run
+            if bind is not None:
+                bind(self)
             on_workload = getattr(policy, "on_workload", None)
             if on_workload is not None:
                 on_workload(requests)
@@ -160,15 +165,27 @@ class ClusterSimulator(Forkable):
                    ROUTING.make(config.routing_policy, **opts))
 
     @gc_paused
-    def fork(self) -> "ClusterSimulator":
+    def fork(self, *also, drop_arrivals: bool = False):
         """An exact, independent copy of this simulation as it stands (paused or not).
 
         Answering the same decisions in both gives identical results, and running
         either never changes the other. A pending decision is copied too: answer the
         fork's own, ``fork.pending_decision``. Hooks and observers are copied with the
-        objects they belong to.
+        objects they belong to. Objects passed in ``also`` (a request, a router state)
+        are copied consistently: the result is then ``(fork, *their copies)``.
+        ``drop_arrivals`` leaves out the requests that have not arrived yet (they are
+        not even copied): the fork simulates only what is in the system now.
         """
-        return copy.deepcopy(self)
+        events = self._events
+        if drop_arrivals:
+            self._events = [e for e in events if e[1] != ARRIVAL]
+        try:
+            copies = copy.deepcopy((self, *also))
+        finally:
+            self._events = events
+        if drop_arrivals:
+            heapq.heapify(copies[0]._events)
+        return copies if also else copies[0]
 
     @property
     def pending_decision(self) -> Optional[Decision]:
@@ -213,7 +230,7 @@ class ClusterSimulator(Forkable):
             self._apply_routing(req, t, self.routing.route(req, state), state)
         events = self._events
         instances = self.instances
-        horizon = self.config.horizon
+        horizon = self.stop_at
         pending = self.pending
         tops = self._tops
         while True:

@@ -44,6 +44,32 @@ class EngineConfig:
         _non_negative("--long-prefill-token-threshold", self.long_prefill_threshold)
 
 
+LOOKAHEAD_OBJECTIVES = ("ttft", "time-in-system")
+
+
+@dataclass(frozen=True)
+class LookaheadConfig:
+    """The ``lookahead`` routing oracle: how each candidate's future is simulated and scored.
+
+    ``horizon`` is in ticks (None: to the end of the run); ``future`` keeps arrivals that
+    have not happened yet in the rollouts (False: only the requests already in the system).
+    """
+
+    rollout: str = "weighted"
+    horizon: int | None = None
+    objective: str = "ttft"
+    future: bool = False
+
+    def __post_init__(self) -> None:
+        if self.horizon is not None:
+            _non_negative("--lookahead-horizon", self.horizon)
+        if self.objective not in LOOKAHEAD_OBJECTIVES:
+            raise ConfigError(f"--lookahead-objective: unknown objective {self.objective!r} "
+                              f"(valid: {', '.join(LOOKAHEAD_OBJECTIVES)})")
+        if self.rollout == "lookahead":
+            raise ConfigError("--lookahead-rollout: the rollout policy cannot be lookahead itself")
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     """The cluster: instances, the arrival -> admission -> routing pipeline, policies.
@@ -71,6 +97,7 @@ class ClusterConfig:
     token_bucket_refill_rate: float = 1000.0  # tokens per second
     trace_level: str = "none"  # "none" or "decisions"
     counterfactual_k: int = 0  # candidates kept per routing decision when tracing
+    lookahead: LookaheadConfig = field(default_factory=LookaheadConfig)
     # Reproduce the reference's KV leak (and livelocks); for differential tests only.
     reference_kv: bool = False
 
@@ -92,7 +119,7 @@ class ClusterConfig:
                 "token_bucket_refill_rate": self.token_bucket_refill_rate,
                 "routing_model": self.routing_model, "admission_model": self.admission_model,
                 "num_instances": self.num_instances, "max_running": e.max_running,
-                "total_kv_blocks": e.total_kv_blocks}
+                "total_kv_blocks": e.total_kv_blocks, "lookahead": self.lookahead}
 
 
 @dataclass(frozen=True)

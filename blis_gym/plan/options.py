@@ -58,6 +58,11 @@ class RunOptions:
     routing_latency: int = 0
     policy_config: str = ""
     snapshot_refresh_interval: int = 0
+    # ours: the lookahead routing oracle (--routing-policy lookahead)
+    lookahead_rollout: str = "weighted"
+    lookahead_horizon: str = "end"  # seconds, or "end"
+    lookahead_objective: str = "ttft"
+    lookahead_future: bool = False
     # observability
     trace_level: str = "none"
     counterfactual_k: int = 0

@@ -20,11 +20,12 @@ from ..cluster.simulator import ClusterResult, ClusterSimulator
 from ..config.bundle import (BUNDLE_OPTIONS, BUNDLE_SCORERS_KEY, apply_bundle, effective_scorers,
                              load_policy_bundle)
 from ..config.catalog import Catalog, load_catalog
-from ..config.schema import ClusterConfig, EngineConfig
+from ..config.schema import ClusterConfig, EngineConfig, LookaheadConfig
 from ..engine.latency import BlackboxLatency
 from ..engine.request import Request
 from ..errors import ConfigError, UnsupportedFeatureError, WorkloadError
 from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
+from ..goparse import parse_float
 from ..report.fitness import parse_fitness_weights
 from .options import RunOptions
 from .workloads import WORKLOAD_TYPES, build_workload
@@ -114,6 +115,21 @@ def _validate_flags(o: RunOptions) -> None:
             raise ConfigError(f"--results-path {o.results_path}: is a directory; give a file name")
         if not os.access(parent, os.W_OK):
             raise ConfigError(f"--results-path {o.results_path}: directory {parent} is not writable")
+
+
+def _lookahead(o: RunOptions) -> LookaheadConfig:
+    """The --lookahead-* flags as a config (validated there); they only matter to that policy."""
+    if o.lookahead_rollout not in ROUTING.names():
+        raise ConfigError(f"--lookahead-rollout: unknown routing policy {o.lookahead_rollout!r} "
+                          f"(valid: {', '.join(ROUTING.names())})")
+    horizon = None
+    if o.lookahead_horizon != "end":
+        seconds = parse_float(o.lookahead_horizon.strip())
+        if seconds is None or not (seconds >= 0 and math.isfinite(seconds)):
+            raise ConfigError(f"--lookahead-horizon must be a number of seconds >= 0 or 'end', "
+                              f"got {o.lookahead_horizon!r}")
+        horizon = int(seconds * 1e6)
+    return LookaheadConfig(o.lookahead_rollout, horizon, o.lookahead_objective, o.lookahead_future)
 
 
 def _check_model(policy_flag: str, policy: str, model_flag: str, path: str) -> None:
@@ -206,7 +222,7 @@ def resolve(o: RunOptions) -> RunPlan:
         routing_model=o.routing_model, admission_model=o.admission_model,
         routing_scorers=scorers, token_bucket_capacity=o.token_bucket_capacity,
         token_bucket_refill_rate=o.token_bucket_refill_rate, trace_level=o.trace_level,
-        counterfactual_k=o.counterfactual_k, reference_kv=o.reference_kv)
+        counterfactual_k=o.counterfactual_k, reference_kv=o.reference_kv, lookahead=_lookahead(o))
     return RunPlan(config, workload.requests, o.results_path, model, fitness,
                    o.summarize_trace and o.trace_level == "decisions")
 

@@ -6,6 +6,7 @@
 """
 
 from . import learned as _learned  # noqa: F401 - registers the rl policies
+from . import lookahead as _lookahead  # noqa: F401 - registers the lookahead oracle
 from .admission import ADMISSION
 from .base import AdmissionPolicy, RouterState, RoutingDecision, RoutingPolicy, Snapshot
 from .priority import PRIORITY

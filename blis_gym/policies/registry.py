@@ -24,25 +24,33 @@ class Registry(Generic[T]):
         self._factories: dict[str, Callable[..., T]] = {}
         self._params: dict[str, frozenset[str]] = {}
         self._learned: set[str] = set()
+        self._oracles: set[str] = set()
 
-    def register(self, name: str, learned: bool = False) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Register a factory; ``learned`` marks a policy that runs a trained model (not a
-        built-in heuristic, so not a baseline)."""
+    def register(self, name: str, learned: bool = False,
+                 oracle: bool = False) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Register a factory; ``learned`` marks a policy that runs a trained model, ``oracle`` one
+        that reads what a real router cannot (the simulator's future). Neither is a BLIS heuristic."""
         def deco(factory: Callable[..., T]) -> Callable[..., T]:
             self._factories[name] = factory
             self._params[name] = frozenset(inspect.signature(factory).parameters)
             if learned:
                 self._learned.add(name)
+            if oracle:
+                self._oracles.add(name)
             return factory
         return deco
 
     def names(self) -> list[str]:
         """The built-in heuristics (BLIS's policies), in registration order."""
-        return [n for n in self._factories if n not in self._learned]
+        return [n for n in self._factories if n not in self._learned and n not in self._oracles]
+
+    def oracles(self) -> list[str]:
+        """The clairvoyant yardsticks (ours, not BLIS's)."""
+        return sorted(self._oracles)
 
     def all_names(self) -> list[str]:
-        """Every accepted name: the heuristics, then the learned policies."""
-        return self.names() + sorted(self._learned)
+        """Every accepted name: the heuristics, the oracles, then the learned policies."""
+        return self.names() + self.oracles() + sorted(self._learned)
 
     def __contains__(self, name: str) -> bool:
         return name in self._factories

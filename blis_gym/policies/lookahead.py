@@ -1,0 +1,97 @@
+"""``lookahead``: a clairvoyant routing oracle that simulates each choice before making it.
+
+At every routing decision the oracle forks the paused simulation once per
+instance, routes the request there, and lets a rollout policy (any routing
+policy; the weighted default profile unless told otherwise) make every later
+decision in the fork, to the end of the run or for ``horizon`` ticks. It then
+routes to the instance whose fork had the least total time to first token (or
+time in system). Ties go to the rollout policy's own choice, so with one
+instance, or a horizon of 0, the oracle is its rollout policy.
+
+It is not a router one could deploy: the forks know every request's true
+output length and, with ``future``, the arrivals to come. It is an upper
+reference for learned routers, and a teacher for imitation. By default the
+rollouts leave out future arrivals (a greedy oracle): cheaper, and on
+``default`` better than looking further.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..config.schema import LookaheadConfig
+from ..engine.request import Request
+from .base import RouterState, RoutingDecision
+from .prefix_index import PrefixCacheIndex
+from .routing import ROUTING
+
+
+def rollout_cost(sim, objective: str) -> int:
+    """Request-ticks of waiting (``ttft``) or of presence (``time-in-system``) of every request
+    that reached an instance in a finished rollout ``sim``; unfinished ones count to its end."""
+    end = sim.clock
+    total = 0
+    for inst in sim.instances:
+        m = inst.metrics
+        done = m.ttfts if objective == "ttft" else m.e2es
+        for rid, record in m.requests.items():
+            value = done.get(rid)
+            total += value if value is not None else max(end - int(round(record.arrived_at * 1e6)), 0)
+    return total
+
+
+@ROUTING.register("lookahead", oracle=True)
+class Lookahead:
+    """Route where a simulated future is best (see the module docstring)."""
+
+    def __init__(self, lookahead: LookaheadConfig = LookaheadConfig(), block_size: int = 16,
+                 scorers: tuple = (), prefix_index: Optional[PrefixCacheIndex] = None) -> None:
+        self.options = lookahead
+        # The rollout policy's prefix index must follow the routes actually taken, not the
+        # rollout's own picks: without a shared index (which its owner keeps), we keep one.
+        self._own_index = PrefixCacheIndex(block_size) if prefix_index is None else None
+        self.rollout = ROUTING.make(lookahead.rollout, block_size=block_size, scorers=scorers,
+                                    prefix_index=prefix_index or self._own_index)
+        self.sim = None
+        self.rollouts = 0  # forks simulated so far (for cost reports)
+
+    def bind_simulator(self, sim) -> None:
+        self.sim = sim
+
+    def on_workload(self, requests) -> None:
+        hook = getattr(self.rollout, "on_workload", None)
+        if hook is not None:
+            hook(requests)
+
+    def on_routed(self, req: Request, target: int) -> None:
+        if self._own_index is not None:
+            self._own_index.observe(req, target)
+
+    def route(self, req: Request, state: RouterState) -> RoutingDecision:
+        base = self.rollout.route(req, state)
+        n = len(state.snapshots)
+        opts = self.options
+        if n == 1 or opts.horizon == 0 or self.sim is None:
+            return RoutingDecision(base.target, "lookahead: rollout policy", base.scores)
+        costs = [self._cost(req, state, target) for target in range(n)]
+        best = min(costs)
+        target = base.target if costs[base.target] == best else costs.index(best)
+        return RoutingDecision(target, "lookahead", [float(-c) for c in costs])
+
+    def _cost(self, req: Request, state: RouterState, target: int) -> int:
+        """The rollout cost of routing ``req`` to ``target`` now."""
+        from ..cluster.simulator import Decision  # the simulator imports the policies
+
+        sim, opts = self.sim, self.options
+        fork, f_req, f_state, f_self = sim.fork(req, state, self, drop_arrivals=not opts.future)
+        fork.routing = f_self.rollout  # the fork's copy of our rollout policy decides from now on
+        if f_self.on_routed not in fork.routing_observers:  # we were asked from outside the loop
+            fork.routing_observers.append(f_self.on_routed)
+        if opts.horizon is not None:
+            fork.stop_at = min(fork.stop_at, state.clock + opts.horizon)
+        fork._paused = Decision("routing", f_req, f_state, state.clock)
+        fork.route(fork._paused, target)
+        fork.advance()
+        self.rollouts += 1
+        return rollout_cost(fork, opts.objective)
+
