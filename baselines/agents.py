@@ -98,17 +98,23 @@ class Baseline:
 
 
 class RoutingBaseline(Baseline):
+    """A routing heuristic, or the lookahead oracle (which forks the env's paused simulation)."""
+
     env_class = "RoutingEnv"
 
     @classmethod
     def names(cls) -> list[str]:
-        return ROUTING.names()
+        return ROUTING.names() + ROUTING.oracles()
 
     def cli_policies(self) -> dict:
         return {"routing_policy": self.name}
 
     def _new_policies(self, u):
-        return ROUTING.make(self.name, **self._policy_options(u))
+        policy = ROUTING.make(self.name, **self._policy_options(u))
+        bind = getattr(policy, "bind_simulator", None)
+        if bind is not None:
+            bind(u.sim)
+        return policy
 
     def _decide(self, u, policy, d: Decision) -> int:
         return policy.route(d.request, d.state).target

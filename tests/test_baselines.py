@@ -71,6 +71,16 @@ def test_admission_baseline_equals_blis_run_on_a_spec_scenario():
     assert info["metrics"] == expected and expected["rejected_requests"] > 0
 
 
+@pytest.mark.parametrize("scenario", ["default", "stale-signals"])
+def test_lookahead_oracle_baseline_equals_blis_run(scenario):
+    """The oracle forks the env's paused simulation as blis run's forks its own."""
+    env = gym.make("blis_gym/Routing-v0", scenario=scenario, num_requests=100)
+    agent = make_baseline("lookahead", env)
+    _, info = episode(env, agent)
+    assert info["metrics"] == cli_metrics(agent, env)
+    assert "lookahead" in baseline_names(env)
+
+
 def test_weighted_baseline_with_a_scorer_profile_equals_blis_run():
     env = gym.make("blis_gym/Routing-v0", num_requests=250)
     agent = make_baseline("weighted", env, scorers="kv-utilization:1,load-balance:2")
