@@ -14,9 +14,9 @@ id                             the agent decides                   action space
                                an instance, or N to reject
 =============================  ==================================  ==================
 
-**Observation**: ``Box(0, 1e6, (7 N + 7,), float32)``; per instance queue depth,
-batch size, pending requests, KV utilization, free KV blocks, cache hit rate
-and this request's prefix match on the router-side index; then the request's
+**Observation**: ``Box(0, 1e6, (8 N + 7,), float32)``; per instance queue depth,
+batch size, pending requests, KV utilization, free KV blocks, cache hit rate,
+this request's prefix match on the router-side index and the instance's speed class; then the request's
 input length, cacheable prefix, SLO class (one-hot over 4) and the clock.
 See :mod:`blis_gym.envs.observation` for the scaling.
 
@@ -221,7 +221,7 @@ class ClusterEnv(gym.Env):
             self.time.attach(sim)
         e = self.config.engine
         self.obs_builder = ObservationBuilder.for_workload(requests, self.num_instances, e.max_running,
-                                                           e.block_size, e.total_kv_blocks)
+                                                           e.block_size, self.config.max_kv_blocks)
 
     def _advance(self) -> np.ndarray:
         """Run to the next decision the agent owns; answer the others. Returns the observation."""

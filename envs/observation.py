@@ -32,6 +32,7 @@ INSTANCE_FEATURES: tuple[tuple[str, str], ...] = (
     ("free_kv_blocks", "free KV blocks / total, in [0, 1] (same refresh)"),
     ("cache_hit_rate", "prefix-cache hit rate so far, in [0, 1] (same refresh)"),
     ("prefix_match", "fraction of this request's full input blocks the router-side index holds for the instance"),
+    ("speed", "decode speed relative to the fleet's fastest instance, in (0, 1] (1 in a homogeneous cluster)"),
 )
 REQUEST_FEATURES: tuple[tuple[str, str], ...] = (
     ("input_length", f"input tokens / {TOKEN_SCALE:g}"),
@@ -77,7 +78,8 @@ class ObservationBuilder:
         vals: list = []
         for s, m in zip(snaps, matched):
             vals += (s.queue_depth / QUEUE_SCALE, s.batch_size / batch, s.pending_requests / PENDING_SCALE,
-                     s.kv_utilization, s.free_kv_blocks / kv, s.cache_hit_rate, m / n_keys if n_keys else 0.0)
+                     s.kv_utilization, s.free_kv_blocks / kv, s.cache_hit_rate, m / n_keys if n_keys else 0.0,
+                     s.speed)
         slo = req.slo_class
         vals += (req.n_in / TOKEN_SCALE, n_keys * self.block_size / TOKEN_SCALE,
                  *[1.0 if slo == c else 0.0 for c in SLO_CLASSES], clock / self.clock_scale)

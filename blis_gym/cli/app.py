@@ -123,6 +123,7 @@ def run(
     output_tokens_min: int = typer.Option(2, "--output-tokens-min", help="Minimum output length.", rich_help_panel=WORKLOAD),
     output_tokens_max: int = typer.Option(7000, "--output-tokens-max", help="Maximum output length.", rich_help_panel=WORKLOAD),
     num_instances: int = typer.Option(1, "--num-instances", help="Number of instances.", rich_help_panel=CLUSTER),
+    instance_pool: str = typer.Option("", "--instance-pool", help="A heterogeneous fleet (ours; BLIS's instances are identical): GPU:TP[:xCOUNT],... e.g. H100:2:x2,A100-80:1:x2; each kind's coefficients and KV size come from the defaults file. Sets the number of instances.", rich_help_panel=CLUSTER),
     routing_policy: str = typer.Option("round-robin", "--routing-policy", help="round-robin, least-loaded, weighted, prefix-affinity, always-busiest; rl (a trained model, see --routing-model); or lookahead (a clairvoyant oracle that simulates each choice; see --lookahead-*).", rich_help_panel=CLUSTER),
     routing_model: str = typer.Option("", "--routing-model", help="model.zip (or its folder) written by blis train on blis_gym/Routing-v0, for --routing-policy rl.", rich_help_panel=CLUSTER),
     routing_scorers: str = typer.Option("", "--routing-scorers", help="Weighted-routing profile as name:weight,... over prefix-affinity, queue-depth, kv-utilization, load-balance. Default: prefix-affinity:3,queue-depth:2,kv-utilization:2.", rich_help_panel=CLUSTER),

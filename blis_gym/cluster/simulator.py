@@ -93,19 +93,20 @@ class ClusterSimulator(Forkable):
                  routing: Optional[RoutingPolicy] = None) -> None:
         self.config = config
         eng = config.engine
-        latency = BlackboxLatency(tuple(eng.alpha), tuple(eng.beta))
         scheduler = SCHEDULER.make(config.scheduler)
         priority = PRIORITY.make(config.priority_policy) if scheduler is not None else None
         # Decisions are recorded whoever makes them (built-in policy or an outside agent).
         self.trace: Optional[DecisionTrace] = (
             DecisionTrace(config.counterfactual_k) if config.trace_level == "decisions" else None)
+        classes = [config.instance_class(i) for i in range(config.num_instances)]
+        latencies = {c: BlackboxLatency(c.alpha, c.beta) for c in set(classes)}
         self.instances = [
-            Instance(f"instance_{i}", total_kv_blocks=eng.total_kv_blocks, block_size=eng.block_size,
+            Instance(f"instance_{i}", total_kv_blocks=c.total_kv_blocks, block_size=eng.block_size,
                      max_running=eng.max_running, max_scheduled_tokens=eng.max_scheduled_tokens,
-                     long_prefill_threshold=eng.long_prefill_threshold, latency=latency,
+                     long_prefill_threshold=eng.long_prefill_threshold, latency=latencies[c],
                      horizon=config.horizon, priority=priority, scheduler=scheduler,
-                     reference_kv=config.reference_kv)
-            for i in range(config.num_instances)
+                     reference_kv=config.reference_kv, speed=c.speed)
+            for i, c in enumerate(classes)
         ]
         if not config.reference_kv:
             mark_private_decodes(requests, eng.block_size)

@@ -19,7 +19,7 @@ class SnapshotProvider:
     def __init__(self, instances: Sequence[Instance], refresh_interval: int = 0) -> None:
         self.instances = list(instances)
         self.refresh_interval = refresh_interval
-        self._cache = [Snapshot(inst.id, i) for i, inst in enumerate(self.instances)]
+        self._cache = [Snapshot(inst.id, i, speed=inst.speed) for i, inst in enumerate(self.instances)]
         self._last_kv = [0] * len(self.instances)
 
     def all(self, clock: int, pending: Sequence[int]) -> list[Snapshot]:
@@ -31,7 +31,7 @@ class SnapshotProvider:
             if fresh or clock - self._last_kv[i] >= self.refresh_interval:
                 used = kv.used
                 snap = Snapshot(inst.id, i, len(inst.waitq), len(inst.running), used / kv.total,
-                                kv.total - used, kv.hit_rate(), pending[i])
+                                kv.total - used, kv.hit_rate(), pending[i], inst.speed)
                 if not fresh:  # remember the KV fields for stale reads
                     self._cache[i] = snap
                     self._last_kv[i] = clock

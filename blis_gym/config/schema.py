@@ -44,6 +44,33 @@ class EngineConfig:
         _non_negative("--long-prefill-token-threshold", self.long_prefill_threshold)
 
 
+@dataclass(frozen=True)
+class InstanceClass:
+    """One kind of instance in a heterogeneous pool: its hardware's coefficients and KV size.
+
+    ``speed`` is the class's decode speed relative to the pool's fastest (1.0 = fastest),
+    what snapshots and observations show routers.
+    """
+
+    name: str  # e.g. "H100/tp2"
+    alpha: tuple[float, ...]
+    beta: tuple[float, ...]
+    total_kv_blocks: int
+    speed: float = 1.0
+
+    def __post_init__(self) -> None:
+        _positive(f"--instance-pool {self.name}: KV blocks", self.total_kv_blocks)
+
+
+# The batch a class's speed is measured on: 32 requests decoding one token each.
+SPEED_REFERENCE_DECODE = 32
+
+
+def reference_step_time(beta: tuple[float, ...]) -> float:
+    """Step time (µs) of the speed reference batch under step-time coefficients ``beta``."""
+    return beta[0] + beta[2] * SPEED_REFERENCE_DECODE
+
+
 LOOKAHEAD_OBJECTIVES = ("ttft", "time-in-system")
 
 
@@ -98,6 +125,8 @@ class ClusterConfig:
     trace_level: str = "none"  # "none" or "decisions"
     counterfactual_k: int = 0  # candidates kept per routing decision when tracing
     lookahead: LookaheadConfig = field(default_factory=LookaheadConfig)
+    # Heterogeneous fleets (ours): one class per instance, in instance order; () = all `engine`.
+    pool: tuple[InstanceClass, ...] = ()
     # Reproduce the reference's KV leak (and livelocks); for differential tests only.
     reference_kv: bool = False
 
@@ -110,6 +139,21 @@ class ClusterConfig:
         _non_negative("--counterfactual-k", self.counterfactual_k)
         if self.trace_level not in ("none", "decisions"):
             raise ConfigError(f"--trace-level: unknown trace level {self.trace_level!r} (valid: none, decisions)")
+        if self.pool and len(self.pool) != self.num_instances:
+            raise ConfigError(f"--instance-pool has {len(self.pool)} instances but --num-instances is "
+                              f"{self.num_instances}")
+
+    def instance_class(self, i: int) -> InstanceClass:
+        """Instance ``i``'s coefficients and KV size (the engine's own in a homogeneous cluster)."""
+        if self.pool:
+            return self.pool[i]
+        e = self.engine
+        return InstanceClass("", tuple(e.alpha), tuple(e.beta), e.total_kv_blocks)
+
+    @property
+    def max_kv_blocks(self) -> int:
+        """The largest instance's KV blocks (the engine's in a homogeneous cluster)."""
+        return max((c.total_kv_blocks for c in self.pool), default=self.engine.total_kv_blocks)
 
     def policy_options(self) -> dict:
         """What the policy factories may need; each registry passes a factory only what it takes."""
@@ -119,7 +163,7 @@ class ClusterConfig:
                 "token_bucket_refill_rate": self.token_bucket_refill_rate,
                 "routing_model": self.routing_model, "admission_model": self.admission_model,
                 "num_instances": self.num_instances, "max_running": e.max_running,
-                "total_kv_blocks": e.total_kv_blocks, "lookahead": self.lookahead}
+                "total_kv_blocks": self.max_kv_blocks, "lookahead": self.lookahead}
 
 
 @dataclass(frozen=True)

@@ -56,8 +56,9 @@ class Instance(Forkable):
     def __init__(self, instance_id: str, *, total_kv_blocks: int, block_size: int,
                  max_running: int, max_scheduled_tokens: int, long_prefill_threshold: int,
                  latency: BlackboxLatency, horizon: int,
-                 priority=None, scheduler=None, reference_kv: bool = False) -> None:
+                 priority=None, scheduler=None, reference_kv: bool = False, speed: float = 1.0) -> None:
         self.id = instance_id
+        self.speed = speed  # decode speed relative to the fleet's fastest class (routers see it)
         self.kv = KVCache(total_kv_blocks, block_size, reference_rollback=reference_kv)
         self.former = VLLMBatchFormation(max_running, max_scheduled_tokens, long_prefill_threshold,
                                          visit_evicted=reference_kv)

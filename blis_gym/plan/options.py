@@ -45,6 +45,7 @@ class RunOptions:
     output_tokens_max: int = 7000
     # cluster and policies
     num_instances: int = 1
+    instance_pool: str = ""  # ours: a heterogeneous fleet, GPU:TP[:xCOUNT],...
     routing_policy: str = "round-robin"
     routing_scorers: str = ""
     admission_policy: str = "always-admit"

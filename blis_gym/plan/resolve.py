@@ -19,7 +19,7 @@ from typing import Callable, Optional
 from ..cluster.simulator import ClusterResult, ClusterSimulator
 from ..config.bundle import (BUNDLE_OPTIONS, BUNDLE_SCORERS_KEY, apply_bundle, effective_scorers,
                              load_policy_bundle)
-from ..config.catalog import Catalog, load_catalog
+from ..config.catalog import Catalog, CoefficientEntry, load_catalog
 from ..config.schema import ClusterConfig, EngineConfig, LookaheadConfig
 from ..engine.latency import BlackboxLatency
 from ..engine.request import Request
@@ -28,6 +28,7 @@ from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
 from ..goparse import parse_float
 from ..report.fitness import parse_fitness_weights
 from .options import RunOptions
+from .pool import resolve_pool
 from .workloads import WORKLOAD_TYPES, build_workload
 
 log = logging.getLogger("blis_gym")
@@ -143,6 +144,25 @@ def _check_model(policy_flag: str, policy: str, model_flag: str, path: str) -> N
         raise ConfigError(f"{model_flag} is used only with {policy_flag} rl, not {policy!r}")
 
 
+def catalog_entry(catalog: Catalog, model: str, gpu: str, tp: int, version: str) -> CoefficientEntry:
+    """The trained coefficients row for (model, GPU, TP, vLLM version); ConfigError listing the
+    rows there are when none matches."""
+    entry = catalog.find_coefficients(model, tp, gpu, version)
+    if entry is not None:
+        return entry
+    known = sorted({e.model for e in catalog.coefficients})
+    rows = [f"{e.gpu}/tp{e.tp}/{e.vllm_version}" for e in catalog.coefficients if e.model == model]
+    if rows:
+        hint = f"available for this model: {', '.join(rows)}"
+    else:
+        close = [k for k in known if model.split('/')[-1][:6] in k][:5] or known[:5]
+        hint = f"unknown model; known models include {', '.join(close)} ({len(known)} in all)"
+    raise ConfigError(
+        f"--model {model}: no trained coefficients for GPU={gpu or '?'}, TP={tp}, "
+        f"vLLM={version or '?'} in {catalog.source} ({hint}); pass --alpha-coeffs and --beta-coeffs "
+        f"to use your own")
+
+
 def _coefficients(o: RunOptions, catalog_loader) -> tuple[str, tuple, tuple, int]:
     """Model name, alpha, beta and KV blocks, from the flags or the defaults file."""
     alpha, beta = tuple(o.alpha_coeffs), tuple(o.beta_coeffs)
@@ -165,19 +185,7 @@ def _coefficients(o: RunOptions, catalog_loader) -> tuple[str, tuple, tuple, int
             log.warning("no --vllm-version given for model=%s; using default vLLM version=%s",
                         model, defaults.vllm_version)
             version = defaults.vllm_version
-    entry = catalog.find_coefficients(model, tp, gpu, version)
-    if entry is None:
-        known = sorted({e.model for e in catalog.coefficients})
-        rows = [f"{e.gpu}/tp{e.tp}/{e.vllm_version}" for e in catalog.coefficients if e.model == model]
-        if rows:
-            hint = f"available for this model: {', '.join(rows)}"
-        else:
-            close = [k for k in known if model.split('/')[-1][:6] in k][:5] or known[:5]
-            hint = f"unknown model; known models include {', '.join(close)} ({len(known)} in all)"
-        raise ConfigError(
-            f"--model {model}: no trained coefficients for GPU={gpu or '?'}, TP={tp}, "
-            f"vLLM={version or '?'} in {catalog.source} ({hint}); pass --alpha-coeffs and --beta-coeffs "
-            f"to use your own")
+    entry = catalog_entry(catalog, model, gpu, tp, version)
     if o.total_kv_blocks is None:
         kv_blocks = entry.total_kv_blocks
     return model, tuple(entry.alpha), tuple(entry.beta), kv_blocks
@@ -207,7 +215,11 @@ def resolve(o: RunOptions) -> RunPlan:
             cache.append(load_catalog(o.defaults_filepath))
         return cache[0]
 
-    model, alpha, beta, kv_blocks = _coefficients(o, catalog_loader)
+    pool = resolve_pool(o, catalog_loader, catalog_entry)
+    if pool:  # the engine keeps the shared settings; the first class stands for the rest
+        model, alpha, beta, kv_blocks = o.model.lower(), pool[0].alpha, pool[0].beta, pool[0].total_kv_blocks
+    else:
+        model, alpha, beta, kv_blocks = _coefficients(o, catalog_loader)
     engine = EngineConfig(
         total_kv_blocks=kv_blocks, alpha=alpha, beta=beta, block_size=o.block_size_in_tokens,
         max_running=o.max_num_running_reqs, max_scheduled_tokens=o.max_num_scheduled_tokens,
@@ -215,14 +227,14 @@ def resolve(o: RunOptions) -> RunPlan:
     BlackboxLatency(alpha, beta)  # validates the coefficients
     workload = build_workload(o, catalog_loader)
     config = ClusterConfig(
-        engine=engine, num_instances=o.num_instances, horizon=workload.horizon, seed=o.seed,
+        engine=engine, num_instances=len(pool) or o.num_instances, horizon=workload.horizon, seed=o.seed,
         admission_latency=o.admission_latency, routing_latency=o.routing_latency,
         snapshot_refresh_interval=o.snapshot_refresh_interval, admission_policy=o.admission_policy,
         routing_policy=o.routing_policy, priority_policy=o.priority_policy, scheduler=o.scheduler,
         routing_model=o.routing_model, admission_model=o.admission_model,
         routing_scorers=scorers, token_bucket_capacity=o.token_bucket_capacity,
         token_bucket_refill_rate=o.token_bucket_refill_rate, trace_level=o.trace_level,
-        counterfactual_k=o.counterfactual_k, reference_kv=o.reference_kv, lookahead=_lookahead(o))
+        counterfactual_k=o.counterfactual_k, reference_kv=o.reference_kv, lookahead=_lookahead(o), pool=pool)
     return RunPlan(config, workload.requests, o.results_path, model, fitness,
                    o.summarize_trace and o.trace_level == "decisions")
 

@@ -16,15 +16,17 @@ class Snapshot:
     """What the router knows about one instance; KV fields may be stale.
 
     ``kv_utilization`` is a fraction in [0, 1]; ``pending_requests`` counts
-    requests routed to the instance but not yet in its queue.
+    requests routed to the instance but not yet in its queue; ``speed`` is the
+    instance's decode speed relative to the fleet's fastest (1.0 in a
+    homogeneous cluster).
     """
 
     __slots__ = ("id", "index", "queue_depth", "batch_size", "kv_utilization",
-                 "free_kv_blocks", "cache_hit_rate", "pending_requests")
+                 "free_kv_blocks", "cache_hit_rate", "pending_requests", "speed")
 
     def __init__(self, id: str, index: int, queue_depth: int = 0, batch_size: int = 0,
                  kv_utilization: float = 0.0, free_kv_blocks: int = 0,
-                 cache_hit_rate: float = 0.0, pending_requests: int = 0) -> None:
+                 cache_hit_rate: float = 0.0, pending_requests: int = 0, speed: float = 1.0) -> None:
         self.id = id
         self.index = index
         self.queue_depth = queue_depth
@@ -33,10 +35,11 @@ class Snapshot:
         self.free_kv_blocks = free_kv_blocks
         self.cache_hit_rate = cache_hit_rate
         self.pending_requests = pending_requests
+        self.speed = speed
 
     def copy(self) -> "Snapshot":
         return Snapshot(self.id, self.index, self.queue_depth, self.batch_size, self.kv_utilization,
-                        self.free_kv_blocks, self.cache_hit_rate, self.pending_requests)
+                        self.free_kv_blocks, self.cache_hit_rate, self.pending_requests, self.speed)
 
     @property
     def effective_load(self) -> int:
