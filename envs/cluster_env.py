@@ -56,7 +56,7 @@ from ..report.fitness import compute_fitness, parse_fitness_weights, raw_metrics
 from ..report.slo import per_slo_distributions
 from ..report.summary import metrics_block
 from .observation import ObservationBuilder, observation_size
-from .rewards import TIME_REWARDS, RegretCritic
+from .rewards import TIME_REWARDS, LookaheadCritic, RegretCritic
 from .scenario import DEFAULT_SCENARIO, Scenario, default_rejection_penalty, load_scenario
 
 ADMISSION_KIND, ROUTING_KIND = "admission", "routing"
@@ -214,6 +214,10 @@ class ClusterEnv(gym.Env):
         sim.routing_observers.append(self.index.observe)
         # The critic reads the same router-side index the observation shows.
         self.critic = RegretCritic(self.regret_profile, self.config.engine.block_size, self.index)
+        if self.scenario.env.reward == "lookahead":
+            self.lookahead = LookaheadCritic(ROUTING.make("lookahead", **{
+                **self.config.policy_options(), "prefix_index": self.index}))
+            self.lookahead.start(sim)
         self._area = 0
         reward = self.scenario.env.reward
         if reward in TIME_REWARDS:
@@ -243,10 +247,15 @@ class ClusterEnv(gym.Env):
 
     def route(self, decision: Decision, target: int) -> None:
         """Route a paused decision, paying regret when that is the reward."""
-        if self.scenario.env.reward == "regret":
+        reward = self.scenario.env.reward
+        if reward == "regret":
             regret, scores = self.critic.regret(decision.request, decision.state.snapshots, target)
             self._reward -= regret
             self._info.update(regret=regret, scores=scores)
+        elif reward == "lookahead":
+            lost, costs = self.lookahead.regret(decision.request, decision.state, target)
+            self._reward -= lost / 1e6 / self.scenario.env.time_scale
+            self._info.update(lookahead_costs=costs)
         self._info["target"] = target
         self.sim.route(decision, target)
 

@@ -41,6 +41,26 @@ class RegretCritic:
         return regret, scores
 
 
+class LookaheadCritic:
+    """Prices routing choices by simulation: each candidate's rollout cost (the ``lookahead``
+    oracle's forks of the paused run), the chosen one's regret against the best.
+
+    Privileged: the forks know true output lengths. A reward for training only; no
+    observation ever sees it.
+    """
+
+    def __init__(self, oracle) -> None:
+        self.oracle = oracle  # a policies.lookahead.Lookahead
+
+    def start(self, sim) -> None:
+        self.oracle.bind_simulator(sim)
+
+    def regret(self, req: Request, state, target: int) -> tuple[int, list[int]]:
+        """(request-ticks lost by routing ``req`` to ``target`` rather than the best, every cost)."""
+        costs = self.oracle.candidate_costs(req, state)
+        return costs[target] - min(costs), costs
+
+
 class TimeInSystem:
     """Request-ticks spent in the system (arrival to departure), integrated up to any time.
 

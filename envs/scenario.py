@@ -25,7 +25,7 @@ from ..policies.scorers import parse_scorers
 from ..report.fitness import parse_fitness_weights
 from .rewards import TIME_REWARDS
 
-REWARDS = ("regret", "fitness", *TIME_REWARDS)
+REWARDS = ("regret", "fitness", *TIME_REWARDS, "lookahead")
 DEFAULT_SCENARIO = "default"
 # blis run options a scenario may not set: they concern files and terminal output.
 _RUN_EXCLUDED = frozenset({"results_path", "log", "summarize_trace", "explicit", "reference_kv"})
@@ -42,7 +42,9 @@ class EnvOptions:
       ``time-in-system`` (per decision, minus the request-seconds spent in the
       system since the previous decision, divided by ``time_scale``) or ``ttft``
       (the same for request-seconds spent waiting for a first token: the return
-      is minus the sum of TTFTs).
+      is minus the sum of TTFTs) or ``lookahead`` (per routing decision, minus the
+      request-seconds the choice loses against the best one, by simulating each:
+      the scenario's ``lookahead_*`` settings; privileged, for training).
     * ``rejection_penalty``: subtracted for each request the agent rejects.
       ``None`` picks a default per reward (:func:`default_rejection_penalty`).
     """
@@ -79,7 +81,7 @@ def default_rejection_penalty(opts: EnvOptions, num_requests: int) -> float:
         return opts.rejection_penalty
     if opts.reward == "regret":
         return 1.0
-    if opts.reward in TIME_REWARDS:
+    if opts.reward in TIME_REWARDS or opts.reward == "lookahead":
         return 10.0 / opts.time_scale
     total = sum(parse_fitness_weights(opts.fitness_weights).values())
     return total / max(num_requests, 1)

@@ -411,3 +411,28 @@ def test_ttft_reward_returns_minus_the_sum_of_ttfts():
     agg = env.unwrapped.result.aggregate
     assert agg.preemptions == 0 and agg.completed == 80
     assert total == pytest.approx(-sum(agg.ttfts.values()) / 1e6 / 0.5, rel=1e-9)
+
+
+def test_lookahead_reward_prices_each_choice_by_simulating_all():
+    """Minus the request-seconds lost against the best candidate, by forks of the paused run."""
+    from blis_gym.baselines import make_baseline
+    from blis_gym.policies import ROUTING
+
+    env = gym.make(IDS[0], num_requests=60, reward="lookahead")
+    u = env.unwrapped
+    env.reset(seed=5)
+    rng = np.random.default_rng(0)
+    done = False
+    while not done:
+        d = u.decision
+        oracle = ROUTING.make("lookahead", **{**u.config.policy_options(), "prefix_index": u.index})
+        oracle.bind_simulator(u.sim)
+        costs = oracle.candidate_costs(d.request, d.state)
+        action = int(rng.integers(4))
+        _, reward, done, _, info = env.step(action)
+        assert info["lookahead_costs"] == costs
+        assert reward == pytest.approx(-(costs[action] - min(costs)) / 1e6)
+    # The oracle itself never loses anything.
+    agent = make_baseline("lookahead", env)
+    _, rewards, _ = play(env, lambda obs, e: int(agent.predict(obs)[0]), seed=5)
+    assert all(r == 0.0 for r in rewards)

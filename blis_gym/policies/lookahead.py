@@ -73,10 +73,14 @@ class Lookahead:
         opts = self.options
         if n == 1 or opts.horizon == 0 or self.sim is None:
             return RoutingDecision(base.target, "lookahead: rollout policy", base.scores)
-        costs = [self._cost(req, state, target) for target in range(n)]
+        costs = self.candidate_costs(req, state)
         best = min(costs)
         target = base.target if costs[base.target] == best else costs.index(best)
         return RoutingDecision(target, "lookahead", [float(-c) for c in costs])
+
+    def candidate_costs(self, req: Request, state: RouterState) -> list[int]:
+        """The rollout cost (request-ticks) of routing ``req`` to each instance now."""
+        return [self._cost(req, state, target) for target in range(len(state.snapshots))]
 
     def _cost(self, req: Request, state: RouterState, target: int) -> int:
         """The rollout cost of routing ``req`` to ``target`` now."""
