@@ -24,6 +24,7 @@ from ..baselines import baseline_names, make_baseline
 from ..errors import ConfigError
 from ..report.fitness import compute_fitness, raw_metrics
 from ..report.render import write_atomic
+from .charts import plot_results
 from .model import TrainedAgent, make_env
 
 BASELINE_PREFIX = "baseline:"
@@ -180,36 +181,6 @@ def write_results(results: Sequence[PolicyResult], out: Path, meta: dict) -> lis
     write_atomic(str(paths[0]), json.dumps(results_document(results, meta), indent=2) + "\n", "--out")
     write_atomic(str(paths[1]), results_csv(results), "--out")
     chart = out / "results.png"
-    if plot(results, chart):
+    if plot_results(results, ci95, chart):
         paths.append(chart)
     return paths
-
-
-def plot(results: Sequence[PolicyResult], path: Path) -> bool:
-    """Per-policy bars (TTFT p99, E2E mean) and TTFT CDFs; False when matplotlib is missing."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    summaries = [r.summary() for r in results]
-    names = [s["policy"].removeprefix(BASELINE_PREFIX) for s in summaries]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    for ax, key, title in ((axes[0], "ttft_p99_ms", "TTFT p99 (ms)"), (axes[1], "e2e_mean_ms", "E2E mean (ms)")):
-        ax.bar(range(len(names)), [s[key] for s in summaries], color="tab:blue")
-        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
-        ax.set_title(title)
-    ax = axes[2]
-    for name, r in zip(names, results):
-        xs = np.sort(np.asarray(r.ttfts_ms))
-        if len(xs):
-            ax.plot(xs, np.arange(1, len(xs) + 1) / len(xs), label=name)
-    ax.set_xscale("log")
-    ax.set_xlabel("TTFT (ms)")
-    ax.set_title("TTFT CDF")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True

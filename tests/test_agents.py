@@ -320,3 +320,10 @@ def test_help_names_every_shipped_recipe_and_bad_files_fail_clearly(blis, tmp_pa
     binary.write_bytes(b"\xff\xfe\x00algo")
     code, _, err = blis("train", "--config", str(binary), "--out", str(tmp_path / "x"))
     assert code == 2 and "cannot read" in err and "Traceback" not in err
+
+
+def test_chart_labels_are_short():
+    from blis_gym.agents.charts import short_label
+
+    assert [short_label(n) for n in ("baseline:weighted", "runs/ppo/model.zip", "runs/dqn", "/x/best.zip")] == \
+        ["weighted", "ppo", "dqn", "best"]
