@@ -51,29 +51,40 @@ def _greedy(policy, obs):
     return policy.get_distribution(obs).distribution.probs.argmax(dim=1)
 
 
-def clone(model, observations: np.ndarray, actions: np.ndarray, warm: WarmStart, seed: int) -> float:
-    """Fit ``model.policy`` to the actions; returns the final training accuracy. For DQN the
-    target network is synced afterwards."""
+def fit(policy, observations: np.ndarray, actions: np.ndarray, *, epochs: int, learning_rate: float,
+        seed: int, batch_size: int = 256) -> float:
+    """Train ``policy`` to pick ``actions`` on ``observations`` (already normalised as it will
+    see them): ``epochs`` passes of Adam on the cross-entropy, in minibatches of ``batch_size``
+    shuffled by a generator seeded with ``seed``. Returns the final training accuracy (the
+    share of observations whose greedy action is the label). Shared by the warm start
+    (:func:`clone`) and DAgger (:mod:`~blis_gym.agents.dagger`)."""
     import torch
 
-    policy = model.policy
     policy.set_training_mode(True)
-    opt = torch.optim.Adam(policy.parameters(), lr=warm.learning_rate)
+    opt = torch.optim.Adam(policy.parameters(), lr=learning_rate)
     obs_t = torch.as_tensor(observations, device=policy.device)
     act_t = torch.as_tensor(actions, device=policy.device)
     gen = torch.Generator().manual_seed(seed)
     n = len(actions)
-    for _ in range(warm.epochs):
+    for _ in range(epochs):
         order = torch.randperm(n, generator=gen)
-        for start in range(0, n, 256):
-            idx = order[start:start + 256]
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
             loss = _loss(policy, obs_t[idx], act_t[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
     policy.set_training_mode(False)
-    if getattr(policy, "q_net_target", None) is not None:
-        policy.q_net_target.load_state_dict(policy.q_net.state_dict())
     with torch.no_grad():
         chosen = _greedy(policy, obs_t)
     return float((chosen == act_t).float().mean())
+
+
+def clone(model, observations: np.ndarray, actions: np.ndarray, warm: WarmStart, seed: int) -> float:
+    """Fit ``model.policy`` to the actions; returns the final training accuracy. For DQN the
+    target network is synced afterwards."""
+    policy = model.policy
+    accuracy = fit(policy, observations, actions, epochs=warm.epochs, learning_rate=warm.learning_rate, seed=seed)
+    if getattr(policy, "q_net_target", None) is not None:
+        policy.q_net_target.load_state_dict(policy.q_net.state_dict())
+    return accuracy

@@ -27,7 +27,9 @@ from ..errors import ConfigError
 MODEL_FILE = "model.zip"
 CONFIG_FILE = "config.yaml"
 VECNORM_FILE = "vecnormalize.pkl"
-ALGOS = ("ppo", "a2c", "dqn")
+ALGOS = ("ppo", "a2c", "dqn", "dagger")
+# Imitation algorithms save the model of an RL class whose policy they trained.
+MODEL_CLASS = {"dagger": "ppo"}
 
 
 def make_env(env_id: str, **kwargs: Any):
@@ -44,7 +46,7 @@ def algo_class(algo: str):
     """The stable-baselines3 class for ``algo`` (imports torch: only when needed)."""
     import stable_baselines3 as sb3
 
-    return {"ppo": sb3.PPO, "a2c": sb3.A2C, "dqn": sb3.DQN}[algo]
+    return {"ppo": sb3.PPO, "a2c": sb3.A2C, "dqn": sb3.DQN}[MODEL_CLASS.get(algo, algo)]
 
 
 def _model_path(path: str | Path) -> Path:
@@ -99,7 +101,7 @@ class TrainedAgent:
         model_path = _model_path(path)
         meta = _read_meta(model_path)
         algo = meta.get("algo")
-        tries = [algo] if algo in ALGOS else list(ALGOS)
+        tries = [algo] if algo in ALGOS else [a for a in ALGOS if a not in MODEL_CLASS]
         model = None
         errors = []
         for name in tries:

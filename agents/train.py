@@ -4,6 +4,9 @@ Training episodes use workload seeds ``seed, seed + 1, ...`` (one per parallel
 env) and then seeds each env draws below ``HELD_OUT_SEED``; ``blis evaluate``
 uses seeds from ``HELD_OUT_SEED`` up by default, so its episodes were never
 trained on. Ctrl-C stops training and saves the model as it is.
+
+``algo: dagger`` imitates a teacher instead (:mod:`~blis_gym.agents.dagger`): no RL, the
+same run folder; ``timesteps`` caps the teacher-labelled decisions.
 """
 
 from __future__ import annotations
@@ -94,6 +97,17 @@ def train(config: AgentConfig, *, env_id: str, scenario: str, timesteps: int, se
     num_instances = probe.unwrapped.num_instances
     probe.close()
     out.mkdir(parents=True, exist_ok=True)
+    meta = {"env": env_id, "scenario": scenario, "algo": config.algo, "seed": seed, "timesteps": timesteps,
+            "n_envs": n_envs, "num_instances": num_instances,
+            "observation_size": observation_size(num_instances), "blis_gym_version": __version__,
+            "config": config.to_dict()}
+
+    if config.algo == "dagger":  # imitation, no RL: its own loop (timesteps caps the teacher's labels)
+        from .dagger import train_dagger
+
+        (out / CONFIG_FILE).write_text(yaml.safe_dump(meta, sort_keys=False), "utf-8")
+        return train_dagger(config, env_id=env_id, env_kwargs=env_kwargs, seed=seed, out=out, n_envs=n_envs,
+                            max_labels=timesteps, meta=meta, log=log)
 
     # render_mode: make_vec_env asks for rgb_array unless told; these envs render text only.
     venv = make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs={**env_kwargs, "render_mode": None},
@@ -110,10 +124,6 @@ def train(config: AgentConfig, *, env_id: str, scenario: str, timesteps: int, se
         venv.close()
         raise ConfigError(f"agent config: {config.algo} hyperparameters: {exc}") from None
 
-    meta = {"env": env_id, "scenario": scenario, "algo": config.algo, "seed": seed, "timesteps": timesteps,
-            "n_envs": n_envs, "num_instances": num_instances,
-            "observation_size": observation_size(num_instances), "blis_gym_version": __version__,
-            "config": config.to_dict()}
     (out / CONFIG_FILE).write_text(yaml.safe_dump(meta, sort_keys=False), "utf-8")
 
     accuracy = None

@@ -60,6 +60,42 @@ def fork_fields(obj: Any, memo: dict, flat: frozenset, shared: frozenset) -> Any
     return new
 
 
+def copy_tuples(items: list, memo: dict, at: int) -> list:
+    """A copy of a list of tuples whose item ``at`` is a request (or None) and whose other items
+    are immutable (event heaps, (request, step) lists): only the requests go through the memo."""
+    get = memo.get
+    deepcopy = copy.deepcopy
+    out = []
+    for item in items:
+        req = item[at]
+        if req is None:
+            out.append(item)
+            continue
+        twin = get(id(req))
+        if twin is None:
+            twin = deepcopy(req, memo)
+        out.append((*item[:at], twin, *item[at + 1:]) if at != -1 else (*item[:-1], twin))
+    return out
+
+
+def fork_with_tuples(obj: Any, memo: dict, lists: dict[str, int] = {}, maps: dict[str, int] = {}) -> Any:
+    """``fork_fields`` for a :class:`Forkable` with lists (``lists``: name -> request position)
+    or dicts of such lists (``maps``) of request tuples, copied by :func:`copy_tuples`."""
+    saved = {name: getattr(obj, name) for name in (*lists, *maps)}
+    for name in saved:
+        setattr(obj, name, None)
+    try:
+        new = fork_fields(obj, memo, obj._FORK_FLAT, obj._FORK_SHARED)
+    finally:
+        for name, value in saved.items():
+            setattr(obj, name, value)
+    for name, at in lists.items():
+        setattr(new, name, copy_tuples(saved[name], memo, at))
+    for name, at in maps.items():
+        setattr(new, name, {k: copy_tuples(v, memo, at) for k, v in saved[name].items()})
+    return new
+
+
 class Forkable:
     """Mix-in: ``copy.deepcopy`` through :func:`fork_fields` with the class's field lists."""
 

@@ -26,7 +26,7 @@ from typing import Callable, Optional, Sequence
 
 from ..config.schema import ClusterConfig
 from ..engine.instance import QUEUED, Instance
-from ..forking import Forkable
+from ..forking import Forkable, fork_with_tuples
 from ..gcpause import gc_paused
 from ..engine.kvcache import mark_private_decodes
 from ..engine.latency import BlackboxLatency
@@ -88,6 +88,9 @@ class ClusterSimulator(Forkable):
     _FORK_FLAT = frozenset({"pending", "_tops"})
     _FORK_SHARED = frozenset({"config"})
 
+    def __deepcopy__(self, memo: dict) -> "ClusterSimulator":
+        return fork_with_tuples(self, memo, lists={"_events": -1})
+
     def __init__(self, config: ClusterConfig, requests: Sequence[Request],
                  admission: Optional[AdmissionPolicy] = None,
                  routing: Optional[RoutingPolicy] = None) -> None:
@@ -148,6 +151,7 @@ class ClusterSimulator(Forkable):
         self._routed = 0
         self._paused: Optional[Decision] = None
         self._route_now: Optional[tuple] = None  # (request, tick, state) set by admit()
+        self._share_arrivals = False  # after a fork: copy each request as it arrives
         self._done = False
         # Keys are unique (time, kind, sequence), so any valid heap pops in one order.
         self._events: list = [(req.arrival, ARRIVAL, seq, req) for seq, req in enumerate(requests)]
@@ -178,10 +182,18 @@ class ClusterSimulator(Forkable):
         not even copied): the fork simulates only what is in the system now.
         """
         events = self._events
+        memo: dict = {}
         if drop_arrivals:
             self._events = [e for e in events if e[1] != ARRIVAL]
+        else:
+            # Requests yet to arrive are shared, not copied: each run copies its own when it
+            # arrives there (_arrive), so neither ever changes the other's.
+            for e in events:
+                if e[1] == ARRIVAL:
+                    memo[id(e[3])] = e[3]
+            self._share_arrivals = True
         try:
-            copies = copy.deepcopy((self, *also))
+            copies = copy.deepcopy((self, *also), memo)
         finally:
             self._events = events
         if drop_arrivals:
@@ -246,6 +258,8 @@ class ClusterSimulator(Forkable):
                 t, kind, _, req = heapq.heappop(events)
                 self.clock = t
                 if kind == ARRIVAL:
+                    if self._share_arrivals:  # a fork may hold the same object: take our own
+                        req = copy.deepcopy(req)
                     if not self._admit_at_arrival:
                         self._push(t + self.config.admission_latency, ADMISSION_DECISION, req)
                         continue

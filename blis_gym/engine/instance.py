@@ -11,7 +11,7 @@ import logging
 from collections import deque
 from operator import attrgetter
 
-from ..forking import Forkable
+from ..forking import Forkable, fork_with_tuples
 from . import eventq
 from .batching import VLLMBatchFormation
 from .kvcache import KVCache
@@ -52,6 +52,9 @@ class Instance(Forkable):
     """
 
     _FORK_SHARED = frozenset({"former", "latency", "priority", "scheduler"})  # stateless
+
+    def __deepcopy__(self, memo: dict) -> "Instance":
+        return fork_with_tuples(self, memo, lists={"events": -1}, maps={"_due": 0, "_claims": 0})
 
     def __init__(self, instance_id: str, *, total_kv_blocks: int, block_size: int,
                  max_running: int, max_scheduled_tokens: int, long_prefill_threshold: int,
