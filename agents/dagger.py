@@ -41,7 +41,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -150,6 +150,11 @@ class _Runner:
         return self.pool.imap(play_episode, tasks)
 
     def close(self, abort: bool = False) -> None:
+        if self.pool is None:  # in-process: drop the env, teacher and learner kept between episodes
+            env = _WORKER.pop("env", None)
+            if env is not None:
+                env.close()
+            _WORKER.clear()
         if self.pool is not None:
             if abort:
                 self.pool.terminate()

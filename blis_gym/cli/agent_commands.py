@@ -36,8 +36,8 @@ def _overrides(items: list[str]) -> dict:
 
 def train_cmd(
     out: str = typer.Option(..., "--out", help="Folder for model.zip, config.yaml, vecnormalize.pkl, checkpoints/ and tb/ (TensorBoard)."),
-    algo: Optional[str] = typer.Option(None, "--algo", help="ppo (default), a2c or dqn: trains with the shipped recipe configs/agents/ALGO.yaml."),
-    config: str = typer.Option("", "--config", help="Agent config: a shipped recipe (ppo, ppo-plain, ppo-prefix, a2c, dqn) or a YAML file."),
+    algo: Optional[str] = typer.Option(None, "--algo", help="ppo (default), a2c, dqn, or dagger (imitation of the lookahead oracle; --timesteps caps its labels): trains with the shipped recipe configs/agents/ALGO.yaml."),
+    config: str = typer.Option("", "--config", help="Agent config: a shipped recipe (ppo, ppo-plain, ppo-prefix, a2c, dqn, dagger) or a YAML file."),
     env: str = typer.Option(ROUTING_ENV, "--env", help="blis_gym/Routing-v0, blis_gym/Admission-v0 or blis_gym/AdmissionRouting-v0."),
     scenario: str = typer.Option("default", "--scenario", help="A shipped scenario (default, prefix-heavy, overload, stale-signals) or a YAML file."),
     timesteps: int = typer.Option(100_000, "--timesteps", help="Environment steps (decisions) to train for."),
