@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import ENV_IDS
 from ..baselines import baseline_names, make_baseline
+from ..config.routers import model_location
 from ..errors import ConfigError
 from ..report.fitness import compute_fitness, raw_metrics
 from ..report.render import write_atomic
@@ -78,7 +79,7 @@ def resolve_agents(env_id: str, agents: Sequence[str], baselines: str, env) -> l
             name = spec[len(BASELINE_PREFIX):]
             out.append((spec, make_baseline(name, env)))
         else:
-            agent = TrainedAgent.load(spec)
+            agent = TrainedAgent.load(model_location(spec))
             agent.check(env_id, u.observation_space.shape[0], int(u.action_space.n), f"--agent {spec}")
             out.append((spec, agent))
     if baselines == "all":

@@ -22,6 +22,7 @@ from blis_gym.envs.scenario import load_scenario
 from blis_gym.errors import ConfigError
 
 import gymnasium as gym
+from conftest import metric_blocks
 
 ROUTING = "blis_gym/Routing-v0"
 ADMISSION = "blis_gym/Admission-v0"
@@ -327,3 +328,25 @@ def test_chart_labels_are_short():
 
     assert [short_label(n) for n in ("baseline:weighted", "runs/ppo/model.zip", "runs/dqn", "/x/best.zip")] == \
         ["weighted", "ppo", "dqn", "best"]
+
+
+def test_shipped_models_load_by_name_from_any_directory(blis, routing_model, tmp_path, monkeypatch):
+    """--routing-model NAME and blis evaluate --agent NAME find a model in configs/routers/."""
+    import shutil
+
+    from blis_gym.config import routers
+
+    shelf = tmp_path / "routers"
+    shutil.copytree(routing_model, shelf / "routing-default", ignore=shutil.ignore_patterns("checkpoints", "tb"))
+    monkeypatch.setattr(routers, "_folder", lambda: shelf)
+    monkeypatch.chdir(tmp_path)
+    assert routers.shipped_models() == ["routing-default"]
+    seed = HELD_OUT_SEED
+    flags = cli_flags(load_scenario("default", **SMALL).run.with_seed(seed))
+    by_name = blis("run", *flags, "--routing-policy", "rl", "--routing-model", "routing-default")
+    by_path = blis("run", *flags, "--routing-policy", "rl", "--routing-model", str(routing_model))
+    assert by_name[0] == 0 and by_name == by_path
+    [res] = evaluate(ROUTING, "default", ["routing-default"], "none", episodes=1, seed=seed, overrides=SMALL)
+    assert res.episodes[0]["ttft_p99_ms"] == metric_blocks(by_name[1])[-1]["ttft_p99_ms"]
+    code, _, err = blis("run", *flags, "--routing-policy", "rl", "--routing-model", "routing-nope")
+    assert code == 2 and "shipped: routing-default" in err

@@ -20,6 +20,7 @@ from ..cluster.simulator import ClusterResult, ClusterSimulator
 from ..config.bundle import (BUNDLE_OPTIONS, BUNDLE_SCORERS_KEY, apply_bundle, effective_scorers,
                              load_policy_bundle)
 from ..config.catalog import Catalog, CoefficientEntry, load_catalog
+from ..config.routers import model_location, shipped_models
 from ..config.schema import ClusterConfig, EngineConfig, LookaheadConfig
 from ..engine.latency import BlackboxLatency
 from ..engine.request import Request
@@ -138,8 +139,9 @@ def _check_model(policy_flag: str, policy: str, model_flag: str, path: str) -> N
     if policy == "rl":
         if not path:
             raise ConfigError(f"{policy_flag} rl needs {model_flag} (a model.zip written by blis train)")
-        if not os.path.exists(path):
-            raise ConfigError(f"{model_flag} {path}: no such file")
+        if not os.path.exists(model_location(path)):
+            shipped = ", ".join(shipped_models()) or "none"
+            raise ConfigError(f"{model_flag} {path}: no such file or shipped model (shipped: {shipped})")
     elif path:
         raise ConfigError(f"{model_flag} is used only with {policy_flag} rl, not {policy!r}")
 
@@ -231,7 +233,7 @@ def resolve(o: RunOptions) -> RunPlan:
         admission_latency=o.admission_latency, routing_latency=o.routing_latency,
         snapshot_refresh_interval=o.snapshot_refresh_interval, admission_policy=o.admission_policy,
         routing_policy=o.routing_policy, priority_policy=o.priority_policy, scheduler=o.scheduler,
-        routing_model=o.routing_model, admission_model=o.admission_model,
+        routing_model=model_location(o.routing_model), admission_model=model_location(o.admission_model),
         routing_scorers=scorers, token_bucket_capacity=o.token_bucket_capacity,
         token_bucket_refill_rate=o.token_bucket_refill_rate, trace_level=o.trace_level,
         counterfactual_k=o.counterfactual_k, reference_kv=o.reference_kv, lookahead=_lookahead(o), pool=pool)
