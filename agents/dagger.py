@@ -24,7 +24,8 @@ policy was trained by imitation, ``vecnormalize.pkl``, ``config.yaml``), with
 one checkpoint per iteration (``checkpoints/rl_model_<labels>_steps.zip`` and its
 statistics) and ``dagger.csv``: per iteration, labels, beta, training accuracy,
 the learner's agreement with the teacher on the states it visited, the
-collected episodes' TTFT, and the validation figures.
+collected episodes' TTFT, and the validation figures; ``dagger_data.npz`` keeps every
+labelled state (raw observation, teacher action, iteration) for reuse: labels are the cost.
 
 Seeds: iteration ``i``'s episode ``k`` plays workload seed
 ``seed + i * episodes + k`` (training seeds, below ``validation_seed``);
@@ -45,10 +46,12 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..envs.observation import observation_size
 from ..errors import ConfigError
 from .config import AgentConfig, Dagger
 
 DAGGER_CSV = "dagger.csv"
+DAGGER_DATA = "dagger_data.npz"  # every labelled state: raw observations, teacher actions, iteration
 
 
 @dataclass(frozen=True)
@@ -307,6 +310,13 @@ def train_dagger(config: AgentConfig, *, env_id: str, env_kwargs: dict, seed: in
         save(out / MODEL_FILE, out / VECNORM_FILE)
     venv.close()
     (out / DAGGER_CSV).write_text(_csv(history), "utf-8")
+    n_obs = observation_size(meta["num_instances"])
+    np.savez_compressed(out / DAGGER_DATA,
+                        observations=np.concatenate(obs_parts) if obs_parts else np.zeros((0, n_obs), np.float32),
+                        actions=np.concatenate(label_parts) if label_parts else np.zeros(0, np.int64),
+                        iteration=np.concatenate([np.full(len(a), i // d.episodes, np.int16)
+                                                  for i, a in enumerate(label_parts)]) if label_parts
+                        else np.zeros(0, np.int16))
     report = TrainReport(out, labels_total, seconds, interrupted, history[-1]["train_accuracy"] if history else None)
     meta.update(steps_done=labels_total, wall_seconds=round(seconds, 3),
                 steps_per_second=round(report.steps_per_second, 1), interrupted=interrupted,

@@ -58,8 +58,11 @@ def dagger_run(tmp_path_factory):
 def test_a_dagger_run_saves_a_model_that_reloads_and_imitates_its_teacher(dagger_run):
     out, stdout, stderr = dagger_run
     assert stdout.startswith("done: 80 steps")  # 2 iterations x 1 episode x 40 labelled decisions
-    for name in ("model.zip", "config.yaml", "vecnormalize.pkl", "dagger.csv"):
+    for name in ("model.zip", "config.yaml", "vecnormalize.pkl", "dagger.csv", "dagger_data.npz"):
         assert (out / name).is_file()
+    data = np.load(out / "dagger_data.npz")
+    assert data["observations"].shape == (80, 8 * 2 + 7) and set(data["actions"].tolist()) <= {0, 1}
+    assert data["iteration"].tolist() == [0] * 40 + [1] * 40
     assert len(list((out / "checkpoints").glob("rl_model_*_steps.zip"))) == 2
     assert "iteration 1 episode 1/1 (seed 6)" in stderr and "learner agreed" in stderr
     meta = yaml.safe_load((out / "config.yaml").read_text())
