@@ -204,8 +204,12 @@ def train_dagger(config: AgentConfig, *, env_id: str, env_kwargs: dict, seed: in
     venv = DummyVecEnv([lambda: make_env(env_id, **{**env_kwargs, "render_mode": None})])
     if config.normalize_observations:
         venv = VecNormalize(venv, norm_obs=True, norm_reward=False)
-    model = algo_class("dagger")(config.policy, venv, seed=seed, device="cpu", verbose=0,
-                                 policy_kwargs=dict(config.policy_kwargs) or None)
+    try:
+        model = algo_class("dagger")(config.policy, venv, seed=seed, device="cpu", verbose=0,
+                                     policy_kwargs=dict(config.policy_kwargs) or None)
+    except (TypeError, ValueError) as exc:
+        venv.close()
+        raise ConfigError(f"agent config: dagger: policy or policy_kwargs: {exc}") from None
     stats = venv if isinstance(venv, VecNormalize) else None
     ckpt_dir = out / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)

@@ -175,8 +175,14 @@ def test_bad_dagger_recipes_fail_with_one_line(blis, tmp_path, doc, needle):
 @pytest.mark.parametrize("dagger,needle", [
     ({"teacher": "fastest"}, "dagger: teacher: unknown baseline 'fastest'"),
     ({"validation_seed": 1, "validation_episodes": 1}, "overlap the validation seeds"),
+    ({"policy_kwargs": {"net_arch": "wide"}}, "policy or policy_kwargs"),
 ])
 def test_bad_dagger_runs_fail_with_one_line(blis, tmp_path, dagger, needle):
-    code, out, err = blis("train", "--config", str(tiny(tmp_path, **dagger)), "--out", str(tmp_path / "run"))
+    path = tiny(tmp_path, **{k: v for k, v in dagger.items() if k != "policy_kwargs"})
+    if "policy_kwargs" in dagger:
+        doc = yaml.safe_load(path.read_text())
+        doc["policy_kwargs"] = dagger["policy_kwargs"]
+        path.write_text(yaml.safe_dump(doc))
+    code, out, err = blis("train", "--config", str(path), "--out", str(tmp_path / "run"))
     assert code == 2 and out == "" and needle in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
