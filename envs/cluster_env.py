@@ -16,7 +16,8 @@ id                             the agent decides                   action space
 
 **Observation**: ``Box(0, 1e6, (8 N + 7,), float32)``; per instance queue depth,
 batch size, pending requests, KV utilization, free KV blocks, cache hit rate,
-this request's prefix match on the router-side index and the instance's speed class; then the request's
+this request's prefix match on the router-side index and the instance's speed
+class; then the request's
 input length, cacheable prefix, SLO class (one-hot over 4) and the clock.
 See :mod:`blis_gym.envs.observation` for the scaling.
 
@@ -318,7 +319,7 @@ class AdmissionEnv(ClusterEnv):
     """The agent admits (1) or rejects (0) every arrival; routing is the scenario's."""
 
     agent_kinds = (ADMISSION_KIND,)
-    unfit_rewards = ("regret",)
+    unfit_rewards = ("regret", "lookahead")  # they price routing choices
     default_reward = "time-in-system"
 
     def _make_action_space(self) -> spaces.Discrete:
@@ -326,8 +327,8 @@ class AdmissionEnv(ClusterEnv):
 
     def _check_reward(self) -> None:
         if self.scenario.env.reward in self.unfit_rewards:
-            raise ValueError("reward 'regret' scores routing choices; blis_gym/Admission-v0 makes none "
-                             "(use 'fitness' or 'time-in-system')")
+            raise ValueError(f"reward {self.scenario.env.reward!r} scores routing choices; blis_gym/Admission-v0 "
+                             f"makes none (use 'fitness', 'time-in-system' or 'ttft')")
 
     def _act(self, decision: Decision, action: int) -> None:
         if action == 1:

@@ -312,9 +312,10 @@ def test_bad_scenario_files(tmp_path):
     assert gym.make(IDS[0], scenario=str(good)).action_space.n == 3
 
 
-def test_regret_reward_needs_routing_decisions():
-    with pytest.raises(ValueError, match="regret"):
-        gym.make(IDS[1], reward="regret")
+@pytest.mark.parametrize("reward", ["regret", "lookahead"])
+def test_routing_rewards_need_routing_decisions(reward):
+    with pytest.raises(ValueError, match=f"reward '{reward}' scores routing choices"):
+        gym.make(IDS[1], reward=reward)
 
 
 @pytest.mark.parametrize("env_id", IDS)

@@ -129,12 +129,13 @@ class ClusterSimulator(Forkable):
         self.rejected = 0
         self.clock = 0
         self.routing_observers: list[Callable[[Request, int], None]] = []
-        # Optional policy hooks: on_workload(requests) before the run (a learned policy's
-        # clock scale), on_routed(request, target) after each routing (its prefix index).
         # Where the loop stops; a fork may stop earlier (a lookahead rollout's horizon).
         self.stop_at = config.horizon
+        # Optional policy hooks: bind_simulator(sim) for an oracle that forks the run,
+        # on_workload(requests) before the run (a learned policy's clock scale),
+        # on_routed(request, target) after each routing (its prefix index).
         for policy in (admission, routing):
-            bind = getattr(policy, "bind_simulator", None)  # an oracle that forks the run
+            bind = getattr(policy, "bind_simulator", None)
             if bind is not None:
                 bind(self)
             on_workload = getattr(policy, "on_workload", None)
@@ -186,8 +187,8 @@ class ClusterSimulator(Forkable):
         if drop_arrivals:
             self._events = [e for e in events if e[1] != ARRIVAL]
         else:
-            # Requests yet to arrive are shared, not copied: each run copies its own when it
-            # arrives there (_arrive), so neither ever changes the other's.
+            # Requests yet to arrive are shared, not copied: each run copies its own as it
+            # arrives there (see advance), so neither ever changes the other's.
             for e in events:
                 if e[1] == ARRIVAL:
                     memo[id(e[3])] = e[3]
@@ -203,6 +204,12 @@ class ClusterSimulator(Forkable):
     @property
     def pending_decision(self) -> Optional[Decision]:
         """The decision ``advance`` returned and nobody has answered yet, if any."""
+        return self._paused
+
+    def hold_routing(self, req: Request, state: RouterState) -> Decision:
+        """Pause at a routing decision for ``req`` now, as ``advance`` would: for a fork taken
+        while a routing policy was deciding (the run was mid-decision, not paused)."""
+        self._paused = Decision("routing", req, state, state.clock)
         return self._paused
 
     def set_departure_hook(self, hook: Optional[Callable[[Request, int], None]]) -> None:

@@ -36,6 +36,7 @@ def rollout_cost(sim, objective: str) -> int:
         done = m.ttfts if objective == "ttft" else m.e2es
         for rid, record in m.requests.items():
             value = done.get(rid)
+            # Records keep arrival in seconds; round back to the integer tick it came from.
             total += value if value is not None else max(end - int(round(record.arrived_at * 1e6)), 0)
     return total
 
@@ -53,7 +54,6 @@ class Lookahead:
         self.rollout = ROUTING.make(lookahead.rollout, block_size=block_size, scorers=scorers,
                                     prefix_index=prefix_index or self._own_index)
         self.sim = None
-        self.rollouts = 0  # forks simulated so far (for cost reports)
 
     def bind_simulator(self, sim) -> None:
         self.sim = sim
@@ -84,8 +84,6 @@ class Lookahead:
 
     def _cost(self, req: Request, state: RouterState, target: int) -> int:
         """The rollout cost of routing ``req`` to ``target`` now."""
-        from ..cluster.simulator import Decision  # the simulator imports the policies
-
         sim, opts = self.sim, self.options
         fork, f_req, f_state, f_self = sim.fork(req, state, self, drop_arrivals=not opts.future)
         fork.routing = f_self.rollout  # the fork's copy of our rollout policy decides from now on
@@ -93,9 +91,7 @@ class Lookahead:
             fork.routing_observers.append(f_self.on_routed)
         if opts.horizon is not None:
             fork.stop_at = min(fork.stop_at, state.clock + opts.horizon)
-        fork._paused = Decision("routing", f_req, f_state, state.clock)
-        fork.route(fork._paused, target)
+        fork.route(fork.hold_routing(f_req, f_state), target)
         fork.advance()
-        self.rollouts += 1
         return rollout_cost(fork, opts.objective)
 

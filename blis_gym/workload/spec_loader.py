@@ -113,8 +113,7 @@ def expand(spec: WorkloadSpec, where: str, folder: Optional[Path]) -> WorkloadSp
                            else inference_perf.mean_rate(spec.inference_perf))
     if spec.servegen_data is not None:
         if spec.clients:
-            if spec.inference_perf is None:
-                log.warning("%s: servegen_data is ignored because the spec lists clients", where)
+            log.warning("%s: servegen_data is ignored because the spec has clients", where)
         else:
             sg = spec.servegen_data
             if not sg.path:
