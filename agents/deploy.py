@@ -28,12 +28,17 @@ class _Learned:
     n_actions = 0  # 0: one per instance
 
     def __init__(self, model_path: str, *, block_size: int, num_instances: int, max_running: int,
-                 total_kv_blocks: int) -> None:
+                 total_kv_blocks: int, max_scheduled_tokens: int) -> None:
         self.agent = TrainedAgent.load(model_path)
         self.agent.check(self.env_id, observation_size(num_instances), self.n_actions or num_instances, self.flag)
         self.index = PrefixCacheIndex(block_size)
-        self._shape = (num_instances, max_running, block_size, total_kv_blocks)
+        self._shape = (num_instances, max_running, block_size, total_kv_blocks, max_scheduled_tokens)
         self.builder = ObservationBuilder.for_workload((), *self._shape)
+        self.instances: Sequence = ()
+
+    def bind_simulator(self, sim) -> None:
+        """The run's instances: the observation reads their work in flight."""
+        self.instances = sim.instances
 
     def on_workload(self, requests: Sequence[Request]) -> None:
         """A new run: forget the index; scale the clock by its last arrival, as the env does."""
@@ -44,7 +49,7 @@ class _Learned:
         self.index.observe(req, target)
 
     def _action(self, req: Request, state: RouterState) -> int:
-        return self.agent.act(self.builder.build(req, state.snapshots, self.index, state.clock))
+        return self.agent.act(self.builder.build(req, state.snapshots, self.index, state.clock, self.instances))
 
 
 class LearnedRouting(_Learned):

@@ -226,7 +226,8 @@ class ClusterEnv(gym.Env):
             self.time.attach(sim)
         e = self.config.engine
         self.obs_builder = ObservationBuilder.for_workload(requests, self.num_instances, e.max_running,
-                                                           e.block_size, self.config.max_kv_blocks)
+                                                           e.block_size, self.config.max_kv_blocks,
+                                                           e.max_scheduled_tokens)
 
     def _advance(self) -> np.ndarray:
         """Run to the next decision the agent owns; answer the others. Returns the observation."""
@@ -240,7 +241,7 @@ class ClusterEnv(gym.Env):
                 self.decision = d
                 self._pay_time(d.time)
                 self._info.update(request_id=d.request.id, clock=d.time, kind=d.kind)
-                return self.obs_builder.build(d.request, d.state.snapshots, self.index, d.time)
+                return self.obs_builder.build(d.request, d.state.snapshots, self.index, d.time, sim.instances)
             self._auto(d)
 
     def _auto(self, decision: Decision) -> None:

@@ -2,8 +2,10 @@
 
 Per instance (in instance order), then the request, then the clock. Every
 feature is scaled to be about 1 at typical loads; see ``INSTANCE_FEATURES``
-and ``REQUEST_FEATURES`` for the exact scaling. Values come from the same
-snapshots the built-in policies read, staleness included.
+and ``REQUEST_FEATURES`` for the exact scaling. The first eight instance values
+come from the same snapshots the built-in policies read, staleness included; the
+last four describe the work in flight (what a router watching each instance's
+token streams could know), read fresh from the instances.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..engine.instance import Instance
 from ..engine.request import Request
 from ..policies.base import Snapshot
 from ..policies.prefix_index import PrefixCacheIndex
@@ -20,6 +23,8 @@ from ..workload import spec
 QUEUE_SCALE = 32.0  # waiting requests
 PENDING_SCALE = 8.0  # routed, not yet queued
 TOKEN_SCALE = 1024.0  # input tokens
+STEP_SCALE = 10_000.0  # ticks (10 ms): a busy step's remaining time
+WAIT_SCALE = 100_000.0  # ticks (100 ms): queueing time
 # The one-hot covers every class a workload spec can give ("" = none, shown as "default").
 SLO_CLASSES = ("", *spec.SLO_CLASSES)
 
@@ -33,6 +38,11 @@ INSTANCE_FEATURES: tuple[tuple[str, str], ...] = (
     ("cache_hit_rate", "prefix-cache hit rate so far, in [0, 1] (same refresh)"),
     ("prefix_match", "fraction of this request's full input blocks the router-side index holds for the instance"),
     ("speed", "decode speed relative to the fleet's fastest instance, in (0, 1] (1 in a homogeneous cluster)"),
+    # Work in flight, read fresh (see the README's ablation for what each is worth).
+    ("prefill_backlog", f"input tokens still to prefill, waiting and running / {TOKEN_SCALE:g}"),
+    ("step_budget", "tokens the running step computes / --max-num-scheduled-tokens (0 when idle)"),
+    ("busy_for", f"time until the running step ends / {STEP_SCALE / 1000:g} ms (0 when idle)"),
+    ("head_wait", f"time since the request at the head of the wait queue arrived / {WAIT_SCALE / 1000:g} ms"),
 )
 REQUEST_FEATURES: tuple[tuple[str, str], ...] = (
     ("input_length", f"input tokens / {TOKEN_SCALE:g}"),
@@ -50,23 +60,26 @@ class ObservationBuilder:
     """Fills one preallocated vector per decision."""
 
     def __init__(self, num_instances: int, max_running: int, block_size: int, total_kv_blocks: int,
-                 last_arrival_ticks: int) -> None:
+                 max_scheduled_tokens: int, last_arrival_ticks: int) -> None:
         self.n = num_instances
         self.block_size = block_size
         self.batch_scale = float(max(max_running, 1))
+        self.budget_scale = float(max(max_scheduled_tokens, 1))
         self.kv_scale = float(total_kv_blocks)
         self.clock_scale = float(max(last_arrival_ticks, 1))
         self.buf = np.zeros(observation_size(num_instances), dtype=np.float32)
 
     @classmethod
     def for_workload(cls, requests: Sequence[Request], num_instances: int, max_running: int, block_size: int,
-                     total_kv_blocks: int) -> "ObservationBuilder":
+                     total_kv_blocks: int, max_scheduled_tokens: int) -> "ObservationBuilder":
         """The builder for a run of ``requests``: the clock is scaled by their last arrival."""
         last = max((r.arrival for r in requests), default=1)
-        return cls(num_instances, max_running, block_size, total_kv_blocks, last)
+        return cls(num_instances, max_running, block_size, total_kv_blocks, max_scheduled_tokens, last)
 
-    def build(self, req: Request, snaps: Sequence[Snapshot], index: PrefixCacheIndex, clock: int) -> np.ndarray:
-        """The observation for deciding about ``req`` at ``clock`` given ``snaps``; a fresh array.
+    def build(self, req: Request, snaps: Sequence[Snapshot], index: PrefixCacheIndex, clock: int,
+              instances: Sequence[Instance]) -> np.ndarray:
+        """The observation for deciding about ``req`` at ``clock`` given ``snaps`` and the
+        ``instances`` they describe (for the work in flight); a fresh array.
 
         The features are gathered in a list and written into the preallocated vector in one
         assignment (cheaper than item by item), which is then copied out.
@@ -74,12 +87,21 @@ class ObservationBuilder:
         keys = req.input_keys(self.block_size)
         n_keys = len(keys)
         matched = index.match_lengths(keys, len(snaps)) if n_keys else [0] * len(snaps)
-        batch, kv = self.batch_scale, self.kv_scale
+        batch, kv, budget = self.batch_scale, self.kv_scale, self.budget_scale
         vals: list = []
-        for s, m in zip(snaps, matched):
+        for s, m, inst in zip(snaps, matched, instances):
+            waitq = inst.waitq
+            busy = inst.step_end - clock
+            if waitq:
+                backlog = inst.prefill_left + sum([r.n_in for r in waitq])
+                head_wait = (clock - waitq[0].arrival) / WAIT_SCALE
+            else:
+                backlog = inst.prefill_left
+                head_wait = 0.0
             vals += (s.queue_depth / QUEUE_SCALE, s.batch_size / batch, s.pending_requests / PENDING_SCALE,
                      s.kv_utilization, s.free_kv_blocks / kv, s.cache_hit_rate, m / n_keys if n_keys else 0.0,
-                     s.speed)
+                     s.speed, backlog / TOKEN_SCALE, inst.step_tokens / budget if busy > 0 else 0.0,
+                     busy / STEP_SCALE if busy > 0 else 0.0, head_wait)
         slo = req.slo_class
         vals += (req.n_in / TOKEN_SCALE, n_keys * self.block_size / TOKEN_SCALE,
                  *[1.0 if slo == c else 0.0 for c in SLO_CLASSES], clock / self.clock_scale)

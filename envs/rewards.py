@@ -57,8 +57,8 @@ class LookaheadCritic:
 
     def regret(self, req: Request, state, target: int) -> tuple[int, list[int]]:
         """(request-ticks lost by routing ``req`` to ``target`` rather than the best, every cost)."""
-        costs = self.oracle.candidate_costs(req, state)
-        return costs[target] - min(costs), costs
+        costs = self.oracle.candidate_costs(req, state, also=target)
+        return costs[target] - min(c for c in costs if c is not None), costs
 
 
 class TimeInSystem:

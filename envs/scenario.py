@@ -19,6 +19,7 @@ from typing import Any, Mapping, Optional, Union
 
 
 from ..plan import RunOptions, RunPlan, resolve
+from ..plan.pool import pool_text
 from ..config import yamlio
 from ..errors import BlisError, ConfigError
 from ..policies.scorers import parse_scorers
@@ -182,6 +183,8 @@ def load_scenario(name_or_path: Union[str, Path] = DEFAULT_SCENARIO, **overrides
                 raise ConfigError(f"{source}: unknown option {key!r} (blis run options: "
                                   f"{', '.join(RUN_KEYS)}; env options: {', '.join(ENV_KEYS)})")
     values.update(overrides)
+    if "instance_pool" in values:  # the YAML list form becomes the flag's string
+        values["instance_pool"] = pool_text(values["instance_pool"], f"{where}: instance_pool")
     run_kw = {k: _coerce(where, k, v) for k, v in values.items() if k in RUN_KEYS}
     env_kw = {k: _coerce(where, k, v) for k, v in values.items() if k in ENV_KEYS}
     # Keys a scenario sets count as given on the command line (they beat a policy bundle's and a

@@ -272,11 +272,11 @@ def test_duplicate_key_is_an_error(tmp_path):
 def test_top_level_must_be_a_mapping(tmp_path, text):
     message = load_error(tmp_path, text)
     assert "top level" in message and "mapping expected" in message
-    assert "admission, routing, priority, scheduler" in message
+    assert "admission, routing, priority, scheduler, instance_pool" in message
 
 
 @pytest.mark.parametrize("text, field, allowed", [
-    ("schedular: fcfs\n", "schedular", "admission, routing, priority, scheduler"),
+    ("schedular: fcfs\n", "schedular", "admission, routing, priority, scheduler, instance_pool"),
     ("admission:\n  polcy: reject-all\n", "admission.polcy",
      "policy, token_bucket_capacity, token_bucket_refill_rate"),
     ("routing:\n  policy: weighted\n  scorer: []\n", "routing.scorer", "policy, scorers"),

@@ -14,6 +14,7 @@ import gymnasium as gym
 
 from blis_gym.agents.config import Dagger, load_agent_config, parse_agent_config
 from blis_gym.agents.dagger import betas
+from blis_gym.envs.observation import observation_size
 from blis_gym.agents.evaluate import evaluate
 from blis_gym.agents.model import TrainedAgent
 from blis_gym.agents.train import train
@@ -61,7 +62,7 @@ def test_a_dagger_run_saves_a_model_that_reloads_and_imitates_its_teacher(dagger
     for name in ("model.zip", "config.yaml", "vecnormalize.pkl", "dagger.csv", "dagger_data.npz"):
         assert (out / name).is_file()
     data = np.load(out / "dagger_data.npz")
-    assert data["observations"].shape == (80, 8 * 2 + 7) and set(data["actions"].tolist()) <= {0, 1}
+    assert data["observations"].shape == (80, observation_size(2)) and set(data["actions"].tolist()) <= {0, 1}
     assert data["iteration"].tolist() == [0] * 40 + [1] * 40
     assert len(list((out / "checkpoints").glob("rl_model_*_steps.zip"))) == 2
     assert "iteration 1 episode 1/1 (seed 6)" in stderr and "learner agreed" in stderr

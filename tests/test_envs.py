@@ -437,3 +437,17 @@ def test_lookahead_reward_prices_each_choice_by_simulating_all():
     agent = make_baseline("lookahead", env)
     _, rewards, _ = play(env, lambda obs, e: int(agent.predict(obs)[0]), seed=5)
     assert all(r == 0.0 for r in rewards)
+
+
+def test_lookahead_reward_with_pruned_candidates_still_prices_the_choice():
+    env = gym.make(IDS[0], num_requests=40, reward="lookahead", lookahead_candidates=2)
+    env.reset(seed=5)
+    rng = np.random.default_rng(1)
+    done = False
+    while not done:
+        action = int(rng.integers(4))
+        _, reward, done, _, info = env.step(action)
+        costs = info["lookahead_costs"]
+        simulated = [c for c in costs if c is not None]
+        assert costs[action] is not None and 2 <= len(simulated) <= 3
+        assert reward == pytest.approx(-(costs[action] - min(simulated)) / 1e6) and reward <= 0

@@ -47,7 +47,8 @@ def test_speed_classes_reach_snapshots_and_observations():
     env = gym.make("blis_gym/Routing-v0", scenario="heterogeneous", num_requests=50).unwrapped
     obs, _ = env.reset(seed=1)
     k = len(INSTANCE_FEATURES)
-    speeds = [float(obs[i * k + k - 1]) for i in range(env.num_instances)]
+    at = [name for name, _ in INSTANCE_FEATURES].index("speed")
+    speeds = [float(obs[i * k + at]) for i in range(env.num_instances)]
     assert speeds[:2] == [1.0, 1.0] and 0.3 < speeds[2] == speeds[3] < 0.5
     assert [s.speed for s in env.decision.state.snapshots] == pytest.approx(speeds)
 
@@ -90,3 +91,53 @@ def test_bad_pools_fail_clearly(blis, extra, words):
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
     for w in words:
         assert w in err
+
+
+YAML_POOL = "instance_pool:\n  - {gpu: H100, tp: 2, count: 2}\n  - {gpu: A100-80, tp: 1, count: 2}\n"
+
+
+def test_a_bundle_pool_in_yaml_form_is_the_flag(blis, tmp_path):
+    bundle = tmp_path / "pool.yaml"
+    bundle.write_text("routing:\n  policy: least-loaded\n" + YAML_POOL)
+    code, from_file, _ = blis(*RUN, "--policy-config", str(bundle))
+    _, from_flag, _ = blis(*RUN, "--instance-pool", POOL, "--routing-policy", "least-loaded")
+    assert code == 0 and from_file == from_flag and from_file.count("=== Simulation Metrics ===") == 5
+    # The flag beats the file, as for every bundle setting.
+    _, overridden, _ = blis(*RUN, "--policy-config", str(bundle), "--instance-pool", "H100:2:x3")
+    _, plain, _ = blis(*RUN, "--num-instances", "3", "--routing-policy", "least-loaded")
+    assert overridden == plain
+
+
+def test_a_scenario_pool_in_yaml_form_is_the_string(tmp_path):
+    scenario = tmp_path / "het.yaml"
+    scenario.write_text(f"model: {MODEL}\nnum_requests: 60\nrate: 50\n" + YAML_POOL)
+    as_yaml = gym.make("blis_gym/Routing-v0", scenario=str(scenario)).unwrapped
+    as_text = gym.make("blis_gym/Routing-v0", scenario=str(scenario), instance_pool=POOL).unwrapped
+    assert as_yaml.scenario.run.instance_pool == POOL == as_text.scenario.run.instance_pool
+    assert [i.speed for i in as_yaml.scenario.plan.config.pool] == \
+        [i.speed for i in as_text.scenario.plan.config.pool]
+
+
+@pytest.mark.parametrize("pool, words", [
+    ("instance_pool: []", ["instance_pool", "non-empty list"]),
+    ("instance_pool:\n  - {gpu: H100, tp: two}", ["instance_pool[0].tp", "positive integer", "'two'"]),
+    ("instance_pool:\n  - {gpu: H100, tp: 2, cnt: 2}", ["instance_pool[0]", "unknown key 'cnt'", "count"]),
+    ("instance_pool:\n  - H100:2", ["instance_pool[0]", "mapping"]),
+    ("instance_pool: H100", ["instance_pool", "GPU:TP"]),
+])
+def test_bad_yaml_pools_name_the_file_and_entry(blis, tmp_path, pool, words):
+    bundle = tmp_path / "bad.yaml"
+    bundle.write_text(pool + "\n")
+    code, out, err = blis(*RUN, "--policy-config", str(bundle))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    for w in [str(bundle), *words]:
+        assert w in err
+    with pytest.raises(Exception) as info:
+        gym.make("blis_gym/Routing-v0", scenario="default", instance_pool=yaml_value(pool))
+    assert "instance_pool" in str(info.value)
+
+
+def yaml_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)["instance_pool"]

@@ -72,6 +72,31 @@ def test_beats_every_heuristic_on_a_busy_cluster():
         assert mean < sum(other["ttft"].values()) / len(other["ttft"]), name
 
 
+def test_candidates_prune_the_forks_without_changing_the_extremes():
+    """All candidates is the full oracle; one candidate (the rollout's own pick) is the rollout."""
+    assert cluster("lookahead", lookahead_candidates=4) == cluster("lookahead")
+    assert cluster("lookahead", lookahead_candidates=1) == cluster("weighted")
+    two = cluster("lookahead", lookahead_candidates=2)
+    assert two["completed"] == BUSY["num_requests"] and two != cluster("weighted")
+
+
+def test_pruned_candidates_skip_the_worst_ranked_and_keep_the_chosen_one():
+    cfg = config(num_instances=3)
+    reqs = [Request(f"request_{i}", i, i, list(range(i * 1000, i * 1000 + 600)), list(range(50)))
+            for i in range(7)]
+    sim = ClusterSimulator(cfg, reqs, admission=ADMISSION.make("always-admit"), routing=None)
+    for i in range(6):  # loads 3, 2, 1
+        d = sim.advance()
+        sim.route(d, [0, 0, 0, 1, 1, 2][i])
+    d = sim.advance()
+    oracle = ROUTING.make("lookahead", lookahead=LookaheadConfig(rollout="least-loaded", candidates=2))
+    oracle.bind_simulator(sim)
+    assert oracle.candidates(d.request, d.state) == [1, 2]  # least effective load first
+    costs = oracle.candidate_costs(d.request, d.state, also=0)  # a critic pricing a choice of 0
+    assert all(c is not None for c in costs)
+    assert oracle.candidate_costs(d.request, d.state)[0] is None
+
+
 def test_time_in_system_objective_and_future_arrivals_run():
     for kw in (dict(lookahead_objective="time-in-system"), dict(lookahead_future=True, num_requests=40),
                dict(lookahead_horizon="0.05")):
@@ -84,6 +109,7 @@ def test_time_in_system_objective_and_future_arrivals_run():
     ("--lookahead-horizon", "-1", ["--lookahead-horizon", "'end'"]),
     ("--lookahead-horizon", "soon", ["--lookahead-horizon"]),
     ("--lookahead-objective", "tpot", ["--lookahead-objective", "ttft"]),
+    ("--lookahead-candidates", "-1", ["--lookahead-candidates"]),
 ])
 def test_bad_lookahead_flags_fail_clearly(blis, flag, value, words):
     code, out, err = blis("run", "--model", MODEL, "--routing-policy", "lookahead", flag, value, "--log", "error")

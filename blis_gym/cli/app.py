@@ -140,6 +140,7 @@ def run(
     lookahead_horizon: str = typer.Option("end", "--lookahead-horizon", help="With --routing-policy lookahead: how far each future is simulated, in seconds, or 'end'.", rich_help_panel=CLUSTER),
     lookahead_objective: str = typer.Option("ttft", "--lookahead-objective", help="With --routing-policy lookahead: what its futures minimize, ttft or time-in-system.", rich_help_panel=CLUSTER),
     lookahead_future: bool = typer.Option(False, "--lookahead-future", help="With --routing-policy lookahead: simulate arrivals still to come too (default: only requests already in the system).", rich_help_panel=CLUSTER),
+    lookahead_candidates: int = typer.Option(0, "--lookahead-candidates", help="With --routing-policy lookahead: simulate only the K instances the rollout policy ranks best (by its scores, else by effective load); 0 = every instance.", rich_help_panel=CLUSTER),
     snapshot_refresh_interval: int = typer.Option(0, "--snapshot-refresh-interval", help="KV snapshot refresh interval (microseconds; 0 = always fresh).", rich_help_panel=CLUSTER),
     trace_level: str = typer.Option("none", "--trace-level", help="none, or decisions to record every admission and routing decision.", rich_help_panel=OBSERVABILITY),
     counterfactual_k: int = typer.Option(0, "--counterfactual-k", help="Top-k candidates and regret kept per routing decision (with --trace-level decisions).", rich_help_panel=OBSERVABILITY),

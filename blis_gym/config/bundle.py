@@ -13,6 +13,8 @@ The file uses BLIS's schema::
     priority:
       policy: slo-based
     scheduler: priority-fcfs
+    instance_pool:                     # ours: a heterogeneous fleet (see plan.pool)
+      - {gpu: H100, tp: 2, count: 2}
 
 Every field is optional. A bundle only supplies defaults: a flag the user typed
 on the command line always wins (:func:`apply_bundle`). Parsing is strict, as in
@@ -48,11 +50,11 @@ SCHEDULER_NAMES: tuple[str, ...] = ("fcfs", "priority-fcfs", "sjf", "reverse-pri
 # Option names (``RunOptions`` field names) that a bundle can set.
 BUNDLE_OPTIONS: tuple[str, ...] = (
     "admission_policy", "token_bucket_capacity", "token_bucket_refill_rate",
-    "routing_policy", "priority_policy", "scheduler")
+    "routing_policy", "priority_policy", "scheduler", "instance_pool")
 # Key under which apply_bundle returns the bundle's scorer profile.
 BUNDLE_SCORERS_KEY = "bundle_scorers"
 
-_TOP_KEYS = ("admission", "routing", "priority", "scheduler")
+_TOP_KEYS = ("admission", "routing", "priority", "scheduler", "instance_pool")
 _ADMISSION_KEYS = ("policy", "token_bucket_capacity", "token_bucket_refill_rate")
 _ROUTING_KEYS = ("policy", "scorers")
 _PRIORITY_KEYS = ("policy",)
@@ -70,6 +72,7 @@ class PolicyBundle:
     scorers: tuple[ScorerConfig, ...] = ()
     priority_policy: str = ""
     scheduler: str = ""
+    instance_pool: str = ""  # ours: the --instance-pool string (a YAML list is converted)
 
 
 # --- YAML reading ----------------------------------------------------------------------------
@@ -238,7 +241,19 @@ def load_policy_bundle(path: Union[str, Path]) -> PolicyBundle:
                                 "priority policy", PRIORITY_POLICY_NAMES, PRIORITY),
         scheduler=_policy(src, "scheduler", doc.get("scheduler"),
                           "scheduler", SCHEDULER_NAMES, SCHEDULER),
+        instance_pool=_pool(src, doc.get("instance_pool")),
     )
+
+
+def _pool(src: _Source, value: Any) -> str:
+    if value is None:
+        return ""
+    from ..plan.pool import pool_text  # plan imports this module
+
+    try:
+        return pool_text(value, "instance_pool")
+    except ConfigError as exc:
+        src.fail("", str(exc))
 
 
 def apply_bundle(bundle: PolicyBundle, values: Mapping[str, Any], explicit: set[str]) -> dict[str, Any]:
@@ -259,6 +274,7 @@ def apply_bundle(bundle: PolicyBundle, values: Mapping[str, Any], explicit: set[
         "routing_policy": bundle.routing_policy or None,
         "priority_policy": bundle.priority_policy or None,
         "scheduler": bundle.scheduler or None,
+        "instance_pool": bundle.instance_pool or None,
     }
     for option, setting in settings.items():
         # None is "not in the file"; 0.0 is a real setting and must still apply.

@@ -79,15 +79,19 @@ class LookaheadConfig:
     """The ``lookahead`` routing oracle: how each candidate's future is simulated and scored.
 
     ``horizon`` is in ticks (None: to the end of the run); ``future`` keeps arrivals that
-    have not happened yet in the rollouts (False: only the requests already in the system).
+    have not happened yet in the rollouts (False: only the requests already in the system);
+    ``candidates`` > 0 simulates only that many instances, those the rollout policy ranks
+    best (0: every instance).
     """
 
     rollout: str = "weighted"
     horizon: int | None = None
     objective: str = "ttft"
     future: bool = False
+    candidates: int = 0
 
     def __post_init__(self) -> None:
+        _non_negative("--lookahead-candidates", self.candidates)
         if self.horizon is not None:
             _non_negative("--lookahead-horizon", self.horizon)
         if self.objective not in LOOKAHEAD_OBJECTIVES:
@@ -163,6 +167,7 @@ class ClusterConfig:
                 "token_bucket_refill_rate": self.token_bucket_refill_rate,
                 "routing_model": self.routing_model, "admission_model": self.admission_model,
                 "num_instances": self.num_instances, "max_running": e.max_running,
+                "max_scheduled_tokens": e.max_scheduled_tokens,
                 "total_kv_blocks": self.max_kv_blocks, "lookahead": self.lookahead}
 
 

@@ -76,6 +76,12 @@ class Instance(Forkable):
         self.running: list[Request] = []
         self.step_pending = False
         self.step_count = 0
+        # The running step, as a router watching token streams could know it (observations):
+        # when it ends (tick), the tokens it computes, and input tokens of running requests
+        # still to prefill after it.
+        self.step_end = 0
+        self.step_tokens = 0
+        self.prefill_left = 0
         self.metrics = InstanceMetrics()
         # Called with (request, tick) when a request leaves: completed or dropped.
         self.on_departure = None
@@ -240,7 +246,10 @@ class Instance(Forkable):
         keep = remaining.append
         completed = []
         decoded = 0
+        prefill_left = 0
         left_at = now + adv
+        self.step_end = left_at
+        self.step_tokens = res.prefill_tokens + res.decode_tokens + lazy_now
         on_departure = self.on_departure
         on_first_token = self.on_first_token
         for req in active:
@@ -248,6 +257,7 @@ class Instance(Forkable):
             p = req.progress
             if p < n_in:
                 p = req.progress = req.computed
+                prefill_left += n_in - p
             else:
                 p += 1
                 req.progress = p
@@ -302,6 +312,7 @@ class Instance(Forkable):
                         continue
                 keep(req)
         m.total_output_tokens += decoded + lazy_now
+        self.prefill_left = prefill_left
 
         if not lazy_ok:  # the batch is its own active list
             self.running = self.active = remaining

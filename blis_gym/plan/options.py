@@ -64,6 +64,7 @@ class RunOptions:
     lookahead_horizon: str = "end"  # seconds, or "end"
     lookahead_objective: str = "ttft"
     lookahead_future: bool = False
+    lookahead_candidates: int = 0  # 0 = every instance
     # observability
     trace_level: str = "none"
     counterfactual_k: int = 0

@@ -131,7 +131,8 @@ def _lookahead(o: RunOptions) -> LookaheadConfig:
             raise ConfigError(f"--lookahead-horizon must be a number of seconds >= 0 or 'end', "
                               f"got {o.lookahead_horizon!r}")
         horizon = int(seconds * 1e6)
-    return LookaheadConfig(o.lookahead_rollout, horizon, o.lookahead_objective, o.lookahead_future)
+    return LookaheadConfig(o.lookahead_rollout, horizon, o.lookahead_objective, o.lookahead_future,
+                           o.lookahead_candidates)
 
 
 def _check_model(policy_flag: str, policy: str, model_flag: str, path: str) -> None:

@@ -6,7 +6,9 @@ policy; the weighted default profile unless told otherwise) make every later
 decision in the fork, to the end of the run or for ``horizon`` ticks. It then
 routes to the instance whose fork had the least total time to first token (or
 time in system). Ties go to the rollout policy's own choice, so with one
-instance, or a horizon of 0, the oracle is its rollout policy.
+instance, or a horizon of 0, the oracle is its rollout policy. With
+``candidates`` K > 0 only the K instances the rollout policy ranks best are
+simulated (its scores, else the least effective load): K forks instead of N.
 
 It is not a router one could deploy: the forks know every request's true
 output length and, with ``future``, the arrivals to come. It is an upper
@@ -73,14 +75,43 @@ class Lookahead:
         opts = self.options
         if n == 1 or opts.horizon == 0 or self.sim is None:
             return RoutingDecision(base.target, "lookahead: rollout policy", base.scores)
-        costs = self.candidate_costs(req, state)
-        best = min(costs)
+        costs = self.candidate_costs(req, state, base)
+        best = min(c for c in costs if c is not None)
         target = base.target if costs[base.target] == best else costs.index(best)
-        return RoutingDecision(target, "lookahead", [float(-c) for c in costs])
+        return RoutingDecision(target, "lookahead", [float(-c) if c is not None else float("-inf") for c in costs])
 
-    def candidate_costs(self, req: Request, state: RouterState) -> list[int]:
-        """The rollout cost (request-ticks) of routing ``req`` to each instance now."""
-        return [self._cost(req, state, target) for target in range(len(state.snapshots))]
+    def candidates(self, req: Request, state: RouterState, base: Optional[RoutingDecision] = None) -> list[int]:
+        """The instances worth simulating: all, or the ``candidates`` the rollout policy ranks best
+        by its scores (without side effects; else by least effective load), ``base.target`` (its
+        pick) always among them."""
+        snaps = state.snapshots
+        n = len(snaps)
+        k = self.options.candidates
+        if not k or k >= n:
+            return list(range(n))
+        scores = base.scores if base is not None and base.scores else None
+        if scores is None and hasattr(self.rollout, "scores"):
+            scores = self.rollout.scores(req, snaps)
+        if scores:
+            order = sorted(range(n), key=lambda i: (-scores[i], i))
+        else:
+            order = sorted(range(n), key=lambda i: (snaps[i].effective_load, i))
+        keep = order[:k]
+        if base is not None and base.target not in keep:
+            keep[-1] = base.target
+        return sorted(keep)
+
+    def candidate_costs(self, req: Request, state: RouterState, base: Optional[RoutingDecision] = None,
+                        also: Optional[int] = None) -> list[Optional[int]]:
+        """The rollout cost (request-ticks) of routing ``req`` to each candidate instance now
+        (``None`` for instances not simulated); ``also`` is simulated whatever the ranking."""
+        costs: list[Optional[int]] = [None] * len(state.snapshots)
+        wanted = self.candidates(req, state, base)
+        if also is not None and also not in wanted:
+            wanted.append(also)
+        for target in wanted:
+            costs[target] = self._cost(req, state, target)
+        return costs
 
     def _cost(self, req: Request, state: RouterState, target: int) -> int:
         """The rollout cost of routing ``req`` to ``target`` now."""
