@@ -64,7 +64,9 @@ class PolicyResult:
         out: dict[str, Any] = {"policy": self.name, "episodes": len(self.episodes),
                                "fitness_mean": float(np.mean(fit)), "fitness_ci95": ci95(fit)}
         for col, _ in FIGURES:
-            out[col] = float(np.mean([e[col] for e in self.episodes]))
+            values = [e[col] for e in self.episodes]
+            out[col] = float(np.mean(values))
+            out[f"{col}_ci95"] = ci95(values)
         out["rejected"] = float(np.mean([e["rejected"] for e in self.episodes]))
         return out
 
@@ -143,19 +145,19 @@ def evaluate(env_id: str, scenario: str, agents: Sequence[str], baselines: str =
 
 
 def table(results: Sequence[PolicyResult]) -> str:
-    """The summary as an aligned text table (means over episodes; fitness with its 95% CI)."""
-    head = ["policy", "fitness (95% CI)", "TTFT mean", "TTFT p99", "E2E mean", "E2E p99", "req/s", "rejected"]
+    """The summary as an aligned text table (means over episodes ± 95% confidence intervals)."""
+    head = ["policy", "fitness", "TTFT mean", "TTFT p99", "E2E mean", "E2E p99", "req/s", "rejected"]
     rows = []
     for r in results:
         s = r.summary()
-        rows.append([s["policy"], f"{s['fitness_mean']:.4f} ± {s['fitness_ci95']:.4f}",
-                     f"{s['ttft_mean_ms']:.1f}", f"{s['ttft_p99_ms']:.1f}", f"{s['e2e_mean_ms']:.1f}",
-                     f"{s['e2e_p99_ms']:.1f}", f"{s['throughput_rps']:.2f}", f"{s['rejected']:.1f}"])
+        ms = [f"{s[c]:.1f} ± {s[c + '_ci95']:.1f}" for c in ("ttft_mean_ms", "ttft_p99_ms", "e2e_mean_ms", "e2e_p99_ms")]
+        rows.append([s["policy"], f"{s['fitness_mean']:.4f} ± {s['fitness_ci95']:.4f}", *ms,
+                     f"{s['throughput_rps']:.2f}", f"{s['rejected']:.1f}"])
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in [head, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines) + "\n(times in ms; means over episodes)\n"
+    return "\n".join(lines) + "\n(times in ms; means over episodes ± 95% confidence intervals, Student t)\n"
 
 
 def results_document(results: Sequence[PolicyResult], meta: dict) -> dict:

@@ -353,15 +353,20 @@ def test_shipped_models_load_by_name_from_any_directory(blis, routing_model, tmp
     assert code == 2 and "shipped: routing-default" in err
 
 
-def test_shipped_heterogeneous_router_beats_every_heuristic_on_held_out_episodes():
-    """The shipped DAgger router (imitating the lookahead oracle) on 2 held-out episodes of
-    `heterogeneous`: TTFT p99 at least 10% below every built-in policy's, TTFT mean and E2E
-    mean no worse. (The README's table has the full 10-episode evaluation.)"""
+# Scenarios with a shipped trained router (configs/routers/routing-<scenario>/).
+SHIPPED_SCENARIOS = ["default", "heterogeneous"]
+
+
+@pytest.mark.parametrize("scenario", SHIPPED_SCENARIOS)
+def test_shipped_router_beats_every_heuristic_on_held_out_episodes(scenario):
+    """The shipped DAgger router (imitating the lookahead oracle) on 2 held-out episodes of its
+    scenario: TTFT p99 at least 10% below every built-in policy's, TTFT mean and E2E mean no
+    worse. (The README's table has the full 10-episode evaluation.)"""
     from blis_gym.config.routers import shipped_models
 
-    assert "routing-heterogeneous" in shipped_models()
+    assert f"routing-{scenario}" in shipped_models()
     names = POLICIES.names()
-    results = evaluate(ROUTING, "heterogeneous", ["routing-heterogeneous"], ",".join(names), episodes=2,
+    results = evaluate(ROUTING, scenario, [f"routing-{scenario}"], ",".join(names), episodes=2,
                        seed=HELD_OUT_SEED)
     agent, heuristics = results[0].summary(), [r.summary() for r in results[1:]]
     assert len(heuristics) == len(names)

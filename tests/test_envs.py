@@ -241,6 +241,37 @@ def test_observation_reflects_pending_and_prefix_match():
     assert obs[2 * per + 2] == 1.0  # no SLO class: the "default" slot
 
 
+def test_work_in_flight_features_describe_each_instance_exactly():
+    """prefill_backlog, step_budget, busy_for and head_wait against the instances' own state,
+    recomputed from scratch, at every decision of a busy episode."""
+    env = gym.make(IDS[0], num_requests=300)
+    u = env.unwrapped
+    obs, _ = env.reset(seed=3)
+    names = [n for n, _ in INSTANCE_FEATURES]
+    per = len(names)
+    col = {n: names.index(n) for n in ("prefill_backlog", "step_budget", "busy_for", "head_wait")}
+    budget = u.config.engine.max_scheduled_tokens
+    seen_busy = seen_wait = 0
+    done = False
+    step = 0
+    while not done:
+        clock = u.decision.time
+        for i, inst in enumerate(u.sim.instances):
+            row = obs[i * per:(i + 1) * per]
+            backlog = sum(r.n_in for r in inst.waitq) + sum(max(r.n_in - r.progress, 0) for r in inst.running)
+            busy = max(inst.step_end - clock, 0)
+            assert row[col["prefill_backlog"]] == pytest.approx(backlog / 1024, rel=1e-6)
+            assert row[col["busy_for"]] == pytest.approx(busy / 10_000, rel=1e-6)
+            assert 0.0 <= row[col["step_budget"]] <= 1.0 and (row[col["step_budget"]] > 0) == (busy > 0 and inst.step_tokens > 0)
+            wait = (clock - inst.waitq[0].arrival) / 100_000 if inst.waitq else 0.0
+            assert row[col["head_wait"]] == pytest.approx(wait, rel=1e-6)
+            seen_busy += busy > 0
+            seen_wait += bool(inst.waitq)
+        obs, _, done, _, _ = env.step(step % 4)
+        step += 1
+    assert seen_busy > 100 and seen_wait > 100  # the episode exercised them
+
+
 # --- conventions and errors -----------------------------------------------------------------------
 
 def test_render_ansi_draws_every_instance():

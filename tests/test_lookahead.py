@@ -103,6 +103,14 @@ def test_time_in_system_objective_and_future_arrivals_run():
         assert cluster("lookahead", **kw)["completed"] > 0
 
 
+def test_rollouts_cut_by_a_horizon_stay_quiet(caplog):
+    """A fork stopped at its horizon leaves requests in flight on purpose: no warning per fork."""
+    with caplog.at_level("WARNING", logger="blis_gym"):
+        assert cluster("lookahead", lookahead_future=True, lookahead_horizon="0.02", num_requests=60,
+                       log="warn")["completed"] == 60
+    assert not [r for r in caplog.records if "never reached its queue" in r.getMessage()]
+
+
 @pytest.mark.parametrize("flag, value, words", [
     ("--lookahead-rollout", "lookahead", ["--lookahead-rollout", "lookahead"]),
     ("--lookahead-rollout", "nope", ["--lookahead-rollout", "nope"]),

@@ -39,6 +39,7 @@ def feature_sets() -> dict[str, list[str]]:
         sets[f"without {name}"] = [name]
     for name in NEW:
         sets[f"snapshot + {name} only"] = [n for n in NEW if n != name]
+    sets["snapshot + prefill_backlog + busy_for"] = ["step_budget", "head_wait"]
     return sets
 
 
