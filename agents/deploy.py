@@ -28,11 +28,11 @@ class _Learned:
     n_actions = 0  # 0: one per instance
 
     def __init__(self, model_path: str, *, block_size: int, num_instances: int, max_running: int,
-                 total_kv_blocks: int, max_scheduled_tokens: int) -> None:
+                 total_kv_blocks: int) -> None:
         self.agent = TrainedAgent.load(model_path)
         self.agent.check(self.env_id, observation_size(num_instances), self.n_actions or num_instances, self.flag)
         self.index = PrefixCacheIndex(block_size)
-        self._shape = (num_instances, max_running, block_size, total_kv_blocks, max_scheduled_tokens)
+        self._shape = (num_instances, max_running, block_size, total_kv_blocks)
         self.builder = ObservationBuilder.for_workload((), *self._shape)
         self.instances: Sequence = ()
 

@@ -226,8 +226,7 @@ class ClusterEnv(gym.Env):
             self.time.attach(sim)
         e = self.config.engine
         self.obs_builder = ObservationBuilder.for_workload(requests, self.num_instances, e.max_running,
-                                                           e.block_size, self.config.max_kv_blocks,
-                                                           e.max_scheduled_tokens)
+                                                           e.block_size, self.config.max_kv_blocks)
 
     def _advance(self) -> np.ndarray:
         """Run to the next decision the agent owns; answer the others. Returns the observation."""

@@ -4,7 +4,7 @@ Per instance (in instance order), then the request, then the clock. Every
 feature is scaled to be about 1 at typical loads; see ``INSTANCE_FEATURES``
 and ``REQUEST_FEATURES`` for the exact scaling. The first eight instance values
 come from the same snapshots the built-in policies read, staleness included; the
-last four describe the work in flight (what a router watching each instance's
+last two describe the work in flight (what a router watching each instance's
 token streams could know), read fresh from the instances.
 """
 
@@ -24,7 +24,6 @@ QUEUE_SCALE = 32.0  # waiting requests
 PENDING_SCALE = 8.0  # routed, not yet queued
 TOKEN_SCALE = 1024.0  # input tokens
 STEP_SCALE = 10_000.0  # ticks (10 ms): a busy step's remaining time
-WAIT_SCALE = 100_000.0  # ticks (100 ms): queueing time
 # The one-hot covers every class a workload spec can give ("" = none, shown as "default").
 SLO_CLASSES = ("", *spec.SLO_CLASSES)
 
@@ -38,11 +37,9 @@ INSTANCE_FEATURES: tuple[tuple[str, str], ...] = (
     ("cache_hit_rate", "prefix-cache hit rate so far, in [0, 1] (same refresh)"),
     ("prefix_match", "fraction of this request's full input blocks the router-side index holds for the instance"),
     ("speed", "decode speed relative to the fleet's fastest instance, in (0, 1] (1 in a homogeneous cluster)"),
-    # Work in flight, read fresh (see the README's ablation for what each is worth).
+    # Work in flight, read fresh: the two that earned their place in the README's ablation.
     ("prefill_backlog", f"input tokens still to prefill, waiting and running / {TOKEN_SCALE:g}"),
-    ("step_budget", "tokens the running step computes / --max-num-scheduled-tokens (0 when idle)"),
     ("busy_for", f"time until the running step ends / {STEP_SCALE / 1000:g} ms (0 when idle)"),
-    ("head_wait", f"time since the request at the head of the wait queue arrived / {WAIT_SCALE / 1000:g} ms"),
 )
 REQUEST_FEATURES: tuple[tuple[str, str], ...] = (
     ("input_length", f"input tokens / {TOKEN_SCALE:g}"),
@@ -60,21 +57,20 @@ class ObservationBuilder:
     """Fills one preallocated vector per decision."""
 
     def __init__(self, num_instances: int, max_running: int, block_size: int, total_kv_blocks: int,
-                 max_scheduled_tokens: int, last_arrival_ticks: int) -> None:
+                 last_arrival_ticks: int) -> None:
         self.n = num_instances
         self.block_size = block_size
         self.batch_scale = float(max(max_running, 1))
-        self.budget_scale = float(max(max_scheduled_tokens, 1))
         self.kv_scale = float(total_kv_blocks)
         self.clock_scale = float(max(last_arrival_ticks, 1))
         self.buf = np.zeros(observation_size(num_instances), dtype=np.float32)
 
     @classmethod
     def for_workload(cls, requests: Sequence[Request], num_instances: int, max_running: int, block_size: int,
-                     total_kv_blocks: int, max_scheduled_tokens: int) -> "ObservationBuilder":
+                     total_kv_blocks: int) -> "ObservationBuilder":
         """The builder for a run of ``requests``: the clock is scaled by their last arrival."""
         last = max((r.arrival for r in requests), default=1)
-        return cls(num_instances, max_running, block_size, total_kv_blocks, max_scheduled_tokens, last)
+        return cls(num_instances, max_running, block_size, total_kv_blocks, last)
 
     def build(self, req: Request, snaps: Sequence[Snapshot], index: PrefixCacheIndex, clock: int,
               instances: Sequence[Instance]) -> np.ndarray:
@@ -87,21 +83,15 @@ class ObservationBuilder:
         keys = req.input_keys(self.block_size)
         n_keys = len(keys)
         matched = index.match_lengths(keys, len(snaps)) if n_keys else [0] * len(snaps)
-        batch, kv, budget = self.batch_scale, self.kv_scale, self.budget_scale
+        batch, kv = self.batch_scale, self.kv_scale
         vals: list = []
         for s, m, inst in zip(snaps, matched, instances):
             waitq = inst.waitq
+            backlog = inst.prefill_left + sum([r.n_in for r in waitq]) if waitq else inst.prefill_left
             busy = inst.step_end - clock
-            if waitq:
-                backlog = inst.prefill_left + sum([r.n_in for r in waitq])
-                head_wait = (clock - waitq[0].arrival) / WAIT_SCALE
-            else:
-                backlog = inst.prefill_left
-                head_wait = 0.0
             vals += (s.queue_depth / QUEUE_SCALE, s.batch_size / batch, s.pending_requests / PENDING_SCALE,
                      s.kv_utilization, s.free_kv_blocks / kv, s.cache_hit_rate, m / n_keys if n_keys else 0.0,
-                     s.speed, backlog / TOKEN_SCALE, inst.step_tokens / budget if busy > 0 else 0.0,
-                     busy / STEP_SCALE if busy > 0 else 0.0, head_wait)
+                     s.speed, backlog / TOKEN_SCALE, busy / STEP_SCALE if busy > 0 else 0.0)
         slo = req.slo_class
         vals += (req.n_in / TOKEN_SCALE, n_keys * self.block_size / TOKEN_SCALE,
                  *[1.0 if slo == c else 0.0 for c in SLO_CLASSES], clock / self.clock_scale)

@@ -167,7 +167,6 @@ class ClusterConfig:
                 "token_bucket_refill_rate": self.token_bucket_refill_rate,
                 "routing_model": self.routing_model, "admission_model": self.admission_model,
                 "num_instances": self.num_instances, "max_running": e.max_running,
-                "max_scheduled_tokens": e.max_scheduled_tokens,
                 "total_kv_blocks": self.max_kv_blocks, "lookahead": self.lookahead}
 
 

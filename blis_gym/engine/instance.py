@@ -77,10 +77,8 @@ class Instance(Forkable):
         self.step_pending = False
         self.step_count = 0
         # The running step, as a router watching token streams could know it (observations):
-        # when it ends (tick), the tokens it computes, and input tokens of running requests
-        # still to prefill after it.
+        # when it ends (tick), and input tokens of running requests still to prefill after it.
         self.step_end = 0
-        self.step_tokens = 0
         self.prefill_left = 0
         self.metrics = InstanceMetrics()
         # Called with (request, tick) when a request leaves: completed or dropped.
@@ -249,7 +247,6 @@ class Instance(Forkable):
         prefill_left = 0
         left_at = now + adv
         self.step_end = left_at
-        self.step_tokens = res.prefill_tokens + res.decode_tokens + lazy_now
         on_departure = self.on_departure
         on_first_token = self.on_first_token
         for req in active:

@@ -94,13 +94,10 @@ class Request(Forkable):
         new = _new_request(Request)
         memo[id(self)] = new
         _consume(map(_set, repeat(new, len(_PLAIN)), _PLAIN, _get_plain(self)))  # a loop in C
-        for name in Request._FORK_FLAT:
-            old = getattr(self, name)
-            copied = memo.get(id(old))
-            if copied is None:
-                copied = memo[id(old)] = old.copy()
-                memo.setdefault(id(memo), []).append(old)
-            _set(new, name, copied)
+        # The two lists belong to this request alone (the engine only ever aliases them in
+        # locals), so they are copied without the memo's bookkeeping.
+        new.itl_steps = self.itl_steps.copy()
+        new.kv_blocks = self.kv_blocks.copy()
         return new
 
     def reset_kv(self) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 import blis_gym  # noqa: F401 - registers the ids
 from blis_gym.envs.observation import INSTANCE_FEATURES
 
-NEW = ("prefill_backlog", "step_budget", "busy_for", "head_wait")  # the work-in-flight group
+NEW = ("prefill_backlog", "busy_for")  # the work-in-flight group
 NAMES = [n for n, _ in INSTANCE_FEATURES]
 
 
@@ -37,9 +37,6 @@ def feature_sets() -> dict[str, list[str]]:
     sets = {"all features": [], "without work in flight (the earlier observation)": list(NEW)}
     for name in NEW:
         sets[f"without {name}"] = [name]
-    for name in NEW:
-        sets[f"snapshot + {name} only"] = [n for n in NEW if n != name]
-    sets["snapshot + prefill_backlog + busy_for"] = ["step_budget", "head_wait"]
     return sets
 
 
