@@ -190,12 +190,15 @@ def test_blis_evaluate_prints_a_table_and_writes_results(blis, routing_model, tm
                           "--out", str(tmp_path))
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].split()[:3] == ["policy", "fitness", "(95%"]
+    assert lines[0].split()[:4] == ["policy", "fitness", "TTFT", "mean"]
+    assert "95% confidence intervals" in lines[-1] and " ± " in lines[2]
     assert [ln.split()[0] for ln in lines[2:5]] == [str(routing_model / "model.zip"), "baseline:round-robin",
                                                      "baseline:least-loaded"]
     doc = json.loads((tmp_path / "results.json").read_text())
     assert [s["policy"] for s in doc["summary"]] == [ln.split()[0] for ln in lines[2:5]]
     assert doc["first_seed"] == HELD_OUT_SEED
+    rr = [e["ttft_p99_ms"] for e in doc["episodes"]["baseline:round-robin"]]
+    assert doc["summary"][1]["ttft_p99_ms_ci95"] == pytest.approx(ci95(rr)) and ci95(rr) > 0
     rows = list(csv.DictReader((tmp_path / "results.csv").open()))
     assert len(rows) == 6 and {r["seed"] for r in rows} == {str(HELD_OUT_SEED), str(HELD_OUT_SEED + 1)}
     for s in doc["summary"]:
