@@ -128,10 +128,16 @@ class TrainedAgent:
             raise ConfigError(f"{where}: the model {self.path} was trained on {self.env_id}, not {env_id}")
         shape = getattr(self.model.observation_space, "shape", None)
         if shape != (observation_size,):
+            from ..envs.observation import INSTANCE_FEATURES, REQUEST_FEATURES
+
+            per, rest = len(INSTANCE_FEATURES), len(REQUEST_FEATURES)
+            size = shape[0] if shape and len(shape) == 1 else None
+            why = (f"it was trained for {(size - rest) // per} instances" if size and size > rest
+                   and (size - rest) % per == 0 else "it was trained with another observation layout "
+                   "(an older blis-gym?): retrain it")
             raise ConfigError(
                 f"{where}: the model {self.path} takes observations of shape {shape}, this cluster gives "
-                f"({observation_size},): it was trained for another number of instances "
-                f"(observations have 7 features per instance + 7)")
+                f"({observation_size},): {why} (observations have {per} features per instance + {rest})")
         n = getattr(self.model.action_space, "n", None)
         if n != n_actions:
             raise ConfigError(f"{where}: the model {self.path} chooses among {n} actions, this env has "
