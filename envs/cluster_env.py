@@ -14,10 +14,10 @@ id                             the agent decides                   action space
                                an instance, or N to reject
 =============================  ==================================  ==================
 
-**Observation**: ``Box(0, 1e6, (8 N + 7,), float32)``; per instance queue depth,
+**Observation**: ``Box(0, 1e6, (10 N + 7,), float32)``; per instance queue depth,
 batch size, pending requests, KV utilization, free KV blocks, cache hit rate,
-this request's prefix match on the router-side index and the instance's speed
-class; then the request's
+this request's prefix match on the router-side index, the instance's speed
+class, its prefill backlog and the time until its running step ends; then the request's
 input length, cacheable prefix, SLO class (one-hot over 4) and the clock.
 See :mod:`blis_gym.envs.observation` for the scaling.
 
