@@ -67,7 +67,10 @@ def _check_unsupported(o: RunOptions) -> None:
         raise ConfigError(f"--trace-level: unknown trace level {o.trace_level!r} (valid: none, decisions)")
     if o.kv_cpu_blocks > 0:
         raise UnsupportedFeatureError("--kv-cpu-blocks (tiered GPU+CPU KV cache) is not supported yet")
-    if o.model_config_folder or o.hardware_config:
+    # As in BLIS, roofline is only tried when every coefficient is zero; with coefficients
+    # given, a config folder and hardware file are ignored (the run is blackbox).
+    if (o.model_config_folder or o.hardware_config) and _all_zero(tuple(o.alpha_coeffs)) \
+            and _all_zero(tuple(o.beta_coeffs)):
         raise UnsupportedFeatureError(
             "roofline mode (--model-config-folder/--hardware-config) is not supported yet; "
             "use trained coefficients (the defaults file) or --alpha-coeffs/--beta-coeffs")
