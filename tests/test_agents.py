@@ -23,7 +23,7 @@ from blis_gym.errors import ConfigError
 from blis_gym.policies import ROUTING as POLICIES
 
 import gymnasium as gym
-from conftest import metric_blocks
+from conftest import metric_blocks, trained_twice
 
 ROUTING = "blis_gym/Routing-v0"
 ADMISSION = "blis_gym/Admission-v0"
@@ -102,13 +102,7 @@ def test_training_writes_a_run_folder_that_reloads_and_predicts(routing_model):
 
 
 def test_training_is_deterministic_for_a_seed(tmp_path):
-    cfg = load_agent_config(tiny_config(tmp_path, warm_start=None))
-    for run in ("a", "b"):
-        train(cfg, env_id=ROUTING, scenario="default", timesteps=128, seed=9, out=tmp_path / run,
-              progress=False, log=lambda _: None)
-    a, b = (TrainedAgent.load(tmp_path / r) for r in "ab")
-    for pa, pb in zip(a.model.policy.parameters(), b.model.policy.parameters()):
-        assert np.array_equal(pa.detach().numpy(), pb.detach().numpy())
+    trained_twice(load_agent_config(tiny_config(tmp_path, warm_start=None)), tmp_path, timesteps=128, seed=9)
 
 
 @pytest.mark.parametrize("algo", ["a2c", "dqn"])

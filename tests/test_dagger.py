@@ -18,6 +18,7 @@ from blis_gym.envs.observation import observation_size
 from blis_gym.agents.evaluate import evaluate
 from blis_gym.agents.model import TrainedAgent
 from blis_gym.agents.train import train
+from conftest import trained_twice
 from blis_gym.baselines import make_baseline
 from blis_gym.envs.cluster_env import HELD_OUT_SEED
 from blis_gym.envs.scenario import load_scenario
@@ -108,12 +109,7 @@ def test_dagger_is_deterministic_for_a_seed_and_ctrl_c_saves(tmp_path, monkeypat
     from blis_gym.agents import bc
 
     cfg = load_agent_config(tiny(tmp_path, epochs=5, validation_episodes=0))
-    for run in ("a", "b"):
-        train(cfg, env_id=ROUTING, scenario="default", timesteps=1000, seed=2, out=tmp_path / run,
-              progress=False, log=lambda _: None)
-    a, b = (TrainedAgent.load(tmp_path / r) for r in "ab")
-    for pa, pb in zip(a.model.policy.parameters(), b.model.policy.parameters()):
-        assert np.array_equal(pa.detach().numpy(), pb.detach().numpy())
+    a, b = trained_twice(cfg, tmp_path, timesteps=1000, seed=2)
     assert np.array_equal(a.obs_stats.obs_rms.mean, b.obs_stats.obs_rms.mean)
 
     # Ctrl-C during the second training: the first iteration's model is saved.
