@@ -31,6 +31,10 @@ DEFAULT_SCENARIO = "default"
 # blis run options a scenario may not set: they concern files and terminal output.
 _RUN_EXCLUDED = frozenset({"results_path", "log", "summarize_trace", "explicit", "reference_kv"})
 RUN_KEYS: tuple[str, ...] = tuple(f.name for f in fields(RunOptions) if f.name not in _RUN_EXCLUDED)
+# Options naming files: a relative path in a scenario file is read from the file's folder when
+# that file exists.
+_PATH_KEYS = ("model_config_folder", "hardware_config", "workload_spec", "workload_traces_filepath",
+              "policy_config")
 
 
 @dataclass(frozen=True)
@@ -109,9 +113,11 @@ def scenario_names() -> list[str]:
 
 
 def _read(name_or_path: Union[str, Path]) -> tuple[str, Mapping[str, Any]]:
-    """(display name, raw mapping) of a shipped scenario name or a YAML file path."""
+    """(display name, raw mapping) of a shipped scenario name or a YAML file path; a file's
+    relative paths are made relative to its folder."""
     text: Optional[str] = None
     name = str(name_or_path)
+    folder: Optional[Path] = None
     if name in scenario_names():
         text = (scenario_dir() / f"{name}.yaml").read_text("utf-8")
     else:
@@ -123,11 +129,18 @@ def _read(name_or_path: Union[str, Path]) -> tuple[str, Mapping[str, Any]]:
             text = path.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"scenario {name}: cannot read ({exc})") from None
+        folder = path.resolve().parent
     doc = yamlio.parse(text, f"scenario {name}")
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
         raise ConfigError(f"scenario {name}: expected a mapping of option: value")
+    if folder is not None:
+        for key in _PATH_KEYS:
+            value = doc.get(key)
+            # Names of shipped files (a spec called by name) are left alone.
+            if isinstance(value, str) and value and (folder / value).exists():
+                doc[key] = str(folder / value)
     return name, doc
 
 

@@ -170,3 +170,29 @@ def test_baseline_errors_are_clear():
     assert "token-bucket+least-loaded" in baseline_names(joint)
     with pytest.raises(ConfigError, match="unknown baseline"):
         make_baseline("least-loaded", joint)
+
+
+@pytest.mark.parametrize("name", ROUTING.names())
+def test_routing_baseline_equals_blis_run_on_long_context_offload(name):
+    """The tiered-KV scenario: CPU offload and reload run identically under the env."""
+    env = gym.make("blis_gym/Routing-v0", scenario="long-context-offload", num_requests=200)
+    agent = make_baseline(name, env)
+    _, info = episode(env, agent)
+    assert info["metrics"] == cli_metrics(agent, env)
+
+
+def test_long_context_offload_offloads_reloads_and_rewards_affinity():
+    """The scenario does what it says: blocks go to the CPU tier and come back, and routing
+    that keeps contexts in place (weighted, with its prefix scorer) beats round-robin."""
+    from blis_gym.cluster.simulator import ClusterSimulator
+    from blis_gym.envs.scenario import load_scenario
+
+    ttft = {}
+    for policy in ("round-robin", "weighted"):
+        plan = load_scenario("long-context-offload", num_requests=200, routing_policy=policy).plan
+        sim = ClusterSimulator.from_config(plan.config, plan.requests)
+        result = sim.run()
+        assert sum(inst.kv.offloads for inst in sim.instances) > 0
+        assert sum(inst.kv.cpu_hits for inst in sim.instances) > 0
+        ttft[policy] = sum(sum(m.ttfts.values()) for m in result.instances) / 200  # mean, ticks
+    assert ttft["weighted"] < ttft["round-robin"] / 2

@@ -67,9 +67,11 @@ def check(blis, args: list[str], *keywords: str) -> str:
 
 @pytest.mark.parametrize("args, keywords", [
     pytest.param(base(model="nosuch/model"), ("--model", "nosuch/model", "known models"), id="unknown-model"),
-    pytest.param(base("--tp", "3"), ("--model", MODEL, "TP=3", "available"), id="untrained-tp3"),
+    pytest.param(base("--tp", "3", "--latency-model", "blackbox"), ("--model", MODEL, "TP=3", "available", "roofline"),
+                 id="untrained-tp3"),
     pytest.param(base("--hardware", "Z80"), ("--model", "GPU=Z80", "available"), id="untrained-gpu"),
-    pytest.param(base("--vllm-version", "v0.0.0"), ("--model", "vLLM=v0.0.0", "available"), id="untrained-vllm"),
+    pytest.param(base("--vllm-version", "v0.0.0", "--latency-model", "blackbox"), ("--model", "vLLM=v0.0.0", "available"),
+                 id="untrained-vllm"),
     pytest.param(base(model=None), ("--model", "required"), id="missing-model"),
     pytest.param(base(model=""), ("--model", "required"), id="empty-model"),
 ])
@@ -133,19 +135,18 @@ def test_policy_config_file_errors(blis, tmp_path, body, keywords):
     assert "policy.yaml" in line
 
 
-# --- flags for features not built yet -------------------------------------------------------
+# --- roofline inputs and unknown values ----------------------------------------------------
 
 @pytest.mark.parametrize("extra, keywords", [
-    pytest.param(["--kv-cpu-blocks", "10"], ("--kv-cpu-blocks", "not supported yet"), id="kv-cpu-blocks"),
     pytest.param(["--model-config-folder", "d", "--hardware-config", "h.json"],
-                 ("--model-config-folder", "--hardware-config", "not supported yet"), id="roofline"),
-    pytest.param(["--model-config-folder", "d"], ("--model-config-folder", "not supported yet"),
+                 ("roofline", "--hardware", "--tp"), id="roofline-without-gpu-and-tp"),
+    pytest.param(["--model-config-folder", "d"], ("--hardware-config", "hardware config file"),
                  id="roofline-folder-only"),
-    pytest.param(["--hardware-config", "h.json"], ("--hardware-config", "not supported yet"),
-                 id="roofline-hw-only"),
+    pytest.param(["--hardware-config", "h.json", "--hardware", "H100", "--tp", "1"], ("h.json", "file not found"),
+                 id="roofline-hw-missing"),
     pytest.param(["--trace-level", "foo"], ("--trace-level", "'foo'", "none"), id="trace-level-unknown"),
 ])
-def test_unbuilt_features(blis, extra, keywords):
+def test_roofline_inputs_and_unknown_values(blis, extra, keywords):
     check(blis, base(*extra), *keywords)
 
 
@@ -191,6 +192,10 @@ def test_unbuilt_features(blis, extra, keywords):
     pytest.param(["--kv-offload-threshold", "2"], ("--kv-offload-threshold", "2"), id="offload-threshold-2"),
     pytest.param(["--kv-offload-threshold", "-0.1"], ("--kv-offload-threshold",), id="offload-threshold-neg"),
     pytest.param(["--kv-offload-threshold", "nan"], ("--kv-offload-threshold",), id="offload-threshold-nan"),
+    pytest.param(["--kv-cpu-blocks", "10", "--kv-transfer-bandwidth", "0"], ("--kv-transfer-bandwidth", "0"),
+                 id="transfer-bandwidth-0"),
+    pytest.param(["--kv-cpu-blocks", "10", "--kv-transfer-bandwidth", "inf"], ("--kv-transfer-bandwidth", "inf"),
+                 id="transfer-bandwidth-inf"),
 ])
 def test_bad_flag_values(blis, extra, keywords):
     check(blis, base(*extra), *keywords)

@@ -82,7 +82,7 @@ def test_least_loaded_leaves_the_slow_pair_slower():
     (["--instance-pool", "H100"], ["--instance-pool", "'H100'", "GPU:TP"]),
     (["--instance-pool", "H100:2:3"], ["--instance-pool", "GPU:TP:xCOUNT"]),
     (["--instance-pool", "H100:0"], ["--instance-pool"]),
-    (["--instance-pool", "B200:2"], ["B200", "available for this model"]),
+    (["--instance-pool", "X9000:2"], ["X9000", "available for this model"]),
     (["--instance-pool", POOL, "--hardware", "H100"], ["--instance-pool", "--hardware"]),
     (["--instance-pool", POOL, "--num-instances", "3"], ["--instance-pool", "4 instances", "--num-instances"]),
 ])
@@ -141,3 +141,17 @@ def yaml_value(text: str):
     import yaml
 
     return yaml.safe_load(text)["instance_pool"]
+
+
+def test_a_kind_without_coefficients_runs_roofline(blis):
+    """L40S has no trained coefficients for the model but shipped GPU specs: those instances
+    run roofline (the H100 pair keeps its coefficients), and slower ones show it in speed."""
+    plan = resolve(RunOptions(model=MODEL, vllm_version=VERSION, instance_pool="H100:2:x2,L40S:1:x2",
+                              rate=30.0, num_requests=100, log="error"))
+    pool = plan.config.pool
+    assert [c.roofline is None for c in pool] == [True, True, False, False]
+    assert pool[2].roofline.name == "L40S" and pool[2].roofline.tp == 1
+    assert pool[0].speed == 1.0 and 0 < pool[2].speed < 1
+    assert sum(m.completed for m in simulate(plan).instances) == 100
+    code, _, err = blis(*RUN, "--instance-pool", "H100:2,L40S:1", "--latency-model", "blackbox")
+    assert code == 2 and "L40S" in err

@@ -10,7 +10,7 @@ import pytest
 from blis_gym.engine.blockhash import prefix_keys, prefix_keys_many
 from blis_gym.engine.request import Request
 from conftest import metric_blocks
-from helpers_sim import config, simulator, workload
+from helpers_sim import config, random_run_options, roofline_spec, run_and_check, simulator, workload
 
 # A KV-starved shape: many preemptions, and the reference's block leak.
 PRESSURE = dict(prompt_mean=550, prompt_stdev=300, prompt_min=300, prompt_max=800,
@@ -228,13 +228,16 @@ LAZY_CASES = [
 ]
 
 
+@pytest.mark.parametrize("step_model", ["blackbox", "roofline"])
 @pytest.mark.parametrize("cfg_kw, wl_kw", LAZY_CASES)
-def test_lazy_decoding_changes_nothing(cfg_kw, wl_kw, monkeypatch):
+def test_lazy_decoding_changes_nothing(cfg_kw, wl_kw, step_model, monkeypatch):
     """Lazy decoding (mid-block steps in bulk, private decoders' blocks claimed in bulk) and
     skipping private decode blocks' keys give exactly what stepping every request and keying
-    every block gives."""
+    every block gives. Roofline step times, which read each decoder's context, included."""
     from blis_gym.report.render import results_json, stdout_text
 
+    if step_model == "roofline":
+        cfg_kw = {**cfg_kw, "roofline": roofline_spec(tp=2)}
     texts = []
     for private, lazy in ((True, True), (True, False), (False, False)):
         if not private:
@@ -367,3 +370,10 @@ def test_bulk_prefix_keys_equal_one_by_one_keys_and_share_the_common_head():
     many = prefix_keys_many([np.concatenate((head, np.full(k, k, dtype=np.int64))) for k in (5, 16, 40)], 16)
     assert all(keys[:4] == many[0][0][:4] and all(x is y for x, y in zip(keys[:4], many[0][0]))
                for keys, _ in many)
+
+
+@pytest.mark.parametrize("trial", range(12))
+def test_random_roofline_and_tiered_runs_terminate_with_everything_accounted(trial):
+    """The first 12 of the randomized sweep (``tests/bench/fuzz_runs.py`` runs 200+): roofline
+    on random models, GPUs and TPs, CPU KV tiers, caches sized near the longest request."""
+    run_and_check(random_run_options(trial))

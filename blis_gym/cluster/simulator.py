@@ -29,7 +29,7 @@ from ..engine.instance import QUEUED, Instance
 from ..forking import Forkable, fork_with_tuples
 from ..gcpause import gc_paused
 from ..engine.kvcache import mark_private_decodes
-from ..engine.latency import BlackboxLatency
+from ..engine.latency import latency_model
 from ..engine.metrics import InstanceMetrics
 from ..engine.request import Request
 from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
@@ -102,17 +102,20 @@ class ClusterSimulator(Forkable):
         self.trace: Optional[DecisionTrace] = (
             DecisionTrace(config.counterfactual_k) if config.trace_level == "decisions" else None)
         classes = [config.instance_class(i) for i in range(config.num_instances)]
-        latencies = {c: BlackboxLatency(c.alpha, c.beta) for c in set(classes)}
+        latencies = {c: latency_model(c.alpha, c.beta, c.roofline) for c in set(classes)}
         self.instances = [
             Instance(f"instance_{i}", total_kv_blocks=c.total_kv_blocks, block_size=eng.block_size,
                      max_running=eng.max_running, max_scheduled_tokens=eng.max_scheduled_tokens,
                      long_prefill_threshold=eng.long_prefill_threshold, latency=latencies[c],
                      horizon=config.horizon, priority=priority, scheduler=scheduler,
-                     reference_kv=config.reference_kv, speed=c.speed)
+                     reference_kv=config.reference_kv, speed=c.speed, cpu_tier=eng.cpu_tier)
             for i, c in enumerate(classes)
         ]
         if not config.reference_kv:
-            mark_private_decodes(requests, eng.block_size)
+            if eng.cpu_tier is None:
+                mark_private_decodes(requests, eng.block_size)
+            else:  # a CPU tier offloads decode blocks by prefix: they must be unique to skip
+                mark_private_decodes(requests, eng.block_size, unique=True)
         self.admission = admission
         self.routing = routing
         # Snapshots are built for admission only for someone who reads them, or when building

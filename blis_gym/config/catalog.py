@@ -410,9 +410,13 @@ def load_catalog(defaults_path: str | None = None) -> Catalog:
 # torch_dtype -> bytes per parameter, as BLIS's roofline model counts them.
 BYTES_PER_PARAM = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "uint8": 1,
                    "fp8": 1, "int4": 1, "nf4": 1}
-_REQUIRED_FACTS = ("num_hidden_layers", "hidden_size", "intermediate_size",
-                   "num_attention_heads", "vocab_size")
-_OPTIONAL_FACTS = ("head_dim", "max_position_embeddings", "tie_word_embeddings",
+# The integer facts read first, in this order; roofline reads a missing intermediate_size as
+# 4 x hidden and ignores vocab_size, as the reference does, so only the files we ship need them.
+_SHIPPED_FACTS = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads",
+                  "vocab_size")
+_REQUIRED_FACTS = ("num_hidden_layers", "hidden_size", "num_attention_heads")
+_OPTIONAL_FACTS = ("head_dim", "max_position_embeddings",
+                   "tie_word_embeddings",
                    # mixture-of-experts layouts, under the names different families use
                    "num_local_experts", "num_experts", "n_routed_experts", "n_shared_experts",
                    "num_experts_per_tok", "moe_intermediate_size",
@@ -436,10 +440,13 @@ def model_facts_from_hf(path: str | Path) -> dict[str, Any]:
         facts["architecture"] = archs[0]
     if "model_type" in raw:
         facts["model_type"] = raw["model_type"]
-    for key in _REQUIRED_FACTS:
-        if not isinstance(raw.get(key), int) or isinstance(raw.get(key), bool):
+    for key in _SHIPPED_FACTS:
+        value = raw.get(key)
+        if value is None and key not in _REQUIRED_FACTS:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
             _fail(src, f"{key} must be an integer")
-        facts[key] = raw[key]
+        facts[key] = value
     kv_heads = raw.get("num_key_value_heads")
     facts["num_key_value_heads"] = kv_heads if kv_heads else raw["num_attention_heads"]
     facts.update({key: raw[key] for key in _OPTIONAL_FACTS if raw.get(key) is not None})
@@ -464,7 +471,7 @@ def _model_index() -> tuple[dict[str, Mapping[str, Any]], tuple[str, ...]]:
         doc = _read_yaml(item, src)
         if not isinstance(doc, dict) or doc.get("schema") != MODEL_SCHEMA:
             _fail(src, f"schema must be {MODEL_SCHEMA!r}")
-        for key in ("name", "hf_id", *_REQUIRED_FACTS, "num_key_value_heads", "bytes_per_param"):
+        for key in ("name", "hf_id", *_SHIPPED_FACTS, "num_key_value_heads", "bytes_per_param"):
             if key not in doc:
                 _fail(src, f"{key} is missing")
         facts = MappingProxyType({k: v for k, v in doc.items() if k != "schema"})
@@ -484,3 +491,13 @@ def load_model_facts(name_or_hf_id: str) -> Mapping[str, Any]:
         raise ConfigError(
             f"unknown model {name_or_hf_id!r} for roofline facts (known: {', '.join(names)})")
     return facts
+
+
+def has_model_facts(name_or_hf_id: str) -> bool:
+    """Whether architecture facts are shipped for this model (file name or hf id, any case)."""
+    return name_or_hf_id.lower() in _model_index()[0]
+
+
+def shipped_model_names() -> tuple[str, ...]:
+    """The shipped models' file names (e.g. ``qwen3-14b``)."""
+    return _model_index()[1]

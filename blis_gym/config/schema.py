@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional
 
 from ..errors import ConfigError, WorkloadError
+
+if TYPE_CHECKING:
+    from ..engine.roofline import RooflineSpec
 
 MAX_INT64 = (1 << 63) - 1
 
@@ -25,8 +29,29 @@ def _non_negative(flag: str, value: int) -> None:
 
 
 @dataclass(frozen=True)
+class CPUTierConfig:
+    """The CPU tier of a two-tier KV cache (``--kv-cpu-blocks`` > 0)."""
+
+    blocks: int
+    offload_threshold: float = 0.9  # GPU use (0-1) above which free prefix blocks move to CPU
+    bandwidth: float = 100.0  # transfer ticks per reloaded block: base + ceil(block size / this)
+    base_latency: int = 0
+
+    def __post_init__(self) -> None:
+        _positive("--kv-cpu-blocks", self.blocks)
+        if not (0 <= self.offload_threshold <= 1):
+            raise ConfigError(f"--kv-offload-threshold must be a finite value in [0, 1], "
+                              f"got {self.offload_threshold}")
+        if not (self.bandwidth > 0 and math.isfinite(self.bandwidth)):
+            raise ConfigError(f"--kv-transfer-bandwidth must be a finite value > 0 when --kv-cpu-blocks > 0, "
+                              f"got {self.bandwidth}")
+        _non_negative("--kv-transfer-base-latency", self.base_latency)
+
+
+@dataclass(frozen=True)
 class EngineConfig:
-    """One instance: KV cache, batch limits and blackbox step-time coefficients."""
+    """One instance: KV cache, batch limits and its step-time model (blackbox coefficients, or
+    ``roofline`` when set; ``alpha`` then still gives the queueing and output overheads)."""
 
     total_kv_blocks: int
     alpha: tuple[float, ...]
@@ -35,6 +60,8 @@ class EngineConfig:
     max_running: int = 256
     max_scheduled_tokens: int = 2048
     long_prefill_threshold: int = 0
+    roofline: Optional["RooflineSpec"] = None
+    cpu_tier: Optional[CPUTierConfig] = None  # None: single-tier KV cache
 
     def __post_init__(self) -> None:
         _positive("--total-kv-blocks", self.total_kv_blocks)
@@ -57,6 +84,7 @@ class InstanceClass:
     beta: tuple[float, ...]
     total_kv_blocks: int
     speed: float = 1.0
+    roofline: Optional["RooflineSpec"] = None  # set: roofline step times instead of beta
 
     def __post_init__(self) -> None:
         _positive(f"--instance-pool {self.name}: KV blocks", self.total_kv_blocks)
@@ -152,7 +180,7 @@ class ClusterConfig:
         if self.pool:
             return self.pool[i]
         e = self.engine
-        return InstanceClass("", tuple(e.alpha), tuple(e.beta), e.total_kv_blocks)
+        return InstanceClass("", tuple(e.alpha), tuple(e.beta), e.total_kv_blocks, roofline=e.roofline)
 
     @property
     def max_kv_blocks(self) -> int:

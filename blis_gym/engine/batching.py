@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 class BatchResult:
     """What one formation changed: who was preempted and who was newly scheduled."""
 
-    __slots__ = ("preempted", "scheduled", "preemption_happened", "prefill_tokens", "decode_tokens")
+    __slots__ = ("preempted", "scheduled", "preemption_happened", "prefill_tokens", "decode_tokens",
+                 "prefills", "decode_context", "zero_input")
 
     def __init__(self) -> None:
         self.preempted: list[Request] = []
@@ -38,6 +39,12 @@ class BatchResult:
         # counts, not the batch, give the step time).
         self.prefill_tokens = 0
         self.decode_tokens = 0
+        # The batch's shape for roofline step times: (progress, new tokens) of each prefill,
+        # summed progress of the decoders given a token, and zero-input requests scheduled
+        # (the reference counts those as decoders at progress 0).
+        self.prefills: list[tuple[int, int]] = []
+        self.decode_context = 0
+        self.zero_input = 0
 
 
 class VLLMBatchFormation:
@@ -63,6 +70,8 @@ class VLLMBatchFormation:
         res = BatchResult()
         miss = 0
         decode = 0
+        decode_context = 0
+        prefills = res.prefills
         budget = self.max_tokens - n_lazy
         thr = self.prefill_threshold
         bs_minus_1 = kv.block_size - 1
@@ -91,6 +100,7 @@ class VLLMBatchFormation:
                 req.num_new = n_new
                 req.computed += n_new
                 miss += n_new
+                prefills.append((p, n_new))
             elif req.n_out > 0:
                 tail = req.kv_tail_len
                 if 0 < tail < bs_minus_1 and req.kv_blocks:
@@ -102,9 +112,11 @@ class VLLMBatchFormation:
                 req.num_new = 1
                 req.computed += 1
                 decode += 1
+                decode_context += p
 
         res.prefill_tokens = miss
         res.decode_tokens = decode
+        res.decode_context = decode_context
         if res.preemption_happened:
             return res
         bs = kv.block_size
@@ -130,6 +142,10 @@ class VLLMBatchFormation:
             nxt.num_new = n_new
             nxt.computed = n_new + start
             res.prefill_tokens += n_new
+            if nxt.n_in:
+                prefills.append((nxt.progress, n_new))
+            else:
+                res.zero_input += 1
         return res
 
     @staticmethod

@@ -13,6 +13,8 @@ get equal keys, and different ones different keys (up to 64-bit collisions).
 from __future__ import annotations
 
 import functools
+from itertools import islice
+from typing import Iterable
 
 import numpy as np
 
@@ -74,6 +76,48 @@ def prefix_keys(tokens: np.ndarray, block_size: int) -> tuple[list[int], list[in
     return chained.tolist(), own.tolist()
 
 
+def _flat_keys(arrays: list[np.ndarray], block_size: int, counts: np.ndarray):
+    """(own keys, chained prefix keys, depth) of every full block of all ``arrays``, in one
+    flat uint64 array each, array after array; ``counts`` is each array's number of blocks."""
+    total = int(counts.sum())
+    flat = np.concatenate([a[:n * block_size] for a, n in zip(arrays, counts.tolist())])
+    own = flat.view(np.uint64).reshape(total, block_size) @ _multipliers(block_size)
+    starts = np.cumsum(counts) - counts
+    depth = np.arange(total) - np.repeat(starts, counts)  # block index within its array
+    up, down = _powers(int(counts.max()))
+    sums = np.cumsum(own * down[depth])
+    before = np.concatenate((np.zeros(1, np.uint64), sums))[starts]  # the running sum where each array starts
+    return own, up[depth] * (sums - np.repeat(before, counts) + _SEED_R), depth
+
+
+def unshared_prefixes(arrays: Iterable[np.ndarray], block_size: int, depths: list[int],
+                      chunk: int = 512) -> list[bool]:
+    """For each array: whether no other array shares its prefix up to the end of its block
+    ``depths[i]`` (True as well when it has no such block). ``arrays`` is read ``chunk`` at a
+    time: beyond a chunk, only keys (8 bytes a block) are held."""
+    arrays = iter(arrays)
+    keys = []  # the chained key of every block
+    targets = []  # per chunk: each array's key at its depth, and whether it has that block
+    done = 0
+    while batch := list(islice(arrays, chunk)):
+        counts = np.fromiter((len(a) // block_size for a in batch), dtype=np.int64, count=len(batch))
+        want = np.asarray(depths[done:done + len(batch)], dtype=np.int64)
+        done += len(batch)
+        has = want < counts
+        at = np.zeros(len(batch), np.uint64)
+        if counts.sum():
+            chained = _flat_keys(batch, block_size, counts)[1]
+            at[has] = chained[(np.cumsum(counts) - counts)[has] + want[has]]
+            keys.append(chained)
+        targets.append((at, has))
+    ordered = np.sort(np.concatenate(keys)) if keys else np.zeros(0, np.uint64)
+    out = []
+    for at, has in targets:
+        seen = np.searchsorted(ordered, at, side="right") - np.searchsorted(ordered, at, side="left")
+        out.extend((~has | (seen == 1)).tolist())  # (its own block is the one)
+    return out
+
+
 def prefix_keys_many(arrays: list[np.ndarray], block_size: int) -> list[tuple[list[int], list[int]]]:
     """``prefix_keys`` of each array, computed for all of them in one pass (same values).
 
@@ -85,15 +129,8 @@ def prefix_keys_many(arrays: list[np.ndarray], block_size: int) -> list[tuple[li
     total = int(counts.sum())
     if total == 0:
         return [([], []) for _ in arrays]
-    flat = np.concatenate([a[:n * block_size] for a, n in zip(arrays, counts.tolist())])
-    own = flat.view(np.uint64).reshape(total, block_size) @ _multipliers(block_size)
+    own, chained, depth = _flat_keys(arrays, block_size, counts)
     ends = np.cumsum(counts)
-    starts = ends - counts
-    depth = np.arange(total) - np.repeat(starts, counts)  # block index within its array
-    up, down = _powers(int(counts.max()))
-    sums = np.cumsum(own * down[depth])
-    before = np.concatenate((np.zeros(1, np.uint64), sums))[starts]  # the running sum where each array starts
-    chained = up[depth] * (sums - np.repeat(before, counts) + _SEED_R)
     # How many leading blocks each input shares with the first (equal prefix keys).
     n0 = int(counts[0])
     head = chained[:n0]

@@ -15,6 +15,7 @@ from ..forking import Forkable, fork_with_tuples
 from . import eventq
 from .batching import VLLMBatchFormation
 from .kvcache import KVCache
+from .tiered_kv import TieredKVCache
 from .latency import BlackboxLatency
 from .metrics import InstanceMetrics
 from .request import COMPLETED, Request
@@ -59,10 +60,16 @@ class Instance(Forkable):
     def __init__(self, instance_id: str, *, total_kv_blocks: int, block_size: int,
                  max_running: int, max_scheduled_tokens: int, long_prefill_threshold: int,
                  latency: BlackboxLatency, horizon: int,
-                 priority=None, scheduler=None, reference_kv: bool = False, speed: float = 1.0) -> None:
+                 priority=None, scheduler=None, reference_kv: bool = False, speed: float = 1.0,
+                 cpu_tier=None) -> None:
         self.id = instance_id
         self.speed = speed  # decode speed relative to the fleet's fastest class (routers see it)
-        self.kv = KVCache(total_kv_blocks, block_size, reference_rollback=reference_kv)
+        self.tiered = cpu_tier is not None  # cpu_tier: a CPUTierConfig (see tiered_kv)
+        if self.tiered:
+            self.kv = TieredKVCache(total_kv_blocks, block_size, cpu_tier.blocks, cpu_tier.offload_threshold,
+                                    cpu_tier.bandwidth, cpu_tier.base_latency, reference_rollback=reference_kv)
+        else:
+            self.kv = KVCache(total_kv_blocks, block_size, reference_rollback=reference_kv)
         self.former = VLLMBatchFormation(max_running, max_scheduled_tokens, long_prefill_threshold,
                                          visit_evicted=reference_kv)
         self.latency = latency
@@ -91,7 +98,13 @@ class Instance(Forkable):
         self._due: dict[int, list] = {}  # step -> [(request, lazy_from)] whose laziness ends
         self._claims: dict[int, list] = {}  # step -> [(request, lazy_from)] whose token opens a block
         self._run_seq = 0
-        self.lazy_enabled = not reference_kv
+        # Summed (progress - lazy_from) of lazy requests: their true progress at step s sums to
+        # this plus n_lazy * s (roofline step times need the decoders' context).
+        self._lazy_base = 0
+        view = latency.batch_view
+        self._by_shape = view == "shape"
+        # Lazy requests are not visited, so a model that must see every request rules it out.
+        self.lazy_enabled = not reference_kv and view != "requests"
         self._out_time = latency.output_token_time()
         self._block_size = block_size
 
@@ -104,6 +117,8 @@ class Instance(Forkable):
         """Switch lazy decoding (before the instance runs; the reference mode keeps it off)."""
         if self.running or self.n_lazy:
             raise RuntimeError("lazy decoding can only be switched before the instance runs")
+        if on and self.latency.batch_view == "requests":
+            raise ValueError("this step-time model must see every request: lazy decoding is unavailable")
         # The running requests that are not lazy, in batch order: a list of its own when
         # laziness is on (so a step's loops never visit lazy requests), else the batch itself.
         self.active: list[Request] = [] if on else self.running
@@ -162,6 +177,8 @@ class Instance(Forkable):
     def step(self, now: int) -> None:
         self.step_count += 1
         s = self.step_count
+        if self.tiered:
+            self.kv.clock = now  # offload times, for thrashing
         m = self.metrics
         waitq = self.waitq
         sync = None
@@ -222,9 +239,16 @@ class Instance(Forkable):
         lazy_now = self.n_lazy
         if sync is not None:
             # No request was skipped for lack of budget, so formation counted every token.
-            adv = self.latency.step_time_counts(res.prefill_tokens, res.decode_tokens + lazy_now)
+            if self._by_shape:
+                adv = self.latency.step_time_shape(
+                    res.prefills, res.decode_tokens + lazy_now + res.zero_input,
+                    res.decode_context + self._lazy_base + lazy_now * s)
+            else:
+                adv = self.latency.step_time_counts(res.prefill_tokens, res.decode_tokens + lazy_now)
         else:
             adv = self.latency.step_time(running)
+        if self.tiered:
+            adv += self.kv.take_transfer_latency()  # reloads since the last step (BLIS adds them here)
         itl = adv + self._out_time
         this_itl = m.add_step_itl(itl)  # this step's index in the ITL series
         next_itl = this_itl + 1
@@ -298,6 +322,7 @@ class Instance(Forkable):
                         lazy = tail > 0 and k > 0
                     if lazy and req.kv_blocks:
                         req.lazy_from = s + 1
+                        self._lazy_base += p - s - 1
                         req.lazy_until = s + k
                         req.lazy_itl = next_itl
                         self.n_lazy += 1
@@ -381,13 +406,36 @@ class Instance(Forkable):
                 reqs.append(req)
                 if nxt <= until:
                     later.append(c)
+        if self.tiered:
+            reqs = self._claims_in_batch_order(reqs, s)
         self.kv.claim_private(reqs)
         if later:
             self._claims.setdefault(nxt, []).extend(later)
 
+    def _claims_in_batch_order(self, reqs: list, s: int) -> list:
+        """With a CPU tier block ids matter (reloads go in id order), so blocks must go out in
+        batch order: claim first only for those ahead of every active request that may take
+        a block in phase 1; the rest rejoin the batch and claim in turn."""
+        bs = self._block_size
+        first = None
+        for req in self.active:  # in batch order
+            if req.progress < req.n_in or bs == 1 or not req.kv_blocks or not req.kv_tail_len:
+                first = req.run_seq
+                break
+        if len(reqs) > 1:
+            reqs.sort(key=_RUN_SEQ)
+        if first is None or not reqs or reqs[-1].run_seq < first:
+            return reqs
+        ahead = [r for r in reqs if r.run_seq < first]
+        for req in reqs[len(ahead):]:
+            self._sync(req, s)
+            self._activate(req)
+        return ahead
+
     def _sync(self, req: Request, upto: int) -> None:
         """Apply the decode steps ``req`` skipped before step ``upto``, and end its laziness."""
         k = min(upto, req.lazy_until + 1) - req.lazy_from
+        self._lazy_base -= req.progress - req.lazy_from
         if k > 0:
             req.kv_tail_len = (req.kv_tail_len + k) % self.kv.block_size
             req.computed += k
@@ -411,3 +459,5 @@ class Instance(Forkable):
         m.still_running = len(self.running)
         m.sim_ended = min(self.clock, self.horizon)
         m.cache_hit_rate = self.kv.hit_rate()
+        if self.tiered:
+            m.kv_thrashing_rate = self.kv.thrashing_rate()

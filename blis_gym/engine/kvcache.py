@@ -23,8 +23,10 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 
+import numpy as np
+
 from ..forking import Forkable
-from .blockhash import CHAIN_SEED, block_key, chain_key
+from .blockhash import CHAIN_SEED, block_key, chain_key, unshared_prefixes
 from .request import Request
 
 NIL = -1
@@ -411,7 +413,7 @@ class KVCache(Forkable):
         assert len(set(free)) == len(free), "a block is on the free list twice"
 
 
-def mark_private_decodes(requests, block_size: int) -> None:
+def mark_private_decodes(requests, block_size: int, unique: bool = False) -> None:
     """Set ``private_decode`` on each request whose decode blocks no lookup can ever hit.
 
     A lookup walks some request's full input blocks. It can reach one of A's
@@ -419,8 +421,18 @@ def mark_private_decodes(requests, block_size: int) -> None:
     through A's last full input block, which must then be an interior block
     (not the last) of another request's input. A request with no full input
     block is never marked.
+
+    ``unique`` (a CPU tier, which offloads decode blocks by prefix) asks instead that A's
+    decode blocks be the only blocks ever to hold their prefixes: no other request's tokens
+    (input and output) may run as far as the end of A's first decode block.
     """
     Request.key_inputs(requests, block_size)
+    if unique:
+        seqs = (np.concatenate((r.input, r.output)) for r in requests)
+        alone = unshared_prefixes(seqs, block_size, [r.n_in // block_size for r in requests])
+        for r, private in zip(requests, alone):
+            r.private_decode = private
+        return
     keys_of = [r.input_keys(block_size) for r in requests]
     lasts = {keys[-1] for keys in keys_of if keys}
     inner = set()  # last blocks of some input that are inner blocks of another

@@ -26,6 +26,8 @@ class RunOptions:
     defaults_filepath: Optional[str] = None
     model_config_folder: str = ""
     hardware_config: str = ""
+    latency_model: str = "auto"  # ours: auto (BLIS's rule), blackbox or roofline
+    ep: int = 1  # ours: expert-parallel degree (roofline, mixture-of-experts models)
     results_path: str = ""
     # workload
     workload: str = "distribution"

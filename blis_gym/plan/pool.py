@@ -1,11 +1,13 @@
-"""``--instance-pool``: a heterogeneous fleet, one trained-coefficients row per kind of instance.
+"""``--instance-pool``: a heterogeneous fleet, one step-time model per kind of instance.
 
 ``GPU:TP[:xCOUNT],...`` (e.g. ``H100:2:x2,A100-80:1:x2``) gives instances in
 order: each kind's step and queueing coefficients and KV size come from the
 defaults file's row for the model on that GPU and TP (at ``--vllm-version``,
-else the model's default version); ``--total-kv-blocks`` still overrides the
-KV size of all. BLIS's instances are identical; a pool of identical entries
-runs exactly as a homogeneous cluster does.
+else the model's default version); a kind with no such row runs roofline when
+its facts and GPU specs are shipped (as does every kind with ``--latency-model
+roofline``); ``--total-kv-blocks`` still overrides the KV size of all. BLIS's
+instances are identical; a pool of identical entries runs exactly as a
+homogeneous cluster does.
 
 Scenarios and policy bundles also take the YAML form, a list of entries::
 
@@ -20,8 +22,10 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from ..config.catalog import Catalog
-from ..config.schema import InstanceClass, reference_step_time
+from ..config.schema import SPEED_REFERENCE_DECODE, InstanceClass, reference_step_time
+from ..engine.roofline import RooflineLatency
 from ..errors import ConfigError
+from .latency import DEFAULT_TOTAL_KV_BLOCKS, ZERO_ALPHA, catalog_entry, has_roofline_inputs, roofline_spec
 from .options import RunOptions
 
 FLAG = "--instance-pool"
@@ -76,9 +80,9 @@ def pool_text(value: Any, where: str) -> str:
     return ",".join(parts)
 
 
-def resolve_pool(o: RunOptions, catalog_loader: Callable[[], Catalog], find) -> tuple[InstanceClass, ...]:
-    """One :class:`InstanceClass` per instance (``()`` without a pool); ``find(catalog, model, gpu,
-    tp, version)`` returns the coefficients row or raises naming what exists."""
+def resolve_pool(o: RunOptions, catalog_loader: Callable[[], Catalog]) -> tuple[InstanceClass, ...]:
+    """One :class:`InstanceClass` per instance (``()`` without a pool); raises ConfigError naming
+    the coefficients rows there are for a kind with neither coefficients nor roofline inputs."""
     if not o.instance_pool:
         return ()
     given = [f"--{k.replace('_', '-')}" for k in _CONFLICTS if k in o.explicit]
@@ -92,12 +96,30 @@ def resolve_pool(o: RunOptions, catalog_loader: Callable[[], Catalog], find) -> 
     classes: list[InstanceClass] = []
     for gpu, tp, count in parse_pool(o.instance_pool):
         if (gpu, tp) not in kinds:
-            row = find(catalog, model, gpu, tp, version)
-            kv = o.total_kv_blocks if o.total_kv_blocks is not None else row.total_kv_blocks
-            kinds[gpu, tp] = InstanceClass(f"{gpu}/tp{tp}", tuple(row.alpha), tuple(row.beta), kv)
+            kinds[gpu, tp] = _instance_kind(o, catalog, model, gpu, tp, version)
         classes += [kinds[gpu, tp]] * count
     if "num_instances" in o.explicit and o.num_instances != len(classes):
         raise ConfigError(f"{FLAG} lists {len(classes)} instances but --num-instances is {o.num_instances}")
-    fastest = min(reference_step_time(c.beta) for c in classes)
-    speeds = {c: fastest / reference_step_time(c.beta) for c in kinds.values()}
-    return tuple(replace(c, speed=speeds[c]) for c in classes)
+    steps = {c: _reference_step(c) for c in kinds.values()}
+    fastest = min(steps.values())
+    return tuple(replace(c, speed=fastest / steps[c]) for c in classes)
+
+
+def _instance_kind(o: RunOptions, catalog: Catalog, model: str, gpu: str, tp: int, version: str) -> InstanceClass:
+    name = f"{gpu}/tp{tp}"
+    row = None if o.latency_model == "roofline" else catalog.find_coefficients(model, tp, gpu, version)
+    if row is None and o.latency_model != "blackbox" and has_roofline_inputs(o, model, gpu, catalog):
+        kv = o.total_kv_blocks if o.total_kv_blocks is not None else DEFAULT_TOTAL_KV_BLOCKS
+        return InstanceClass(name, ZERO_ALPHA, ZERO_ALPHA, kv, roofline=roofline_spec(o, model, gpu, tp, catalog))
+    if row is None:
+        row = catalog_entry(catalog, model, gpu, tp, version)  # raises, naming what there is
+    kv = o.total_kv_blocks if o.total_kv_blocks is not None else row.total_kv_blocks
+    return InstanceClass(name, tuple(row.alpha), tuple(row.beta), kv)
+
+
+def _reference_step(c: InstanceClass) -> float:
+    """Step time (µs) of the speed reference batch: decoders at a 512-token context for roofline."""
+    if c.roofline is None:
+        return reference_step_time(c.beta)
+    n = SPEED_REFERENCE_DECODE
+    return float(RooflineLatency(c.roofline).step_time_shape([], n, n * 512))

@@ -19,15 +19,16 @@ from typing import Callable, Optional
 from ..cluster.simulator import ClusterResult, ClusterSimulator
 from ..config.bundle import (BUNDLE_OPTIONS, BUNDLE_SCORERS_KEY, apply_bundle, effective_scorers,
                              load_policy_bundle)
-from ..config.catalog import Catalog, CoefficientEntry, load_catalog
+from ..config.catalog import Catalog, load_catalog
 from ..config.routers import model_location, shipped_models
-from ..config.schema import ClusterConfig, EngineConfig, LookaheadConfig
+from ..config.schema import ClusterConfig, CPUTierConfig, EngineConfig, LookaheadConfig
 from ..engine.latency import BlackboxLatency
 from ..engine.request import Request
-from ..errors import ConfigError, UnsupportedFeatureError, WorkloadError
+from ..errors import ConfigError, WorkloadError
 from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
 from ..goparse import parse_float
 from ..report.fitness import parse_fitness_weights
+from .latency import LATENCY_MODELS, LatencyChoice, choose_latency
 from .options import RunOptions
 from .pool import resolve_pool
 from .workloads import WORKLOAD_TYPES, build_workload
@@ -49,13 +50,6 @@ class RunPlan:
     summarize_trace: bool = False
 
 
-DEFAULT_TOTAL_KV_BLOCKS = 1000000
-
-
-def _all_zero(values: tuple[float, ...]) -> bool:
-    return all(v == 0 for v in values)
-
-
 def _finite_positive(flag: str, value: float) -> None:
     if not (value > 0 and math.isfinite(value)):
         raise ConfigError(f"{flag} must be a finite value > 0, got {value}")
@@ -65,15 +59,6 @@ def _check_unsupported(o: RunOptions) -> None:
     """Flags for features not built yet fail loudly rather than doing nothing."""
     if o.trace_level not in ("none", "decisions"):
         raise ConfigError(f"--trace-level: unknown trace level {o.trace_level!r} (valid: none, decisions)")
-    if o.kv_cpu_blocks > 0:
-        raise UnsupportedFeatureError("--kv-cpu-blocks (tiered GPU+CPU KV cache) is not supported yet")
-    # As in BLIS, roofline is only tried when every coefficient is zero; with coefficients
-    # given, a config folder and hardware file are ignored (the run is blackbox).
-    if (o.model_config_folder or o.hardware_config) and _all_zero(tuple(o.alpha_coeffs)) \
-            and _all_zero(tuple(o.beta_coeffs)):
-        raise UnsupportedFeatureError(
-            "roofline mode (--model-config-folder/--hardware-config) is not supported yet; "
-            "use trained coefficients (the defaults file) or --alpha-coeffs/--beta-coeffs")
 
 
 def _validate_flags(o: RunOptions) -> None:
@@ -87,6 +72,10 @@ def _validate_flags(o: RunOptions) -> None:
         raise ConfigError(f"--horizon must be >= 0 ticks, got {o.horizon}")
     if o.tp < 0:
         raise ConfigError(f"--tp must be >= 0, got {o.tp}")
+    if o.ep < 1:
+        raise ConfigError(f"--ep must be >= 1, got {o.ep}")
+    if o.latency_model not in LATENCY_MODELS:
+        raise ConfigError(f"--latency-model: unknown model {o.latency_model!r} (valid: {', '.join(LATENCY_MODELS)})")
     if o.counterfactual_k < 0:
         raise ConfigError(f"--counterfactual-k must be >= 0, got {o.counterfactual_k}")
     if o.kv_cpu_blocks < 0:
@@ -95,6 +84,9 @@ def _validate_flags(o: RunOptions) -> None:
         raise ConfigError(f"--kv-offload-threshold must be a finite value in [0, 1], got {o.kv_offload_threshold}")
     if o.kv_transfer_base_latency < 0:
         raise ConfigError(f"--kv-transfer-base-latency must be >= 0, got {o.kv_transfer_base_latency}")
+    if o.kv_cpu_blocks > 0 and not (o.kv_transfer_bandwidth > 0 and math.isfinite(o.kv_transfer_bandwidth)):
+        raise ConfigError("--kv-transfer-bandwidth must be a finite value > 0 when --kv-cpu-blocks > 0, "
+                          f"got {o.kv_transfer_bandwidth}")
     if o.admission_policy == "token-bucket":
         _finite_positive("--token-bucket-capacity", o.token_bucket_capacity)
         _finite_positive("--token-bucket-refill-rate", o.token_bucket_refill_rate)
@@ -150,53 +142,6 @@ def _check_model(policy_flag: str, policy: str, model_flag: str, path: str) -> N
         raise ConfigError(f"{model_flag} is used only with {policy_flag} rl, not {policy!r}")
 
 
-def catalog_entry(catalog: Catalog, model: str, gpu: str, tp: int, version: str) -> CoefficientEntry:
-    """The trained coefficients row for (model, GPU, TP, vLLM version); ConfigError listing the
-    rows there are when none matches."""
-    entry = catalog.find_coefficients(model, tp, gpu, version)
-    if entry is not None:
-        return entry
-    known = sorted({e.model for e in catalog.coefficients})
-    rows = [f"{e.gpu}/tp{e.tp}/{e.vllm_version}" for e in catalog.coefficients if e.model == model]
-    if rows:
-        hint = f"available for this model: {', '.join(rows)}"
-    else:
-        close = [k for k in known if model.split('/')[-1][:6] in k][:5] or known[:5]
-        hint = f"unknown model; known models include {', '.join(close)} ({len(known)} in all)"
-    raise ConfigError(
-        f"--model {model}: no trained coefficients for GPU={gpu or '?'}, TP={tp}, "
-        f"vLLM={version or '?'} in {catalog.source} ({hint}); pass --alpha-coeffs and --beta-coeffs "
-        f"to use your own")
-
-
-def _coefficients(o: RunOptions, catalog_loader) -> tuple[str, tuple, tuple, int]:
-    """Model name, alpha, beta and KV blocks, from the flags or the defaults file."""
-    alpha, beta = tuple(o.alpha_coeffs), tuple(o.beta_coeffs)
-    kv_blocks = o.total_kv_blocks if o.total_kv_blocks is not None else DEFAULT_TOTAL_KV_BLOCKS
-    model = o.model
-    if not (_all_zero(alpha) and _all_zero(beta)):
-        return model, alpha, beta, kv_blocks
-    catalog: Catalog = catalog_loader()
-    model = model.lower()
-    gpu, tp, version = o.hardware, o.tp, o.vllm_version
-    defaults = catalog.defaults_for(model)
-    if defaults is not None:
-        if tp == 0 and defaults.tp > 0:
-            log.warning("no --tp given for model=%s; using default tp=%d", model, defaults.tp)
-            tp = defaults.tp
-        if not gpu and defaults.gpu:
-            log.warning("no --hardware given for model=%s; using default GPU=%s", model, defaults.gpu)
-            gpu = defaults.gpu
-        if not version and defaults.vllm_version:
-            log.warning("no --vllm-version given for model=%s; using default vLLM version=%s",
-                        model, defaults.vllm_version)
-            version = defaults.vllm_version
-    entry = catalog_entry(catalog, model, gpu, tp, version)
-    if o.total_kv_blocks is None:
-        kv_blocks = entry.total_kv_blocks
-    return model, tuple(entry.alpha), tuple(entry.beta), kv_blocks
-
-
 def _with_policy_config(o: RunOptions) -> tuple[RunOptions, tuple]:
     """Apply --policy-config values the command line did not set; returns (options, bundle scorers)."""
     if not o.policy_config:
@@ -221,16 +166,22 @@ def resolve(o: RunOptions) -> RunPlan:
             cache.append(load_catalog(o.defaults_filepath))
         return cache[0]
 
-    pool = resolve_pool(o, catalog_loader, catalog_entry)
+    pool = resolve_pool(o, catalog_loader)
     if pool:  # the engine keeps the shared settings; the first class stands for the rest
-        model, alpha, beta, kv_blocks = o.model.lower(), pool[0].alpha, pool[0].beta, pool[0].total_kv_blocks
+        first = pool[0]
+        choice = LatencyChoice(o.model.lower(), first.alpha, first.beta, first.total_kv_blocks, first.roofline)
     else:
-        model, alpha, beta, kv_blocks = _coefficients(o, catalog_loader)
+        choice = choose_latency(o, catalog_loader)
+    model = choice.model
     engine = EngineConfig(
-        total_kv_blocks=kv_blocks, alpha=alpha, beta=beta, block_size=o.block_size_in_tokens,
-        max_running=o.max_num_running_reqs, max_scheduled_tokens=o.max_num_scheduled_tokens,
-        long_prefill_threshold=o.long_prefill_token_threshold)
-    BlackboxLatency(alpha, beta)  # validates the coefficients
+        total_kv_blocks=choice.total_kv_blocks, alpha=choice.alpha, beta=choice.beta,
+        block_size=o.block_size_in_tokens, max_running=o.max_num_running_reqs,
+        max_scheduled_tokens=o.max_num_scheduled_tokens, long_prefill_threshold=o.long_prefill_token_threshold,
+        roofline=choice.roofline,
+        cpu_tier=CPUTierConfig(o.kv_cpu_blocks, o.kv_offload_threshold, o.kv_transfer_bandwidth,
+                               o.kv_transfer_base_latency) if o.kv_cpu_blocks > 0 else None)
+    if choice.roofline is None:
+        BlackboxLatency(choice.alpha, choice.beta)  # validates the coefficients
     workload = build_workload(o, catalog_loader)
     config = ClusterConfig(
         engine=engine, num_instances=len(pool) or o.num_instances, horizon=workload.horizon, seed=o.seed,

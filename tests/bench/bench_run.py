@@ -39,6 +39,9 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 MODEL = "meta-llama/llama-3.1-8b-instruct"
+FIXTURES = REPO_ROOT / "tests" / "data" / "fixtures"
+ROOFLINE = ["--model-config-folder", str(FIXTURES / "model_configs" / "llama-3.1-8b-instruct"),
+            "--hardware-config", str(FIXTURES / "blis_hardware_config.json"), "--hardware", "H100"]
 
 WORKLOADS: dict[str, list[str]] = {
     "default-2000": [
@@ -63,6 +66,26 @@ WORKLOADS: dict[str, list[str]] = {
         "--model", MODEL, "--num-instances", "4", "--rate", "5000",
         "--num-requests", "1000", "--routing-policy", "weighted", "--prefix-tokens", "256",
         "--trace-level", "decisions", "--counterfactual-k", "5", "--summarize-trace",
+    ],
+    # Roofline step times (zero coefficients, a config folder and a hardware file).
+    "roofline-2000": [
+        "--model", MODEL, "--num-requests", "2000", "--rate", "20", *ROOFLINE, "--tp", "1",
+    ],
+    "roofline-4inst": [
+        "--model", MODEL, "--num-instances", "4", "--rate", "5000", "--num-requests", "1000",
+        *ROOFLINE, "--tp", "2",
+    ],
+    # A CPU KV tier that offloads (about 2500 blocks) and reloads (about 900), and the same run
+    # single-tier: the tier's cost. (BLIS's block leak livelocks both runs.)
+    "tiered-4inst": [
+        "--model", MODEL, "--num-instances", "4", "--rate", "40", "--num-requests", "3000",
+        "--prefix-tokens", "512", "--prompt-tokens", "256", "--output-tokens", "256",
+        "--total-kv-blocks", "1200", "--kv-cpu-blocks", "400", "--kv-offload-threshold", "0.5",
+    ],
+    "tiered-4inst-single": [
+        "--model", MODEL, "--num-instances", "4", "--rate", "40", "--num-requests", "3000",
+        "--prefix-tokens", "512", "--prompt-tokens", "256", "--output-tokens", "256",
+        "--total-kv-blocks", "1200", "--kv-cpu-blocks", "0", "--kv-offload-threshold", "0.5",
     ],
 }
 
