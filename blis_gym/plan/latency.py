@@ -158,15 +158,13 @@ def choose_latency(o: RunOptions, catalog_loader: Callable[[], Catalog]) -> Late
     catalog = catalog_loader()
     model, gpu, tp, version = _with_model_defaults(o, catalog)
     entry = catalog.find_coefficients(model, tp, gpu, version)
-    if entry is not None:
-        kv = o.total_kv_blocks if o.total_kv_blocks is not None else entry.total_kv_blocks
-        return LatencyChoice(model, tuple(entry.alpha), tuple(entry.beta), kv)
-    if o.latency_model == "auto" and tp > 0 and has_roofline_inputs(o, model, gpu, catalog):
+    if entry is None and o.latency_model == "auto" and tp > 0 and has_roofline_inputs(o, model, gpu, catalog):
         log.warning("no trained coefficients for model=%s on GPU=%s, TP=%d; using the roofline model",
                     model, gpu, tp)
         return LatencyChoice(model, ZERO_ALPHA, ZERO_ALPHA, kv_blocks, roofline_spec(o, model, gpu, tp, catalog))
-    catalog_entry(catalog, model, gpu, tp, version)  # raises, naming what there is
-    raise AssertionError("unreachable")
+    entry = entry or catalog_entry(catalog, model, gpu, tp, version)  # raises, naming what there is
+    kv = o.total_kv_blocks if o.total_kv_blocks is not None else entry.total_kv_blocks
+    return LatencyChoice(model, tuple(entry.alpha), tuple(entry.beta), kv)
 
 
 def _with_model_defaults(o: RunOptions, catalog: Catalog) -> tuple[str, str, int, str]:
