@@ -6,6 +6,8 @@
   same held-out episodes, with a table, results.json/csv and a chart.
 * :class:`~blis_gym.agents.model.TrainedAgent`: a saved model, ready to act as it did in
   training; :mod:`~blis_gym.agents.deploy` makes it a ``blis run`` policy (``rl``).
+* :mod:`~blis_gym.agents.rllib_backend` (``blis train --backend rllib``): the envs registered
+  for RLlib, PPO trained by RLlib into the same run folder layout, and its agent.
 
 Everything that needs torch imports it lazily: importing this package is cheap.
 """

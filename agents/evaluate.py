@@ -5,6 +5,10 @@ default from ``HELD_OUT_SEED``, which training never draws). Per episode the
 figures are the cluster block ``blis run`` prints for that seed and policy, and
 the fitness score under the scenario's ``fitness_weights``. The summary gives
 the mean over episodes, with a 95% confidence interval for fitness.
+
+With ``use_ray`` (``blis evaluate --ray``) the (policy, episodes) pairs run as Ray tasks,
+each with its own env and predictor; the results are put back in the serial order, so they
+are identical to the serial evaluation's.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import numpy as np
 from .. import ENV_IDS
 from ..baselines import baseline_names, make_baseline
 from ..config.routers import model_location
-from ..errors import ConfigError
+from ..errors import BlisError, ConfigError
 from ..report.fitness import compute_fitness, raw_metrics
 from ..report.render import write_atomic
 from .charts import plot_results
@@ -121,15 +125,27 @@ def play(env, predictor, seed: int) -> tuple[dict, list[float]]:
 
 def evaluate(env_id: str, scenario: str, agents: Sequence[str], baselines: str = "all", episodes: int = 5,
              seed: int = 0, overrides: Optional[dict] = None,
-             progress: Optional[Callable[[str, int], None]] = None) -> list[PolicyResult]:
-    """Play every policy on episodes ``seed .. seed + episodes - 1``; one result per policy."""
+             progress: Optional[Callable[[str, int], None]] = None, *, use_ray: bool = False,
+             address: str = "", workers: Optional[int] = None) -> list[PolicyResult]:
+    """Play every policy on episodes ``seed .. seed + episodes - 1``; one result per policy.
+
+    ``use_ray``: play them as Ray tasks on an embedded Ray with ``workers`` CPUs (default: every
+    core), or on the cluster at ``address``; the results are the same.
+    """
     if env_id not in ENV_IDS:
         raise ConfigError(f"--env: unknown environment {env_id!r} (valid: {', '.join(ENV_IDS)})")
     if episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {episodes}")
     if seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {seed}")
+    if not use_ray and (address or workers is not None):
+        raise ConfigError(f"--{'address' if address else 'workers'} is used only with --ray")
     env = make_env(env_id, scenario=scenario, **(overrides or {}))
+    if use_ray:
+        # Every policy is resolved here first: bad names and incompatible models fail before Ray starts.
+        names = [name for name, _ in resolve_agents(env_id, agents, baselines, env)]
+        env.close()
+        return _evaluate_ray(env_id, scenario, names, episodes, seed, overrides or {}, progress, address, workers)
     results = []
     for name, predictor in resolve_agents(env_id, agents, baselines, env):
         res = PolicyResult(name)
@@ -141,6 +157,88 @@ def evaluate(env_id: str, scenario: str, agents: Sequence[str], baselines: str =
                 progress(name, k + 1)
         results.append(res)
     env.close()
+    return results
+
+
+def _predictor(name: str, env) -> Any:
+    """The predictor ``resolve_agents`` gives for ``name``: a baseline, or the model at path ``name``."""
+    if name.startswith(BASELINE_PREFIX):
+        return make_baseline(name[len(BASELINE_PREFIX):], env)
+    return TrainedAgent.load(name)
+
+
+def play_batch(env_id: str, scenario: str, overrides: dict, locator: str,
+               seeds: Sequence[int]) -> list[tuple[dict, list[float]]]:
+    """One Ray task of ``blis evaluate --ray``: a fresh env and predictor (``locator``: a baseline
+    name or a model's absolute path) play the episodes ``seeds`` in order."""
+    env = make_env(env_id, scenario=scenario, **overrides)
+    try:
+        predictor = _predictor(locator, env)
+        return [play(env, predictor, s) for s in seeds]
+    finally:
+        env.close()
+
+
+def _portable(scenario: str, overrides: dict, names: Sequence[str]) -> tuple[str, dict, list[str]]:
+    """The scenario, overrides and policies with local files as absolute paths: Ray tasks may run
+    in another folder or on another node (which must hold the same files)."""
+    from ..envs.scenario import scenario_names
+    from ..plan.options import resolve_paths
+
+    def absolute(value: str) -> str:
+        return str(Path(value).resolve())
+
+    if scenario not in scenario_names() and Path(scenario).exists():
+        scenario = absolute(scenario)
+    overrides = resolve_paths(overrides, Path.cwd())
+    locators = [n if n.startswith(BASELINE_PREFIX) else absolute(model_location(n)) for n in names]
+    return scenario, overrides, locators
+
+
+def _evaluate_ray(env_id: str, scenario: str, names: Sequence[str], episodes: int, seed: int, overrides: dict,
+                  progress: Optional[Callable[[str, int], None]], address: str,
+                  workers: Optional[int]) -> list[PolicyResult]:
+    """``evaluate`` on Ray: tasks of consecutive episodes of one policy, reassembled in order."""
+    from ..distributed import cluster_cpus, ray_session
+
+    scenario, overrides, locators = _portable(scenario, overrides, names)
+    with ray_session(address, workers, what="blis evaluate --ray") as ray:
+        # About two tasks per CPU: enough to balance uneven episodes, few enough that building
+        # each task's env and loading its model stays a small share of the work.
+        per_task = max(1, math.ceil(len(names) * episodes / (2 * cluster_cpus(ray))))
+        task = ray.remote(num_cpus=1)(play_batch)
+        pending = {}
+        for i, locator in enumerate(locators):
+            for start in range(0, episodes, per_task):
+                seeds = [seed + k for k in range(start, min(start + per_task, episodes))]
+                pending[task.remote(env_id, scenario, overrides, locator, seeds)] = (i, start)
+        done: dict[tuple[int, int], list] = {}
+        finished = [0] * len(names)
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                i, start = pending.pop(ready[0])
+                try:
+                    done[(i, start)] = ray.get(ready[0])
+                except ray.exceptions.RayTaskError as exc:
+                    cause = getattr(exc, "cause", None)
+                    if isinstance(cause, BlisError):  # e.g. a node without the model file
+                        raise ConfigError(f"--ray: {names[i]}: {cause}") from None
+                    raise
+                finished[i] += len(done[(i, start)])
+                if progress is not None:
+                    progress(names[i], finished[i])
+        finally:
+            for ref in pending:  # after an error or Ctrl-C: a shared cluster should not keep playing
+                ray.cancel(ref)
+    results = []
+    for i, name in enumerate(names):
+        res = PolicyResult(name)
+        for start in range(0, episodes, per_task):
+            for row, ttfts in done[(i, start)]:
+                res.episodes.append(row)
+                res.ttfts_ms.extend(ttfts)
+        results.append(res)
     return results
 
 

@@ -10,6 +10,10 @@
 
 :class:`TrainedAgent` acts exactly as the model did in training: observations
 are normalised with the saved statistics, actions are deterministic.
+
+``blis train --backend rllib`` writes ``DIR/config.yaml`` (``backend: rllib``) and
+``DIR/rllib_checkpoint/`` instead of the model; :meth:`TrainedAgent.load` returns an
+:class:`~blis_gym.agents.rllib_backend.RLlibAgent` for such a folder, with the same interface.
 """
 
 from __future__ import annotations
@@ -68,16 +72,62 @@ def _stats_path(model: Path) -> Optional[Path]:
     return cand if cand is not None and cand.is_file() else None
 
 
+def _read_config(folder: Path) -> Optional[dict]:
+    """``folder``'s config.yaml, or None when it has none."""
+    f = folder / CONFIG_FILE
+    if not f.is_file():
+        return None
+    try:
+        text = f.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{f}: cannot read ({exc})") from None
+    doc = yamlio.parse(text, str(f))
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{f}: expected a mapping")
+    return doc
+
+
 def _read_meta(model: Path) -> dict:
     """The run's config.yaml: next to the model, or one folder up for a checkpoint."""
     for folder in (model.parent, model.parent.parent):
-        f = folder / CONFIG_FILE
-        if f.is_file():
-            doc = yamlio.parse(f.read_text("utf-8"), str(f))
-            if not isinstance(doc, dict):
-                raise ConfigError(f"{f}: expected a mapping")
+        doc = _read_config(folder)
+        if doc is not None:
             return doc
     return {}
+
+
+def _rllib_run(path: Path) -> Optional[tuple[Path, dict]]:
+    """(run folder, config) when ``path`` is a ``blis train --backend rllib`` run folder or its
+    checkpoint folder; None otherwise."""
+    if not path.is_dir():
+        return None
+    for folder in (path, path.parent):
+        doc = _read_config(folder)
+        if doc is not None and doc.get("backend") == "rllib" and (folder == path or path.name == doc.get(
+                "checkpoint", "rllib_checkpoint")):
+            return folder, doc
+    return None
+
+
+def check_spaces(path: Path, trained_env: str, shape: Any, n: Any, env_id: str, observation_size: int,
+                 n_actions: int, where: str) -> None:
+    """Raise ConfigError unless a model at ``path`` (trained on ``trained_env``, observations of
+    ``shape``, ``n`` actions) can play ``env_id`` with these spaces."""
+    if trained_env and trained_env != env_id:
+        raise ConfigError(f"{where}: the model {path} was trained on {trained_env}, not {env_id}")
+    if shape != (observation_size,):
+        from ..envs.observation import INSTANCE_FEATURES, REQUEST_FEATURES
+
+        per, rest = len(INSTANCE_FEATURES), len(REQUEST_FEATURES)
+        size = shape[0] if shape and len(shape) == 1 else None
+        why = (f"it was trained for {(size - rest) // per} instances" if size and size > rest
+               and (size - rest) % per == 0 else "it was trained with another observation layout "
+               "(an older blis-gym?): retrain it")
+        raise ConfigError(
+            f"{where}: the model {path} takes observations of shape {shape}, this cluster gives "
+            f"({observation_size},): {why} (observations have {per} features per instance + {rest})")
+    if n != n_actions:
+        raise ConfigError(f"{where}: the model {path} chooses among {n} actions, this env has {n_actions}")
 
 
 class TrainedAgent:
@@ -96,8 +146,14 @@ class TrainedAgent:
         self.obs_stats = obs_stats  # a VecNormalize (without its venv) or None
 
     @classmethod
-    def load(cls, path: str | Path) -> "TrainedAgent":
-        """Load ``path`` (a model.zip, a checkpoint, or the folder blis train wrote)."""
+    def load(cls, path: str | Path) -> Any:
+        """Load ``path`` (a model.zip, a checkpoint, or the folder blis train wrote); a folder of
+        ``blis train --backend rllib`` gives an :class:`~blis_gym.agents.rllib_backend.RLlibAgent`."""
+        rllib = _rllib_run(Path(path))
+        if rllib is not None:
+            from .rllib_backend import RLlibAgent
+
+            return RLlibAgent.load(*rllib)
         model_path = _model_path(path)
         meta = _read_meta(model_path)
         algo = meta.get("algo")
@@ -124,24 +180,8 @@ class TrainedAgent:
 
     def check(self, env_id: str, observation_size: int, n_actions: int, where: str) -> None:
         """Raise ConfigError unless this model can play ``env_id`` with these spaces."""
-        if self.env_id and self.env_id != env_id:
-            raise ConfigError(f"{where}: the model {self.path} was trained on {self.env_id}, not {env_id}")
-        shape = getattr(self.model.observation_space, "shape", None)
-        if shape != (observation_size,):
-            from ..envs.observation import INSTANCE_FEATURES, REQUEST_FEATURES
-
-            per, rest = len(INSTANCE_FEATURES), len(REQUEST_FEATURES)
-            size = shape[0] if shape and len(shape) == 1 else None
-            why = (f"it was trained for {(size - rest) // per} instances" if size and size > rest
-                   and (size - rest) % per == 0 else "it was trained with another observation layout "
-                   "(an older blis-gym?): retrain it")
-            raise ConfigError(
-                f"{where}: the model {self.path} takes observations of shape {shape}, this cluster gives "
-                f"({observation_size},): {why} (observations have {per} features per instance + {rest})")
-        n = getattr(self.model.action_space, "n", None)
-        if n != n_actions:
-            raise ConfigError(f"{where}: the model {self.path} chooses among {n} actions, this env has "
-                              f"{n_actions}")
+        check_spaces(self.path, self.env_id, getattr(self.model.observation_space, "shape", None),
+                     getattr(self.model.action_space, "n", None), env_id, observation_size, n_actions, where)
 
     def normalize(self, observation: np.ndarray) -> np.ndarray:
         if self.obs_stats is None:

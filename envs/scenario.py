@@ -11,7 +11,6 @@ name the scenario and the key.
 from __future__ import annotations
 
 import math
-import typing
 from dataclasses import dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Mapping, Optional, Union
 
 
 from ..plan import RunOptions, RunPlan, resolve
+from ..plan.options import FILE_OPTIONS, coerce_option, option_types, resolve_paths
 from ..plan.pool import pool_text
 from ..config import yamlio
 from ..errors import BlisError, ConfigError
@@ -28,13 +28,7 @@ from .rewards import TIME_REWARDS
 
 REWARDS = ("regret", "fitness", *TIME_REWARDS, "lookahead")
 DEFAULT_SCENARIO = "default"
-# blis run options a scenario may not set: they concern files and terminal output.
-_RUN_EXCLUDED = frozenset({"results_path", "log", "summarize_trace", "explicit", "reference_kv"})
-RUN_KEYS: tuple[str, ...] = tuple(f.name for f in fields(RunOptions) if f.name not in _RUN_EXCLUDED)
-# Options naming files: a relative path in a scenario file is read from the file's folder when
-# that file exists.
-_PATH_KEYS = ("model_config_folder", "hardware_config", "workload_spec", "workload_traces_filepath",
-              "policy_config")
+RUN_KEYS = FILE_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -136,52 +130,15 @@ def _read(name_or_path: Union[str, Path]) -> tuple[str, Mapping[str, Any]]:
     if not isinstance(doc, dict):
         raise ConfigError(f"scenario {name}: expected a mapping of option: value")
     if folder is not None:
-        for key in _PATH_KEYS:
-            value = doc.get(key)
-            # Names of shipped files (a spec called by name) are left alone.
-            if isinstance(value, str) and value and (folder / value).exists():
-                doc[key] = str(folder / value)
+        doc = resolve_paths(doc, folder)
     return name, doc
 
 
-def _option_types(cls) -> dict[str, type]:
-    """Each option's value type, ``Optional[...]`` unwrapped (``tuple`` for coefficient lists)."""
-    out = {}
-    for name, hint in typing.get_type_hints(cls).items():
-        if typing.get_origin(hint) is Union:
-            hint = next(a for a in typing.get_args(hint) if a is not type(None))
-        out[name] = typing.get_origin(hint) or hint
-    return out
-
-
-_TYPES = {**_option_types(RunOptions), **_option_types(EnvOptions)}
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+_TYPES = {**option_types(RunOptions), **option_types(EnvOptions)}
 
 
 def _coerce(where: str, key: str, value: Any) -> Any:
-    """``value`` checked against the option's declared type (``None`` keeps a default)."""
-    kind = _TYPES[key]
-    if value is None:
-        return None
-    if kind is bool:
-        ok = isinstance(value, bool)
-    elif kind is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif kind is float:
-        ok = _is_number(value)
-        value = float(value) if ok else value
-    elif kind is tuple:
-        ok = isinstance(value, (list, tuple)) and all(_is_number(v) for v in value)
-        value = tuple(float(v) for v in value) if ok else value
-    else:
-        ok = isinstance(value, kind)
-    if not ok:
-        raise ConfigError(f"{where}: {key}: expected {'a list of numbers' if kind is tuple else kind.__name__}"
-                          f", got {value!r}")
-    return value
+    return coerce_option(f"{where}: {key}", _TYPES[key], value)
 
 
 def load_scenario(name_or_path: Union[str, Path] = DEFAULT_SCENARIO, **overrides: Any) -> Scenario:

@@ -83,3 +83,16 @@ def trained_twice(cfg, tmp_path: Path, *, timesteps: int, seed: int):
     for pa, pb in zip(a.model.policy.parameters(), b.model.policy.parameters()):
         assert np.array_equal(pa.detach().numpy(), pb.detach().numpy())
     return a, b
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One embedded Ray (2 CPUs) shared by the tests that need it; shut down after the session.
+
+    Commands under test reuse it (``blis_gym.distributed.ray_session`` joins a connected Ray)."""
+    ray = pytest.importorskip("ray", reason="needs the distributed extra (pip install 'blis-gym[distributed]')")
+    from blis_gym.distributed import ray_session
+
+    with ray_session(workers=2) as connected:
+        yield connected
+    assert not ray.is_initialized()

@@ -22,7 +22,7 @@ from typer.core import TyperCommand
 
 from ..errors import BlisError
 from ..workload.spec_loader import shipped_specs
-from . import agent_commands
+from . import agent_commands, sweep_command
 from ..config.schema import MAX_INT64
 from ..plan import RunOptions
 
@@ -177,6 +177,7 @@ def run(
 
 app.command("train")(agent_commands.train_cmd)
 app.command("evaluate")(agent_commands.evaluate_cmd)
+app.command("sweep")(sweep_command.sweep_cmd)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

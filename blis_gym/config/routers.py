@@ -1,7 +1,8 @@
 """Trained routing models shipped with the package, usable by name from any directory.
 
 Each lives in ``configs/routers/<name>/`` as ``blis train`` wrote it (``model.zip``,
-``config.yaml``, ``vecnormalize.pkl``) and is named after its scenario
+``config.yaml``, ``vecnormalize.pkl``; or ``config.yaml`` and ``rllib_checkpoint/`` with
+``--backend rllib``) and is named after its scenario
 (``routing-heterogeneous`` was trained on the ``heterogeneous`` scenario).
 ``--routing-model NAME`` and ``blis evaluate --agent NAME`` accept these names.
 """
@@ -21,7 +22,8 @@ def shipped_models() -> list[str]:
     folder = _folder()
     if not folder.is_dir():
         return []
-    return sorted(f.name for f in folder.iterdir() if f.is_dir() and (f / "model.zip").is_file())
+    return sorted(f.name for f in folder.iterdir()
+                  if f.is_dir() and ((f / "model.zip").is_file() or (f / "rllib_checkpoint").is_dir()))
 
 
 def model_location(name_or_path: str) -> str:

@@ -6,10 +6,13 @@ set, and what :func:`blis_gym.plan.resolve` turns into a validated run.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field, fields, replace
-from typing import Optional
+from pathlib import Path
+from typing import Any, Optional, Union
 
 from ..config.schema import MAX_INT64
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -116,3 +119,62 @@ def cli_flags(o: RunOptions) -> list[str]:
         elif value is not None:
             args += [flag, str(value)]
     return args
+
+
+# Options a configuration file (a scenario, a sweep) may not set: they concern output files,
+# the terminal and the differential tests.
+_FILE_EXCLUDED = frozenset({"results_path", "log", "summarize_trace", "explicit", "reference_kv"})
+#: ``blis run`` options a scenario or sweep file may set, named like the flags with underscores.
+FILE_OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(RunOptions) if f.name not in _FILE_EXCLUDED)
+#: Options naming files: in a configuration file, a relative path is read from the file's folder
+#: when that file exists (names of shipped files are left alone).
+PATH_OPTIONS = ("model_config_folder", "hardware_config", "workload_spec", "workload_traces_filepath",
+                "policy_config")
+
+
+def option_types(cls) -> dict[str, type]:
+    """Each field's value type of the options dataclass ``cls``, ``Optional[...]`` unwrapped
+    (``tuple`` for coefficient lists)."""
+    out = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        if typing.get_origin(hint) is Union:
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        out[name] = typing.get_origin(hint) or hint
+    return out
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def coerce_option(where: str, kind: type, value: Any) -> Any:
+    """A YAML ``value`` checked against an option's type ``kind`` (ints widen to floats, lists of
+    numbers become tuples; ``None`` keeps the default). Raises ConfigError naming ``where``."""
+    if value is None:
+        return None
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = _is_number(value)
+        value = float(value) if ok else value
+    elif kind is tuple:
+        ok = isinstance(value, (list, tuple)) and all(_is_number(v) for v in value)
+        value = tuple(float(v) for v in value) if ok else value
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ConfigError(f"{where}: expected {'a list of numbers' if kind is tuple else kind.__name__}"
+                          f", got {value!r}")
+    return value
+
+
+def resolve_paths(values: dict, folder: Path) -> dict:
+    """``values`` with each relative path option that exists under ``folder`` made absolute."""
+    out = dict(values)
+    for key in PATH_OPTIONS:
+        value = out.get(key)
+        if isinstance(value, str) and value and (folder / value).exists():
+            out[key] = str(folder / value)
+    return out

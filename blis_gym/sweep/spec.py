@@ -1,0 +1,187 @@
+"""The sweep file: a base ``blis run`` configuration and the axes to vary, expanded into points.
+
+A sweep file is a YAML mapping::
+
+    description: routing policies under load       # optional
+    base:                                          # blis run options every point shares
+      model: meta-llama/llama-3.1-8b-instruct
+      num_requests: 300
+    axes:                                          # crossed, the first outermost
+      - routing_policy: [round-robin, least-loaded, weighted]
+      - rate: [10, 20, 40]
+      - zip:                                       # varied together: one axis of equal-length lists
+          hardware: [H100, A100-80]
+          tp: [2, 4]
+      - seed: [1, 2, 3]
+
+Option names are ``blis run``'s flags with underscores (``routing-policy`` is read as
+``routing_policy``); policy bundles (``policy_config``), workload specs (``workload_spec``) and
+seeds are options like any other. ``axes`` may also be a mapping of option: values, all crossed.
+Relative file paths are read from the sweep file's folder. Types are checked here; whether a
+value makes a valid run (an unknown policy, a negative rate) is each point's own outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from importlib import resources
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+from ..config import yamlio
+from ..errors import ConfigError
+from ..plan import RunOptions
+from ..plan.options import FILE_OPTIONS, coerce_option, option_types, resolve_paths
+from ..plan.pool import pool_text
+
+_TYPES = option_types(RunOptions)
+_TOP_KEYS = ("description", "base", "axes")
+ZIP = "zip"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One configuration of the sweep: its index, the axis values and every option it sets."""
+
+    index: int
+    axis_values: Mapping[str, Any]
+    options: Mapping[str, Any]  # base and axis values, coerced, paths absolute
+
+    @property
+    def key(self) -> str:
+        """A digest of the options: how a resumed sweep recognises a finished point."""
+        text = json.dumps(self.options, sort_keys=True, default=list)
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    def run_options(self) -> RunOptions:
+        """The point as ``blis run`` would take it: every option it sets counts as given on the
+        command line (so ``--seed`` beats a workload spec's seed, as it does there)."""
+        return replace(RunOptions(log="error"), **self.options, explicit=frozenset(self.options))
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep: where it came from, its text, axis columns and points."""
+
+    path: str
+    text: str
+    description: str
+    columns: tuple[str, ...]  # axis options, in axis order (a zip's keys in its order)
+    points: tuple[Point, ...]
+
+
+def _option(where: str, key: Any) -> str:
+    name = str(key).replace("-", "_")
+    if name not in FILE_OPTIONS:
+        raise ConfigError(f"{where}: unknown option {key!r} (blis run options, with underscores: "
+                          f"{', '.join(FILE_OPTIONS)})")
+    return name
+
+
+def _value(where: str, name: str, value: Any, folder: Path) -> Any:
+    if name == "instance_pool" and value is not None:
+        value = pool_text(value, where)
+    value = coerce_option(where, _TYPES[name], value)
+    return resolve_paths({name: value}, folder)[name]
+
+
+def _values(where: str, name: str, values: Any, folder: Path) -> list[Any]:
+    if not isinstance(values, list):
+        raise ConfigError(f"{where}: expected a list of values, got {values!r}")
+    if not values:
+        raise ConfigError(f"{where}: empty axis (give at least one value)")
+    return [_value(f"{where}[{i}]", name, v, folder) for i, v in enumerate(values)]
+
+
+def _axis(where: str, item: Any, folder: Path) -> list[dict[str, Any]]:
+    """One axis as its list of {option: value} settings."""
+    if not isinstance(item, dict) or len(item) != 1:
+        raise ConfigError(f"{where}: expected one 'option: [values]' or 'zip: {{option: [values], ...}}' "
+                          f"mapping, got {item!r}")
+    (key, values), = item.items()
+    if key != ZIP:
+        name = _option(where, key)
+        return [{name: v} for v in _values(f"{where}.{key}", name, values, folder)]
+    if not isinstance(values, dict) or not values:
+        raise ConfigError(f"{where}.zip: expected a mapping of option: [values] (at least one)")
+    lists = {}
+    for key2, vals in values.items():
+        name = _option(f"{where}.zip", key2)
+        lists[name] = _values(f"{where}.zip.{key2}", name, vals, folder)
+    lengths = {len(v) for v in lists.values()}
+    if len(lengths) > 1:
+        sizes = ", ".join(f"{k}: {len(v)}" for k, v in lists.items())
+        raise ConfigError(f"{where}.zip: lists of different lengths ({sizes}); zipped options vary together")
+    n = lengths.pop()
+    return [{k: v[i] for k, v in lists.items()} for i in range(n)]
+
+
+def sweeps_dir():
+    return resources.files("blis_gym.configs") / "sweeps"
+
+
+def shipped_sweeps() -> list[str]:
+    """Sweeps shipped with the package (``blis sweep NAME``)."""
+    return sorted(f.name[:-5] for f in sweeps_dir().iterdir() if f.name.endswith(".yaml"))
+
+
+def _locate(source: Union[str, Path]) -> Path:
+    path = Path(source)
+    if path.is_file():
+        return path
+    if str(source) in shipped_sweeps():
+        return Path(str(sweeps_dir() / f"{source}.yaml"))
+    raise ConfigError(f"sweep file {source}: no such file or shipped sweep (shipped: {', '.join(shipped_sweeps())})")
+
+
+def _read(path: Path, source: Union[str, Path]) -> tuple[str, str, Any]:
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"sweep file {source}: cannot read ({exc})") from None
+    return str(source), text, yamlio.parse(text, f"sweep file {source}")
+
+
+def load_sweep(source: Union[str, Path]) -> SweepSpec:
+    """Read, validate and expand a sweep file; ConfigError names the file and the key."""
+    path = _locate(source)
+    name, text, doc = _read(path, source)
+    where = f"sweep file {name}"
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: expected a mapping with keys base and axes")
+    unknown = [k for k in doc if k not in _TOP_KEYS]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(_TOP_KEYS)})")
+    folder = path.resolve().parent
+    base_doc = doc.get("base") or {}
+    if not isinstance(base_doc, dict):
+        raise ConfigError(f"{where}: base: expected a mapping of option: value")
+    base = {}
+    for key, value in base_doc.items():
+        opt = _option(f"{where}: base", key)
+        base[opt] = _value(f"{where}: base.{key}", opt, value, folder)
+    raw_axes = doc.get("axes")
+    if isinstance(raw_axes, dict):
+        raw_axes = [{k: v} for k, v in raw_axes.items()]
+    if not isinstance(raw_axes, list) or not raw_axes:
+        raise ConfigError(f"{where}: axes: expected a non-empty list of 'option: [values]' items "
+                          f"(or a mapping of option: [values])")
+    axes = [_axis(f"{where}: axes[{i}]", item, folder) for i, item in enumerate(raw_axes)]
+    columns: list[str] = []
+    for i, axis in enumerate(axes):
+        for col in axis[0]:
+            if col in columns:
+                raise ConfigError(f"{where}: axes[{i}]: {col} is already an axis")
+            if col in base:
+                raise ConfigError(f"{where}: axes[{i}]: {col} is also set in base; set it in one place")
+            columns.append(col)
+    points = []
+    for index, combo in enumerate(itertools.product(*axes)):
+        values = {k: v for setting in combo for k, v in setting.items()}
+        points.append(Point(index, values, {**base, **values}))
+    description = doc.get("description", "")
+    return SweepSpec(name, text, str(description) if description is not None else "", tuple(columns),
+                     tuple(points))
