@@ -117,7 +117,7 @@ def test_a_bad_sweep_file_gives_one_error_line_naming_the_key(blis, tmp_path, te
 
 
 def test_missing_sweep_file_lists_the_shipped_ones(blis, tmp_path):
-    code, _, err = blis("sweep", str(tmp_path / "nope.yaml"), "--serial")
+    code, _, err = blis("sweep", str(tmp_path / "nope.yaml"), "--serial", "--out", str(tmp_path / "o"))
     assert code == 2 and "no such file or shipped sweep" in err and "routing-capacity" in err
 
 
@@ -135,10 +135,12 @@ def test_unreachable_address_fails_fast_with_exit_2(blis, tmp_path):
     assert code == 2 and err.startswith("error: --address 127.0.0.1:1: cannot connect"), err
     assert len(err.strip().splitlines()) == 1
     assert time.monotonic() - started < 15
+    assert not (tmp_path / "out").exists()  # nothing written before the cluster answers
     code, _, err = blis("sweep", str(path), "--address", "nohost", "--serial")
     assert code == 2 and "exclude each other" in err
-    code, _, err = blis("sweep", str(path), "--address", "no-port-here")
+    code, _, err = blis("sweep", str(path), "--address", "no-port-here", "--out", str(tmp_path / "out"))
     assert code == 2 and "expected HOST:PORT" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_address_that_answers_but_is_not_ray_times_out(tmp_path):
@@ -162,6 +164,7 @@ def test_an_address_that_answers_but_is_not_ray_times_out(tmp_path):
     assert len(lines) == 1 and lines[-1] == (f"error: --address 127.0.0.1:{port}: no Ray cluster answered within 2 s "
                          f"(something listens there, but not a Ray head?)"), err
     assert elapsed < 15
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_process_connected_to_ray_refuses_another_address(tmp_path, ray_local):

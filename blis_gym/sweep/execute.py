@@ -124,35 +124,49 @@ class _LocalPoints(threading.Thread):
             raise self.error
 
 
-def _run_on_ray(pending: list[Point], address: str, workers: Optional[int], timeout_s: float,
-                record: Callable[[dict, bool], None]) -> None:
-    """Ray tasks for ``pending``. An embedded Ray takes seconds to start: meanwhile a thread of
-    this process runs points (the results are the same wherever a point runs)."""
+def _connect(address: str, workers: Optional[int], timeout_s: float) -> Any:
+    """A RaySession joined to the cluster at ``address`` (ConfigError if it does not answer)."""
     from ..distributed import RaySession
 
-    session = RaySession(address, workers, timeout_s, what="blis sweep")
-    queue = list(pending)
+    session = RaySession(address, workers, timeout_s, what="blis sweep").start()
     try:
-        if address:
-            session.start()
-        else:
-            local = _LocalPoints(queue, record)
-            interval = sys.getswitchinterval()
-            # Ray's start takes the GIL thousands of times: at the default 5 ms a turn, the
-            # points thread would stretch it severalfold.
-            sys.setswitchinterval(_STARTUP_SWITCH_INTERVAL)
-            local.start()
-            try:
-                # In this thread: Ray's calls hang after an embedded start from another thread.
-                session.start(background=False)
-            finally:
-                local.finish()
-                sys.setswitchinterval(interval)
+        session.wait()
+    except BaseException:
+        session.close()
+        raise
+    return session
+
+
+def _run_on_ray(pending: list[Point], session: Any, workers: Optional[int],
+                record: Callable[[dict, bool], None]) -> None:
+    """Ray tasks for ``pending``: on the cluster ``session`` joined, or (``session`` None) on an
+    embedded Ray, which takes seconds to start: meanwhile a thread of this process runs points
+    (the results are the same wherever a point runs)."""
+    from ..distributed import RaySession
+
+    queue = list(pending)
+    embedded = session is None
+    if embedded:
+        session = RaySession(workers=workers, what="blis sweep")
+        local = _LocalPoints(queue, record)
+        interval = sys.getswitchinterval()
+        # Ray's start takes the GIL thousands of times: at the default 5 ms a turn, the
+        # points thread would stretch it severalfold.
+        sys.setswitchinterval(_STARTUP_SWITCH_INTERVAL)
+        local.start()
+        try:
+            # In this thread: Ray's calls hang after an embedded start from another thread.
+            session.start(background=False)
+        finally:
+            local.finish()
+            sys.setswitchinterval(interval)
+    try:
         ray = session.wait()
         if queue:
-            _run_ray(ray, queue, workers, not address, record)
+            _run_ray(ray, queue, workers, embedded, record)
     finally:
-        session.close()
+        if embedded:
+            session.close()
 
 
 def point_args(point: Point) -> str:
@@ -176,6 +190,17 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: Optional[int] = None, addr
         raise ConfigError(f"blis sweep writes Parquet with pyarrow: {INSTALL_HINT}") from None
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file, not a folder")
+    # A cluster that does not answer fails here, before anything is written.
+    session = _connect(address, workers, timeout_s) if address and not serial else None
+    try:
+        return _sweep(spec, out, session, workers, serial, progress)
+    finally:
+        if session is not None:
+            session.close()
+
+
+def _sweep(spec: SweepSpec, out: Path, session: Any, workers: Optional[int], serial: bool,
+           progress: Optional[Callable[[int, int, int], None]]) -> SweepReport:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -208,7 +233,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: Optional[int] = None, addr
             if serial:
                 _run_serial(pending, record)
             else:
-                _run_on_ray(pending, address, workers, timeout_s, record)
+                _run_on_ray(pending, session, workers, record)
         finally:
             journal.close()
             report.seconds = time.perf_counter() - started
