@@ -202,10 +202,9 @@ def ppo_config(config: AgentConfig, *, env_id: str, scenario: str, seed: int, ti
 # --- training -------------------------------------------------------------------------------------
 
 def _check(env_id: str, timesteps: int, seed: int, env_runners: int, n_envs: int, out: Path) -> None:
-    if env_id not in ENV_IDS:
-        raise ConfigError(f"--env: unknown environment {env_id!r} (valid: {', '.join(ENV_IDS)})")
-    if timesteps <= 0:
-        raise ConfigError(f"--timesteps must be > 0, got {timesteps}")
+    from .train import check_env_and_timesteps
+
+    check_env_and_timesteps(env_id, timesteps)
     if env_runners < 0:
         raise ConfigError(f"--env-runners must be >= 0 (0: sample in this process), got {env_runners}")
     if not 1 <= n_envs <= SEED_STRIDE:

@@ -57,11 +57,16 @@ def _entropy_callback(schedule: EntropySchedule, total: int):
     return EntropyScheduleCallback()
 
 
-def _check(env_id: str, timesteps: int, seed: int, n_envs: int, out: Path) -> None:
+def check_env_and_timesteps(env_id: str, timesteps: int) -> None:
+    """The checks every training backend makes first: a known env id, a positive step budget."""
     if env_id not in ENV_IDS:
         raise ConfigError(f"--env: unknown environment {env_id!r} (valid: {', '.join(ENV_IDS)})")
     if timesteps <= 0:
         raise ConfigError(f"--timesteps must be > 0, got {timesteps}")
+
+
+def _check(env_id: str, timesteps: int, seed: int, n_envs: int, out: Path) -> None:
+    check_env_and_timesteps(env_id, timesteps)
     if n_envs < 1:
         raise ConfigError(f"--n-envs must be >= 1, got {n_envs}")
     if seed < 0 or seed + n_envs + WARM_START_SEED_OFFSET >= HELD_OUT_SEED:
