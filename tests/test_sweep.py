@@ -361,6 +361,16 @@ def test_without_pyarrow_the_command_says_how_to_install(blis, tmp_path, monkeyp
     assert code == 2 and "pip install 'blis-gym[distributed]'" in err
 
 
+def test_without_ray_the_command_says_how_to_install_or_to_run_serially(blis, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    code, _, err = blis("sweep", str(write(tmp_path, SMALL)), "--out", str(tmp_path / "o"))
+    assert code == 2 and err.strip() == ("error: blis sweep (or --serial, which runs without Ray) needs Ray: "
+                                         "pip install 'blis-gym[distributed]'")
+    assert not (tmp_path / "o").exists()
+    code, _, err = blis("sweep", str(write(tmp_path, SMALL)), "--out", str(tmp_path / "o"), "--serial")
+    assert code == 0, err
+
+
 def test_out_that_is_a_file_is_refused(blis, tmp_path):
     (tmp_path / "f").write_text("x")
     code, _, err = blis("sweep", str(write(tmp_path, SMALL)), "--out", str(tmp_path / "f"), "--serial")

@@ -27,8 +27,6 @@ LOCAL_NODE = "local"
 _IN_FLIGHT_PER_WORKER = 2
 _STARTUP_SWITCH_INTERVAL = 1e-4  # seconds
 
-Progress = Callable[[int, int], None]  # (points done, points failed)
-
 
 @dataclass
 class SweepReport:
@@ -190,6 +188,10 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: Optional[int] = None, addr
         raise ConfigError(f"blis sweep writes Parquet with pyarrow: {INSTALL_HINT}") from None
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file, not a folder")
+    if not serial:
+        from ..distributed import need_ray
+
+        need_ray("blis sweep (or --serial, which runs without Ray)")
     # A cluster that does not answer fails here, before anything is written.
     session = _connect(address, workers, timeout_s) if address and not serial else None
     try:
@@ -236,7 +238,6 @@ def _sweep(spec: SweepSpec, out: Path, session: Any, workers: Optional[int], ser
                 _run_on_ray(pending, session, workers, record)
         finally:
             journal.close()
-            report.seconds = time.perf_counter() - started
     rows = []
     for point in spec.points:
         entry = entries[point.key]
