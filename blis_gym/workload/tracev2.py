@@ -1,0 +1,371 @@
+"""Trace v2: a YAML header beside a CSV of per-request rows, as BLIS reads and writes them.
+
+A trace folder holds ``trace_header.yaml`` and ``trace_data.csv``. The header says what the
+trace is (``mode: real`` for timings observed on a server, ``generated`` for a workload frozen
+to a file), the time unit, how many leading requests are warm-up, and optionally the server
+and network it was taken on. Each CSV row is one request: who sent it (client, tenant, SLO
+class, session and round), its token counts, and its timings in microseconds (arrival, send,
+first and last chunk), chunk count and status (``ok``, ``error``, ``timeout``).
+
+The writer emits what BLIS's writer emits (yaml.v3's layout for the header, Go's CSV
+quoting, integers for times, Go's shortest fixed notation for the reasoning ratio), so a
+trace written, read and written again is byte-identical. The reader takes what BLIS's reader
+takes (rows may stop after ``num_chunks``: status defaults to ``ok``), and any bad file, key
+or row is one :class:`WorkloadError` naming the file and row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+from ..config import yamlio
+from ..errors import WorkloadError
+
+HEADER_FILE = "trace_header.yaml"
+DATA_FILE = "trace_data.csv"
+STATUSES = ("ok", "error", "timeout")
+MODES = ("real", "generated")
+
+COLUMNS: tuple[str, ...] = (
+    "request_id", "client_id", "tenant_id", "slo_class", "session_id", "round_index",
+    "prefix_group", "streaming", "input_tokens", "output_tokens",
+    "text_tokens", "image_tokens", "audio_tokens", "video_tokens", "reason_ratio",
+    "arrival_time_us", "send_time_us", "first_chunk_time_us", "last_chunk_time_us",
+    "num_chunks", "status", "error_message",
+)
+_REQUIRED = 20  # columns every row must have (status and error_message may be missing)
+
+
+@dataclass(frozen=True)
+class TraceServer:
+    """The server a real trace was taken on (every field optional: zero or empty = unknown)."""
+
+    type: str = ""
+    model: str = ""
+    tensor_parallel: int = 0
+    max_num_seqs: int = 0
+    block_size: int = 0
+    gpu_memory_utilization: float = 0.0
+    max_model_len: int = 0
+
+
+@dataclass(frozen=True)
+class TraceNetwork:
+    """The network between client and server: measured round trip (ms; 0 = unknown)."""
+
+    measured_rtt_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class TraceHeader:
+    """``trace_header.yaml``: keys and order as BLIS writes them."""
+
+    trace_version: int = 2
+    time_unit: str = "microseconds"
+    created_at: str = ""
+    mode: str = "generated"
+    warm_up_requests: int = 0
+    workload_spec: str = ""
+    server: Optional[TraceServer] = None
+    network: Optional[TraceNetwork] = None
+
+
+@dataclass(frozen=True)
+class TraceRecord:
+    """One request of a trace; times in microseconds (0 = not recorded)."""
+
+    request_id: int
+    client_id: str = ""
+    tenant_id: str = ""
+    slo_class: str = ""
+    session_id: str = ""
+    round_index: int = 0
+    prefix_group: str = ""
+    streaming: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+    text_tokens: int = 0
+    image_tokens: int = 0
+    audio_tokens: int = 0
+    video_tokens: int = 0
+    reason_ratio: float = 0.0
+    arrival_time_us: int = 0
+    send_time_us: int = 0
+    first_chunk_time_us: int = 0
+    last_chunk_time_us: int = 0
+    num_chunks: int = 0
+    status: str = "ok"
+    error_message: str = ""
+
+
+@dataclass(frozen=True)
+class TraceV2:
+    header: TraceHeader = field(default_factory=TraceHeader)
+    records: tuple[TraceRecord, ...] = ()
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+def _shortest(x: float) -> tuple[str, int]:
+    """Shortest round-trip digits of ``abs(x)`` and the decimal point's place: 0.DIGITS x 10^dp."""
+    text = repr(abs(x))
+    mantissa, _, exp = text.partition("e")
+    whole, _, frac = mantissa.partition(".")
+    digits = (whole + frac).lstrip("0")
+    dp = len(whole) + (int(exp) if exp else 0) - (len(whole + frac) - len((whole + frac).lstrip("0")))
+    digits = digits.rstrip("0")
+    return (digits or "0"), (dp if digits else 1)
+
+
+def go_float_g(x: float) -> str:
+    """Go's ``strconv.FormatFloat(x, 'g', -1, 64)``, as yaml.v3 writes floats (``.inf``, ``.nan``)."""
+    if math.isnan(x):
+        return ".nan"
+    if math.isinf(x):
+        return ".inf" if x > 0 else "-.inf"
+    sign = "-" if math.copysign(1.0, x) < 0 else ""
+    if x == 0:
+        return sign + "0"
+    digits, dp = _shortest(x)
+    exp = dp - 1
+    if exp < -4 or exp >= 6:  # shortest precision: Go decides with precision 6
+        tail = digits[1:]
+        return f"{sign}{digits[0]}{'.' + tail if tail else ''}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    return sign + _fixed(digits, dp)
+
+
+def go_float_f(x: float) -> str:
+    """Go's ``strconv.FormatFloat(x, 'f', -1, 64)``: shortest digits, never an exponent."""
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "+Inf" if x > 0 else "-Inf"
+    sign = "-" if math.copysign(1.0, x) < 0 else ""
+    if x == 0:
+        return sign + "0"
+    return sign + _fixed(*_shortest(x))
+
+
+def _fixed(digits: str, dp: int) -> str:
+    """0.DIGITS x 10^dp in plain fixed notation."""
+    if dp <= 0:
+        return "0." + "0" * (-dp) + digits
+    whole = digits[:dp].ljust(dp, "0")
+    frac = digits[dp:]
+    return whole + ("." + frac if frac else "")
+
+
+_OLD_BOOLS = {"y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"}
+_TIMESTAMP = re.compile(r"^\d{4}-\d\d?-\d\d?([Tt ].*)?$")
+_INDICATORS = set("-?:,[]{}#&*!|>'\"%@`")
+
+
+def _yaml_str(s: str) -> str:
+    """A string as yaml.v3 writes it: plain when that reads back as the same string, double
+    quotes when plain would read as another type, single quotes when plain cannot hold it."""
+    from ..config.yamltyped import _resolve
+
+    if s == "":
+        return '""'
+    if "\n" in s:
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if _resolve(s)[0] != "str" or s in _OLD_BOOLS or _TIMESTAMP.match(s):
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    plain_ok = (s[0] not in _INDICATORS or (s[0] in "-?:" and len(s) > 1 and s[1] != " ")) \
+        and s == s.strip() and ": " not in s and " #" not in s and not s.endswith(":")
+    return s if plain_ok else "'" + s.replace("'", "''") + "'"
+
+
+def _yaml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return go_float_g(v)
+    return _yaml_str(str(v))
+
+
+def _omitted(value: Any) -> bool:
+    return value is None or value == "" or (not isinstance(value, bool) and isinstance(value, (int, float)) and value == 0)
+
+
+def header_yaml(header: TraceHeader) -> str:
+    """The header as yaml.v3's ``Marshal`` lays it out (4-space nesting; ``omitempty`` fields
+    left out when empty, as BLIS's struct tags say)."""
+    lines = []
+    always = {"trace_version", "time_unit", "mode", "warm_up_requests"}
+    for f in fields(TraceHeader):
+        value = getattr(header, f.name)
+        if f.name not in always and _omitted(value):
+            continue
+        if isinstance(value, (TraceServer, TraceNetwork)):
+            inner = [f"    {g.name}: {_yaml_value(getattr(value, g.name))}" for g in fields(value)
+                     if not _omitted(getattr(value, g.name))]
+            lines.append(f"{f.name}: {{}}" if not inner else f"{f.name}:")
+            lines += inner
+        else:
+            lines.append(f"{f.name}: {_yaml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _csv_cell(r: TraceRecord, name: str) -> str:
+    value = getattr(r, name)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return go_float_f(value)
+    return str(value)
+
+
+def _go_csv_row(cells: Sequence[str]) -> str:
+    """One row as Go's ``encoding/csv`` writes it (quotes only where it must; LF line ends)."""
+    out = []
+    for c in cells:
+        if c != "" and (c == "\\." or any(ch in c for ch in ',"\r\n') or c[0] in " \t\n\r\v\f\u0085\u00a0"):
+            c = '"' + c.replace('"', '""') + '"'
+        out.append(c)
+    return ",".join(out) + "\n"
+
+
+def data_csv(records: Sequence[TraceRecord]) -> str:
+    return _go_csv_row(COLUMNS) + "".join(_go_csv_row([_csv_cell(r, c) for c in COLUMNS]) for r in records)
+
+
+def export_trace_v2(trace: TraceV2, folder: Union[str, Path], flag: str = "--export-trace") -> tuple[Path, Path]:
+    """Write ``trace_header.yaml`` and ``trace_data.csv`` into ``folder`` (created if needed),
+    each through a temporary file; returns both paths."""
+    from ..report.render import write_atomic
+
+    out = Path(folder)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkloadError(f"{flag} {folder}: cannot create: {exc.strerror}") from None
+    header, data = out / HEADER_FILE, out / DATA_FILE
+    write_atomic(str(header), header_yaml(trace.header), flag)
+    write_atomic(str(data), data_csv(trace.records), flag)
+    return header, data
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def trace_files(location: Union[str, Path]) -> tuple[Path, Path]:
+    """(header, data) paths of a trace: a folder holding both files, or the CSV itself with the
+    header beside it."""
+    p = Path(location)
+    if p.is_dir():
+        return p / HEADER_FILE, p / DATA_FILE
+    return p.with_name(HEADER_FILE), p
+
+
+def is_trace_v2(location: Union[str, Path]) -> bool:
+    """Whether ``location`` is a v2 trace: a folder with a header, or a CSV whose first row is
+    the v2 columns."""
+    header, data = trace_files(location)
+    if Path(location).is_dir():
+        return header.is_file()
+    try:
+        with open(data, newline="", encoding="utf-8") as f:
+            first = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError):
+        return False
+    return tuple(first[:_REQUIRED]) == COLUMNS[:_REQUIRED]
+
+
+_INT_FIELDS = {f.name for f in fields(TraceRecord) if f.type in ("int", int)}
+
+
+def _go_atoi(text: str) -> int:
+    """Go's ``strconv.Atoi``/``ParseInt(s, 10, 64)``: optional sign, decimal digits only."""
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise ValueError
+    value = int(text)
+    if not -(1 << 63) <= value < (1 << 63):
+        raise ValueError
+    return value
+
+
+_GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+             "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
+
+
+def _go_float(text: str) -> float:
+    """Go's ``strconv.ParseFloat(s, 64)`` for decimal text (inf/nan spellings included)."""
+    t = text.replace("_", "") if re.fullmatch(r"[+-]?[0-9][0-9_]*(\.[0-9_]*)?([eE][+-]?[0-9]+)?", text) else text
+    low = t.lower().lstrip("+-")
+    if low in ("inf", "infinity", "nan"):
+        return float(t)
+    if not re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", t):
+        raise ValueError
+    return float(t)
+
+
+def _record(row: list[str], where: str) -> TraceRecord:
+    values: dict[str, Any] = {}
+    for i, name in enumerate(COLUMNS[:_REQUIRED]):
+        text = row[i]
+        try:
+            if name == "streaming":
+                if text not in _GO_BOOLS:
+                    raise ValueError
+                values[name] = _GO_BOOLS[text]
+            elif name == "reason_ratio":
+                values[name] = _go_float(text)
+            elif name in _INT_FIELDS:
+                values[name] = _go_atoi(text)
+            else:
+                values[name] = text
+        except ValueError:
+            kind = {"streaming": "true or false", "reason_ratio": "a number"}.get(name, "an integer")
+            raise WorkloadError(f"{where}: {name}: expected {kind}, got {text!r}") from None
+    values["status"] = row[20] if len(row) > 20 else "ok"
+    values["error_message"] = row[21].strip() if len(row) > 21 else ""
+    return TraceRecord(**values)
+
+
+def load_trace_v2(location: Union[str, Path]) -> TraceV2:
+    """Read a v2 trace (a folder, or its CSV with the header beside it); WorkloadError names
+    the file, and the row (1 = the first after the column names) for a bad row."""
+    from ..config.yamltyped import decode
+
+    header_path, data_path = trace_files(location)
+    try:
+        header_text = header_path.read_text("utf-8")
+    except FileNotFoundError:
+        raise WorkloadError(f"{header_path}: trace header not found (a v2 trace is a folder with "
+                            f"{HEADER_FILE} and {DATA_FILE})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkloadError(f"{header_path}: cannot read trace header ({exc})") from None
+    header = decode(header_text, TraceHeader, str(header_path))
+    if header.mode and header.mode not in MODES:
+        raise WorkloadError(f"{header_path}: mode: expected one of {', '.join(MODES)}, got {header.mode!r}")
+    try:
+        handle = open(data_path, newline="", encoding="utf-8")
+    except FileNotFoundError:
+        raise WorkloadError(f"{data_path}: trace data not found") from None
+    except OSError as exc:
+        raise WorkloadError(f"{data_path}: cannot read trace data ({exc.strerror})") from None
+    records = []
+    with handle:
+        reader = csv.reader(handle, strict=True)
+        try:
+            if next(reader, None) is None:
+                raise WorkloadError(f"{data_path}: empty file; expected the column row: {','.join(COLUMNS)}")
+            for row in reader:
+                where = f"{data_path}: row {len(records) + 1} (line {reader.line_num})"
+                if len(row) < _REQUIRED:
+                    raise WorkloadError(f"{where}: {len(row)} columns, expected {len(COLUMNS)} "
+                                        f"({','.join(COLUMNS)})")
+                records.append(_record(row, where))
+        except csv.Error as exc:
+            raise WorkloadError(f"{data_path}: line {reader.line_num}: malformed CSV ({exc})") from None
+        except UnicodeDecodeError:
+            raise WorkloadError(f"{data_path}: not UTF-8 text") from None
+    return TraceV2(header, tuple(records))
