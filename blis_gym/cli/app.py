@@ -164,15 +164,32 @@ def run(
 ) -> None:
     """Run one simulation and print BLIS's metrics sections."""
     _setup_logging(log)
-    values = dict(locals())
-    values["explicit"] = frozenset(
-        name for name in values if name != "ctx" and _from_command_line(ctx, name))
-    values["alpha_coeffs"] = _floats("--alpha-coeffs", alpha_coeffs)
-    values["beta_coeffs"] = _floats("--beta-coeffs", beta_coeffs)
-    opts = RunOptions(**{f.name: values[f.name] for f in fields(RunOptions) if f.name in values})
+    opts = _run_options(ctx, dict(locals()))
     from .runner import execute
     sys.stdout.write(execute(opts, progress=sys.stderr.isatty()))
     sys.stdout.flush()
+
+
+def _run_options(ctx: typer.Context, values: dict) -> RunOptions:
+    """``blis run``'s parsed parameters as RunOptions (options given on the command line marked
+    explicit, coefficient lists parsed)."""
+    values["explicit"] = frozenset(name for name in values if name != "ctx" and _from_command_line(ctx, name))
+    values["alpha_coeffs"] = _floats("--alpha-coeffs", values["alpha_coeffs"])
+    values["beta_coeffs"] = _floats("--beta-coeffs", values["beta_coeffs"])
+    return RunOptions(**{f.name: values[f.name] for f in fields(RunOptions) if f.name in values})
+
+
+def run_options_from_args(args: list[str], where: str = "blis run options") -> RunOptions:
+    """RunOptions from ``blis run`` arguments (e.g. the words after ``--`` of another command);
+    a bad flag or value raises ConfigError naming ``where``."""
+    from ..errors import ConfigError
+
+    command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
+    try:
+        ctx = command.make_context("blis run", list(args), resilient_parsing=False)
+    except cx.UsageError as exc:
+        raise ConfigError(f"{where}: {exc.format_message()}") from None
+    return _run_options(ctx, dict(ctx.params))
 
 
 app.command("train")(agent_commands.train_cmd)
