@@ -6,6 +6,11 @@ Arguments starting with ``tests/data/`` are passed to BLIS as absolute paths (th
 relative, as the differential test expects); ``{results}`` stands for a results file, and
 ``--results`` records it too. The case is appended to cases.json (replacing one of the same
 name). ``--blis`` points at the reference runner (default ~/blis-ref/blis-run).
+
+``--trace-v2 DIR`` records a trace v2 replay: the case runs ``--workload traces
+--workload-traces-filepath DIR`` here, and the reference runs ``--trace-v2 DIR``, a flag of a
+harness build of BLIS (not in BLIS's CLI at 96a0542f) that feeds the folder through BLIS's own
+``LoadTraceV2`` and ``LoadTraceV2Requests`` where a workload spec's requests would go.
 """
 
 from __future__ import annotations
@@ -32,11 +37,16 @@ def main(argv: list[str]) -> int:
     p.add_argument("--reference-kv", action="store_true")
     p.add_argument("--results", action="store_true")
     p.add_argument("--blis", default=os.path.expanduser("~/blis-ref/blis-run"))
+    p.add_argument("--trace-v2", default="")
     opts = p.parse_args(argv[:split])
     args = argv[split + 1:]
+    reference_args = list(args)
+    if opts.trace_v2:
+        args = [*args, "--workload", "traces", "--workload-traces-filepath", opts.trace_v2]
+        reference_args = [*reference_args, "--trace-v2", opts.trace_v2]
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "results.json"
-        real = [a.replace("{results}", str(results)) for a in args]
+        real = [a.replace("{results}", str(results)) for a in reference_args]
         real = [str(ROOT / a) if a.startswith("tests/data/") else a for a in real]
         proc = subprocess.run([opts.blis, "run", *real], capture_output=True, text=True, timeout=1800)
         if proc.returncode != 0:

@@ -22,7 +22,7 @@ from typer.core import TyperCommand
 
 from ..errors import BlisError
 from ..workload.spec_loader import shipped_specs
-from . import agent_commands, sweep_command
+from . import agent_commands, calibrate_command, sweep_command
 from ..config.schema import MAX_INT64
 from ..plan import RunOptions
 
@@ -109,9 +109,10 @@ def run(
     latency_model: str = typer.Option("auto", "--latency-model", help="Step-time model: auto (BLIS's rule: trained coefficients, roofline when they are zero and a config folder/hardware file is given, or when no coefficients exist for the model/GPU/TP), blackbox, or roofline.", rich_help_panel=CORE),
     ep: int = typer.Option(1, "--ep", help="Expert-parallel degree: roofline divides a mixture-of-experts model's expert weights and FLOPs over TP x EP GPUs.", rich_help_panel=CORE),
     results_path: str = typer.Option("", "--results-path", help="Also write the cluster metrics and per-request rows to this JSON file.", rich_help_panel=CORE),
+    export_trace: str = typer.Option("", "--export-trace", help="Also write the run's requests as a trace v2 folder (trace_header.yaml, trace_data.csv; mode generated): replay it with --workload traces --workload-traces-filepath DIR, or send it to a server with blis observe.", rich_help_panel=WORKLOAD),
     workload: str = typer.Option("distribution", "--workload", help="chatbot, summarization, contentgen, multidoc, distribution or traces.", rich_help_panel=WORKLOAD),
     workload_spec: str = typer.Option("", "--workload-spec", help=_spec_help(), rich_help_panel=WORKLOAD),
-    workload_traces_filepath: str = typer.Option("", "--workload-traces-filepath", help="CSV trace for --workload traces.", rich_help_panel=WORKLOAD),
+    workload_traces_filepath: str = typer.Option("", "--workload-traces-filepath", help="Trace for --workload traces: BLIS's CSV (token id arrays), or a trace v2 folder (trace_header.yaml + trace_data.csv, replayed as BLIS's LoadTraceV2Requests: token ids drawn for --seed).", rich_help_panel=WORKLOAD),
     rate: float = typer.Option(_D.rate, "--rate", help="Requests per second.", rich_help_panel=WORKLOAD),
     num_requests: int = typer.Option(_D.num_requests, "--num-requests", help="Number of requests to generate.", rich_help_panel=WORKLOAD),
     prefix_tokens: int = typer.Option(0, "--prefix-tokens", help="Shared prefix length (tokens).", rich_help_panel=WORKLOAD),
@@ -195,6 +196,7 @@ def run_options_from_args(args: list[str], where: str = "blis run options") -> R
 app.command("train")(agent_commands.train_cmd)
 app.command("evaluate")(agent_commands.evaluate_cmd)
 app.command("sweep")(sweep_command.sweep_cmd)
+app.command("calibrate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(calibrate_command.calibrate_cmd)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -6,6 +6,9 @@ import logging
 
 from ..plan import RunOptions, resolve, simulate
 from ..report.render import results_json, stdout_text, write_atomic
+from ..workload.spec_loader import load_workload_spec
+from ..workload.trace_replay import trace_from_requests
+from ..workload.tracev2 import TraceV2, export_trace_v2
 from .progress import ProgressBar
 
 log = logging.getLogger("blis_gym")
@@ -20,4 +23,15 @@ def execute(opts: RunOptions, progress: bool = False) -> str:
     if plan.results_path:
         write_atomic(plan.results_path, results_json(result))
         log.info("metrics written to: %s", plan.results_path)
+    if opts.export_trace:
+        export_trace_v2(generated_trace(opts, plan.requests), opts.export_trace)
+        log.info("trace written to: %s", opts.export_trace)
     return text
+
+
+def generated_trace(opts: RunOptions, requests: list) -> TraceV2:
+    """The run's requests as a ``generated`` trace v2 (streaming per client from the spec)."""
+    streaming = {}
+    if opts.workload_spec:
+        streaming = {c.id: c.streaming for c in load_workload_spec(opts.workload_spec).clients}
+    return trace_from_requests(requests, streaming, workload_spec=opts.workload_spec)

@@ -32,6 +32,7 @@ class RunOptions:
     latency_model: str = "auto"  # ours: auto (BLIS's rule), blackbox or roofline
     ep: int = 1  # ours: expert-parallel degree (roofline, mixture-of-experts models)
     results_path: str = ""
+    export_trace: str = ""  # ours: write the generated workload as a trace v2 folder
     # workload
     workload: str = "distribution"
     workload_spec: str = ""
@@ -107,7 +108,7 @@ def cli_flags(o: RunOptions) -> list[str]:
     args: list[str] = []
     for f in fields(RunOptions):
         value = getattr(o, f.name)
-        if f.name in ("explicit", "reference_kv"):
+        if f.name in ("explicit", "reference_kv", "export_trace"):
             continue
         if value == getattr(base, f.name) and (f.name not in o.explicit or isinstance(value, bool)):
             continue
@@ -123,7 +124,7 @@ def cli_flags(o: RunOptions) -> list[str]:
 
 # Options a configuration file (a scenario, a sweep) may not set: they concern output files,
 # the terminal and the differential tests.
-_FILE_EXCLUDED = frozenset({"results_path", "log", "summarize_trace", "explicit", "reference_kv"})
+_FILE_EXCLUDED = frozenset({"results_path", "export_trace", "log", "summarize_trace", "explicit", "reference_kv"})
 #: ``blis run`` options a scenario or sweep file may set, named like the flags with underscores.
 FILE_OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(RunOptions) if f.name not in _FILE_EXCLUDED)
 #: Options naming files: in a configuration file, a relative path is read from the file's folder

@@ -112,6 +112,9 @@ def _validate_flags(o: RunOptions) -> None:
             raise ConfigError(f"--results-path {o.results_path}: is a directory; give a file name")
         if not os.access(parent, os.W_OK):
             raise ConfigError(f"--results-path {o.results_path}: directory {parent} is not writable")
+    if o.export_trace and os.path.exists(o.export_trace) and not os.path.isdir(o.export_trace):
+        raise ConfigError(f"--export-trace {o.export_trace}: is a file; give a folder (it gets "
+                          f"trace_header.yaml and trace_data.csv)")
 
 
 def _lookahead(o: RunOptions) -> LookaheadConfig:

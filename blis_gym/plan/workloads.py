@@ -21,6 +21,8 @@ from ..errors import WorkloadError
 from ..workload import generate_distribution, load_trace
 from ..workload.spec_generator import generate_spec_requests
 from ..workload.spec_loader import load_workload_spec
+from ..workload.trace_replay import requests_from_trace
+from ..workload.tracev2 import is_trace_v2, load_trace_v2
 from .options import RunOptions
 
 log = logging.getLogger("blis_gym")
@@ -65,7 +67,11 @@ def build_workload(o: RunOptions, catalog_loader: Callable[[], Catalog]) -> Work
             raise WorkloadError("--workload-traces-filepath is required when using --workload traces")
         if o.prefix_groups != 1:
             raise WorkloadError("--prefix-groups applies to generated workloads, not --workload traces")
-        return Workload(load_trace(o.workload_traces_filepath, o.horizon), o.horizon)
+        path = o.workload_traces_filepath
+        if is_trace_v2(path):  # a v2 trace folder (or its CSV), replayed as BLIS's LoadTraceV2Requests
+            trace = load_trace_v2(path)
+            return Workload(requests_from_trace(trace, o.seed, f"--workload-traces-filepath {path}"), o.horizon)
+        return Workload(load_trace(path, o.horizon), o.horizon)
     if not (o.rate > 0 and math.isfinite(o.rate)):
         raise WorkloadError(f"--rate must be a finite value > 0, got {o.rate}")
     if o.workload == "distribution":
