@@ -310,7 +310,11 @@ def test_the_simulators_own_timings_calibrate_perfectly(blis, tmp_path):
     assert len(report["known_limitations"]) == 4
     assert "=== Calibration ===" in stdout
     rows = {words[0]: words for words in map(str.split, stdout.splitlines()) if words[:1] in (["ttft"], ["itl"], ["e2e"])}
-    assert rows["ttft"][1] == "14" and rows["ttft"][-1] == "excellent"
+    # A non-streamed answer's first chunk is its end: TTFT pairs come from streamed requests only.
+    streamed = len([r for r in _records()[2:] if r.streaming])
+    assert 0 < streamed < 14 and info["ttft_non_streaming_excluded"] == 14 - streamed
+    assert report["metrics"]["ttft"]["count"] == streamed and report["metrics"]["e2e"]["count"] == 14
+    assert rows["ttft"][1] == str(streamed) and rows["ttft"][-1] == "excellent"
     assert f"wrote {out}" in stderr
 
 

@@ -209,7 +209,7 @@ def calibrate_cmd(
     config = CalibrationConfig(
         warm_up_requests=header.warm_up_requests if warm_up is None else warm_up,
         network_rtt_us=int(rtt_ms * 1000),  # truncated to whole µs, as BLIS converts it
-        bandwidth_mbps=bandwidth_mbps)
+        bandwidth_mbps=bandwidth_mbps, ttft_streaming_only=True)
 
     candidates = sum(1 for r in data.records if r.request_id >= config.warm_up_requests and r.status == "ok")
     if candidates == 0:  # known before simulating anything

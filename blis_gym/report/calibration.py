@@ -26,6 +26,9 @@ Ours, beyond the reference:
   request, nothing per token). A chunk is taken to carry one token, as a vLLM stream does.
 - *Statuses.* Only records with ``status == "ok"`` are compared; errors and timeouts are
   counted as excluded (``non_ok_excluded``).
+- *TTFT of non-streamed answers.* A non-streamed answer arrives whole: its first chunk is its
+  last, so the reference compares its E2E with a simulated TTFT. ``blis calibrate`` sets
+  ``ttft_streaming_only``, which leaves such requests out of TTFT (E2E keeps them).
 - *Counting.* A record with a negative real latency (clock skew) counts as unmatched, and not
   also as matched as in the reference (where ``num_requests`` then counts it twice); token
   mismatches are counted over the pairs actually compared.
@@ -66,6 +69,9 @@ class CalibrationConfig:
     warm_up_requests: int = 0  # records with request_id below this are left out
     network_rtt_us: int = 0  # round trip added to every simulated latency (µs)
     bandwidth_mbps: float = 0.0  # link bandwidth for upload/download delays (Mbit/s; <= 0: none)
+    # Ours: a non-streamed answer arrives whole, so its "first chunk" is its end, not its first
+    # token; with this on, non-streaming requests give no TTFT pair (the reference pairs them).
+    ttft_streaming_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ class CalibrationPairs:
     unmatched_real: int = 0  # no simulated request of that id, or a negative real latency
     unmatched_sim: int = 0
     negative_latencies: int = 0  # ours: the part of unmatched_real that was clock skew
+    ttft_non_streaming: int = 0  # ours: pairs with no TTFT pair (ttft_streaming_only)
 
 
 @dataclass(frozen=True)
@@ -145,6 +152,7 @@ class TraceInfo:
     unmatched_sim: int = 0
     non_ok_excluded: int = 0
     negative_latencies: int = 0
+    ttft_non_streaming_excluded: int = 0
     duration: str = ""  # left empty, as the reference leaves it
 
 
@@ -221,8 +229,11 @@ def prepare_calibration_pairs(
             pairs.token_mismatch_count += 1
         upload = upload_delay_us(config.bandwidth_mbps, sr.input_tokens)
         download = download_delay_us(config.bandwidth_mbps, sr.output_tokens)
-        pairs.ttft.real.append(real_ttft)
-        pairs.ttft.sim.append(sr.ttft + network + upload)
+        if config.ttft_streaming_only and not rec.streaming:
+            pairs.ttft_non_streaming += 1
+        else:
+            pairs.ttft.real.append(real_ttft)
+            pairs.ttft.sim.append(sr.ttft + network + upload)
         pairs.e2e.real.append(real_e2e)
         pairs.e2e.sim.append(sr.e2e + network + upload + download)
         if rec.streaming and rec.num_chunks >= 2 and sr.output_tokens >= 2:
@@ -324,7 +335,7 @@ def build_calibration_report(pairs: CalibrationPairs, config_match: Optional[Con
         warm_up_excluded=pairs.excluded_warm_up, matched_pairs=pairs.matched_count,
         token_mismatches=pairs.token_mismatch_count, unmatched_real=pairs.unmatched_real,
         unmatched_sim=pairs.unmatched_sim, non_ok_excluded=pairs.excluded_non_ok,
-        negative_latencies=pairs.negative_latencies)
+        negative_latencies=pairs.negative_latencies, ttft_non_streaming_excluded=pairs.ttft_non_streaming)
     metrics: dict[str, MetricComparison] = {}
     for name in METRIC_NAMES:
         pair: LatencyPair = getattr(pairs, name)
