@@ -22,7 +22,7 @@ from typer.core import TyperCommand
 
 from ..errors import BlisError
 from ..workload.spec_loader import shipped_specs
-from . import agent_commands, calibrate_command, observe_command, sweep_command
+from . import agent_commands, calibrate_command, observe_command, serve_command, sweep_command
 from ..config.schema import MAX_INT64
 from ..plan import RunOptions
 
@@ -196,6 +196,7 @@ def run_options_from_args(args: list[str], where: str = "blis run options") -> R
 app.command("train")(agent_commands.train_cmd)
 app.command("evaluate")(agent_commands.evaluate_cmd)
 app.command("sweep")(sweep_command.sweep_cmd)
+app.command("serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(serve_command.serve_cmd)
 app.command("observe", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(observe_command.observe_cmd)
 app.command("calibrate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(calibrate_command.calibrate_cmd)
 

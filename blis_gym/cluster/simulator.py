@@ -235,10 +235,42 @@ class ClusterSimulator(Forkable):
         """Snapshots of every instance now (pending counts included)."""
         return RouterState(self.snapshots.all(self.clock, self.pending), self.clock)
 
+    # --- an open run: requests injected while it runs (blis serve) ---------------
+    def inject(self, req: Request) -> None:
+        """Add a request to the run, arriving at ``req.arrival`` (ticks, never before the clock).
+
+        In a run driven by ``advance_until``, an arrival after the last tick run (``> until``)
+        keeps events in the order they would have had with the request in the workload from
+        the start (at one tick, cluster events come before instance events)."""
+        if req.arrival < self.clock:
+            raise ValueError(f"request {req.id} arrives at {req.arrival}, before the clock ({self.clock})")
+        self._push(req.arrival, ARRIVAL, req)
+
+    def next_event_time(self) -> int:
+        """The earliest pending event's tick (cluster or instance); ``1 << 64`` when there is none."""
+        ct = self._events[0][0] if self._events else _INF
+        it = min(self._tops)
+        return ct if ct < it else it
+
+    @gc_paused
+    def advance_until(self, tick: int) -> None:
+        """Run every event at or before ``tick`` and stop there, leaving the run open: more
+        requests may be injected and the run never finishes (its metrics stay as they are).
+        Needs both built-in policies (nothing may pause the loop)."""
+        if self.admission is None or self.routing is None:
+            raise RuntimeError("advance_until needs both an admission and a routing policy")
+        if tick >= self.clock:  # (an earlier tick has nothing left to run)
+            self._loop(tick)
+
     # --- the loop --------------------------------------------------------------
     @gc_paused
     def advance(self) -> Optional[Decision]:
         """Run until a decision needs an outside answer; None once the run is over."""
+        return self._loop(None)
+
+    def _loop(self, until: Optional[int]) -> Optional[Decision]:
+        """The event loop: up to the next pending decision, or the end; with ``until``
+        (an open run), only up to that tick, without finishing."""
         if self._paused is not None:
             raise RuntimeError("a decision is pending: answer it with admit() or route() first")
         if self._done:
@@ -253,7 +285,7 @@ class ClusterSimulator(Forkable):
             self._apply_routing(req, t, self.routing.route(req, state), state)
         events = self._events
         instances = self.instances
-        horizon = self.stop_at
+        horizon = self.stop_at if until is None or until > self.stop_at else until
         pending = self.pending
         tops = self._tops
         while True:
@@ -302,6 +334,9 @@ class ClusterSimulator(Forkable):
                     pending[idx] -= 1
                 ev = inst.events
                 tops[idx] = ev[0][0] if ev else _INF
+        if until is not None:  # an open run paused at its tick: the clock stands there
+            self.clock = until
+            return None
         self._finish()
         return None
 

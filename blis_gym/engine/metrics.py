@@ -80,6 +80,11 @@ class InstanceMetrics(Forkable):
         self._itl_count_diff.append(0)
         return len(prefix) - 2
 
+    def step_itl(self, index: int) -> int:
+        """The inter-token latency (ticks) of step ``index`` of the series (see ``add_step_itl``)."""
+        prefix = self._itl_prefix
+        return prefix[index + 1] - prefix[index]
+
     def itl_histogram(self) -> tuple[np.ndarray, np.ndarray]:
         """(values, counts): every ITL a completed request recorded, as values with multiplicities."""
         if self._itl_histogram is not None:
