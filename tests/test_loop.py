@@ -24,15 +24,16 @@ pytest.importorskip("starlette", reason="needs the serve extra (pip install 'bli
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(240)]
 
-MODEL = "meta-llama/llama-3.1-8b-instruct"
+MODEL = "codellama/codellama-34b-instruct-hf"
 CLUSTER = ["--model", MODEL, "--num-instances", "2", "--routing-policy", "least-loaded", "--log", "error"]
-# Two clients, one streaming, with prompts long enough that TTFT is tens of milliseconds of
-# simulated prefill (not a millisecond that HTTP jitter would dwarf).
+# Two clients, one streaming, with prompts long enough that TTFT is a few hundred milliseconds
+# of simulated prefill on a 34B model: the millisecond or so that Python's HTTP stack adds to
+# every request (llama-3.1-8b's 50 ms TTFTs show it as 4-5% MAPE) stays well below the bound.
 SPEC = """
 version: "1"
 seed: 11
-aggregate_rate: 6
-num_requests: 90
+aggregate_rate: 3
+num_requests: 60
 clients:
   - id: chat
     slo_class: interactive
@@ -101,7 +102,7 @@ def test_serve_observe_calibrate(server, tmp_path: Path):
                "--", "--workload-spec", str(spec), timeout=150)
     assert obs.returncode == 0, obs.stderr[-3000:]
     rows = (tmp_path / "obs" / "trace_data.csv").read_text().splitlines()[1:]
-    assert len(rows) == 90 and all(",ok," in r for r in rows), obs.stderr[-2000:]
+    assert len(rows) == 60 and all(",ok," in r for r in rows), obs.stderr[-2000:]
     report_path = tmp_path / "calibration.json"
     cal = blis("calibrate", str(tmp_path / "obs"), "--out", str(report_path), "--", *CLUSTER, timeout=150)
     assert cal.returncode == 0, cal.stderr[-3000:]
