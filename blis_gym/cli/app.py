@@ -48,8 +48,21 @@ def _floats(flag: str, text: str) -> tuple[float, ...]:
         raise BlisError(f"{flag} must be comma-separated numbers, got {text!r}") from None
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a record is emitted, not as it was at setup: the
+    CLI also runs in-process (tests, notebooks) where stderr is swapped and closed between runs."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter('level=%(levelname)s msg="%(message)s"'))
     logger = logging.getLogger("blis_gym")
     logger.handlers[:] = [handler]
