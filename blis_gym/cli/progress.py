@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Optional, TextIO
 
 
 def _clock(seconds: float) -> str:
@@ -19,11 +19,11 @@ class ProgressBar:
     estimated time left (from the mean pace so far) follow, and ``note`` (e.g. failures) after.
     """
 
-    def __init__(self, total: int, what: str, eta: bool = False, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, total: int, what: str, eta: bool = False, stream: Optional[TextIO] = None) -> None:
         self.total = max(total, 1)
         self.what = what
         self.eta = eta
-        self.stream = stream
+        self.stream = stream if stream is not None else sys.stderr  # stderr as it is now, not at import
         self.started = time.monotonic()
         self.last = 0.0
         self.base = 0  # work done before this bar started (a resumed sweep): no pace from it

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from ..workload.tracev2 import TraceRecord
+from .fitness import percentile
 
 #: Bytes a token takes on the wire (an int32 token id), as BLIS's network model says.
 BYTES_PER_TOKEN = 4
@@ -249,19 +250,8 @@ def prepare_calibration_pairs(
 
 def percentile_from_sorted(sorted_values: Sequence[float], p: float) -> float:
     """The ``p``-th percentile (0-100) of ascending values, linearly interpolated between the
-    two nearest ranks; 0 for no values."""
-    n = len(sorted_values)
-    if n == 0:
-        return 0.0
-    if n == 1:
-        return sorted_values[0]
-    rank = p / 100.0 * float(n - 1)
-    lower = math.floor(rank)
-    upper = math.ceil(rank)
-    if lower == upper:
-        return sorted_values[lower]
-    frac = rank - float(lower)
-    return sorted_values[lower] + frac * (sorted_values[upper] - sorted_values[lower])
+    two nearest ranks; 0 for no values (BLIS's calibration and fitness share the formula)."""
+    return percentile(list(sorted_values), p)
 
 
 def pearson_correlation(x: Sequence[float], y: Sequence[float]) -> float:
