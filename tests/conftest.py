@@ -85,9 +85,11 @@ def trained_twice(cfg, tmp_path: Path, *, timesteps: int, seed: int):
     return a, b
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_local():
-    """One embedded Ray (2 CPUs) shared by the tests that need it; shut down after the session.
+    """One embedded Ray (2 CPUs) shared by a module's tests that need it; shut down after the
+    module, so that no Ray thread outlives it into other modules' tests (its error listener
+    writes to whatever stderr capture was current).
 
     Commands under test reuse it (``blis_gym.distributed.ray_session`` joins a connected Ray)."""
     ray = pytest.importorskip("ray", reason="needs the distributed extra (pip install 'blis-gym[distributed]')")

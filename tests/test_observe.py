@@ -165,6 +165,14 @@ def serve():
         s.stop()
 
 
+@pytest.fixture(autouse=True)
+def _real_stderr(capsys):
+    """No per-test capture here: the fake server's threads can outlive a test's capture stream,
+    and in the full suite writing to a closed one brought the whole run down."""
+    with capsys.disabled():
+        yield
+
+
 def observe(capsys, *args: str) -> tuple[int, str]:
     """Run ``blis observe ARGS`` as its own process (the fake server stays in this one): (exit
     code, stderr). A process of its own keeps the client's timing and output apart from what
