@@ -51,8 +51,16 @@ def _greedy(policy, obs):
     return policy.get_distribution(obs).distribution.probs.argmax(dim=1)
 
 
-def fit(policy, observations: np.ndarray, actions: np.ndarray, *, epochs: int, learning_rate: float,
-        seed: int, batch_size: int = 256) -> float:
+def fit(
+    policy,
+    observations: np.ndarray,
+    actions: np.ndarray,
+    *,
+    epochs: int,
+    learning_rate: float,
+    seed: int,
+    batch_size: int = 256,
+) -> float:
     """Train ``policy`` to pick ``actions`` on ``observations`` (already normalised as it will
     see them): ``epochs`` passes of Adam on the cross-entropy, in minibatches of ``batch_size``
     shuffled by a generator seeded with ``seed``. Returns the final training accuracy (the
@@ -69,7 +77,7 @@ def fit(policy, observations: np.ndarray, actions: np.ndarray, *, epochs: int, l
     for _ in range(epochs):
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             loss = _loss(policy, obs_t[idx], act_t[idx])
             opt.zero_grad()
             loss.backward()

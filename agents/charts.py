@@ -22,7 +22,7 @@ PANELS = (("ttft_mean_ms", "TTFT mean (ms)"), ("ttft_p99_ms", "TTFT p99 (ms)"), 
 def short_label(name: str) -> str:
     """``baseline:weighted`` -> ``weighted``; ``runs/ppo/model.zip`` -> ``ppo``."""
     if name.startswith("baseline:"):
-        return name[len("baseline:"):]
+        return name[len("baseline:") :]
     path = Path(name)
     if path.name == "model.zip" and path.parent.name:
         return path.parent.name
@@ -39,6 +39,7 @@ def plot_results(results: Sequence, ci95, path: Path) -> bool:
     """Draw ``results`` (``PolicyResult``s) to ``path``; False when matplotlib is missing."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
@@ -58,8 +59,9 @@ def plot_results(results: Sequence, ci95, path: Path) -> bool:
                 bar.set_hatch("//")
                 bar.set_alpha(0.6)
         for xi, m, e in zip(x, means, errs):
-            ax.annotate(f"{m:.0f}", (xi, m + e), ha="center", va="bottom", fontsize=7,
-                        xytext=(0, 2), textcoords="offset points")
+            ax.annotate(
+                f"{m:.0f}", (xi, m + e), ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points"
+            )
         _zoomed(ax, means - errs, means + errs)
         ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
         ax.set_title(title + "\n(mean of episodes, 95% CI; axis not from 0)", fontsize=9)
@@ -71,16 +73,24 @@ def plot_results(results: Sequence, ci95, path: Path) -> bool:
         if not len(xs):
             continue
         tail = 1.0 - np.arange(len(xs)) / len(xs)  # P(TTFT >= x), down to 1/n
-        ax.step(xs, tail, where="post", color=color, linestyle="--" if is_oracle else "-",
-                linewidth=1.2, label=label + (" (oracle)" if is_oracle else ""))
+        ax.step(
+            xs,
+            tail,
+            where="post",
+            color=color,
+            linestyle="--" if is_oracle else "-",
+            linewidth=1.2,
+            label=label + (" (oracle)" if is_oracle else ""),
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=12))
     ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.axhline(0.01, color="grey", linewidth=0.8, linestyle=":")
-    ax.annotate("p99", (1.0, 0.01), xycoords=("axes fraction", "data"), ha="right", va="bottom",
-                fontsize=8, color="grey")
+    ax.annotate(
+        "p99", (1.0, 0.01), xycoords=("axes fraction", "data"), ha="right", va="bottom", fontsize=8, color="grey"
+    )
     ax.set_xlabel("TTFT (ms)")
     ax.set_ylabel("P(TTFT > x)")
     ax.set_title("TTFT tail (all episodes pooled)", fontsize=9)

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
 
 from ..config import yamlio
+from ..config.datafiles import shipped_dir, shipped_names
 from ..errors import ConfigError
-from .model import ALGOS
+from .common import ALGOS
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,7 @@ _KEYS = {f for f in AgentConfig.__dataclass_fields__}
 
 
 def agent_config_names() -> list[str]:
-    folder = resources.files("blis_gym.configs") / "agents"
-    return sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith(".yaml"))
+    return shipped_names("agents")
 
 
 def _sub(where: str, key: str, value: Any, cls) -> Any:
@@ -108,8 +107,9 @@ def _sub(where: str, key: str, value: Any, cls) -> Any:
     allowed = set(cls.__dataclass_fields__)
     unknown = set(value) - allowed
     if unknown:
-        raise ConfigError(f"{where}: {key}: unknown key(s) {', '.join(sorted(unknown))} "
-                          f"(valid: {', '.join(sorted(allowed))})")
+        raise ConfigError(
+            f"{where}: {key}: unknown key(s) {', '.join(sorted(unknown))} (valid: {', '.join(sorted(allowed))})"
+        )
     try:
         return cls(**value)
     except TypeError as exc:
@@ -137,8 +137,9 @@ def parse_agent_config(doc: Any, where: str) -> AgentConfig:
         values["dagger"] = values["dagger"] or Dagger()
         for key in ("hyperparameters", "entropy_schedule", "warm_start", "normalize_rewards"):
             if doc.get(key):
-                raise ConfigError(f"{where}: {key}: not used by algo dagger (it imitates its teacher; "
-                                  f"set the dagger block instead)")
+                raise ConfigError(
+                    f"{where}: {key}: not used by algo dagger (it imitates its teacher; set the dagger block instead)"
+                )
     elif values["dagger"] is not None:
         raise ConfigError(f"{where}: dagger: applies to algo dagger, not {algo}")
     cfg = AgentConfig(**values)
@@ -152,15 +153,20 @@ def parse_agent_config(doc: Any, where: str) -> AgentConfig:
     if cfg.algo == "dqn" and cfg.entropy_schedule:
         raise ConfigError(f"{where}: entropy_schedule applies to ppo and a2c, not dqn")
     es = cfg.entropy_schedule
-    if es is not None and not all(isinstance(x, (int, float)) and math.isfinite(x) and x >= 0
-                                  for x in (es.start, es.end)):
+    if es is not None and not all(
+        isinstance(x, (int, float)) and math.isfinite(x) and x >= 0 for x in (es.start, es.end)
+    ):
         raise ConfigError(f"{where}: entropy_schedule: start and end must be finite numbers >= 0")
     ws = cfg.warm_start
-    if ws is not None and not (isinstance(ws.episodes, int) and ws.episodes >= 1
-                               and isinstance(ws.epochs, int) and ws.epochs >= 1
-                               and isinstance(ws.learning_rate, (int, float)) and ws.learning_rate > 0):
-        raise ConfigError(f"{where}: warm_start: episodes and epochs must be integers >= 1, "
-                          f"learning_rate > 0")
+    if ws is not None and not (
+        isinstance(ws.episodes, int)
+        and ws.episodes >= 1
+        and isinstance(ws.epochs, int)
+        and ws.epochs >= 1
+        and isinstance(ws.learning_rate, (int, float))
+        and ws.learning_rate > 0
+    ):
+        raise ConfigError(f"{where}: warm_start: episodes and epochs must be integers >= 1, learning_rate > 0")
     if cfg.dagger is not None:
         _check_dagger(cfg.dagger, where)
     return cfg
@@ -177,8 +183,14 @@ def _is_number(v: Any) -> bool:
 def _check_dagger(d: Dagger, where: str) -> None:
     if not isinstance(d.teacher, str) or not d.teacher:
         raise ConfigError(f"{where}: dagger: teacher: expected a baseline name (e.g. lookahead), got {d.teacher!r}")
-    for key, least in (("iterations", 1), ("episodes", 1), ("epochs", 1), ("batch_size", 1),
-                       ("validation_episodes", 0), ("validation_seed", 0)):
+    for key, least in (
+        ("iterations", 1),
+        ("episodes", 1),
+        ("epochs", 1),
+        ("batch_size", 1),
+        ("validation_episodes", 0),
+        ("validation_seed", 0),
+    ):
         v = getattr(d, key)
         if not _is_int(v) or v < least:
             raise ConfigError(f"{where}: dagger: {key}: expected an integer >= {least}, got {v!r}")
@@ -194,13 +206,14 @@ def load_agent_config(name_or_path: str | Path) -> AgentConfig:
     """A shipped config by name (``ppo``, ``a2c``, ``dqn``...) or a YAML file."""
     name = str(name_or_path)
     if name in agent_config_names():
-        text = (resources.files("blis_gym.configs") / "agents" / f"{name}.yaml").read_text("utf-8")
+        text = (shipped_dir("agents") / f"{name}.yaml").read_text("utf-8")
         where = f"agent config {name}"
     else:
         path = Path(name)
         if not path.is_file():
-            raise ConfigError(f"agent config {name!r}: no such file or shipped config "
-                              f"(shipped: {', '.join(agent_config_names())})")
+            raise ConfigError(
+                f"agent config {name!r}: no such file or shipped config (shipped: {', '.join(agent_config_names())})"
+            )
         where = f"agent config {path}"
         try:
             text = path.read_text("utf-8")

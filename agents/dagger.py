@@ -45,9 +45,13 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
+import yaml
 
+from ..baselines import make_baseline
 from ..envs.observation import observation_size
 from ..errors import ConfigError
+from . import bc
+from .common import CONFIG_FILE, MODEL_FILE, VECNORM_FILE, TrainReport, algo_class, make_env
 from .config import AgentConfig, Dagger
 
 DAGGER_CSV = "dagger.csv"
@@ -81,9 +85,6 @@ def _init_worker() -> None:
 
 
 def _env_and_teacher(task: EpisodeTask):
-    from ..baselines import make_baseline
-    from .model import make_env
-
     key = (task.env_id, task.env_kwargs, task.teacher)
     if _WORKER.get("key") != key:
         env = make_env(task.env_id, **dict(task.env_kwargs))
@@ -129,14 +130,21 @@ def play_episode(task: EpisodeTask) -> dict:
         done = terminated or truncated
     cluster = info["metrics"]["cluster"]
     n = len(labels)
-    return {"seed": task.seed, "decisions": n, "agree": agree, "learner_acted": learner_acted,
-            "obs": np.asarray(observations, dtype=np.float32).reshape(n, -1) if task.label else None,
-            "labels": np.asarray(labels, dtype=np.int64),
-            "ttft_mean_ms": cluster["ttft_mean_ms"], "ttft_p99_ms": cluster["ttft_p99_ms"],
-            "e2e_mean_ms": cluster["e2e_mean_ms"]}
+    return {
+        "seed": task.seed,
+        "decisions": n,
+        "agree": agree,
+        "learner_acted": learner_acted,
+        "obs": np.asarray(observations, dtype=np.float32).reshape(n, -1) if task.label else None,
+        "labels": np.asarray(labels, dtype=np.int64),
+        "ttft_mean_ms": cluster["ttft_mean_ms"],
+        "ttft_p99_ms": cluster["ttft_p99_ms"],
+        "e2e_mean_ms": cluster["e2e_mean_ms"],
+    }
 
 
 # --- driver --------------------------------------------------------------------------------------
+
 
 class _Runner:
     """Episodes in this process (``n_envs`` 1) or in a pool of spawned workers, in task order."""
@@ -175,21 +183,27 @@ def betas(d: Dagger) -> list[float]:
 def check_seeds(d: Dagger, seed: int) -> None:
     last = seed + d.iterations * d.episodes - 1
     if d.validation_episodes and last >= d.validation_seed and seed < d.validation_seed + d.validation_episodes:
-        raise ConfigError(f"dagger: training seeds {seed}..{last} overlap the validation seeds "
-                          f"{d.validation_seed}..{d.validation_seed + d.validation_episodes - 1}; "
-                          f"change --seed or dagger: validation_seed")
+        raise ConfigError(
+            f"dagger: training seeds {seed}..{last} overlap the validation seeds "
+            f"{d.validation_seed}..{d.validation_seed + d.validation_episodes - 1}; "
+            f"change --seed or dagger: validation_seed"
+        )
 
 
-def train_dagger(config: AgentConfig, *, env_id: str, env_kwargs: dict, seed: int, out: Path, n_envs: int,
-                 max_labels: int, meta: dict, log: Callable[[str], None]):
+def train_dagger(
+    config: AgentConfig,
+    *,
+    env_id: str,
+    env_kwargs: dict,
+    seed: int,
+    out: Path,
+    n_envs: int,
+    max_labels: int,
+    meta: dict,
+    log: Callable[[str], None],
+):
     """Run DAgger into ``out`` (already checked and created); returns a TrainReport."""
-    import yaml
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
-
-    from ..baselines import make_baseline
-    from .bc import fit
-    from .model import CONFIG_FILE, MODEL_FILE, VECNORM_FILE, algo_class, make_env
-    from .train import TrainReport
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize  # lazy: imports torch
 
     d = config.dagger
     check_seeds(d, seed)
@@ -205,8 +219,9 @@ def train_dagger(config: AgentConfig, *, env_id: str, env_kwargs: dict, seed: in
     if config.normalize_observations:
         venv = VecNormalize(venv, norm_obs=True, norm_reward=False)
     try:
-        model = algo_class("dagger")(config.policy, venv, seed=seed, device="cpu", verbose=0,
-                                     policy_kwargs=dict(config.policy_kwargs) or None)
+        model = algo_class("dagger")(
+            config.policy, venv, seed=seed, device="cpu", verbose=0, policy_kwargs=dict(config.policy_kwargs) or None
+        )
     except (TypeError, ValueError) as exc:
         venv.close()
         raise ConfigError(f"agent config: dagger: policy or policy_kwargs: {exc}") from None
@@ -232,8 +247,10 @@ def train_dagger(config: AgentConfig, *, env_id: str, env_kwargs: dict, seed: in
     interrupted = False
     started = time.perf_counter()
     runner = _Runner(n_envs)
-    log(f"dagger: teacher {d.teacher}, {d.iterations} iterations x {d.episodes} episodes, "
-        f"{n_envs} worker{'s' if n_envs > 1 else ''}")
+    log(
+        f"dagger: teacher {d.teacher}, {d.iterations} iterations x {d.episodes} episodes, "
+        f"{n_envs} worker{'s' if n_envs > 1 else ''}"
+    )
     try:
         for it in range(d.iterations):
             if labels_total >= max_labels:
@@ -242,8 +259,10 @@ def train_dagger(config: AgentConfig, *, env_id: str, env_kwargs: dict, seed: in
             t0 = time.perf_counter()
             beta = schedule[it]
             blob = None if it == 0 else learner_blob()
-            tasks = [EpisodeTask(env_id, kw, d.teacher, seed + it * d.episodes + k, beta, (seed, it, k), blob)
-                     for k in range(d.episodes)]
+            tasks = [
+                EpisodeTask(env_id, kw, d.teacher, seed + it * d.episodes + k, beta, (seed, it, k), blob)
+                for k in range(d.episodes)
+            ]
             row = {"iteration": it, "beta": round(beta, 6)}
             agree = acted = n_new = 0
             ttft_p99, ttft_mean = [], []
@@ -256,39 +275,63 @@ def train_dagger(config: AgentConfig, *, env_id: str, env_kwargs: dict, seed: in
                 ttft_p99.append(ep["ttft_p99_ms"])
                 ttft_mean.append(ep["ttft_mean_ms"])
                 share = f", learner agreed {ep['agree'] / max(ep['decisions'], 1):.1%}" if it else ""
-                log(f"dagger: iteration {it} episode {k + 1}/{d.episodes} (seed {ep['seed']}): "
+                log(
+                    f"dagger: iteration {it} episode {k + 1}/{d.episodes} (seed {ep['seed']}): "
                     f"{ep['decisions']} labels, TTFT p99 {ep['ttft_p99_ms']:.1f} ms{share} "
-                    f"[{time.perf_counter() - started:.0f} s]")
+                    f"[{time.perf_counter() - started:.0f} s]"
+                )
             labels_total += n_new
-            new_obs = np.concatenate(obs_parts[-d.episodes:])
+            new_obs = np.concatenate(obs_parts[-d.episodes :])
             if stats is not None:
                 stats.obs_rms.update(new_obs)
             all_obs = np.concatenate(obs_parts)
             all_labels = np.concatenate(label_parts)
             x = stats.normalize_obs(all_obs) if stats is not None else all_obs
-            accuracy = fit(model.policy, x.astype(np.float32), all_labels, epochs=d.epochs,
-                           learning_rate=d.learning_rate, seed=seed + it, batch_size=d.batch_size)
+            accuracy = bc.fit(
+                model.policy,
+                x.astype(np.float32),
+                all_labels,
+                epochs=d.epochs,
+                learning_rate=d.learning_rate,
+                seed=seed + it,
+                batch_size=d.batch_size,
+            )
             model.num_timesteps = labels_total
             name = f"rl_model_{labels_total}_steps"
             save(ckpt_dir / f"{name}.zip", ckpt_dir / f"rl_model_vecnormalize_{labels_total}_steps.pkl")
-            row.update(labels=labels_total, new_labels=n_new, train_accuracy=round(accuracy, 4),
-                       learner_agreement=round(agree / n_new, 4) if it else None,
-                       learner_share=round(acted / n_new, 4) if it else 0.0,
-                       collect_ttft_p99_ms=round(float(np.mean(ttft_p99)), 3),
-                       collect_ttft_mean_ms=round(float(np.mean(ttft_mean)), 3), checkpoint=f"checkpoints/{name}.zip")
+            row.update(
+                labels=labels_total,
+                new_labels=n_new,
+                train_accuracy=round(accuracy, 4),
+                learner_agreement=round(agree / n_new, 4) if it else None,
+                learner_share=round(acted / n_new, 4) if it else 0.0,
+                collect_ttft_p99_ms=round(float(np.mean(ttft_p99)), 3),
+                collect_ttft_mean_ms=round(float(np.mean(ttft_mean)), 3),
+                checkpoint=f"checkpoints/{name}.zip",
+            )
             if d.validation_episodes:
                 vblob = learner_blob()
-                vtasks = [EpisodeTask(env_id, kw, d.teacher, d.validation_seed + k, 0.0, (seed, it, 1_000_000 + k), vblob,
-                                      label=False) for k in range(d.validation_episodes)]
+                vtasks = [
+                    EpisodeTask(
+                        env_id, kw, d.teacher, d.validation_seed + k, 0.0, (seed, it, 1_000_000 + k), vblob, label=False
+                    )
+                    for k in range(d.validation_episodes)
+                ]
                 eps = list(runner.map(vtasks))
                 for col in ("ttft_p99_ms", "ttft_mean_ms", "e2e_mean_ms"):
                     row[f"validation_{col}"] = round(float(np.mean([e[col] for e in eps])), 3)
             row["seconds"] = round(time.perf_counter() - t0, 1)
             history.append(row)
-            val = (f", validation TTFT p99 {row['validation_ttft_p99_ms']:.1f} mean "
-                   f"{row['validation_ttft_mean_ms']:.1f} ms" if d.validation_episodes else "")
-            log(f"dagger: iteration {it} done: {labels_total} labels, training accuracy {accuracy:.1%}{val} "
-                f"({row['seconds']:.0f} s)")
+            val = (
+                f", validation TTFT p99 {row['validation_ttft_p99_ms']:.1f} mean "
+                f"{row['validation_ttft_mean_ms']:.1f} ms"
+                if d.validation_episodes
+                else ""
+            )
+            log(
+                f"dagger: iteration {it} done: {labels_total} labels, training accuracy {accuracy:.1%}{val} "
+                f"({row['seconds']:.0f} s)"
+            )
     except KeyboardInterrupt:
         interrupted = True
         log(f"interrupted after {len(history)} iteration(s): saving the model")
@@ -300,31 +343,41 @@ def train_dagger(config: AgentConfig, *, env_id: str, env_kwargs: dict, seed: in
     selected = None
     if history:
         if d.validation_episodes:
-            selected = min(history, key=lambda r: (r["validation_ttft_p99_ms"], r["validation_ttft_mean_ms"],
-                                                   r["iteration"]))
+            selected = min(
+                history, key=lambda r: (r["validation_ttft_p99_ms"], r["validation_ttft_mean_ms"], r["iteration"])
+            )
         else:
             selected = history[-1]
         src = out / selected["checkpoint"]
         shutil.copyfile(src, out / MODEL_FILE)
         if stats is not None:
             shutil.copyfile(ckpt_dir / f"rl_model_vecnormalize_{selected['labels']}_steps.pkl", out / VECNORM_FILE)
-        log(f"dagger: model.zip is iteration {selected['iteration']}"
-            + (" (lowest validation TTFT p99)" if d.validation_episodes else " (the last)"))
+        log(
+            f"dagger: model.zip is iteration {selected['iteration']}"
+            + (" (lowest validation TTFT p99)" if d.validation_episodes else " (the last)")
+        )
     else:  # interrupted before the first training: the untrained policy, as the other algos save
         save(out / MODEL_FILE, out / VECNORM_FILE)
     venv.close()
     (out / DAGGER_CSV).write_text(_csv(history), "utf-8")
     n_obs = observation_size(meta["num_instances"])
-    np.savez_compressed(out / DAGGER_DATA,
-                        observations=np.concatenate(obs_parts) if obs_parts else np.zeros((0, n_obs), np.float32),
-                        actions=np.concatenate(label_parts) if label_parts else np.zeros(0, np.int64),
-                        iteration=np.concatenate([np.full(len(a), i // d.episodes, np.int16)
-                                                  for i, a in enumerate(label_parts)]) if label_parts
-                        else np.zeros(0, np.int16))
+    np.savez_compressed(
+        out / DAGGER_DATA,
+        observations=np.concatenate(obs_parts) if obs_parts else np.zeros((0, n_obs), np.float32),
+        actions=np.concatenate(label_parts) if label_parts else np.zeros(0, np.int64),
+        iteration=np.concatenate([np.full(len(a), i // d.episodes, np.int16) for i, a in enumerate(label_parts)])
+        if label_parts
+        else np.zeros(0, np.int16),
+    )
     report = TrainReport(out, labels_total, seconds, interrupted, history[-1]["train_accuracy"] if history else None)
-    meta.update(steps_done=labels_total, wall_seconds=round(seconds, 3),
-                steps_per_second=round(report.steps_per_second, 1), interrupted=interrupted,
-                selected_iteration=selected["iteration"] if selected else None, dagger_history=history)
+    meta.update(
+        steps_done=labels_total,
+        wall_seconds=round(seconds, 3),
+        steps_per_second=round(report.steps_per_second, 1),
+        interrupted=interrupted,
+        selected_iteration=selected["iteration"] if selected else None,
+        dagger_history=history,
+    )
     (out / CONFIG_FILE).write_text(yaml.safe_dump(meta, sort_keys=False), "utf-8")
     return report
 

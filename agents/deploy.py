@@ -27,8 +27,9 @@ class _Learned:
     flag = ""
     n_actions = 0  # 0: one per instance
 
-    def __init__(self, model_path: str, *, block_size: int, num_instances: int, max_running: int,
-                 total_kv_blocks: int) -> None:
+    def __init__(
+        self, model_path: str, *, block_size: int, num_instances: int, max_running: int, total_kv_blocks: int
+    ) -> None:
         self.agent = TrainedAgent.load(model_path)
         self.agent.check(self.env_id, observation_size(num_instances), self.n_actions or num_instances, self.flag)
         self.index = PrefixCacheIndex(block_size)
@@ -73,3 +74,29 @@ class LearnedAdmission(_Learned):
     def admit(self, req: Request, state: RouterState) -> tuple[bool, str]:
         admitted = self._action(req, state) == 1
         return admitted, "rl" if admitted else "rl: rejected"
+
+
+# Entry points of the ``rl`` policies (registered by name in :mod:`blis_gym.policies.learned`);
+# the registry passes each the options its signature names.
+def learned_routing(
+    routing_model: str, block_size: int, num_instances: int, max_running: int, total_kv_blocks: int
+) -> LearnedRouting:
+    return LearnedRouting(
+        routing_model,
+        block_size=block_size,
+        num_instances=num_instances,
+        max_running=max_running,
+        total_kv_blocks=total_kv_blocks,
+    )
+
+
+def learned_admission(
+    admission_model: str, block_size: int, num_instances: int, max_running: int, total_kv_blocks: int
+) -> LearnedAdmission:
+    return LearnedAdmission(
+        admission_model,
+        block_size=block_size,
+        num_instances=num_instances,
+        max_running=max_running,
+        total_kv_blocks=total_kv_blocks,
+    )

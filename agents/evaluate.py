@@ -26,23 +26,58 @@ import numpy as np
 from .. import ENV_IDS
 from ..baselines import baseline_names, make_baseline
 from ..config.routers import model_location
+from ..distributed import cluster_cpus, ray_session
+from ..envs.scenario import scenario_names
 from ..errors import BlisError, ConfigError
+from ..fileio import write_atomic
+from ..plan.options import resolve_paths
 from ..report.fitness import compute_fitness, raw_metrics
-from ..report.render import write_atomic
 from .charts import plot_results
-from .model import TrainedAgent, make_env
+from .common import make_env
+from .model import TrainedAgent
 
 BASELINE_PREFIX = "baseline:"
 # (column, cluster metric) averaged over episodes, in table order.
 FIGURES: tuple[tuple[str, str], ...] = (
-    ("ttft_mean_ms", "ttft_mean_ms"), ("ttft_p99_ms", "ttft_p99_ms"),
-    ("e2e_mean_ms", "e2e_mean_ms"), ("e2e_p99_ms", "e2e_p99_ms"),
+    ("ttft_mean_ms", "ttft_mean_ms"),
+    ("ttft_p99_ms", "ttft_p99_ms"),
+    ("e2e_mean_ms", "e2e_mean_ms"),
+    ("e2e_p99_ms", "e2e_p99_ms"),
     ("throughput_rps", "responses_per_sec"),
 )
 # Two-sided 95% Student t quantiles, by degrees of freedom (1..30); the normal 1.96 beyond.
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042)
+_T95 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def ci95(values: Sequence[float]) -> float:
@@ -65,8 +100,12 @@ class PolicyResult:
 
     def summary(self) -> dict:
         fit = [e["fitness"] for e in self.episodes]
-        out: dict[str, Any] = {"policy": self.name, "episodes": len(self.episodes),
-                               "fitness_mean": float(np.mean(fit)), "fitness_ci95": ci95(fit)}
+        out: dict[str, Any] = {
+            "policy": self.name,
+            "episodes": len(self.episodes),
+            "fitness_mean": float(np.mean(fit)),
+            "fitness_ci95": ci95(fit),
+        }
         for col, _ in FIGURES:
             values = [e[col] for e in self.episodes]
             out[col] = float(np.mean(values))
@@ -82,7 +121,7 @@ def resolve_agents(env_id: str, agents: Sequence[str], baselines: str, env) -> l
     u = env.unwrapped
     for spec in agents:
         if spec.startswith(BASELINE_PREFIX):
-            name = spec[len(BASELINE_PREFIX):]
+            name = spec[len(BASELINE_PREFIX) :]
             out.append((spec, make_baseline(name, env)))
         else:
             agent = TrainedAgent.load(model_location(spec))
@@ -96,8 +135,10 @@ def resolve_agents(env_id: str, agents: Sequence[str], baselines: str, env) -> l
         names = [n.strip() for n in baselines.split(",") if n.strip()]
         bad = [n for n in names if n not in valid]
         if bad:
-            raise ConfigError(f"--baselines: unknown baseline(s) {', '.join(bad)} for {env_id} "
-                              f"(valid: all, none, or any of {', '.join(valid)})")
+            raise ConfigError(
+                f"--baselines: unknown baseline(s) {', '.join(bad)} for {env_id} "
+                f"(valid: all, none, or any of {', '.join(valid)})"
+            )
     taken = {name for name, _ in out}
     out += [(BASELINE_PREFIX + n, make_baseline(n, env)) for n in names if BASELINE_PREFIX + n not in taken]
     if not out:
@@ -116,17 +157,31 @@ def play(env, predictor, seed: int) -> tuple[dict, list[float]]:
         done = terminated or truncated
     u = env.unwrapped
     cluster = info["metrics"]["cluster"]
-    row = {"seed": seed, "fitness": compute_fitness(raw_metrics(u.result.aggregate), u.weights).score,
-           "rejected": info["metrics"]["rejected_requests"], "completed": cluster["completed_requests"]}
+    row = {
+        "seed": seed,
+        "fitness": compute_fitness(raw_metrics(u.result.aggregate), u.weights).score,
+        "rejected": info["metrics"]["rejected_requests"],
+        "completed": cluster["completed_requests"],
+    }
     for col, key in FIGURES:
         row[col] = cluster[key]
     return row, [t / 1000.0 for t in u.result.aggregate.ttfts.values()]
 
 
-def evaluate(env_id: str, scenario: str, agents: Sequence[str], baselines: str = "all", episodes: int = 5,
-             seed: int = 0, overrides: Optional[dict] = None,
-             progress: Optional[Callable[[str, int], None]] = None, *, use_ray: bool = False,
-             address: str = "", workers: Optional[int] = None) -> list[PolicyResult]:
+def evaluate(
+    env_id: str,
+    scenario: str,
+    agents: Sequence[str],
+    baselines: str = "all",
+    episodes: int = 5,
+    seed: int = 0,
+    overrides: Optional[dict] = None,
+    progress: Optional[Callable[[str, int], None]] = None,
+    *,
+    use_ray: bool = False,
+    address: str = "",
+    workers: Optional[int] = None,
+) -> list[PolicyResult]:
     """Play every policy on episodes ``seed .. seed + episodes - 1``; one result per policy.
 
     ``use_ray``: play them as Ray tasks on an embedded Ray with ``workers`` CPUs (default: every
@@ -163,12 +218,13 @@ def evaluate(env_id: str, scenario: str, agents: Sequence[str], baselines: str =
 def _predictor(name: str, env) -> Any:
     """The predictor ``resolve_agents`` gives for ``name``: a baseline, or the model at path ``name``."""
     if name.startswith(BASELINE_PREFIX):
-        return make_baseline(name[len(BASELINE_PREFIX):], env)
+        return make_baseline(name[len(BASELINE_PREFIX) :], env)
     return TrainedAgent.load(name)
 
 
-def play_batch(env_id: str, scenario: str, overrides: dict, locator: str,
-               seeds: Sequence[int]) -> list[tuple[dict, list[float]]]:
+def play_batch(
+    env_id: str, scenario: str, overrides: dict, locator: str, seeds: Sequence[int]
+) -> list[tuple[dict, list[float]]]:
     """One Ray task of ``blis evaluate --ray``: a fresh env and predictor (``locator``: a baseline
     name or a model's absolute path) play the episodes ``seeds`` in order."""
     env = make_env(env_id, scenario=scenario, **overrides)
@@ -182,8 +238,6 @@ def play_batch(env_id: str, scenario: str, overrides: dict, locator: str,
 def _portable(scenario: str, overrides: dict, names: Sequence[str]) -> tuple[str, dict, list[str]]:
     """The scenario, overrides and policies with local files as absolute paths: Ray tasks may run
     in another folder or on another node (which must hold the same files)."""
-    from ..envs.scenario import scenario_names
-    from ..plan.options import resolve_paths
 
     def absolute(value: str) -> str:
         return str(Path(value).resolve())
@@ -195,12 +249,18 @@ def _portable(scenario: str, overrides: dict, names: Sequence[str]) -> tuple[str
     return scenario, overrides, locators
 
 
-def _evaluate_ray(env_id: str, scenario: str, names: Sequence[str], episodes: int, seed: int, overrides: dict,
-                  progress: Optional[Callable[[str, int], None]], address: str,
-                  workers: Optional[int]) -> list[PolicyResult]:
+def _evaluate_ray(
+    env_id: str,
+    scenario: str,
+    names: Sequence[str],
+    episodes: int,
+    seed: int,
+    overrides: dict,
+    progress: Optional[Callable[[str, int], None]],
+    address: str,
+    workers: Optional[int],
+) -> list[PolicyResult]:
     """``evaluate`` on Ray: tasks of consecutive episodes of one policy, reassembled in order."""
-    from ..distributed import cluster_cpus, ray_session
-
     scenario, overrides, locators = _portable(scenario, overrides, names)
     with ray_session(address, workers, what="blis evaluate --ray") as ray:
         # About two tasks per CPU: enough to balance uneven episodes, few enough that building
@@ -248,19 +308,29 @@ def table(results: Sequence[PolicyResult]) -> str:
     rows = []
     for r in results:
         s = r.summary()
-        ms = [f"{s[c]:.1f} ± {s[c + '_ci95']:.1f}" for c in ("ttft_mean_ms", "ttft_p99_ms", "e2e_mean_ms", "e2e_p99_ms")]
-        rows.append([s["policy"], f"{s['fitness_mean']:.4f} ± {s['fitness_ci95']:.4f}", *ms,
-                     f"{s['throughput_rps']:.2f}", f"{s['rejected']:.1f}"])
+        ms = [
+            f"{s[c]:.1f} ± {s[c + '_ci95']:.1f}" for c in ("ttft_mean_ms", "ttft_p99_ms", "e2e_mean_ms", "e2e_p99_ms")
+        ]
+        rows.append(
+            [
+                s["policy"],
+                f"{s['fitness_mean']:.4f} ± {s['fitness_ci95']:.4f}",
+                *ms,
+                f"{s['throughput_rps']:.2f}",
+                f"{s['rejected']:.1f}",
+            ]
+        )
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in [head, *rows]]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        for row in [head, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines) + "\n(times in ms; means over episodes ± 95% confidence intervals, Student t)\n"
 
 
 def results_document(results: Sequence[PolicyResult], meta: dict) -> dict:
-    return {**meta, "summary": [r.summary() for r in results],
-            "episodes": {r.name: r.episodes for r in results}}
+    return {**meta, "summary": [r.summary() for r in results], "episodes": {r.name: r.episodes for r in results}}
 
 
 def results_csv(results: Sequence[PolicyResult]) -> str:

@@ -27,30 +27,8 @@ import numpy as np
 
 from ..config import yamlio
 from ..errors import ConfigError
-
-MODEL_FILE = "model.zip"
-CONFIG_FILE = "config.yaml"
-VECNORM_FILE = "vecnormalize.pkl"
-ALGOS = ("ppo", "a2c", "dqn", "dagger")
-# Imitation algorithms save the model of an RL class whose policy they trained.
-MODEL_CLASS = {"dagger": "ppo"}
-
-
-def make_env(env_id: str, **kwargs: Any):
-    """``gym.make`` for the commands: a bad scenario or option becomes a ConfigError (exit 2)."""
-    import gymnasium as gym
-
-    try:
-        return gym.make(env_id, **kwargs)
-    except ValueError as exc:  # e.g. reward 'regret' on Admission-v0
-        raise ConfigError(f"{env_id}: {exc}") from None
-
-
-def algo_class(algo: str):
-    """The stable-baselines3 class for ``algo`` (imports torch: only when needed)."""
-    import stable_baselines3 as sb3
-
-    return {"ppo": sb3.PPO, "a2c": sb3.A2C, "dqn": sb3.DQN}[MODEL_CLASS.get(algo, algo)]
+from .common import ALGOS, CONFIG_FILE, MODEL_CLASS, MODEL_FILE, VECNORM_FILE, algo_class, check_spaces
+from .rllib_backend import RLlibAgent
 
 
 def _model_path(path: str | Path) -> Path:
@@ -103,31 +81,13 @@ def _rllib_run(path: Path) -> Optional[tuple[Path, dict]]:
         return None
     for folder in (path, path.parent):
         doc = _read_config(folder)
-        if doc is not None and doc.get("backend") == "rllib" and (folder == path or path.name == doc.get(
-                "checkpoint", "rllib_checkpoint")):
+        if (
+            doc is not None
+            and doc.get("backend") == "rllib"
+            and (folder == path or path.name == doc.get("checkpoint", "rllib_checkpoint"))
+        ):
             return folder, doc
     return None
-
-
-def check_spaces(path: Path, trained_env: str, shape: Any, n: Any, env_id: str, observation_size: int,
-                 n_actions: int, where: str) -> None:
-    """Raise ConfigError unless a model at ``path`` (trained on ``trained_env``, observations of
-    ``shape``, ``n`` actions) can play ``env_id`` with these spaces."""
-    if trained_env and trained_env != env_id:
-        raise ConfigError(f"{where}: the model {path} was trained on {trained_env}, not {env_id}")
-    if shape != (observation_size,):
-        from ..envs.observation import INSTANCE_FEATURES, REQUEST_FEATURES
-
-        per, rest = len(INSTANCE_FEATURES), len(REQUEST_FEATURES)
-        size = shape[0] if shape and len(shape) == 1 else None
-        why = (f"it was trained for {(size - rest) // per} instances" if size and size > rest
-               and (size - rest) % per == 0 else "it was trained with another observation layout "
-               "(an older blis-gym?): retrain it")
-        raise ConfigError(
-            f"{where}: the model {path} takes observations of shape {shape}, this cluster gives "
-            f"({observation_size},): {why} (observations have {per} features per instance + {rest})")
-    if n != n_actions:
-        raise ConfigError(f"{where}: the model {path} chooses among {n} actions, this env has {n_actions}")
 
 
 class TrainedAgent:
@@ -151,8 +111,6 @@ class TrainedAgent:
         ``blis train --backend rllib`` gives an :class:`~blis_gym.agents.rllib_backend.RLlibAgent`."""
         rllib = _rllib_run(Path(path))
         if rllib is not None:
-            from .rllib_backend import RLlibAgent
-
             return RLlibAgent.load(*rllib)
         model_path = _model_path(path)
         meta = _read_meta(model_path)
@@ -180,19 +138,31 @@ class TrainedAgent:
 
     def check(self, env_id: str, observation_size: int, n_actions: int, where: str) -> None:
         """Raise ConfigError unless this model can play ``env_id`` with these spaces."""
-        check_spaces(self.path, self.env_id, getattr(self.model.observation_space, "shape", None),
-                     getattr(self.model.action_space, "n", None), env_id, observation_size, n_actions, where)
+        check_spaces(
+            self.path,
+            self.env_id,
+            getattr(self.model.observation_space, "shape", None),
+            getattr(self.model.action_space, "n", None),
+            env_id,
+            observation_size,
+            n_actions,
+            where,
+        )
 
     def normalize(self, observation: np.ndarray) -> np.ndarray:
         if self.obs_stats is None:
             return observation
         return self.obs_stats.normalize_obs(observation)
 
-    def predict(self, observation: np.ndarray, state: Optional[Any] = None,
-                episode_start: Optional[np.ndarray] = None, deterministic: bool = True):
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Optional[Any] = None,
+        episode_start: Optional[np.ndarray] = None,
+        deterministic: bool = True,
+    ):
         """stable-baselines3's ``predict``, with the training-time observation normalisation."""
-        return self.model.predict(self.normalize(np.asarray(observation)), state, episode_start,
-                                  deterministic)
+        return self.model.predict(self.normalize(np.asarray(observation)), state, episode_start, deterministic)
 
     def act(self, observation: np.ndarray) -> int:
         """The deterministic action for one observation."""

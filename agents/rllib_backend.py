@@ -62,8 +62,8 @@ from ..distributed import cluster_cpus, need_ray, ray_session
 from ..envs.cluster_env import HELD_OUT_SEED
 from ..envs.observation import observation_size
 from ..errors import ConfigError
+from .common import CONFIG_FILE, MODEL_FILE, TrainReport, check_env_and_timesteps, check_spaces, make_env
 from .config import AgentConfig
-from .model import CONFIG_FILE, MODEL_FILE, check_spaces, make_env
 
 BACKEND = "rllib"
 CHECKPOINT_DIR = "rllib_checkpoint"
@@ -73,20 +73,35 @@ METRICS_COLUMNS = ("iteration", "env_steps", "episodes", "episode_return_mean", 
 SEED_STRIDE = 1000
 # stable-baselines3 PPO's defaults: a recipe means the same under both backends.
 SB3_PPO_DEFAULTS: dict[str, Any] = {
-    "learning_rate": 3e-4, "n_steps": 2048, "batch_size": 64, "n_epochs": 10, "gamma": 0.99,
-    "gae_lambda": 0.95, "clip_range": 0.2, "ent_coef": 0.0, "vf_coef": 0.5, "max_grad_norm": 0.5,
+    "learning_rate": 3e-4,
+    "n_steps": 2048,
+    "batch_size": 64,
+    "n_epochs": 10,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "clip_range": 0.2,
+    "ent_coef": 0.0,
+    "vf_coef": 0.5,
+    "max_grad_norm": 0.5,
 }
 # stable-baselines3 hyperparameter -> PPOConfig.training keyword (n_steps is handled apart).
 HYPERPARAMETERS: dict[str, str] = {
-    "learning_rate": "lr", "gamma": "gamma", "gae_lambda": "lambda_", "clip_range": "clip_param",
-    "ent_coef": "entropy_coeff", "vf_coef": "vf_loss_coeff", "max_grad_norm": "grad_clip",
-    "n_epochs": "num_epochs", "batch_size": "minibatch_size",
+    "learning_rate": "lr",
+    "gamma": "gamma",
+    "gae_lambda": "lambda_",
+    "clip_range": "clip_param",
+    "ent_coef": "entropy_coeff",
+    "vf_coef": "vf_loss_coeff",
+    "max_grad_norm": "grad_clip",
+    "n_epochs": "num_epochs",
+    "batch_size": "minibatch_size",
 }
 _INTEGER_HPS = ("n_steps", "batch_size", "n_epochs")
 SB3_NET_ARCH = [64, 64]  # MlpPolicy's default for PPO
 
 
 # --- environments ------------------------------------------------------------------------------
+
 
 class RunnerSeeds(gym.Wrapper):
     """Makes RLlib's first reset seed ``base + w + i`` (env runner ``w``, env ``i``) into
@@ -129,6 +144,7 @@ def register_envs() -> None:
 
 # --- configuration --------------------------------------------------------------------------------
 
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -136,13 +152,18 @@ def _is_number(v: Any) -> bool:
 def ppo_settings(config: AgentConfig, *, total_envs: int, timesteps: int) -> tuple[dict, list[int], list[str]]:
     """(PPOConfig.training keywords, hidden layer sizes, settings of ``config`` that do not map)."""
     if config.algo != "ppo":
-        raise ConfigError(f"--backend rllib trains ppo only, not {config.algo} (valid: ppo; "
-                          f"use --backend sb3 for a2c, dqn and dagger)")
+        raise ConfigError(
+            f"--backend rllib trains ppo only, not {config.algo} (valid: ppo; "
+            f"use --backend sb3 for a2c, dqn and dagger)"
+        )
     hp = {**SB3_PPO_DEFAULTS, **config.hyperparameters}
     for key in (*HYPERPARAMETERS, "n_steps"):
         v = hp[key]
-        ok = (isinstance(v, int) and not isinstance(v, bool) and v >= 1) if key in _INTEGER_HPS else \
-            (_is_number(v) and v >= 0)
+        ok = (
+            (isinstance(v, int) and not isinstance(v, bool) and v >= 1)
+            if key in _INTEGER_HPS
+            else (_is_number(v) and v >= 0)
+        )
         if not ok:
             kind = "an integer >= 1" if key in _INTEGER_HPS else "a finite number >= 0"
             raise ConfigError(f"agent config: hyperparameters: {key}: expected {kind} for --backend rllib, got {v!r}")
@@ -150,8 +171,7 @@ def ppo_settings(config: AgentConfig, *, total_envs: int, timesteps: int) -> tup
     per_env = max(1, min(hp["n_steps"], math.ceil(timesteps / total_envs)))
     batch = per_env * total_envs
     training = {rl: hp[sb3] for sb3, rl in HYPERPARAMETERS.items()}
-    training.update(train_batch_size_per_learner=batch, minibatch_size=min(hp["batch_size"], batch),
-                    use_kl_loss=False)
+    training.update(train_batch_size_per_learner=batch, minibatch_size=min(hp["batch_size"], batch), use_kl_loss=False)
     es = config.entropy_schedule
     if es is not None:
         training["entropy_coeff"] = [[0, float(es.start)], [timesteps, float(es.end)]]
@@ -169,8 +189,9 @@ def ppo_settings(config: AgentConfig, *, total_envs: int, timesteps: int) -> tup
     return training, list(net_arch), not_mapped
 
 
-def ppo_config(config: AgentConfig, *, env_id: str, scenario: str, seed: int, timesteps: int,
-               env_runners: int = 1, n_envs: int = 1) -> tuple[Any, dict, list[str]]:
+def ppo_config(
+    config: AgentConfig, *, env_id: str, scenario: str, seed: int, timesteps: int, env_runners: int = 1, n_envs: int = 1
+) -> tuple[Any, dict, list[str]]:
     """(RLlib PPOConfig, the settings it got, what of ``config`` does not map) for ``env_id``.
 
     ``env_runners``: env runner actors (0: sample in this process); ``n_envs``: envs per runner.
@@ -182,28 +203,35 @@ def ppo_config(config: AgentConfig, *, env_id: str, scenario: str, seed: int, ti
     total_envs = max(env_runners, 1) * n_envs
     training, hiddens, not_mapped = ppo_settings(config, total_envs=total_envs, timesteps=timesteps)
     env_config = {"scenario": scenario, **config.env}
-    rl = (PPOConfig()
-          .api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
-          .framework("torch")
-          .environment(env_id, env_config=env_config)
-          .env_runners(num_env_runners=env_runners, num_envs_per_env_runner=n_envs)
-          .learners(num_learners=0)
-          .training(**training)
-          .rl_module(model_config=DefaultModelConfig(fcnet_hiddens=hiddens, fcnet_activation="tanh",
-                                                     vf_share_layers=False))
-          # A failed env runner is a bug to report, not one to restart silently.
-          .fault_tolerance(restart_failed_env_runners=False)
-          .debugging(seed=seed, log_level="ERROR", log_sys_usage=False))
-    settings = {**training, "fcnet_hiddens": hiddens, "num_env_runners": env_runners,
-                "num_envs_per_env_runner": n_envs, "env_config": env_config}
+    rl = (
+        PPOConfig()
+        .api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
+        .framework("torch")
+        .environment(env_id, env_config=env_config)
+        .env_runners(num_env_runners=env_runners, num_envs_per_env_runner=n_envs)
+        .learners(num_learners=0)
+        .training(**training)
+        .rl_module(
+            model_config=DefaultModelConfig(fcnet_hiddens=hiddens, fcnet_activation="tanh", vf_share_layers=False)
+        )
+        # A failed env runner is a bug to report, not one to restart silently.
+        .fault_tolerance(restart_failed_env_runners=False)
+        .debugging(seed=seed, log_level="ERROR", log_sys_usage=False)
+    )
+    settings = {
+        **training,
+        "fcnet_hiddens": hiddens,
+        "num_env_runners": env_runners,
+        "num_envs_per_env_runner": n_envs,
+        "env_config": env_config,
+    }
     return rl, settings, not_mapped
 
 
 # --- training -------------------------------------------------------------------------------------
 
-def _check(env_id: str, timesteps: int, seed: int, env_runners: int, n_envs: int, out: Path) -> None:
-    from .train import check_env_and_timesteps
 
+def _check(env_id: str, timesteps: int, seed: int, env_runners: int, n_envs: int, out: Path) -> None:
     check_env_and_timesteps(env_id, timesteps)
     if env_runners < 0:
         raise ConfigError(f"--env-runners must be >= 0 (0: sample in this process), got {env_runners}")
@@ -211,8 +239,9 @@ def _check(env_id: str, timesteps: int, seed: int, env_runners: int, n_envs: int
         raise ConfigError(f"--n-envs must be in [1, {SEED_STRIDE}] with --backend rllib, got {n_envs}")
     top = HELD_OUT_SEED - (env_runners + 1) * SEED_STRIDE
     if not 0 <= seed < top:
-        raise ConfigError(f"--seed must be in [0, {top}) (seeds from {HELD_OUT_SEED} up are held out for "
-                          f"evaluation), got {seed}")
+        raise ConfigError(
+            f"--seed must be in [0, {top}) (seeds from {HELD_OUT_SEED} up are held out for evaluation), got {seed}"
+        )
     for name in (MODEL_FILE, CHECKPOINT_DIR):
         if (out / name).exists():
             raise ConfigError(f"--out {out}: already holds a {name}; pick another folder or remove it")
@@ -227,9 +256,21 @@ def _figure(value: Any) -> Any:
     return round(float(value), 6)
 
 
-def train_rllib(config: AgentConfig, *, env_id: str, scenario: str, timesteps: int, seed: int, out: str | Path,
-                env_runners: int = 1, n_envs: Optional[int] = None, address: str = "", torch_threads: int = 1,
-                progress: bool = False, log: Callable[[str], None] = print):
+def train_rllib(
+    config: AgentConfig,
+    *,
+    env_id: str,
+    scenario: str,
+    timesteps: int,
+    seed: int,
+    out: str | Path,
+    env_runners: int = 1,
+    n_envs: Optional[int] = None,
+    address: str = "",
+    torch_threads: int = 1,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+):
     """Train PPO with RLlib on ``env_id``/``scenario`` until ``timesteps`` env steps are sampled.
 
     ``env_runners``: env runner actors (0: sample in this process); ``n_envs``: envs per env
@@ -238,8 +279,6 @@ def train_rllib(config: AgentConfig, *, env_id: str, scenario: str, timesteps: i
     do a few more steps than asked. Ctrl-C stops training and saves the checkpoint as it is.
     Returns a ``TrainReport`` (steps: env steps sampled; seconds: the training loop, setup apart).
     """
-    from .train import TrainReport
-
     out = Path(out).resolve()  # RLlib checkpoints need absolute paths
     n_envs = n_envs or config.n_envs
     _check(env_id, timesteps, seed, env_runners, n_envs, out)
@@ -248,8 +287,9 @@ def train_rllib(config: AgentConfig, *, env_id: str, scenario: str, timesteps: i
     probe = make_env(env_id, scenario=scenario, **config.env)  # validates the scenario and overrides
     num_instances, n_actions = probe.unwrapped.num_instances, int(probe.action_space.n)
     probe.close()
-    rl, settings, not_mapped = ppo_config(config, env_id=env_id, scenario=scenario, seed=seed,
-                                          timesteps=timesteps, env_runners=env_runners, n_envs=n_envs)
+    rl, settings, not_mapped = ppo_config(
+        config, env_id=env_id, scenario=scenario, seed=seed, timesteps=timesteps, env_runners=env_runners, n_envs=n_envs
+    )
     if not_mapped:
         log(f"rllib: not used from the agent config (stable-baselines3 only): {', '.join(not_mapped)}")
     ray_version = need_ray("blis train --backend rllib").__version__
@@ -257,19 +297,34 @@ def train_rllib(config: AgentConfig, *, env_id: str, scenario: str, timesteps: i
 
     torch.set_num_threads(torch_threads)
     meta: dict[str, Any] = {
-        "backend": BACKEND, "env": env_id, "scenario": scenario, "algo": "ppo", "seed": seed,
-        "timesteps": timesteps, "env_runners": env_runners, "n_envs": n_envs, "num_instances": num_instances,
-        "observation_size": observation_size(num_instances), "n_actions": n_actions,
-        "checkpoint": CHECKPOINT_DIR, "blis_gym_version": __version__, "ray_version": ray_version,
-        "rllib": settings, "not_mapped": not_mapped, "config": config.to_dict()}
+        "backend": BACKEND,
+        "env": env_id,
+        "scenario": scenario,
+        "algo": "ppo",
+        "seed": seed,
+        "timesteps": timesteps,
+        "env_runners": env_runners,
+        "n_envs": n_envs,
+        "num_instances": num_instances,
+        "observation_size": observation_size(num_instances),
+        "n_actions": n_actions,
+        "checkpoint": CHECKPOINT_DIR,
+        "blis_gym_version": __version__,
+        "ray_version": ray_version,
+        "rllib": settings,
+        "not_mapped": not_mapped,
+        "config": config.to_dict(),
+    }
     # An embedded Ray gets a CPU per env runner even on a smaller machine (they would wait forever).
     workers = None if address else max(os.cpu_count() or 1, env_runners)
     rows: list[dict] = []
     steps, interrupted, seconds = 0, False, 0.0
     with ray_session(address, workers, what="blis train --backend rllib") as ray:
         if env_runners > cluster_cpus(ray):
-            raise ConfigError(f"--env-runners {env_runners}: the Ray cluster offers {cluster_cpus(ray)} CPUs, "
-                              f"one per env runner is needed")
+            raise ConfigError(
+                f"--env-runners {env_runners}: the Ray cluster offers {cluster_cpus(ray)} CPUs, "
+                f"one per env runner is needed"
+            )
         out.mkdir(parents=True, exist_ok=True)
         _write_meta(out, meta)
         register_envs()
@@ -288,8 +343,10 @@ def train_rllib(config: AgentConfig, *, env_id: str, scenario: str, timesteps: i
                         writer.writerow(row)
                         f.flush()  # a long run's progress is readable while it trains
                         if progress:
-                            log(f"iteration {row['iteration']}: {steps}/{timesteps} steps, "
-                                f"episode return mean {row['episode_return_mean']}")
+                            log(
+                                f"iteration {row['iteration']}: {steps}/{timesteps} steps, "
+                                f"episode return mean {row['episode_return_mean']}"
+                            )
                 except KeyboardInterrupt:
                     interrupted = True
                     log(f"interrupted at {steps} steps: saving the checkpoint as it is")
@@ -298,22 +355,36 @@ def train_rllib(config: AgentConfig, *, env_id: str, scenario: str, timesteps: i
         finally:
             algo.stop()
     report = TrainReport(out, steps, seconds, interrupted, None)
-    meta.update(steps_done=steps, iterations=len(rows), wall_seconds=round(seconds, 3),
-                steps_per_second=round(report.steps_per_second, 1), interrupted=interrupted)
+    meta.update(
+        steps_done=steps,
+        iterations=len(rows),
+        wall_seconds=round(seconds, 3),
+        steps_per_second=round(report.steps_per_second, 1),
+        interrupted=interrupted,
+    )
     _write_meta(out, meta)
     return report
 
 
 def _iteration(result: dict, iteration: int, seconds: float) -> dict:
     """One metrics.csv row from an ``Algorithm.train()`` result."""
-    from ray.rllib.utils.metrics import (ENV_RUNNER_RESULTS, EPISODE_LEN_MEAN, EPISODE_RETURN_MEAN,
-                                         NUM_ENV_STEPS_SAMPLED_LIFETIME, NUM_EPISODES_LIFETIME)
+    from ray.rllib.utils.metrics import (
+        ENV_RUNNER_RESULTS,
+        EPISODE_LEN_MEAN,
+        EPISODE_RETURN_MEAN,
+        NUM_ENV_STEPS_SAMPLED_LIFETIME,
+        NUM_EPISODES_LIFETIME,
+    )
 
     runners = result.get(ENV_RUNNER_RESULTS, {})
-    return {"iteration": iteration, "env_steps": int(runners.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0)),
-            "episodes": int(runners.get(NUM_EPISODES_LIFETIME, 0)),
-            "episode_return_mean": _figure(runners.get(EPISODE_RETURN_MEAN)),
-            "episode_len_mean": _figure(runners.get(EPISODE_LEN_MEAN)), "seconds": round(seconds, 3)}
+    return {
+        "iteration": iteration,
+        "env_steps": int(runners.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0)),
+        "episodes": int(runners.get(NUM_EPISODES_LIFETIME, 0)),
+        "episode_return_mean": _figure(runners.get(EPISODE_RETURN_MEAN)),
+        "episode_len_mean": _figure(runners.get(EPISODE_LEN_MEAN)),
+        "seconds": round(seconds, 3),
+    }
 
 
 def _write_meta(out: Path, meta: dict) -> None:
@@ -322,10 +393,10 @@ def _write_meta(out: Path, meta: dict) -> None:
 
 # --- the agent ------------------------------------------------------------------------------------
 
+
 def module_path(checkpoint: Path) -> Path:
     """The RLModule's folder inside an Algorithm checkpoint."""
-    from ray.rllib.core import (COMPONENT_LEARNER, COMPONENT_LEARNER_GROUP, COMPONENT_RL_MODULE,
-                                DEFAULT_MODULE_ID)
+    from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_LEARNER_GROUP, COMPONENT_RL_MODULE, DEFAULT_MODULE_ID
 
     return checkpoint / COMPONENT_LEARNER_GROUP / COMPONENT_LEARNER / COMPONENT_RL_MODULE / DEFAULT_MODULE_ID
 
@@ -350,8 +421,9 @@ class RLlibAgent:
         need_ray(f"agent {folder} (backend: rllib)")
         checkpoint = folder / str(meta.get("checkpoint") or CHECKPOINT_DIR)
         if not checkpoint.is_dir():
-            raise ConfigError(f"agent {folder}: config.yaml says backend rllib but {checkpoint} is missing "
-                              f"(did training finish?)")
+            raise ConfigError(
+                f"agent {folder}: config.yaml says backend rllib but {checkpoint} is missing (did training finish?)"
+            )
         path = module_path(checkpoint)
         if not path.is_dir():
             raise ConfigError(f"agent {folder}: {checkpoint} holds no RLModule ({path} is missing)")
@@ -361,18 +433,32 @@ class RLlibAgent:
         try:
             module = RLModule.from_checkpoint(str(path.resolve()))  # pyarrow wants absolute paths
         except Exception as exc:  # a truncated or foreign checkpoint
-            raise ConfigError(f"agent {folder}: cannot load the RLlib module from {path} "
-                              f"({type(exc).__name__}: {str(exc)[:200]})") from None
+            raise ConfigError(
+                f"agent {folder}: cannot load the RLlib module from {path} ({type(exc).__name__}: {str(exc)[:200]})"
+            ) from None
         module.eval()
         return cls(module, folder, meta)
 
     def check(self, env_id: str, observation_size: int, n_actions: int, where: str) -> None:
         """Raise ConfigError unless this policy can play ``env_id`` with these spaces."""
-        check_spaces(self.path, self.env_id, getattr(self.module.observation_space, "shape", None),
-                     getattr(self.module.action_space, "n", None), env_id, observation_size, n_actions, where)
+        check_spaces(
+            self.path,
+            self.env_id,
+            getattr(self.module.observation_space, "shape", None),
+            getattr(self.module.action_space, "n", None),
+            env_id,
+            observation_size,
+            n_actions,
+            where,
+        )
 
-    def predict(self, observation: np.ndarray, state: Optional[Any] = None,
-                episode_start: Optional[np.ndarray] = None, deterministic: bool = True):
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Optional[Any] = None,
+        episode_start: Optional[np.ndarray] = None,
+        deterministic: bool = True,
+    ):
         """stable-baselines3's ``predict``: (action or actions, None) for one observation or a batch."""
         import torch
 
@@ -380,7 +466,8 @@ class RLlibAgent:
         single = obs.ndim == 1
         with torch.no_grad():
             logits = self.module.forward_inference({"obs": torch.from_numpy(obs[None] if single else obs)})[
-                "action_dist_inputs"]
+                "action_dist_inputs"
+            ]
             if deterministic:
                 actions = logits.argmax(dim=-1)
             else:

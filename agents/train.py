@@ -12,35 +12,21 @@ same run folder; ``timesteps`` caps the teacher-labelled decisions.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import yaml
 
-from .. import ENV_IDS, __version__
+from .. import __version__
 from ..envs.cluster_env import HELD_OUT_SEED
 from ..envs.observation import observation_size
 from ..errors import ConfigError
+from .bc import clone, collect
+from .common import CONFIG_FILE, MODEL_FILE, VECNORM_FILE, TrainReport, algo_class, check_env_and_timesteps, make_env
 from .config import AgentConfig, EntropySchedule
-from .model import CONFIG_FILE, MODEL_FILE, VECNORM_FILE, algo_class, make_env
+from .dagger import train_dagger
 
 WARM_START_SEED_OFFSET = 100_000  # the cloned baseline's episodes: training seeds too
-
-
-@dataclass(frozen=True)
-class TrainReport:
-    """What a training run did: where it saved, how far it got, how fast (env steps per second)."""
-
-    out: Path
-    steps: int
-    seconds: float
-    interrupted: bool
-    warm_start_accuracy: Optional[float]
-
-    @property
-    def steps_per_second(self) -> float:
-        return self.steps / self.seconds if self.seconds > 0 else 0.0
 
 
 def _entropy_callback(schedule: EntropySchedule, total: int):
@@ -57,30 +43,35 @@ def _entropy_callback(schedule: EntropySchedule, total: int):
     return EntropyScheduleCallback()
 
 
-def check_env_and_timesteps(env_id: str, timesteps: int) -> None:
-    """The checks every training backend makes first: a known env id, a positive step budget."""
-    if env_id not in ENV_IDS:
-        raise ConfigError(f"--env: unknown environment {env_id!r} (valid: {', '.join(ENV_IDS)})")
-    if timesteps <= 0:
-        raise ConfigError(f"--timesteps must be > 0, got {timesteps}")
-
-
 def _check(env_id: str, timesteps: int, seed: int, n_envs: int, out: Path) -> None:
     check_env_and_timesteps(env_id, timesteps)
     if n_envs < 1:
         raise ConfigError(f"--n-envs must be >= 1, got {n_envs}")
     if seed < 0 or seed + n_envs + WARM_START_SEED_OFFSET >= HELD_OUT_SEED:
-        raise ConfigError(f"--seed must be in [0, {HELD_OUT_SEED - WARM_START_SEED_OFFSET - n_envs}) "
-                          f"(seeds from {HELD_OUT_SEED} up are held out for evaluation), got {seed}")
+        raise ConfigError(
+            f"--seed must be in [0, {HELD_OUT_SEED - WARM_START_SEED_OFFSET - n_envs}) "
+            f"(seeds from {HELD_OUT_SEED} up are held out for evaluation), got {seed}"
+        )
     if (out / MODEL_FILE).exists():
         raise ConfigError(f"--out {out}: already holds a {MODEL_FILE}; pick another folder or remove it")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file, not a folder")
 
 
-def train(config: AgentConfig, *, env_id: str, scenario: str, timesteps: int, seed: int, out: str | Path,
-          n_envs: Optional[int] = None, subproc: bool = False, progress: bool = True, torch_threads: int = 1,
-          log: Callable[[str], None] = print) -> TrainReport:
+def train(
+    config: AgentConfig,
+    *,
+    env_id: str,
+    scenario: str,
+    timesteps: int,
+    seed: int,
+    out: str | Path,
+    n_envs: Optional[int] = None,
+    subproc: bool = False,
+    progress: bool = True,
+    torch_threads: int = 1,
+    log: Callable[[str], None] = print,
+) -> TrainReport:
     """Train ``config``'s algorithm on ``env_id``/``scenario`` for ``timesteps`` env steps into ``out``.
 
     ``torch_threads``: small MLPs train fastest on one thread, and several threads per process
@@ -102,29 +93,60 @@ def train(config: AgentConfig, *, env_id: str, scenario: str, timesteps: int, se
     num_instances = probe.unwrapped.num_instances
     probe.close()
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"env": env_id, "scenario": scenario, "algo": config.algo, "seed": seed, "timesteps": timesteps,
-            "n_envs": n_envs, "num_instances": num_instances,
-            "observation_size": observation_size(num_instances), "blis_gym_version": __version__,
-            "config": config.to_dict()}
+    meta = {
+        "env": env_id,
+        "scenario": scenario,
+        "algo": config.algo,
+        "seed": seed,
+        "timesteps": timesteps,
+        "n_envs": n_envs,
+        "num_instances": num_instances,
+        "observation_size": observation_size(num_instances),
+        "blis_gym_version": __version__,
+        "config": config.to_dict(),
+    }
 
     if config.algo == "dagger":  # imitation, no RL: its own loop (timesteps caps the teacher's labels)
-        from .dagger import train_dagger
-
         (out / CONFIG_FILE).write_text(yaml.safe_dump(meta, sort_keys=False), "utf-8")
-        return train_dagger(config, env_id=env_id, env_kwargs=env_kwargs, seed=seed, out=out, n_envs=n_envs,
-                            max_labels=timesteps, meta=meta, log=log)
+        return train_dagger(
+            config,
+            env_id=env_id,
+            env_kwargs=env_kwargs,
+            seed=seed,
+            out=out,
+            n_envs=n_envs,
+            max_labels=timesteps,
+            meta=meta,
+            log=log,
+        )
 
     # render_mode: make_vec_env asks for rgb_array unless told; these envs render text only.
-    venv = make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs={**env_kwargs, "render_mode": None},
-                        vec_env_cls=SubprocVecEnv if subproc and n_envs > 1 else DummyVecEnv)
+    venv = make_vec_env(
+        env_id,
+        n_envs=n_envs,
+        seed=seed,
+        env_kwargs={**env_kwargs, "render_mode": None},
+        vec_env_cls=SubprocVecEnv if subproc and n_envs > 1 else DummyVecEnv,
+    )
     hp = dict(config.hyperparameters)
     if config.normalize_observations or config.normalize_rewards:
-        venv = VecNormalize(venv, norm_obs=config.normalize_observations, norm_reward=config.normalize_rewards,
-                            gamma=float(hp.get("gamma", 0.99)))
+        venv = VecNormalize(
+            venv,
+            norm_obs=config.normalize_observations,
+            norm_reward=config.normalize_rewards,
+            gamma=float(hp.get("gamma", 0.99)),
+        )
     try:
-        model = algo_class(config.algo)(config.policy, venv, seed=seed, device="cpu", verbose=0,
-                                        tensorboard_log=str(out / "tb"),
-                                        policy_kwargs=dict(config.policy_kwargs) or None, **hp)
+        model = algo_class(config.algo)(
+            config.policy,
+            venv,
+            seed=seed,
+            device="cpu",
+            verbose=0,
+            tensorboard_log=str(out / "tb"),
+            policy_kwargs=dict(config.policy_kwargs) or None,
+            **hp,
+        )
     except (TypeError, ValueError) as exc:
         venv.close()
         raise ConfigError(f"agent config: {config.algo} hyperparameters: {exc}") from None
@@ -133,8 +155,6 @@ def train(config: AgentConfig, *, env_id: str, scenario: str, timesteps: int, se
 
     accuracy = None
     if config.warm_start is not None:
-        from .bc import clone, collect
-
         ws = config.warm_start
         log(f"warm start: cloning {ws.baseline} over {ws.episodes} episodes")
         obs, actions = collect(env_id, env_kwargs, ws, seed + WARM_START_SEED_OFFSET)
@@ -146,9 +166,14 @@ def train(config: AgentConfig, *, env_id: str, scenario: str, timesteps: int, se
 
     callbacks = []
     if config.checkpoint_every > 0:
-        callbacks.append(CheckpointCallback(save_freq=max(config.checkpoint_every // n_envs, 1),
-                                            save_path=str(out / "checkpoints"), name_prefix="rl_model",
-                                            save_vecnormalize=True))
+        callbacks.append(
+            CheckpointCallback(
+                save_freq=max(config.checkpoint_every // n_envs, 1),
+                save_path=str(out / "checkpoints"),
+                name_prefix="rl_model",
+                save_vecnormalize=True,
+            )
+        )
     if config.entropy_schedule is not None:
         callbacks.append(_entropy_callback(config.entropy_schedule, timesteps))
     if progress:
@@ -166,7 +191,11 @@ def train(config: AgentConfig, *, env_id: str, scenario: str, timesteps: int, se
         venv.save(str(out / VECNORM_FILE))
     venv.close()
     report = TrainReport(out, int(model.num_timesteps), seconds, interrupted, accuracy)
-    meta.update(steps_done=report.steps, wall_seconds=round(seconds, 3),
-                steps_per_second=round(report.steps_per_second, 1), interrupted=interrupted)
+    meta.update(
+        steps_done=report.steps,
+        wall_seconds=round(seconds, 3),
+        steps_per_second=round(report.steps_per_second, 1),
+        interrupted=interrupted,
+    )
     (out / CONFIG_FILE).write_text(yaml.safe_dump(meta, sort_keys=False), "utf-8")
     return report

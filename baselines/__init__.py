@@ -6,8 +6,22 @@
 >>> agent = make_baseline("least-loaded", env)  # predict(obs) -> (action, state)
 """
 
-from .agents import (AdmissionBaseline, Baseline, JointBaseline, RoutingBaseline, baseline_names,
-                     cli_options_for, make_baseline)
+from .agents import (
+    AdmissionBaseline,
+    Baseline,
+    JointBaseline,
+    RoutingBaseline,
+    baseline_names,
+    cli_options_for,
+    make_baseline,
+)
 
-__all__ = ["make_baseline", "baseline_names", "cli_options_for", "Baseline", "RoutingBaseline",
-           "AdmissionBaseline", "JointBaseline"]
+__all__ = [
+    "make_baseline",
+    "baseline_names",
+    "cli_options_for",
+    "Baseline",
+    "RoutingBaseline",
+    "AdmissionBaseline",
+    "JointBaseline",
+]

@@ -13,9 +13,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..plan import RunOptions
 from ..cluster.simulator import Decision
 from ..errors import ConfigError
+from ..plan import RunOptions
 from ..policies import ADMISSION, ROUTING
 from ..policies.scorers import parse_scorers
 
@@ -73,8 +73,13 @@ class Baseline:
     def _decide(self, u, policies, decision: Decision) -> int:
         raise NotImplementedError
 
-    def predict(self, observation: np.ndarray, state: Optional[Any] = None,
-                episode_start: Optional[np.ndarray] = None, deterministic: bool = True):
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Optional[Any] = None,
+        episode_start: Optional[np.ndarray] = None,
+        deterministic: bool = True,
+    ):
         """Actions for ``observation`` (one, or a batch from a vectorized env), and ``state`` unchanged."""
         obs = np.asarray(observation)
         if obs.ndim == 1 and len(self._envs) == 1:  # one env, one observation: the hot path
@@ -196,16 +201,19 @@ def make_baseline(name: str, env, **options: Any) -> Baseline:
     valid = kind.names()
     if name not in valid:
         first = _envs_of(env)[0]
-        raise ConfigError(f"unknown baseline {name!r} for {first.spec.id if first.spec else kind.env_class} "
-                          f"(valid: {', '.join(valid)})")
+        raise ConfigError(
+            f"unknown baseline {name!r} for {first.spec.id if first.spec else kind.env_class} "
+            f"(valid: {', '.join(valid)})"
+        )
     opts = dict(options)
     scorers = opts.pop("routing_scorers", opts.pop("scorers", None))
     if scorers is not None:
         opts["scorers"] = parse_scorers(scorers, "scorers") if isinstance(scorers, str) else tuple(scorers)
     unknown = set(opts) - set(_OPTIONS)
     if unknown:
-        raise ConfigError(f"make_baseline: unknown option(s) {', '.join(sorted(unknown))} "
-                          f"(valid: {', '.join(_OPTIONS)})")
+        raise ConfigError(
+            f"make_baseline: unknown option(s) {', '.join(sorted(unknown))} (valid: {', '.join(_OPTIONS)})"
+        )
     return kind(name, env, opts)
 
 
@@ -221,5 +229,12 @@ def cli_options_for(baseline: Baseline, scenario_run: RunOptions) -> RunOptions:
     return replace(scenario_run, explicit=scenario_run.explicit | frozenset(changes), **changes)
 
 
-__all__: Sequence[str] = ("Baseline", "RoutingBaseline", "AdmissionBaseline", "JointBaseline",
-                          "make_baseline", "baseline_names", "cli_options_for")
+__all__: Sequence[str] = (
+    "Baseline",
+    "RoutingBaseline",
+    "AdmissionBaseline",
+    "JointBaseline",
+    "make_baseline",
+    "baseline_names",
+    "cli_options_for",
+)

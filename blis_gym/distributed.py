@@ -40,11 +40,13 @@ def _host_port(address: str) -> Optional[tuple[str, int]]:
     """(host, port) of a ``host:port`` or ``ray://host:port`` address; None for ``auto``."""
     if address == "auto":
         return None
-    text = address[len("ray://"):] if address.startswith("ray://") else address
+    text = address[len("ray://") :] if address.startswith("ray://") else address
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"--address {address!r}: expected HOST:PORT (a Ray head's GCS address, as "
-                          f"'ray start --head' prints it), ray://HOST:PORT, or auto")
+        raise ConfigError(
+            f"--address {address!r}: expected HOST:PORT (a Ray head's GCS address, as "
+            f"'ray start --head' prints it), ray://HOST:PORT, or auto"
+        )
     return host.strip("[]"), int(port)
 
 
@@ -57,11 +59,15 @@ def check_reachable(address: str, timeout_s: float = 10.0) -> None:
         with socket.create_connection(hp, timeout=timeout_s):
             pass
     except socket.timeout:
-        raise ConfigError(f"--address {address}: no answer within {timeout_s:g} s "
-                          f"(is a Ray head running there? start one with 'ray start --head')") from None
+        raise ConfigError(
+            f"--address {address}: no answer within {timeout_s:g} s "
+            f"(is a Ray head running there? start one with 'ray start --head')"
+        ) from None
     except OSError as exc:
-        raise ConfigError(f"--address {address}: cannot connect ({exc.strerror or exc}); "
-                          f"is a Ray head running there? start one with 'ray start --head'") from None
+        raise ConfigError(
+            f"--address {address}: cannot connect ({exc.strerror or exc}); "
+            f"is a Ray head running there? start one with 'ray start --head'"
+        ) from None
 
 
 class RaySession:
@@ -74,8 +80,9 @@ class RaySession:
     ``timeout_s``. An already connected Ray (a test fixture, a notebook) is used as it is.
     """
 
-    def __init__(self, address: str = "", workers: Optional[int] = None, timeout_s: float = 10.0,
-                 what: str = "this command") -> None:
+    def __init__(
+        self, address: str = "", workers: Optional[int] = None, timeout_s: float = 10.0, what: str = "this command"
+    ) -> None:
         if workers is not None and workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {workers}")
         self.ray = need_ray(what)
@@ -96,8 +103,10 @@ class RaySession:
                 check_reachable(self.address, self.timeout_s)
                 current = ray.get_runtime_context().gcs_address
                 if self.address not in ("auto", current) and not self.address.startswith("ray://"):
-                    raise ConfigError(f"--address {self.address}: this process is already connected to the "
-                                      f"Ray cluster at {current}; join another one from a new process")
+                    raise ConfigError(
+                        f"--address {self.address}: this process is already connected to the "
+                        f"Ray cluster at {current}; join another one from a new process"
+                    )
             self._error = ""
             return self
         # Ray's own notices (token authentication on, as by default) are not ours to print.
@@ -137,8 +146,10 @@ class RaySession:
             self._thread.join(self.timeout_s if self.address else None)
         where = f"--address {self.address}" if self.address else "local Ray"
         if self._error is None:
-            raise ConfigError(f"{where}: no Ray cluster answered within {self.timeout_s:g} s "
-                              f"(something listens there, but not a Ray head?)")
+            raise ConfigError(
+                f"{where}: no Ray cluster answered within {self.timeout_s:g} s "
+                f"(something listens there, but not a Ray head?)"
+            )
         if self._error:
             raise ConfigError(f"{where}: Ray did not start ({self._error})")
         return self.ray
@@ -153,8 +164,9 @@ class RaySession:
 
 
 @contextlib.contextmanager
-def ray_session(address: str = "", workers: Optional[int] = None, timeout_s: float = 10.0,
-                what: str = "this command") -> Iterator[Any]:
+def ray_session(
+    address: str = "", workers: Optional[int] = None, timeout_s: float = 10.0, what: str = "this command"
+) -> Iterator[Any]:
     """Yield the ``ray`` module connected as :class:`RaySession` connects, shutting down on
     exit what this call started."""
     session = RaySession(address, workers, timeout_s, what).start(background=False)

@@ -16,7 +16,3 @@ class ConfigError(BlisError):
 
 class WorkloadError(BlisError):
     """A workload definition (flags, CSV trace, spec) is invalid."""
-
-
-class UnsupportedFeatureError(BlisError):
-    """A flag or option names a feature that is not built yet."""

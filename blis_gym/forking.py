@@ -17,9 +17,11 @@ touched, and running a fork never changes the original.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 _MISSING = object()
+_NONE: Mapping[str, int] = MappingProxyType({})
 _ATOMIC = frozenset({int, float, bool, str, bytes, type(None)})
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
@@ -74,11 +76,11 @@ def copy_tuples(items: list, memo: dict, at: int) -> list:
         twin = get(id(req))
         if twin is None:
             twin = deepcopy(req, memo)
-        out.append((*item[:at], twin, *item[at + 1:]) if at != -1 else (*item[:-1], twin))
+        out.append((*item[:at], twin, *item[at + 1 :]) if at != -1 else (*item[:-1], twin))
     return out
 
 
-def fork_with_tuples(obj: Any, memo: dict, lists: dict[str, int] = {}, maps: dict[str, int] = {}) -> Any:
+def fork_with_tuples(obj: Any, memo: dict, lists: Mapping[str, int] = _NONE, maps: Mapping[str, int] = _NONE) -> Any:
     """``fork_fields`` for a :class:`Forkable` with lists (``lists``: name -> request position)
     or dicts of such lists (``maps``) of request tuples, copied by :func:`copy_tuples`."""
     saved = {name: getattr(obj, name) for name in (*lists, *maps)}

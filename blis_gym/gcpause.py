@@ -19,6 +19,7 @@ F = TypeVar("F", bound=Callable)
 
 def gc_paused(fn: F) -> F:
     """Run ``fn`` with the cyclic collector off (restored after, even on errors)."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         if not gc.isenabled():
@@ -28,4 +29,5 @@ def gc_paused(fn: F) -> F:
             return fn(*args, **kwargs)
         finally:
             gc.enable()
+
     return wrapper  # type: ignore[return-value]

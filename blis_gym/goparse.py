@@ -12,8 +12,9 @@ import re
 from .errors import ConfigError
 
 # Characters Go's unicode.IsSpace accepts (str.strip() would also drop \x1c-\x1f).
-GO_SPACE = ("\t\n\v\f\r \x85\xa0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B))
-            + "\u2028\u2029\u202f\u205f\u3000")
+GO_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B)) + "\u2028\u2029\u202f\u205f\u3000"
+)
 
 # Number syntax of Go's strconv.ParseFloat: decimal or hex (hex needs a p-exponent),
 # '_' allowed as a digit separator, plus inf/infinity (signed) and nan (unsigned).

@@ -8,5 +8,14 @@ from .. import ENV_IDS
 from .cluster_env import AdmissionEnv, AdmissionRoutingEnv, ClusterEnv, RoutingEnv
 from .scenario import EnvOptions, Scenario, load_scenario, scenario_names
 
-__all__ = ["ClusterEnv", "RoutingEnv", "AdmissionEnv", "AdmissionRoutingEnv", "EnvOptions", "Scenario",
-           "load_scenario", "scenario_names", "ENV_IDS"]
+__all__ = [
+    "ClusterEnv",
+    "RoutingEnv",
+    "AdmissionEnv",
+    "AdmissionRoutingEnv",
+    "EnvOptions",
+    "Scenario",
+    "load_scenario",
+    "scenario_names",
+    "ENV_IDS",
+]

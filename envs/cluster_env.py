@@ -47,15 +47,15 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ..plan import generate_requests
 from ..cluster.simulator import ClusterResult, ClusterSimulator, Decision
+from ..config.fitness import parse_fitness_weights
 from ..gcpause import gc_paused
+from ..plan import generate_requests
 from ..policies import ADMISSION, ROUTING
 from ..policies.prefix_index import PrefixCacheIndex
 from ..policies.scorers import parse_scorers
-from ..report.fitness import compute_fitness, parse_fitness_weights, raw_metrics
-from ..report.slo import per_slo_distributions
-from ..report.summary import metrics_block
+from ..report.fitness import compute_fitness, raw_metrics
+from ..report.summary import result_metrics
 from .observation import ObservationBuilder, observation_size
 from .rewards import TIME_REWARDS, LookaheadCritic, RegretCritic
 from .scenario import DEFAULT_SCENARIO, Scenario, default_rejection_penalty, load_scenario
@@ -65,20 +65,6 @@ OBS_HIGH = 1e6
 # reset() without a seed draws workload seeds below this; seeds from here up are never drawn,
 # so episodes seeded with them are held out from training (blis evaluate's default).
 HELD_OUT_SEED = 2**30
-
-
-def result_metrics(result: ClusterResult) -> dict:
-    """The figures ``blis run`` prints: the cluster block, one block per instance, and per SLO
-    class (``"default"`` for requests without one) TTFT and E2E mean and p99 in ms."""
-    return {
-        "cluster": metrics_block("cluster", result.aggregate),
-        "instances": {iid: metrics_block(iid, m) for iid, m in zip(result.instance_ids, result.instances)},
-        "rejected_requests": result.rejected,
-        "per_slo": {cls: {"ttft_mean_ms": m.ttft.mean / 1e3, "ttft_p99_ms": m.ttft.p99 / 1e3,
-                          "e2e_mean_ms": m.e2e.mean / 1e3, "e2e_p99_ms": m.e2e.p99 / 1e3,
-                          "completed": m.e2e.count}
-                    for cls, m in per_slo_distributions(result.aggregate).items()},
-    }
 
 
 class ClusterEnv(gym.Env):
@@ -149,8 +135,11 @@ class ClusterEnv(gym.Env):
         else:
             workload_seed = int(self.np_random.integers(0, HELD_OUT_SEED))
         run = self.scenario.run
-        requests = (self.scenario.plan.requests if workload_seed == run.seed and self.episode == 0
-                    else generate_requests(run.with_seed(workload_seed)))
+        requests = (
+            self.scenario.plan.requests
+            if workload_seed == run.seed and self.episode == 0
+            else generate_requests(run.with_seed(workload_seed))
+        )
         self.episode += 1
         self.workload_seed = workload_seed
         self._info = {}
@@ -216,8 +205,9 @@ class ClusterEnv(gym.Env):
         # The critic reads the same router-side index the observation shows.
         self.critic = RegretCritic(self.regret_profile, self.config.engine.block_size, self.index)
         if self.scenario.env.reward == "lookahead":
-            self.lookahead = LookaheadCritic(ROUTING.make("lookahead", **{
-                **self.config.policy_options(), "prefix_index": self.index}))
+            self.lookahead = LookaheadCritic(
+                ROUTING.make("lookahead", **{**self.config.policy_options(), "prefix_index": self.index})
+            )
             self.lookahead.start(sim)
         self._area = 0
         reward = self.scenario.env.reward
@@ -225,8 +215,9 @@ class ClusterEnv(gym.Env):
             self.time = TIME_REWARDS[reward]([r.arrival for r in requests])
             self.time.attach(sim)
         e = self.config.engine
-        self.obs_builder = ObservationBuilder.for_workload(requests, self.num_instances, e.max_running,
-                                                           e.block_size, self.config.max_kv_blocks)
+        self.obs_builder = ObservationBuilder.for_workload(
+            requests, self.num_instances, e.max_running, e.block_size, self.config.max_kv_blocks
+        )
 
     def _advance(self) -> np.ndarray:
         """Run to the next decision the agent owns; answer the others. Returns the observation."""
@@ -291,15 +282,16 @@ class ClusterEnv(gym.Env):
         lines = []
         if self.decision is not None:
             d = self.decision
-            lines.append(f"t={d.time / 1e6:.6f}s  {d.kind} decision for {d.request.id} "
-                         f"({d.request.n_in} input tokens)")
+            lines.append(f"t={d.time / 1e6:.6f}s  {d.kind} decision for {d.request.id} ({d.request.n_in} input tokens)")
         else:
             lines.append(f"t={sim.clock / 1e6:.6f}s  finished")
         for i, inst in enumerate(sim.instances):
             util = inst.kv.used / inst.kv.total
             bar = "#" * int(round(util * 20))
-            lines.append(f"{inst.id:<12} queue {len(inst.waitq):>4}  batch {len(inst.running):>4}  "
-                         f"pending {sim.pending[i]:>3}  kv [{bar:<20}] {util:5.1%}")
+            lines.append(
+                f"{inst.id:<12} queue {len(inst.waitq):>4}  batch {len(inst.running):>4}  "
+                f"pending {sim.pending[i]:>3}  kv [{bar:<20}] {util:5.1%}"
+            )
         return "\n".join(lines) + "\n"
 
 
@@ -327,8 +319,10 @@ class AdmissionEnv(ClusterEnv):
 
     def _check_reward(self) -> None:
         if self.scenario.env.reward in self.unfit_rewards:
-            raise ValueError(f"reward {self.scenario.env.reward!r} scores routing choices; blis_gym/Admission-v0 "
-                             f"makes none (use 'fitness', 'time-in-system' or 'ttft')")
+            raise ValueError(
+                f"reward {self.scenario.env.reward!r} scores routing choices; blis_gym/Admission-v0 "
+                f"makes none (use 'fitness', 'time-in-system' or 'ttft')"
+            )
 
     def _act(self, decision: Decision, action: int) -> None:
         if action == 1:

@@ -56,8 +56,9 @@ def observation_size(num_instances: int) -> int:
 class ObservationBuilder:
     """Fills one preallocated vector per decision."""
 
-    def __init__(self, num_instances: int, max_running: int, block_size: int, total_kv_blocks: int,
-                 last_arrival_ticks: int) -> None:
+    def __init__(
+        self, num_instances: int, max_running: int, block_size: int, total_kv_blocks: int, last_arrival_ticks: int
+    ) -> None:
         self.n = num_instances
         self.block_size = block_size
         self.batch_scale = float(max(max_running, 1))
@@ -66,14 +67,21 @@ class ObservationBuilder:
         self.buf = np.zeros(observation_size(num_instances), dtype=np.float32)
 
     @classmethod
-    def for_workload(cls, requests: Sequence[Request], num_instances: int, max_running: int, block_size: int,
-                     total_kv_blocks: int) -> "ObservationBuilder":
+    def for_workload(
+        cls, requests: Sequence[Request], num_instances: int, max_running: int, block_size: int, total_kv_blocks: int
+    ) -> "ObservationBuilder":
         """The builder for a run of ``requests``: the clock is scaled by their last arrival."""
         last = max((r.arrival for r in requests), default=1)
         return cls(num_instances, max_running, block_size, total_kv_blocks, last)
 
-    def build(self, req: Request, snaps: Sequence[Snapshot], index: PrefixCacheIndex, clock: int,
-              instances: Sequence[Instance]) -> np.ndarray:
+    def build(
+        self,
+        req: Request,
+        snaps: Sequence[Snapshot],
+        index: PrefixCacheIndex,
+        clock: int,
+        instances: Sequence[Instance],
+    ) -> np.ndarray:
         """The observation for deciding about ``req`` at ``clock`` given ``snaps`` and the
         ``instances`` they describe (for the work in flight); a fresh array.
 
@@ -89,12 +97,25 @@ class ObservationBuilder:
             waitq = inst.waitq
             backlog = inst.prefill_left + sum([r.n_in for r in waitq]) if waitq else inst.prefill_left
             busy = inst.step_end - clock
-            vals += (s.queue_depth / QUEUE_SCALE, s.batch_size / batch, s.pending_requests / PENDING_SCALE,
-                     s.kv_utilization, s.free_kv_blocks / kv, s.cache_hit_rate, m / n_keys if n_keys else 0.0,
-                     s.speed, backlog / TOKEN_SCALE, busy / STEP_SCALE if busy > 0 else 0.0)
+            vals += (
+                s.queue_depth / QUEUE_SCALE,
+                s.batch_size / batch,
+                s.pending_requests / PENDING_SCALE,
+                s.kv_utilization,
+                s.free_kv_blocks / kv,
+                s.cache_hit_rate,
+                m / n_keys if n_keys else 0.0,
+                s.speed,
+                backlog / TOKEN_SCALE,
+                busy / STEP_SCALE if busy > 0 else 0.0,
+            )
         slo = req.slo_class
-        vals += (req.n_in / TOKEN_SCALE, n_keys * self.block_size / TOKEN_SCALE,
-                 *[1.0 if slo == c else 0.0 for c in SLO_CLASSES], clock / self.clock_scale)
+        vals += (
+            req.n_in / TOKEN_SCALE,
+            n_keys * self.block_size / TOKEN_SCALE,
+            *[1.0 if slo == c else 0.0 for c in SLO_CLASSES],
+            clock / self.clock_scale,
+        )
         buf = self.buf
         buf[:] = vals
         return buf.copy()

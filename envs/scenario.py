@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
-
+from ..config import yamlio
+from ..config.datafiles import shipped_dir, shipped_names
+from ..config.fitness import parse_fitness_weights
+from ..config.pool import pool_text
+from ..errors import BlisError, ConfigError
 from ..plan import RunOptions, RunPlan, resolve
 from ..plan.options import FILE_OPTIONS, coerce_option, option_types, resolve_paths
-from ..plan.pool import pool_text
-from ..config import yamlio
-from ..errors import BlisError, ConfigError
 from ..policies.scorers import parse_scorers
-from ..report.fitness import parse_fitness_weights
 from .rewards import TIME_REWARDS
 
 REWARDS = ("regret", "fitness", *TIME_REWARDS, "lookahead")
@@ -62,9 +61,9 @@ class EnvOptions:
             raise ConfigError(f"{where}: fitness_weights: must name at least one key:weight")
         parse_fitness_weights(self.fitness_weights, f"{where}: fitness_weights")
         if self.rejection_penalty is not None and not (
-                self.rejection_penalty >= 0 and math.isfinite(self.rejection_penalty)):
-            raise ConfigError(f"{where}: rejection_penalty must be a finite number >= 0, "
-                              f"got {self.rejection_penalty}")
+            self.rejection_penalty >= 0 and math.isfinite(self.rejection_penalty)
+        ):
+            raise ConfigError(f"{where}: rejection_penalty must be a finite number >= 0, got {self.rejection_penalty}")
         if not (self.time_scale > 0 and math.isfinite(self.time_scale)):
             raise ConfigError(f"{where}: time_scale must be a finite number > 0, got {self.time_scale}")
 
@@ -98,12 +97,12 @@ class Scenario:
 
 
 def scenario_dir():
-    return resources.files("blis_gym.configs") / "scenarios"
+    return shipped_dir("scenarios")
 
 
 def scenario_names() -> list[str]:
     """Scenarios shipped with the package."""
-    return sorted(f.name[:-5] for f in scenario_dir().iterdir() if f.name.endswith(".yaml"))
+    return shipped_names("scenarios")
 
 
 def _read(name_or_path: Union[str, Path]) -> tuple[str, Mapping[str, Any]]:
@@ -117,8 +116,9 @@ def _read(name_or_path: Union[str, Path]) -> tuple[str, Mapping[str, Any]]:
     else:
         path = Path(name_or_path)
         if not path.is_file():
-            raise ConfigError(f"scenario {name!r}: no such file or shipped scenario "
-                              f"(shipped: {', '.join(scenario_names())})")
+            raise ConfigError(
+                f"scenario {name!r}: no such file or shipped scenario (shipped: {', '.join(scenario_names())})"
+            )
         try:
             text = path.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -150,8 +150,10 @@ def load_scenario(name_or_path: Union[str, Path] = DEFAULT_SCENARIO, **overrides
     for source, mapping in ((where, values), (f"{where} (keyword override)", overrides)):
         for key in mapping:
             if key not in RUN_KEYS and key not in ENV_KEYS:
-                raise ConfigError(f"{source}: unknown option {key!r} (blis run options: "
-                                  f"{', '.join(RUN_KEYS)}; env options: {', '.join(ENV_KEYS)})")
+                raise ConfigError(
+                    f"{source}: unknown option {key!r} (blis run options: "
+                    f"{', '.join(RUN_KEYS)}; env options: {', '.join(ENV_KEYS)})"
+                )
     values.update(overrides)
     if "instance_pool" in values:  # the YAML list form becomes the flag's string
         values["instance_pool"] = pool_text(values["instance_pool"], f"{where}: instance_pool")

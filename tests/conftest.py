@@ -77,8 +77,16 @@ def trained_twice(cfg, tmp_path: Path, *, timesteps: int, seed: int):
     from blis_gym.agents.train import train
 
     for run in ("a", "b"):
-        train(cfg, env_id="blis_gym/Routing-v0", scenario="default", timesteps=timesteps, seed=seed,
-              out=tmp_path / run, progress=False, log=lambda _: None)
+        train(
+            cfg,
+            env_id="blis_gym/Routing-v0",
+            scenario="default",
+            timesteps=timesteps,
+            seed=seed,
+            out=tmp_path / run,
+            progress=False,
+            log=lambda _: None,
+        )
     a, b = (TrainedAgent.load(tmp_path / r) for r in "ab")
     for pa, pb in zip(a.model.policy.parameters(), b.model.policy.parameters()):
         assert np.array_equal(pa.detach().numpy(), pb.detach().numpy())

@@ -42,10 +42,15 @@ def run_cli(*args: str) -> CliRun:
 
 def tiny_ppo_config(folder: Path) -> Path:
     """A PPO recipe whose RLlib iterations take a fraction of a second: 128 steps, 60-request episodes."""
-    doc = {"algo": "ppo", "n_envs": 1, "normalize_observations": False, "checkpoint_every": 0,
-           "env": {"reward": "ttft", **SMALL}, "policy_kwargs": {"net_arch": [16]},
-           "hyperparameters": {"n_steps": 128, "batch_size": 64, "n_epochs": 2, "learning_rate": 0.001,
-                               "gamma": 0.9}}
+    doc = {
+        "algo": "ppo",
+        "n_envs": 1,
+        "normalize_observations": False,
+        "checkpoint_every": 0,
+        "env": {"reward": "ttft", **SMALL},
+        "policy_kwargs": {"net_arch": [16]},
+        "hyperparameters": {"n_steps": 128, "batch_size": 64, "n_epochs": 2, "learning_rate": 0.001, "gamma": 0.9},
+    }
     path = folder / "ppo-tiny.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -59,8 +64,23 @@ def trained_rllib_run(tmp_path_factory) -> tuple[Path, CliRun]:
     if "routing" not in _RUNS:
         tmp = tmp_path_factory.mktemp("rllib")
         run = tmp / "run"
-        result = run_cli("train", "--backend", "rllib", "--config", str(tiny_ppo_config(tmp)), "--env", ROUTING,
-                         "--timesteps", str(TIMESTEPS), "--seed", "3", "--env-runners", "1", "--out", str(run),
-                         "--no-progress")
+        result = run_cli(
+            "train",
+            "--backend",
+            "rllib",
+            "--config",
+            str(tiny_ppo_config(tmp)),
+            "--env",
+            ROUTING,
+            "--timesteps",
+            str(TIMESTEPS),
+            "--seed",
+            "3",
+            "--env-runners",
+            "1",
+            "--out",
+            str(run),
+            "--no-progress",
+        )
         _RUNS["routing"] = (run, result)
     return _RUNS["routing"]

@@ -7,23 +7,23 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
+from conftest import metric_blocks, trained_twice
 
 from blis_gym.agents.config import load_agent_config, parse_agent_config
 from blis_gym.agents.evaluate import BASELINE_PREFIX, ci95, evaluate
 from blis_gym.agents.model import TrainedAgent
 from blis_gym.agents.train import train
 from blis_gym.baselines import cli_options_for, make_baseline
-from blis_gym.plan import cli_flags, resolve, simulate
-from blis_gym.envs.cluster_env import HELD_OUT_SEED, result_metrics
+from blis_gym.envs.cluster_env import HELD_OUT_SEED
 from blis_gym.envs.scenario import load_scenario
 from blis_gym.errors import ConfigError
+from blis_gym.plan import cli_flags, resolve, simulate
 from blis_gym.policies import ROUTING as POLICIES
-
-import gymnasium as gym
-from conftest import metric_blocks, trained_twice
+from blis_gym.report.summary import result_metrics
 
 ROUTING = "blis_gym/Routing-v0"
 ADMISSION = "blis_gym/Admission-v0"
@@ -38,8 +38,13 @@ def execute_metrics(run) -> tuple[dict, int]:
 
 def tiny_config(tmp: Path, algo: str = "ppo", env: dict | None = None, **changes) -> Path:
     """An agent config that trains in about a second."""
-    doc = {"algo": algo, "n_envs": 2, "env": {"reward": "time-in-system", **SMALL, **(env or {})},
-           "policy_kwargs": {"net_arch": [16]}, "checkpoint_every": 128}
+    doc = {
+        "algo": algo,
+        "n_envs": 2,
+        "env": {"reward": "time-in-system", **SMALL, **(env or {})},
+        "policy_kwargs": {"net_arch": [16]},
+        "checkpoint_every": 128,
+    }
     if algo == "ppo":
         doc["hyperparameters"] = {"n_steps": 64, "batch_size": 64, "n_epochs": 2}
         doc["entropy_schedule"] = {"start": 0.01, "end": 0.0}
@@ -58,8 +63,16 @@ def tiny_config(tmp: Path, algo: str = "ppo", env: dict | None = None, **changes
 def routing_model(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("routing")
     cfg = load_agent_config(tiny_config(tmp))
-    report = train(cfg, env_id=ROUTING, scenario="default", timesteps=300, seed=3, out=tmp / "run",
-                   progress=False, log=lambda _: None)
+    report = train(
+        cfg,
+        env_id=ROUTING,
+        scenario="default",
+        timesteps=300,
+        seed=3,
+        out=tmp / "run",
+        progress=False,
+        log=lambda _: None,
+    )
     assert report.steps >= 300 and not report.interrupted
     return tmp / "run"
 
@@ -68,12 +81,21 @@ def routing_model(tmp_path_factory) -> Path:
 def admission_model(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("admission")
     cfg = load_agent_config(tiny_config(tmp, env={"reward": "fitness"}, warm_start=None))
-    train(cfg, env_id=ADMISSION, scenario="overload", timesteps=200, seed=4, out=tmp / "run",
-          progress=False, log=lambda _: None)
+    train(
+        cfg,
+        env_id=ADMISSION,
+        scenario="overload",
+        timesteps=200,
+        seed=4,
+        out=tmp / "run",
+        progress=False,
+        log=lambda _: None,
+    )
     return tmp / "run"
 
 
 # --- training ------------------------------------------------------------------------------
+
 
 def test_training_writes_a_run_folder_that_reloads_and_predicts(routing_model):
     for name in ("model.zip", "config.yaml", "vecnormalize.pkl"):
@@ -108,15 +130,24 @@ def test_training_is_deterministic_for_a_seed(tmp_path):
 @pytest.mark.parametrize("algo", ["a2c", "dqn"])
 def test_other_algorithms_train_and_reload(tmp_path, algo):
     cfg = load_agent_config(tiny_config(tmp_path, algo))
-    train(cfg, env_id=ROUTING, scenario="default", timesteps=120, seed=1, out=tmp_path / "run",
-          progress=False, log=lambda _: None)
+    train(
+        cfg,
+        env_id=ROUTING,
+        scenario="default",
+        timesteps=120,
+        seed=1,
+        out=tmp_path / "run",
+        progress=False,
+        log=lambda _: None,
+    )
     agent = TrainedAgent.load(tmp_path / "run")
     assert agent.meta["algo"] == algo and type(agent.model).__name__ == algo.upper()
 
 
 def test_ctrl_c_saves_the_model_as_it_is(tmp_path, monkeypatch):
-    from blis_gym.agents import train as train_mod
     from stable_baselines3.common.callbacks import BaseCallback
+
+    from blis_gym.agents import train as train_mod
 
     class Interrupt(BaseCallback):
         def _on_step(self) -> bool:
@@ -126,8 +157,16 @@ def test_ctrl_c_saves_the_model_as_it_is(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_mod, "_entropy_callback", lambda schedule, total: Interrupt())
     cfg = load_agent_config(tiny_config(tmp_path, warm_start=None))
-    report = train(cfg, env_id=ROUTING, scenario="default", timesteps=10_000, seed=0, out=tmp_path / "run",
-                   progress=False, log=lambda _: None)
+    report = train(
+        cfg,
+        env_id=ROUTING,
+        scenario="default",
+        timesteps=10_000,
+        seed=0,
+        out=tmp_path / "run",
+        progress=False,
+        log=lambda _: None,
+    )
     assert report.interrupted and 64 <= report.steps < 10_000
     meta = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert meta["interrupted"] is True and meta["steps_done"] == report.steps
@@ -139,16 +178,19 @@ def test_shipped_agent_configs_are_valid():
     assert {name: load_agent_config(name).algo for name in shipped} == shipped
 
 
-@pytest.mark.parametrize("doc,needle", [
-    ({"algo": "sac"}, "algo: expected one of ppo, a2c, dqn"),
-    ({"algo": "ppo", "learning_rate": 1}, "unknown key(s) learning_rate"),
-    ({"algo": "ppo", "n_envs": 0}, "n_envs: expected an integer >= 1"),
-    ({"algo": "ppo", "warm_start": {"baseline": "least-loaded", "epochz": 3}}, "warm_start: unknown key(s) epochz"),
-    ({"algo": "dqn", "entropy_schedule": {"start": 0.1, "end": 0}}, "applies to ppo and a2c"),
-    ({"algo": "ppo", "hyperparameters": [1]}, "hyperparameters: expected a mapping"),
-    ({"algo": "ppo", "warm_start": {"baseline": "least-loaded", "learning_rate": "fast"}}, "learning_rate > 0"),
-    ({"algo": "ppo", "checkpoint_every": -1}, "checkpoint_every: expected an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "doc,needle",
+    [
+        ({"algo": "sac"}, "algo: expected one of ppo, a2c, dqn"),
+        ({"algo": "ppo", "learning_rate": 1}, "unknown key(s) learning_rate"),
+        ({"algo": "ppo", "n_envs": 0}, "n_envs: expected an integer >= 1"),
+        ({"algo": "ppo", "warm_start": {"baseline": "least-loaded", "epochz": 3}}, "warm_start: unknown key(s) epochz"),
+        ({"algo": "dqn", "entropy_schedule": {"start": 0.1, "end": 0}}, "applies to ppo and a2c"),
+        ({"algo": "ppo", "hyperparameters": [1]}, "hyperparameters: expected a mapping"),
+        ({"algo": "ppo", "warm_start": {"baseline": "least-loaded", "learning_rate": "fast"}}, "learning_rate > 0"),
+        ({"algo": "ppo", "checkpoint_every": -1}, "checkpoint_every: expected an integer >= 0"),
+    ],
+)
 def test_bad_agent_configs_name_the_key(doc, needle):
     with pytest.raises(ConfigError) as exc:
         parse_agent_config(doc, "agent config x.yaml")
@@ -157,12 +199,12 @@ def test_bad_agent_configs_name_the_key(doc, needle):
 
 # --- evaluation ------------------------------------------------------------------------------
 
+
 def test_evaluating_baselines_gives_exactly_the_cli_metrics():
-    results = evaluate(ROUTING, "default", [], "least-loaded,weighted", episodes=2, seed=HELD_OUT_SEED,
-                       overrides=SMALL)
+    results = evaluate(ROUTING, "default", [], "least-loaded,weighted", episodes=2, seed=HELD_OUT_SEED, overrides=SMALL)
     env = gym.make(ROUTING, **SMALL)
     for res in results:
-        name = res.name[len(BASELINE_PREFIX):]
+        name = res.name[len(BASELINE_PREFIX) :]
         run = cli_options_for(make_baseline(name, env), env.unwrapped.scenario.run)
         for row in res.episodes:
             cluster, rejected = execute_metrics(replace(run, seed=row["seed"]))
@@ -174,20 +216,35 @@ def test_evaluating_baselines_gives_exactly_the_cli_metrics():
 
 def test_ci95_is_the_student_t_interval():
     assert ci95([1.0]) == 0.0
-    assert ci95([1.0, 2.0, 3.0]) == pytest.approx(4.303 * 1.0 / 3 ** 0.5)
+    assert ci95([1.0, 2.0, 3.0]) == pytest.approx(4.303 * 1.0 / 3**0.5)
     assert ci95([5.0] * 40) == 0.0
 
 
 def test_blis_evaluate_prints_a_table_and_writes_results(blis, routing_model, tmp_path):
-    code, out, err = blis("evaluate", "--agent", str(routing_model / "model.zip"), "--agent", "baseline:round-robin",
-                          "--baselines", "least-loaded", "--episodes", "2", "--set", "num_requests=60",
-                          "--out", str(tmp_path))
+    code, out, err = blis(
+        "evaluate",
+        "--agent",
+        str(routing_model / "model.zip"),
+        "--agent",
+        "baseline:round-robin",
+        "--baselines",
+        "least-loaded",
+        "--episodes",
+        "2",
+        "--set",
+        "num_requests=60",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].split()[:4] == ["policy", "fitness", "TTFT", "mean"]
     assert "95% confidence intervals" in lines[-1] and " ± " in lines[2]
-    assert [ln.split()[0] for ln in lines[2:5]] == [str(routing_model / "model.zip"), "baseline:round-robin",
-                                                     "baseline:least-loaded"]
+    assert [ln.split()[0] for ln in lines[2:5]] == [
+        str(routing_model / "model.zip"),
+        "baseline:round-robin",
+        "baseline:least-loaded",
+    ]
     doc = json.loads((tmp_path / "results.json").read_text())
     assert [s["policy"] for s in doc["summary"]] == [ln.split()[0] for ln in lines[2:5]]
     assert doc["first_seed"] == HELD_OUT_SEED
@@ -201,8 +258,7 @@ def test_blis_evaluate_prints_a_table_and_writes_results(blis, routing_model, tm
     assert (tmp_path / "results.png").stat().st_size > 1000  # matplotlib is in the CI install
     # The recorded blis run arguments replay the first episode.
     replay = tmp_path / "replay.json"
-    code, _, err = blis("run", *doc["blis_run_args"], "--routing-policy", "round-robin",
-                        "--results-path", str(replay))
+    code, _, err = blis("run", *doc["blis_run_args"], "--routing-policy", "round-robin", "--results-path", str(replay))
     assert code == 0, err
     first = doc["episodes"]["baseline:round-robin"][0]
     assert json.loads(replay.read_text())["ttft_p99_ms"] == first["ttft_p99_ms"]
@@ -210,14 +266,22 @@ def test_blis_evaluate_prints_a_table_and_writes_results(blis, routing_model, tm
 
 # --- deployment in blis run --------------------------------------------------------------------
 
+
 def test_blis_run_with_a_trained_router_reproduces_evaluate(blis, routing_model, tmp_path):
     seed = HELD_OUT_SEED + 1
-    [res] = evaluate(ROUTING, "default", [str(routing_model)], "none", episodes=2, seed=HELD_OUT_SEED,
-                     overrides=SMALL)
+    [res] = evaluate(ROUTING, "default", [str(routing_model)], "none", episodes=2, seed=HELD_OUT_SEED, overrides=SMALL)
     flags = cli_flags(replace(load_scenario("default", **SMALL).run, seed=seed))
     results = tmp_path / "r.json"
-    code, out, err = blis("run", *flags, "--routing-policy", "rl", "--routing-model", str(routing_model / "model.zip"),
-                          "--results-path", str(results))
+    code, out, err = blis(
+        "run",
+        *flags,
+        "--routing-policy",
+        "rl",
+        "--routing-model",
+        str(routing_model / "model.zip"),
+        "--results-path",
+        str(results),
+    )
     assert code == 0, err
     cluster = json.loads(results.read_text())
     cluster = cluster.get("cluster", cluster)
@@ -229,28 +293,52 @@ def test_blis_run_with_a_trained_router_reproduces_evaluate(blis, routing_model,
 
 
 def test_a_trained_admission_policy_deploys_too(admission_model):
-    [res] = evaluate(ADMISSION, "overload", [str(admission_model)], "none", episodes=1, seed=HELD_OUT_SEED,
-                     overrides={**SMALL, "reward": "fitness"})
-    run = replace(load_scenario("overload", **SMALL).run, seed=HELD_OUT_SEED, admission_policy="rl",
-                  admission_model=str(admission_model))
+    [res] = evaluate(
+        ADMISSION,
+        "overload",
+        [str(admission_model)],
+        "none",
+        episodes=1,
+        seed=HELD_OUT_SEED,
+        overrides={**SMALL, "reward": "fitness"},
+    )
+    run = replace(
+        load_scenario("overload", **SMALL).run,
+        seed=HELD_OUT_SEED,
+        admission_policy="rl",
+        admission_model=str(admission_model),
+    )
     cluster, rejected = execute_metrics(run)
     row = res.episodes[0]
-    assert (cluster["ttft_p99_ms"], cluster["e2e_mean_ms"], rejected) == (row["ttft_p99_ms"], row["e2e_mean_ms"],
-                                                                           row["rejected"])
+    assert (cluster["ttft_p99_ms"], cluster["e2e_mean_ms"], rejected) == (
+        row["ttft_p99_ms"],
+        row["e2e_mean_ms"],
+        row["rejected"],
+    )
 
 
 # --- clear errors ------------------------------------------------------------------------------
+
 
 def _flags(**over) -> list[str]:
     return cli_flags(replace(load_scenario("default", **SMALL).run, **over))
 
 
-@pytest.mark.parametrize("extra,needle", [
-    (["--routing-policy", "rl"], "--routing-policy rl needs --routing-model"),
-    (["--routing-policy", "rl", "--routing-model", "/no/such/model.zip"], "--routing-model /no/such/model.zip: no such file"),
-    (["--routing-model", "x.zip"], "--routing-model is used only with --routing-policy rl"),
-    (["--routing-policy", "rlx"], "valid: round-robin, least-loaded, always-busiest, prefix-affinity, weighted, lookahead, rl"),
-])
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--routing-policy", "rl"], "--routing-policy rl needs --routing-model"),
+        (
+            ["--routing-policy", "rl", "--routing-model", "/no/such/model.zip"],
+            "--routing-model /no/such/model.zip: no such file",
+        ),
+        (["--routing-model", "x.zip"], "--routing-model is used only with --routing-policy rl"),
+        (
+            ["--routing-policy", "rlx"],
+            "valid: round-robin, least-loaded, always-busiest, prefix-affinity, weighted, lookahead, rl",
+        ),
+    ],
+)
 def test_bad_model_flags_fail_clearly(blis, extra, needle):
     code, out, err = blis("run", *_flags(), *extra)
     assert code == 2 and out == ""
@@ -258,13 +346,27 @@ def test_bad_model_flags_fail_clearly(blis, extra, needle):
 
 
 def test_incompatible_models_fail_clearly(blis, routing_model, admission_model, tmp_path):
-    code, out, err = blis("run", *_flags(num_instances=8), "--routing-policy", "rl", "--routing-model",
-                          str(routing_model))
+    code, out, err = blis(
+        "run", *_flags(num_instances=8), "--routing-policy", "rl", "--routing-model", str(routing_model)
+    )
     assert code == 2 and out == "" and "it was trained for 4 instances" in err
     code, out, err = blis("run", *_flags(), "--routing-policy", "rl", "--routing-model", str(admission_model))
     assert code == 2 and "trained on blis_gym/Admission-v0, not blis_gym/Routing-v0" in err
-    code, out, err = blis("evaluate", "--env", ADMISSION, "--scenario", "overload", "--agent", str(routing_model),
-                          "--baselines", "none", "--set", "reward=fitness", "--out", str(tmp_path))
+    code, out, err = blis(
+        "evaluate",
+        "--env",
+        ADMISSION,
+        "--scenario",
+        "overload",
+        "--agent",
+        str(routing_model),
+        "--baselines",
+        "none",
+        "--set",
+        "reward=fitness",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 2 and "trained on blis_gym/Routing-v0, not blis_gym/Admission-v0" in err
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"not a zip")
@@ -273,21 +375,27 @@ def test_incompatible_models_fail_clearly(blis, routing_model, admission_model, 
     assert not (tmp_path / "results.json").exists()
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["evaluate", "--agent", "/no/such/dir"], "no such model file"),
-    (["evaluate", "--baselines", "fastest"], "--baselines: unknown baseline(s) fastest"),
-    (["evaluate", "--baselines", "none"], "nothing to evaluate"),
-    (["evaluate", "--agent", "baseline:nope"], "unknown baseline 'nope'"),
-    (["evaluate", "--baselines", "none", "--agent", "baseline:round-robin", "--set", "rate=-5"], "--rate"),
-    (["evaluate", "--episodes", "0"], "--episodes must be >= 1"),
-    (["evaluate", "--env", "blis_gym/Admission-v0", "--set", "reward=regret"], "reward 'regret' scores routing choices"),
-    (["evaluate", "--set", "num_requests"], "--set 'num_requests': expected key=value"),
-    (["train", "--out", "{tmp}/x", "--env", "blis_gym/Nope-v0"], "--env: unknown environment"),
-    (["train", "--out", "{tmp}/x", "--algo", "sac"], "no such file or shipped config"),
-    (["train", "--out", "{tmp}/x", "--timesteps", "0"], "--timesteps must be > 0"),
-    (["train", "--out", "{tmp}/x", "--seed", str(HELD_OUT_SEED)], "held out for evaluation"),
-    (["train", "--out", "{tmp}/x", "--scenario", "nope"], "scenario 'nope'"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["evaluate", "--agent", "/no/such/dir"], "no such model file"),
+        (["evaluate", "--baselines", "fastest"], "--baselines: unknown baseline(s) fastest"),
+        (["evaluate", "--baselines", "none"], "nothing to evaluate"),
+        (["evaluate", "--agent", "baseline:nope"], "unknown baseline 'nope'"),
+        (["evaluate", "--baselines", "none", "--agent", "baseline:round-robin", "--set", "rate=-5"], "--rate"),
+        (["evaluate", "--episodes", "0"], "--episodes must be >= 1"),
+        (
+            ["evaluate", "--env", "blis_gym/Admission-v0", "--set", "reward=regret"],
+            "reward 'regret' scores routing choices",
+        ),
+        (["evaluate", "--set", "num_requests"], "--set 'num_requests': expected key=value"),
+        (["train", "--out", "{tmp}/x", "--env", "blis_gym/Nope-v0"], "--env: unknown environment"),
+        (["train", "--out", "{tmp}/x", "--algo", "sac"], "no such file or shipped config"),
+        (["train", "--out", "{tmp}/x", "--timesteps", "0"], "--timesteps must be > 0"),
+        (["train", "--out", "{tmp}/x", "--seed", str(HELD_OUT_SEED)], "held out for evaluation"),
+        (["train", "--out", "{tmp}/x", "--scenario", "nope"], "scenario 'nope'"),
+    ],
+)
 def test_bad_agent_command_input_fails_clearly(blis, tmp_path, args, needle):
     code, out, err = blis(*[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert code == 2, err
@@ -301,8 +409,18 @@ def test_training_refuses_to_overwrite_a_model(blis, routing_model):
 
 def test_blis_train_command_trains_and_reports(blis, tmp_path):
     config = tiny_config(tmp_path, warm_start=None)
-    code, out, err = blis("train", "--config", str(config), "--timesteps", "128", "--seed", "2",
-                          "--out", str(tmp_path / "run"), "--no-progress")
+    code, out, err = blis(
+        "train",
+        "--config",
+        str(config),
+        "--timesteps",
+        "128",
+        "--seed",
+        "2",
+        "--out",
+        str(tmp_path / "run"),
+        "--no-progress",
+    )
     assert code == 0, err
     assert out.startswith("done: ") and "steps/s" in out and str(tmp_path / "run" / "model.zip") in out
     assert TrainedAgent.load(tmp_path / "run").meta["seed"] == 2
@@ -324,8 +442,12 @@ def test_help_names_every_shipped_recipe_and_bad_files_fail_clearly(blis, tmp_pa
 def test_chart_labels_are_short():
     from blis_gym.agents.charts import short_label
 
-    assert [short_label(n) for n in ("baseline:weighted", "runs/ppo/model.zip", "runs/dqn", "/x/best.zip")] == \
-        ["weighted", "ppo", "dqn", "best"]
+    assert [short_label(n) for n in ("baseline:weighted", "runs/ppo/model.zip", "runs/dqn", "/x/best.zip")] == [
+        "weighted",
+        "ppo",
+        "dqn",
+        "best",
+    ]
 
 
 def test_shipped_models_load_by_name_from_any_directory(blis, routing_model, tmp_path, monkeypatch):
@@ -363,8 +485,7 @@ def test_shipped_router_beats_every_heuristic_on_held_out_episodes(scenario):
 
     assert f"routing-{scenario}" in shipped_models()
     names = POLICIES.names()
-    results = evaluate(ROUTING, scenario, [f"routing-{scenario}"], ",".join(names), episodes=2,
-                       seed=HELD_OUT_SEED)
+    results = evaluate(ROUTING, scenario, [f"routing-{scenario}"], ",".join(names), episodes=2, seed=HELD_OUT_SEED)
     agent, heuristics = results[0].summary(), [r.summary() for r in results[1:]]
     assert len(heuristics) == len(names)
     assert agent["ttft_p99_ms"] <= 0.9 * min(h["ttft_p99_ms"] for h in heuristics)

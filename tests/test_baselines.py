@@ -8,10 +8,10 @@ import pytest
 
 import blis_gym  # noqa: F401
 from blis_gym.baselines import baseline_names, cli_options_for, make_baseline
-from blis_gym.plan import resolve, simulate
 from blis_gym.errors import ConfigError
+from blis_gym.plan import resolve, simulate
 from blis_gym.policies import ADMISSION, ROUTING
-from blis_gym.envs.cluster_env import result_metrics
+from blis_gym.report.summary import result_metrics
 
 SEED = 17
 
@@ -37,9 +37,14 @@ def cli_metrics(agent, env, seed=SEED):
 @pytest.mark.parametrize("name", ROUTING.names())
 @pytest.mark.parametrize("scenario", ["default", "stale-signals"])
 def test_routing_baseline_equals_blis_run(name, scenario):
-    env = gym.make("blis_gym/Routing-v0", scenario=scenario, num_requests=250,
-                   admission_policy="token-bucket", token_bucket_capacity=60000.0,
-                   token_bucket_refill_rate=200000.0)
+    env = gym.make(
+        "blis_gym/Routing-v0",
+        scenario=scenario,
+        num_requests=250,
+        admission_policy="token-bucket",
+        token_bucket_capacity=60000.0,
+        token_bucket_refill_rate=200000.0,
+    )
     agent = make_baseline(name, env)
     _, info = episode(env, agent)
     assert info["metrics"] == cli_metrics(agent, env)
@@ -99,8 +104,10 @@ def test_admission_baseline_equals_blis_run(name):
         assert 0 < expected["rejected_requests"] < 300  # the bucket really bit
 
 
-@pytest.mark.parametrize("env_id,name", [("blis_gym/Admission-v0", "token-bucket"),
-                                         ("blis_gym/AdmissionRouting-v0", "token-bucket+weighted")])
+@pytest.mark.parametrize(
+    "env_id,name",
+    [("blis_gym/Admission-v0", "token-bucket"), ("blis_gym/AdmissionRouting-v0", "token-bucket+weighted")],
+)
 def test_admission_with_stale_signals_equals_blis_run(env_id, name):
     """An answered admission routes at once with the admission's (stale) view, as blis run does."""
     env = gym.make(env_id, scenario="stale-signals", reward="fitness", num_requests=250)
@@ -111,8 +118,10 @@ def test_admission_with_stale_signals_equals_blis_run(env_id, name):
     assert 0 < expected["rejected_requests"] < 250
 
 
-@pytest.mark.parametrize("pair", ["always-admit+least-loaded", "token-bucket+weighted", "reject-all+round-robin",
-                                  "token-bucket+always-busiest"])
+@pytest.mark.parametrize(
+    "pair",
+    ["always-admit+least-loaded", "token-bucket+weighted", "reject-all+round-robin", "token-bucket+always-busiest"],
+)
 def test_joint_baseline_equals_blis_run(pair):
     env = gym.make("blis_gym/AdmissionRouting-v0", num_requests=250)
     agent = make_baseline(pair, env, token_bucket_capacity=30000.0, token_bucket_refill_rate=150000.0)
@@ -125,8 +134,7 @@ def test_evaluate_policy_plays_baselines_like_a_model():
 
     env = gym.make("blis_gym/Routing-v0", num_requests=80, reward="time-in-system")
     agent = make_baseline("least-loaded", env)
-    rewards, lengths = evaluate_policy(agent, env, n_eval_episodes=3, return_episode_rewards=True,
-                                       warn=False)
+    rewards, lengths = evaluate_policy(agent, env, n_eval_episodes=3, return_episode_rewards=True, warn=False)
     assert len(rewards) == 3 and lengths == [80, 80, 80]
     # The first evaluated episode is the env's seeded one; replaying it by hand gives the same return.
     fresh = gym.make("blis_gym/Routing-v0", num_requests=80, reward="time-in-system")

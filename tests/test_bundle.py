@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURES, REFERENCE_DATA, requires_reference
 
 from blis_gym.config.bundle import (
     ADMISSION_POLICY_NAMES,
@@ -21,7 +22,6 @@ from blis_gym.config.bundle import (
 from blis_gym.errors import ConfigError
 from blis_gym.policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
 from blis_gym.policies.scorers import DEFAULT_SCORERS, ScorerConfig
-from conftest import FIXTURES, REFERENCE_DATA, requires_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "configs" / "policies"
@@ -33,11 +33,16 @@ BLIS_STYLE_BUNDLES = {  # reference example name -> our fixture
     "weighted-routing.yaml": FIXTURES / "blis_weighted_routing.yaml",
 }
 BLIS_STYLE_EXPECTED = {
-    "policy-config.yaml": PolicyBundle(admission_policy="always-admit", routing_policy="round-robin",
-                                       priority_policy="constant", scheduler="fcfs"),
-    "weighted-routing.yaml": PolicyBundle(admission_policy="always-admit", routing_policy="weighted",
-                                          scorers=DEFAULT_SCORERS, priority_policy="constant",
-                                          scheduler="fcfs"),
+    "policy-config.yaml": PolicyBundle(
+        admission_policy="always-admit", routing_policy="round-robin", priority_policy="constant", scheduler="fcfs"
+    ),
+    "weighted-routing.yaml": PolicyBundle(
+        admission_policy="always-admit",
+        routing_policy="weighted",
+        scorers=DEFAULT_SCORERS,
+        priority_policy="constant",
+        scheduler="fcfs",
+    ),
 }
 
 # The option values a plain `blis run` starts from (BLIS's flag defaults).
@@ -151,6 +156,7 @@ def test_shipped_examples_are_installed_package_data():
 
 # --- loading valid files ----------------------------------------------------------------------
 
+
 def test_empty_file_is_an_empty_bundle(tmp_path):
     assert load_policy_bundle(write(tmp_path, "")) == PolicyBundle()
     assert load_policy_bundle(write(tmp_path, "# only a comment\n")) == PolicyBundle()
@@ -198,8 +204,7 @@ def test_zero_token_bucket_values_are_set(tmp_path):
 
 
 def test_anchors_and_merge_keys_work(tmp_path):
-    text = ("routing:\n  scorers:\n    - &qd {name: queue-depth, weight: 2}\n"
-            "    - {<<: *qd, name: kv-utilization}\n")
+    text = "routing:\n  scorers:\n    - &qd {name: queue-depth, weight: 2}\n    - {<<: *qd, name: kv-utilization}\n"
     bundle = load_policy_bundle(write(tmp_path, text))
     assert bundle.scorers == (ScorerConfig("queue-depth", 2.0), ScorerConfig("kv-utilization", 2.0))
 
@@ -211,12 +216,15 @@ def test_exponent_numbers_are_numbers(tmp_path, literal, value):
     assert bundle.token_bucket_capacity == value
 
 
-@pytest.mark.parametrize("family, names, registry", [
-    ("admission", ADMISSION_POLICY_NAMES, ADMISSION),
-    ("routing", ROUTING_POLICY_NAMES, ROUTING),
-    ("priority", PRIORITY_POLICY_NAMES, PRIORITY),
-    ("scheduler", SCHEDULER_NAMES, SCHEDULER),
-])
+@pytest.mark.parametrize(
+    "family, names, registry",
+    [
+        ("admission", ADMISSION_POLICY_NAMES, ADMISSION),
+        ("routing", ROUTING_POLICY_NAMES, ROUTING),
+        ("priority", PRIORITY_POLICY_NAMES, PRIORITY),
+        ("scheduler", SCHEDULER_NAMES, SCHEDULER),
+    ],
+)
 def test_every_reference_policy_name_loads(tmp_path, family, names, registry):
     # Reference names load even before they are built; anything registered loads too.
     for name in sorted(set(names) | set(registry.names())):
@@ -226,6 +234,7 @@ def test_every_reference_policy_name_loads(tmp_path, family, names, registry):
 
 
 # --- errors -----------------------------------------------------------------------------------
+
 
 def test_missing_file(tmp_path):
     path = tmp_path / "nope.yaml"
@@ -275,58 +284,82 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
     assert "admission, routing, priority, scheduler, instance_pool" in message
 
 
-@pytest.mark.parametrize("text, field, allowed", [
-    ("schedular: fcfs\n", "schedular", "admission, routing, priority, scheduler, instance_pool"),
-    ("admission:\n  polcy: reject-all\n", "admission.polcy",
-     "policy, token_bucket_capacity, token_bucket_refill_rate"),
-    ("routing:\n  policy: weighted\n  scorer: []\n", "routing.scorer", "policy, scorers"),
-    ("priority:\n  policy: constant\n  score: 3\n", "priority.score", "policy"),
-    ("routing:\n  scorers:\n    - {name: queue-depth, weight: 1}\n    - {name: kv-utilization, wieght: 1}\n",
-     "routing.scorers[1].wieght", "name, weight"),
-])
+@pytest.mark.parametrize(
+    "text, field, allowed",
+    [
+        ("schedular: fcfs\n", "schedular", "admission, routing, priority, scheduler, instance_pool"),
+        (
+            "admission:\n  polcy: reject-all\n",
+            "admission.polcy",
+            "policy, token_bucket_capacity, token_bucket_refill_rate",
+        ),
+        ("routing:\n  policy: weighted\n  scorer: []\n", "routing.scorer", "policy, scorers"),
+        ("priority:\n  policy: constant\n  score: 3\n", "priority.score", "policy"),
+        (
+            "routing:\n  scorers:\n    - {name: queue-depth, weight: 1}\n    - {name: kv-utilization, wieght: 1}\n",
+            "routing.scorers[1].wieght",
+            "name, weight",
+        ),
+    ],
+)
 def test_unknown_keys_list_the_allowed_ones(tmp_path, text, field, allowed):
     message = load_error(tmp_path, text)
     assert f"{field}: unknown key" in message
     assert f"(allowed: {allowed})" in message
 
 
-@pytest.mark.parametrize("text, field, problem", [
-    # sections that are not mappings
-    ("admission: always-admit\n", "admission", "mapping"),
-    ("routing: [weighted]\n", "routing", "mapping"),
-    ("priority: 1\n", "priority", "mapping"),
-    ("routing:\n  scorers:\n    - queue-depth:2\n", "routing.scorers[0]", "mapping"),
-    ("routing:\n  scorers:\n    -\n", "routing.scorers[0]", "mapping"),
-    # names that are not strings
-    ("scheduler: 3\n", "scheduler", "string expected"),
-    ("scheduler: [fcfs]\n", "scheduler", "string expected"),
-    ("admission:\n  policy: true\n", "admission.policy", "string expected"),
-    ("routing:\n  policy: {name: weighted}\n", "routing.policy", "string expected"),
-    ("priority:\n  policy: 1.5\n", "priority.policy", "string expected"),
-    ("routing:\n  scorers:\n    - {name: 7, weight: 1}\n", "routing.scorers[0].name", "string expected"),
-    # numbers that are not numbers
-    ("admission:\n  token_bucket_capacity: lots\n", "admission.token_bucket_capacity", "number expected"),
-    ("admission:\n  token_bucket_capacity: '100'\n", "admission.token_bucket_capacity", "number expected"),
-    ("admission:\n  token_bucket_refill_rate: true\n", "admission.token_bucket_refill_rate", "number expected"),
-    ("admission:\n  token_bucket_refill_rate: [1]\n", "admission.token_bucket_refill_rate", "number expected"),
-    ("routing:\n  scorers:\n    - {name: queue-depth, weight: heavy}\n", "routing.scorers[0].weight",
-     "number expected"),
-    ("routing:\n  scorers:\n    - {name: queue-depth, weight: 1}\n    - {name: load-balance, weight: yes}\n",
-     "routing.scorers[1].weight", "number expected"),
-    ("routing:\n  scorers:\n    - {name: queue-depth, weight: 1" + "0" * 400 + "}\n",
-     "routing.scorers[0].weight", "must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "text, field, problem",
+    [
+        # sections that are not mappings
+        ("admission: always-admit\n", "admission", "mapping"),
+        ("routing: [weighted]\n", "routing", "mapping"),
+        ("priority: 1\n", "priority", "mapping"),
+        ("routing:\n  scorers:\n    - queue-depth:2\n", "routing.scorers[0]", "mapping"),
+        ("routing:\n  scorers:\n    -\n", "routing.scorers[0]", "mapping"),
+        # names that are not strings
+        ("scheduler: 3\n", "scheduler", "string expected"),
+        ("scheduler: [fcfs]\n", "scheduler", "string expected"),
+        ("admission:\n  policy: true\n", "admission.policy", "string expected"),
+        ("routing:\n  policy: {name: weighted}\n", "routing.policy", "string expected"),
+        ("priority:\n  policy: 1.5\n", "priority.policy", "string expected"),
+        ("routing:\n  scorers:\n    - {name: 7, weight: 1}\n", "routing.scorers[0].name", "string expected"),
+        # numbers that are not numbers
+        ("admission:\n  token_bucket_capacity: lots\n", "admission.token_bucket_capacity", "number expected"),
+        ("admission:\n  token_bucket_capacity: '100'\n", "admission.token_bucket_capacity", "number expected"),
+        ("admission:\n  token_bucket_refill_rate: true\n", "admission.token_bucket_refill_rate", "number expected"),
+        ("admission:\n  token_bucket_refill_rate: [1]\n", "admission.token_bucket_refill_rate", "number expected"),
+        (
+            "routing:\n  scorers:\n    - {name: queue-depth, weight: heavy}\n",
+            "routing.scorers[0].weight",
+            "number expected",
+        ),
+        (
+            "routing:\n  scorers:\n    - {name: queue-depth, weight: 1}\n    - {name: load-balance, weight: yes}\n",
+            "routing.scorers[1].weight",
+            "number expected",
+        ),
+        (
+            "routing:\n  scorers:\n    - {name: queue-depth, weight: 1" + "0" * 400 + "}\n",
+            "routing.scorers[0].weight",
+            "must be a finite number",
+        ),
+    ],
+)
 def test_wrong_types_name_the_field(tmp_path, text, field, problem):
     message = load_error(tmp_path, text)
     assert f"{field}: {problem}" in message
 
 
-@pytest.mark.parametrize("field, family, name", [
-    ("admission.policy", "admission policy", "token_bucket"),
-    ("routing.policy", "routing policy", "least_loaded"),
-    ("priority.policy", "priority policy", "slo"),
-    ("scheduler", "scheduler", "lifo"),
-])
+@pytest.mark.parametrize(
+    "field, family, name",
+    [
+        ("admission.policy", "admission policy", "token_bucket"),
+        ("routing.policy", "routing policy", "least_loaded"),
+        ("priority.policy", "priority policy", "slo"),
+        ("scheduler", "scheduler", "lifo"),
+    ],
+)
 def test_unknown_policy_names_list_the_valid_ones(tmp_path, field, family, name):
     if field == "scheduler":
         text = f"scheduler: {name}\n"
@@ -335,30 +368,48 @@ def test_unknown_policy_names_list_the_valid_ones(tmp_path, field, family, name)
         text = f"{section}:\n  policy: {name}\n"
     message = load_error(tmp_path, text)
     assert f"{field}: unknown {family} {name!r}" in message
-    names = {"admission.policy": ADMISSION_POLICY_NAMES, "routing.policy": ROUTING_POLICY_NAMES,
-             "priority.policy": PRIORITY_POLICY_NAMES, "scheduler": SCHEDULER_NAMES}[field]
+    names = {
+        "admission.policy": ADMISSION_POLICY_NAMES,
+        "routing.policy": ROUTING_POLICY_NAMES,
+        "priority.policy": PRIORITY_POLICY_NAMES,
+        "scheduler": SCHEDULER_NAMES,
+    }[field]
     assert f"(valid: {', '.join(sorted(names))})" in message
 
 
-@pytest.mark.parametrize("value, problem", [
-    ("-1", "non-negative"), ("-0.5", "non-negative"), (".nan", "a finite number"),
-    (".inf", "a finite number"), ("-.inf", "a finite number"), ("1" + "0" * 400, "a finite number"),
-], ids=["neg-int", "neg-float", "nan", "inf", "neg-inf", "huge-int"])
+@pytest.mark.parametrize(
+    "value, problem",
+    [
+        ("-1", "non-negative"),
+        ("-0.5", "non-negative"),
+        (".nan", "a finite number"),
+        (".inf", "a finite number"),
+        ("-.inf", "a finite number"),
+        ("1" + "0" * 400, "a finite number"),
+    ],
+    ids=["neg-int", "neg-float", "nan", "inf", "neg-inf", "huge-int"],
+)
 @pytest.mark.parametrize("key", ["token_bucket_capacity", "token_bucket_refill_rate"])
 def test_bad_token_bucket_values(tmp_path, key, value, problem):
     message = load_error(tmp_path, f"admission:\n  {key}: {value}\n")
     assert f"admission.{key}: must be {problem}" in message
 
 
-@pytest.mark.parametrize("entries, index, needle", [
-    ("- {name: queue-depth, weight: 2}\n    - {name: cache-hit, weight: 1}", 1, "unknown scorer 'cache-hit'"),
-    ("- {name: queue-depth, weight: 2}\n    - {name: queue-depth, weight: 1}", 1, "duplicate scorer 'queue-depth'"),
-    ("- {name: queue-depth, weight: 0}", 0, "weight must be a finite positive number"),
-    ("- {name: kv-utilization, weight: 1}\n    - {name: queue-depth, weight: -2}", 1,
-     "weight must be a finite positive number"),
-    ("- {name: queue-depth, weight: .nan}", 0, "weight must be a finite positive number"),
-    ("- {name: queue-depth, weight: .inf}", 0, "weight must be a finite positive number"),
-])
+@pytest.mark.parametrize(
+    "entries, index, needle",
+    [
+        ("- {name: queue-depth, weight: 2}\n    - {name: cache-hit, weight: 1}", 1, "unknown scorer 'cache-hit'"),
+        ("- {name: queue-depth, weight: 2}\n    - {name: queue-depth, weight: 1}", 1, "duplicate scorer 'queue-depth'"),
+        ("- {name: queue-depth, weight: 0}", 0, "weight must be a finite positive number"),
+        (
+            "- {name: kv-utilization, weight: 1}\n    - {name: queue-depth, weight: -2}",
+            1,
+            "weight must be a finite positive number",
+        ),
+        ("- {name: queue-depth, weight: .nan}", 0, "weight must be a finite positive number"),
+        ("- {name: queue-depth, weight: .inf}", 0, "weight must be a finite positive number"),
+    ],
+)
 def test_bad_scorer_entries_name_the_index(tmp_path, entries, index, needle):
     message = load_error(tmp_path, f"routing:\n  scorers:\n    {entries}\n")
     assert f"routing.scorers[{index}]" in message
@@ -413,18 +464,35 @@ def test_apply_bundle_does_not_mutate_its_input():
     assert values == DEFAULTS
 
 
-@pytest.mark.parametrize("option", [
-    "admission_policy", "token_bucket_capacity", "token_bucket_refill_rate",
-    "routing_policy", "priority_policy", "scheduler",
-])
+@pytest.mark.parametrize(
+    "option",
+    [
+        "admission_policy",
+        "token_bucket_capacity",
+        "token_bucket_refill_rate",
+        "routing_policy",
+        "priority_policy",
+        "scheduler",
+    ],
+)
 def test_explicit_flag_wins(option):
-    typed = {"admission_policy": "reject-all", "token_bucket_capacity": 123.0, "token_bucket_refill_rate": 7.0,
-             "routing_policy": "least-loaded", "priority_policy": "inverted-slo", "scheduler": "sjf"}[option]
+    typed = {
+        "admission_policy": "reject-all",
+        "token_bucket_capacity": 123.0,
+        "token_bucket_refill_rate": 7.0,
+        "routing_policy": "least-loaded",
+        "priority_policy": "inverted-slo",
+        "scheduler": "sjf",
+    }[option]
     out = apply_bundle(FULL, dict(DEFAULTS, **{option: typed}), explicit={option})
     assert out[option] == typed
     # Only that option is protected; the rest still come from the bundle.
-    bundle_values = {"admission_policy": FULL.admission_policy, "routing_policy": FULL.routing_policy,
-                     "scheduler": FULL.scheduler, "priority_policy": FULL.priority_policy}
+    bundle_values = {
+        "admission_policy": FULL.admission_policy,
+        "routing_policy": FULL.routing_policy,
+        "scheduler": FULL.scheduler,
+        "priority_policy": FULL.priority_policy,
+    }
     assert all(out[k] == v for k, v in bundle_values.items() if k != option)
 
 
@@ -462,7 +530,8 @@ def test_bundle_scorers_only_when_routing_scorers_empty():
     flagged = apply_bundle(FULL, dict(DEFAULTS, routing_scorers="load-balance:2"), explicit={"routing_scorers"})
     assert flagged["routing_scorers"] == "load-balance:2"
     assert effective_scorers(flagged["routing_scorers"], flagged["bundle_scorers"]) == (
-        ScorerConfig("load-balance", 2.0),)
+        ScorerConfig("load-balance", 2.0),
+    )
 
 
 def test_no_scorers_anywhere_means_default_profile():
@@ -486,6 +555,7 @@ def test_end_to_end_with_a_shipped_example():
 
 # --- shipped bundles by name ------------------------------------------------------------------
 
+
 def test_shipped_bundles_load_by_bare_name_from_any_directory(tmp_path, monkeypatch):
 
     names = shipped_bundles()
@@ -504,18 +574,52 @@ def test_missing_file_lists_shipped_bundle_names(tmp_path):
 
 def test_cli_runs_a_shipped_bundle_by_name(blis, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out, err = blis("run", "--model", "meta-llama/llama-3.1-8b-instruct", "--log", "error",
-                          "--num-instances", "2", "--num-requests", "20", "--rate", "50",
-                          "--policy-config", "token-bucket", "--trace-level", "decisions", "--summarize-trace")
+    code, out, err = blis(
+        "run",
+        "--model",
+        "meta-llama/llama-3.1-8b-instruct",
+        "--log",
+        "error",
+        "--num-instances",
+        "2",
+        "--num-requests",
+        "20",
+        "--rate",
+        "50",
+        "--policy-config",
+        "token-bucket",
+        "--trace-level",
+        "decisions",
+        "--summarize-trace",
+    )
     assert code == 0, err
     assert "Total Decisions: 20" in out
     # The bundle did act: the same run with its settings as flags prints the same, and the
     # bucket rejected some requests (with no bundle all 20 are admitted).
-    code, same, err = blis("run", "--model", "meta-llama/llama-3.1-8b-instruct", "--log", "error",
-                           "--num-instances", "2", "--num-requests", "20", "--rate", "50",
-                           "--admission-policy", "token-bucket", "--token-bucket-capacity", "5000",
-                           "--token-bucket-refill-rate", "500", "--routing-policy", "least-loaded",
-                           "--trace-level", "decisions", "--summarize-trace")
+    code, same, err = blis(
+        "run",
+        "--model",
+        "meta-llama/llama-3.1-8b-instruct",
+        "--log",
+        "error",
+        "--num-instances",
+        "2",
+        "--num-requests",
+        "20",
+        "--rate",
+        "50",
+        "--admission-policy",
+        "token-bucket",
+        "--token-bucket-capacity",
+        "5000",
+        "--token-bucket-refill-rate",
+        "500",
+        "--routing-policy",
+        "least-loaded",
+        "--trace-level",
+        "decisions",
+        "--summarize-trace",
+    )
     assert code == 0, err
     assert out == same
     assert "Rejected: 0" not in out

@@ -13,14 +13,31 @@ from pathlib import Path
 
 import pytest
 
-from blis_gym.plan import RunOptions, resolve, simulate
-from blis_gym.report.calibration import (
-    CalibrationConfig, CalibrationPairs, ConfigMatch, LatencyPair, SimResult, build_calibration_report,
-    compute_calibration, download_delay_us, pearson_correlation, percentile_from_sorted,
-    prepare_calibration_pairs, quality_rating, upload_delay_us,
+from blis_gym.calibrate.compare import (
+    CalibrationConfig,
+    CalibrationPairs,
+    ConfigMatch,
+    LatencyPair,
+    SimResult,
+    build_calibration_report,
+    compute_calibration,
+    download_delay_us,
+    pearson_correlation,
+    percentile_from_sorted,
+    prepare_calibration_pairs,
+    quality_rating,
+    upload_delay_us,
 )
-from blis_gym.workload.tracev2 import (TraceHeader, TraceNetwork, TraceRecord, TraceServer, TraceV2, export_trace_v2,
-                                       load_trace_v2)
+from blis_gym.plan import RunOptions, resolve, simulate
+from blis_gym.workload.tracev2 import (
+    TraceHeader,
+    TraceNetwork,
+    TraceRecord,
+    TraceServer,
+    TraceV2,
+    export_trace_v2,
+    load_trace_v2,
+)
 
 MODEL = "meta-llama/llama-3.1-8b-instruct"
 
@@ -30,6 +47,7 @@ def rec(request_id: int, send: int = 0, first: int = 0, last: int = 0, **kw) -> 
 
 
 # --- the reference's ComputeCalibration cases -----------------------------------------------------
+
 
 def test_identical_vectors_have_no_error_and_perfect_correlation():
     m = compute_calibration([100, 200, 300, 400, 500], [100, 200, 300, 400, 500], "ttft")
@@ -64,9 +82,12 @@ def test_a_zero_real_value_is_left_out_of_mape():
 
 # --- the reference's PrepareCalibrationPairs cases ------------------------------------------------
 
+
 def test_records_pair_with_results_by_request_id_whatever_the_order():
-    records = [rec(0, send=10, first=500, last=1000), rec(1, arrival_time_us=100000, send=100010, first=100800,
-                                                          last=101500)]
+    records = [
+        rec(0, send=10, first=500, last=1000),
+        rec(1, arrival_time_us=100000, send=100010, first=100800, last=101500),
+    ]
     sims = [SimResult(1, ttft=750, e2e=1400), SimResult(0, ttft=450, e2e=950)]
     pairs = prepare_calibration_pairs(records, sims, CalibrationConfig())
     assert pairs.matched_count == 2
@@ -76,8 +97,11 @@ def test_records_pair_with_results_by_request_id_whatever_the_order():
 
 
 def test_network_round_trip_is_added_to_the_simulated_side():
-    pairs = prepare_calibration_pairs([rec(0, send=100, first=6000, last=7000)], [SimResult(0, ttft=500, e2e=900)],
-                                      CalibrationConfig(network_rtt_us=5000))
+    pairs = prepare_calibration_pairs(
+        [rec(0, send=100, first=6000, last=7000)],
+        [SimResult(0, ttft=500, e2e=900)],
+        CalibrationConfig(network_rtt_us=5000),
+    )
     assert pairs.ttft.sim[0] == 5500
     assert pairs.ttft.real[0] == 5900
     assert pairs.e2e.sim[0] == 5900
@@ -102,18 +126,25 @@ def test_a_record_without_a_simulated_twin_is_unmatched():
 
 
 def test_different_token_counts_are_counted_as_mismatches():
-    pairs = prepare_calibration_pairs([rec(0, 0, 500, 1000, input_tokens=512, output_tokens=128)],
-                                      [SimResult(0, 450, 900, input_tokens=500, output_tokens=128)],
-                                      CalibrationConfig())
+    pairs = prepare_calibration_pairs(
+        [rec(0, 0, 500, 1000, input_tokens=512, output_tokens=128)],
+        [SimResult(0, 450, 900, input_tokens=500, output_tokens=128)],
+        CalibrationConfig(),
+    )
     assert pairs.token_mismatch_count == 1
 
 
 def test_the_report_carries_counts_metrics_config_match_and_limitations():
     pairs = CalibrationPairs(
-        ttft=LatencyPair([100, 200, 300], [110, 210, 310]), e2e=LatencyPair([500, 600, 700], [520, 630, 710]),
-        token_mismatch_count=1, matched_count=3, excluded_warm_up=2)
-    report = build_calibration_report(pairs, ConfigMatch(matched=("max_num_seqs=256",),
-                                                         defaulted=("block_size (not in trace header)",)))
+        ttft=LatencyPair([100, 200, 300], [110, 210, 310]),
+        e2e=LatencyPair([500, 600, 700], [520, 630, 710]),
+        token_mismatch_count=1,
+        matched_count=3,
+        excluded_warm_up=2,
+    )
+    report = build_calibration_report(
+        pairs, ConfigMatch(matched=("max_num_seqs=256",), defaulted=("block_size (not in trace header)",))
+    )
     assert report.known_limitations
     assert report.config_match.matched == ("max_num_seqs=256",)
     assert report.config_match.defaulted == ("block_size (not in trace header)",)
@@ -124,6 +155,7 @@ def test_the_report_carries_counts_metrics_config_match_and_limitations():
 
 
 # --- the formulas, figure by figure --------------------------------------------------------------
+
 
 def test_percentiles_interpolate_linearly_between_ranks():
     values = [100.0, 200.0, 300.0, 400.0, 500.0]
@@ -171,11 +203,21 @@ def test_bias_sums_signed_errors_over_the_non_zero_reals():
     assert (only_zero.mape, only_zero.bias_direction) == (0.0, "")
 
 
-@pytest.mark.parametrize("mape, r, want", [
-    (0.099, 0.951, "excellent"), (0.10, 0.99, "good"), (0.05, 0.95, "good"), (0.199, 0.851, "good"),
-    (0.20, 0.99, "fair"), (0.05, 0.85, "fair"), (0.349, 0.701, "fair"), (0.35, 0.99, "poor"),
-    (0.01, 0.70, "poor"), (0.0, float("nan"), "poor"),
-])
+@pytest.mark.parametrize(
+    "mape, r, want",
+    [
+        (0.099, 0.951, "excellent"),
+        (0.10, 0.99, "good"),
+        (0.05, 0.95, "good"),
+        (0.199, 0.851, "good"),
+        (0.20, 0.99, "fair"),
+        (0.05, 0.85, "fair"),
+        (0.349, 0.701, "fair"),
+        (0.35, 0.99, "poor"),
+        (0.01, 0.70, "poor"),
+        (0.0, float("nan"), "poor"),
+    ],
+)
 def test_quality_thresholds_are_strict(mape, r, want):
     assert quality_rating(mape, r) == want
 
@@ -185,14 +227,17 @@ def test_network_delays_count_four_bytes_a_token():
     assert upload_delay_us(-5, 1000) == 0.0
     assert upload_delay_us(100, 1000) == 320.0  # 32 000 bits at 100 Mbit/s = 320 µs
     assert download_delay_us(8, 250) == 1000.0  # 8 000 bits at 8 Mbit/s = 1 ms
-    pairs = prepare_calibration_pairs([rec(0, 0, 5000, 9000, input_tokens=1000, output_tokens=250)],
-                                      [SimResult(0, 1000, 4000, input_tokens=1000, output_tokens=250)],
-                                      CalibrationConfig(network_rtt_us=2000, bandwidth_mbps=100))
+    pairs = prepare_calibration_pairs(
+        [rec(0, 0, 5000, 9000, input_tokens=1000, output_tokens=250)],
+        [SimResult(0, 1000, 4000, input_tokens=1000, output_tokens=250)],
+        CalibrationConfig(network_rtt_us=2000, bandwidth_mbps=100),
+    )
     assert pairs.ttft.sim == [1000 + 2000 + 320.0]
     assert pairs.e2e.sim == [4000 + 2000 + 320.0 + 80.0]  # 8 000 bits down at 100 Mbit/s
 
 
 # --- our pairing rules -----------------------------------------------------------------------------
+
 
 def test_a_negative_real_latency_is_unmatched_and_not_also_matched():
     records = [rec(0, send=1000, first=900, last=2000), rec(1, send=100, first=150, last=50), rec(2, 0, 100, 200)]
@@ -205,8 +250,12 @@ def test_a_negative_real_latency_is_unmatched_and_not_also_matched():
 
 
 def test_only_ok_records_are_compared():
-    records = [rec(0, 0, 100, 200), rec(1, 0, 100, 200, status="error", error_message="HTTP 500"),
-               rec(2, 0, 0, 0, status="timeout"), rec(3, 0, 120, 220)]
+    records = [
+        rec(0, 0, 100, 200),
+        rec(1, 0, 100, 200, status="error", error_message="HTTP 500"),
+        rec(2, 0, 0, 0, status="timeout"),
+        rec(3, 0, 120, 220),
+    ]
     sims = [SimResult(i, 100, 200) for i in range(4)]
     pairs = prepare_calibration_pairs(records, sims, CalibrationConfig(warm_up_requests=1))
     assert (pairs.excluded_warm_up, pairs.excluded_non_ok, pairs.matched_count) == (1, 2, 1)
@@ -223,9 +272,13 @@ def test_itl_pairs_per_chunk_against_per_token():
         rec(3, 0, 1000, 3000, streaming=True, num_chunks=3, output_tokens=1),  # sim has 1 token: no ITL
         rec(4, 0, 1000, 800, streaming=True, num_chunks=3, output_tokens=3),  # last before first: no ITL
     ]
-    sims = [SimResult(0, 900, 4900, output_tokens=5), SimResult(1, 900, 4900, output_tokens=5),
-            SimResult(2, 900, 900, output_tokens=1), SimResult(3, 900, 900, output_tokens=1),
-            SimResult(4, 900, 1900, output_tokens=3)]
+    sims = [
+        SimResult(0, 900, 4900, output_tokens=5),
+        SimResult(1, 900, 4900, output_tokens=5),
+        SimResult(2, 900, 900, output_tokens=1),
+        SimResult(3, 900, 900, output_tokens=1),
+        SimResult(4, 900, 1900, output_tokens=3),
+    ]
     pairs = prepare_calibration_pairs(records, sims, CalibrationConfig(network_rtt_us=700, bandwidth_mbps=1))
     assert pairs.itl.real == [1000.0]
     assert pairs.itl.sim == [1000.0]  # (4900 - 900) / 4: the network adds nothing per token
@@ -237,13 +290,22 @@ def test_itl_pairs_per_chunk_against_per_token():
 
 # --- the command ---------------------------------------------------------------------------------
 
+
 def _records() -> list[TraceRecord]:
     """Sixteen requests 40 ms apart: mixed lengths, two prefix groups, one non-streaming."""
     out = []
     for i in range(16):
-        out.append(TraceRecord(
-            i, client_id=f"c{i % 2}", prefix_group=("sys-a", "", "sys-b")[i % 3], streaming=i != 5,
-            input_tokens=64 + 37 * i, output_tokens=(3, 40, 120, 17)[i % 4], arrival_time_us=40_000 * i))
+        out.append(
+            TraceRecord(
+                i,
+                client_id=f"c{i % 2}",
+                prefix_group=("sys-a", "", "sys-b")[i % 3],
+                streaming=i != 5,
+                input_tokens=64 + 37 * i,
+                output_tokens=(3, 40, 120, 17)[i % 4],
+                arrival_time_us=40_000 * i,
+            )
+        )
     return out
 
 
@@ -274,15 +336,26 @@ def _real_trace(folder: Path, header: TraceHeader, seed: int = 42, rtt_us: int =
         ttft, e2e = int(agg.ttfts[rid]), int(agg.e2es[rid])
         first = r.arrival_time_us + int((ttft + rtt_us) * skew)
         last = r.arrival_time_us + int((e2e + rtt_us) * skew)
-        timed.append(replace(r, send_time_us=r.arrival_time_us, first_chunk_time_us=first, last_chunk_time_us=last,
-                             num_chunks=r.output_tokens if r.streaming else 1))
+        timed.append(
+            replace(
+                r,
+                send_time_us=r.arrival_time_us,
+                first_chunk_time_us=first,
+                last_chunk_time_us=last,
+                num_chunks=r.output_tokens if r.streaming else 1,
+            )
+        )
     export_trace_v2(TraceV2(header, tuple(timed)), folder)
     return folder
 
 
-REAL = TraceHeader(mode="real", warm_up_requests=2, created_at="2026-01-01T00:00:00Z",
-                   server=TraceServer(type="vllm", model=MODEL, tensor_parallel=2, max_num_seqs=256),
-                   network=TraceNetwork(measured_rtt_ms=1.5))
+REAL = TraceHeader(
+    mode="real",
+    warm_up_requests=2,
+    created_at="2026-01-01T00:00:00Z",
+    server=TraceServer(type="vllm", model=MODEL, tensor_parallel=2, max_num_seqs=256),
+    network=TraceNetwork(measured_rtt_ms=1.5),
+)
 
 
 def test_the_simulators_own_timings_calibrate_perfectly(blis, tmp_path):
@@ -303,13 +376,17 @@ def test_the_simulators_own_timings_calibrate_perfectly(blis, tmp_path):
         assert m["real_p90"] == pytest.approx(m["sim_p90"], rel=1e-12)
     # ITL: streaming requests with at least 2 tokens, past warm-up (request 5 does not stream).
     assert report["metrics"]["itl"]["count"] == len([r for r in _records()[2:] if r.streaming and r.output_tokens >= 2])
-    assert report["config_match"]["matched"] == [f"model={MODEL} (from trace header)",
-                                                 "tensor_parallel=2 (from trace header)",
-                                                 "max_num_seqs=256 (from trace header)"]
+    assert report["config_match"]["matched"] == [
+        f"model={MODEL} (from trace header)",
+        "tensor_parallel=2 (from trace header)",
+        "max_num_seqs=256 (from trace header)",
+    ]
     assert any(d.startswith("block_size (not in trace header)") for d in report["config_match"]["defaulted"])
     assert len(report["known_limitations"]) == 4
     assert "=== Calibration ===" in stdout
-    rows = {words[0]: words for words in map(str.split, stdout.splitlines()) if words[:1] in (["ttft"], ["itl"], ["e2e"])}
+    rows = {
+        words[0]: words for words in map(str.split, stdout.splitlines()) if words[:1] in (["ttft"], ["itl"], ["e2e"])
+    }
     # A non-streamed answer's first chunk is its end: TTFT pairs come from streamed requests only.
     streamed = len([r for r in _records()[2:] if r.streaming])
     assert 0 < streamed < 14 and info["ttft_non_streaming_excluded"] == 14 - streamed
@@ -321,8 +398,9 @@ def test_the_simulators_own_timings_calibrate_perfectly(blis, tmp_path):
 def test_a_flag_that_differs_from_the_header_is_listed_as_overridden(blis, tmp_path):
     trace = _real_trace(tmp_path / "obs", replace(REAL, network=None), skew=1.25)
     out = tmp_path / "cal.json"
-    code, _, stderr = blis("calibrate", str(trace), "--out", str(out), "--warm-up", "0", "--",
-                           "--model", MODEL, "--tp", "4")
+    code, _, stderr = blis(
+        "calibrate", str(trace), "--out", str(out), "--warm-up", "0", "--", "--model", MODEL, "--tp", "4"
+    )
     assert code == 0, stderr
     report = json.loads(out.read_text())
     assert report["trace_info"]["warm_up_excluded"] == 0
@@ -346,8 +424,16 @@ def test_skewed_timings_give_the_expected_mape(blis, tmp_path):
 def test_rtt_and_bandwidth_flags_override_the_header(blis, tmp_path):
     trace = _real_trace(tmp_path / "obs", REAL)
     out = tmp_path / "cal.json"
-    code, _, stderr = blis("calibrate", str(trace / "trace_data.csv"), "--out", str(out), "--network-rtt-ms", "0",
-                           "--bandwidth-mbps", "1000")
+    code, _, stderr = blis(
+        "calibrate",
+        str(trace / "trace_data.csv"),
+        "--out",
+        str(out),
+        "--network-rtt-ms",
+        "0",
+        "--bandwidth-mbps",
+        "1000",
+    )
     assert code == 0, stderr
     report = json.loads(out.read_text())
     assert report["normalization"]["network_rtt_us"] == 0
@@ -407,8 +493,10 @@ def test_no_simulated_twin_is_one_error(blis, tmp_path):
     export_trace_v2(TraceV2(REAL, tuple(skewed)), trace)
     code, _, stderr = blis("calibrate", str(trace), "--out", str(tmp_path / "c.json"))
     assert code == 2
-    assert ("no request could be compared (16 in the trace: 2 warm-up, 0 not ok, 14 without a completed "
-            "simulated twin or with negative latencies)") in _one_error(stderr)
+    assert (
+        "no request could be compared (16 in the trace: 2 warm-up, 0 not ok, 14 without a completed "
+        "simulated twin or with negative latencies)"
+    ) in _one_error(stderr)
     assert not (tmp_path / "c.json").exists()
 
 
@@ -424,16 +512,19 @@ def test_a_malformed_row_names_the_file_and_row(blis, tmp_path):
     assert str(data) in line and "row 3" in line and "streaming" in line
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--warm-up", "-1"], "--warm-up must be >= 0"),
-    (["--network-rtt-ms", "-2"], "--network-rtt-ms must be a finite value >= 0"),
-    (["--bandwidth-mbps", "nan"], "--bandwidth-mbps must be a finite value >= 0"),
-    (["--", "--workload", "chatbot"], "replays the trace as the workload; drop --workload"),
-    (["--", "--rate", "3", "--num-requests", "5"], "drop --rate, --num-requests"),
-    (["--", "--results-path", "r.json"], "writes only its report (--out); drop --results-path"),
-    (["--", "--no-such-flag"], "blis calibrate (blis run flags after --): No such option: --no-such-flag"),
-    (["--", "--model", "no/such-model"], "no/such-model"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--warm-up", "-1"], "--warm-up must be >= 0"),
+        (["--network-rtt-ms", "-2"], "--network-rtt-ms must be a finite value >= 0"),
+        (["--bandwidth-mbps", "nan"], "--bandwidth-mbps must be a finite value >= 0"),
+        (["--", "--workload", "chatbot"], "replays the trace as the workload; drop --workload"),
+        (["--", "--rate", "3", "--num-requests", "5"], "drop --rate, --num-requests"),
+        (["--", "--results-path", "r.json"], "writes only its report (--out); drop --results-path"),
+        (["--", "--no-such-flag"], "blis calibrate (blis run flags after --): No such option: --no-such-flag"),
+        (["--", "--model", "no/such-model"], "no/such-model"),
+    ],
+)
 def test_bad_options_are_one_error_line(blis, tmp_path, args, words):
     trace = _real_trace(tmp_path / "obs", REAL)
     code, _, stderr = blis("calibrate", str(trace), "--out", str(tmp_path / "c.json"), *args)

@@ -7,21 +7,20 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import FIXTURES, REFERENCE_DATA, ROOT, requires_reference
 
 from blis_gym.config.catalog import (
     Catalog,
     CoefficientEntry,
-    GPUSpec,
     ModelDefaults,
     WorkloadPreset,
     load_catalog,
     load_hardware_config,
-    load_model_facts,
-    model_facts_from_hf,
     read_blis_defaults,
 )
+from blis_gym.config.model_facts import load_model_facts, model_facts_from_hf
+from blis_gym.engine.roofline import GPUSpec
 from blis_gym.errors import ConfigError
-from conftest import FIXTURES, REFERENCE_DATA, ROOT, requires_reference
 
 # BLIS's own files: CI places a copy of shared/ beside the clone; tests that read them are
 # marked @requires_reference and skip in a bare clone. The fixtures in tests/data/fixtures are
@@ -33,16 +32,24 @@ HARDWARE_FIXTURE = FIXTURES / "blis_hardware_config.json"
 HF_CONFIG_FIXTURE = FIXTURES / "hf_config_llama-3.1-8b-instruct.json"
 
 PRESET_KEYS = {  # BLIS key -> ours
-    "prefix_tokens": "prefix_tokens", "prompt_tokens": "prompt_mean",
-    "prompt_tokens_stdev": "prompt_stdev", "prompt_tokens_min": "prompt_min",
-    "prompt_tokens_max": "prompt_max", "output_tokens": "output_mean",
-    "output_tokens_stdev": "output_stdev", "output_tokens_min": "output_min",
+    "prefix_tokens": "prefix_tokens",
+    "prompt_tokens": "prompt_mean",
+    "prompt_tokens_stdev": "prompt_stdev",
+    "prompt_tokens_min": "prompt_min",
+    "prompt_tokens_max": "prompt_max",
+    "output_tokens": "output_mean",
+    "output_tokens_stdev": "output_stdev",
+    "output_tokens_min": "output_min",
     "output_tokens_max": "output_max",
 }
 GPU_KEYS = {
-    "TFlopsPeak": "tflops_peak", "BwPeakTBs": "bw_peak_tbs", "BwEffConstant": "bw_eff_constant",
-    "TOverheadMicros": "t_overhead_us", "perLayerOverhead": "per_layer_overhead_us",
-    "mfuPrefill": "mfu_prefill", "mfuDecode": "mfu_decode",
+    "TFlopsPeak": "tflops_peak",
+    "BwPeakTBs": "bw_peak_tbs",
+    "BwEffConstant": "bw_eff_constant",
+    "TOverheadMicros": "t_overhead_us",
+    "perLayerOverhead": "per_layer_overhead_us",
+    "mfuPrefill": "mfu_prefill",
+    "mfuDecode": "mfu_decode",
     "allReduceLatency": "all_reduce_latency_us",
 }
 
@@ -65,9 +72,13 @@ def test_all_coefficient_rows_carried_exactly(reference: dict, catalog: Catalog)
     assert len(rows) == len(catalog.coefficients) == 109
     expected = [
         CoefficientEntry(
-            model=r["id"], gpu=r["GPU"], tp=r["tensor_parallelism"],
-            vllm_version=r["vllm_version"], alpha=tuple(r["alpha_coeffs"]),
-            beta=tuple(r["beta_coeffs"]), total_kv_blocks=r["total_kv_blocks"],
+            model=r["id"],
+            gpu=r["GPU"],
+            tp=r["tensor_parallelism"],
+            vllm_version=r["vllm_version"],
+            alpha=tuple(r["alpha_coeffs"]),
+            beta=tuple(r["beta_coeffs"]),
+            total_kv_blocks=r["total_kv_blocks"],
             best_loss=r["best_loss"],
         )
         for r in rows
@@ -83,8 +94,9 @@ def test_all_coefficient_rows_carried_exactly(reference: dict, catalog: Catalog)
 def test_first_match_wins_like_blis(reference: dict, catalog: Catalog) -> None:
     for r in reference["models"]:
         key = (r["id"], r["tensor_parallelism"], r["GPU"], r["vllm_version"])
-        first = next(x for x in reference["models"]
-                     if (x["id"], x["tensor_parallelism"], x["GPU"], x["vllm_version"]) == key)
+        first = next(
+            x for x in reference["models"] if (x["id"], x["tensor_parallelism"], x["GPU"], x["vllm_version"]) == key
+        )
         found = catalog.find_coefficients(*key)
         assert found is not None
         assert found.alpha == tuple(first["alpha_coeffs"])
@@ -110,8 +122,7 @@ def test_gpu_specs_equal(catalog: Catalog) -> None:
     """BLIS's GPUs are shipped with its figures (we ship a few more, for roofline only)."""
     hardware = json.loads((REFERENCE / "hardware_config.json").read_text(encoding="utf-8"))
     assert {name: catalog.gpus[name] for name in hardware} == {
-        name: GPUSpec(**{GPU_KEYS[k]: float(v) for k, v in spec.items()})
-        for name, spec in hardware.items()
+        name: GPUSpec(**{GPU_KEYS[k]: float(v) for k, v in spec.items()}) for name, spec in hardware.items()
     }
 
 
@@ -150,8 +161,16 @@ def test_default_catalog_is_cached_and_read_only(catalog: Catalog) -> None:
         catalog.workloads["x"] = catalog.preset("chatbot")  # type: ignore[index]
 
 
-FACT_KEYS = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads",
-             "num_key_value_heads", "vocab_size", "max_position_embeddings", "torch_dtype")
+FACT_KEYS = (
+    "num_hidden_layers",
+    "hidden_size",
+    "intermediate_size",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "vocab_size",
+    "max_position_embeddings",
+    "torch_dtype",
+)
 
 
 def test_model_facts() -> None:
@@ -174,10 +193,13 @@ def test_model_facts_match_blis_model_configs() -> None:
     for folder in sorted((REFERENCE / "model_configs").iterdir()):
         raw = json.loads((folder / "config.json").read_text())
         facts = load_model_facts(folder.name)
-        assert {k: facts[k] for k in ("num_hidden_layers", "hidden_size", "num_key_value_heads",
-                                      "intermediate_size", "vocab_size")} == {
-            k: raw[k] for k in ("num_hidden_layers", "hidden_size", "num_key_value_heads",
-                                "intermediate_size", "vocab_size")}
+        assert {
+            k: facts[k]
+            for k in ("num_hidden_layers", "hidden_size", "num_key_value_heads", "intermediate_size", "vocab_size")
+        } == {
+            k: raw[k]
+            for k in ("num_hidden_layers", "hidden_size", "num_key_value_heads", "intermediate_size", "vocab_size")
+        }
 
 
 # --- BLIS-format fixtures (run in a bare clone) ----------------------------------------------
@@ -199,8 +221,10 @@ def test_blis_format_file_loads(catalog: Catalog) -> None:
     assert cat.source.endswith("blis_defaults.yaml")
     # Rows grouped by model in order of first appearance, file order kept within a model.
     assert [(e.model, e.tp) for e in cat.coefficients] == [
-        ("meta-llama/llama-3.1-8b-instruct", 2), ("meta-llama/llama-3.1-8b-instruct", 1),
-        ("redhatai/phi-4-fp8-dynamic", 1), ("redhatai/phi-4-fp8-dynamic", 1),
+        ("meta-llama/llama-3.1-8b-instruct", 2),
+        ("meta-llama/llama-3.1-8b-instruct", 1),
+        ("redhatai/phi-4-fp8-dynamic", 1),
+        ("redhatai/phi-4-fp8-dynamic", 1),
         ("qwen/qwen2.5-7b-instruct", 4),
     ]
     # Every figure is read exactly: each key's rows (the duplicate included, in order) equal the
@@ -211,12 +235,11 @@ def test_blis_format_file_loads(catalog: Catalog) -> None:
     phi = _rows_for(cat, FIXTURE_KEYS[1])
     assert len(phi) == 2 and cat.find_coefficients(*FIXTURE_KEYS[1]) is phi[0]
     assert phi[0].alpha == (6933.519704638618, 2.881848162088737, 6024.521165831988)
-    assert cat.find_coefficients("redhatai/phi-4-fp8-dynamic", 2, "H100",
-                                 "vllm/vllm-openai:v0.8.4") is None
+    assert cat.find_coefficients("redhatai/phi-4-fp8-dynamic", 2, "H100", "vllm/vllm-openai:v0.8.4") is None
     # Defaults and presets (flow-style mappings and a missing field both read as in Go).
     assert dict(cat.model_defaults) == {
-        m: catalog.defaults_for(m)
-        for m in ("qwen/qwen2.5-7b-instruct", "meta-llama/llama-3.1-8b-instruct")}
+        m: catalog.defaults_for(m) for m in ("qwen/qwen2.5-7b-instruct", "meta-llama/llama-3.1-8b-instruct")
+    }
     assert list(cat.workloads) == ["multidoc", "chatbot"]
     assert cat.preset("chatbot") == catalog.preset("chatbot")
     assert cat.preset("multidoc") == catalog.preset("multidoc")
@@ -228,8 +251,19 @@ def test_blis_format_file_loads(catalog: Catalog) -> None:
 
 
 def test_cli_runs_with_a_blis_format_defaults_file(blis) -> None:
-    args = ("run", "--model", "meta-llama/llama-3.1-8b-instruct", "--log", "error",
-            "--num-instances", "2", "--num-requests", "20", "--rate", "50")
+    args = (
+        "run",
+        "--model",
+        "meta-llama/llama-3.1-8b-instruct",
+        "--log",
+        "error",
+        "--num-instances",
+        "2",
+        "--num-requests",
+        "20",
+        "--rate",
+        "50",
+    )
     code, shipped, err = blis(*args)
     assert code == 0, err
     code, from_file, err = blis(*args, "--defaults-filepath", str(BLIS_DEFAULTS_FIXTURE))
@@ -263,13 +297,13 @@ def test_fixtures_agree_with_blis_reference_files() -> None:
         assert blis.defaults_for(model) == d, model
     for name, preset in fixture.workloads.items():
         assert blis.preset(name) == preset, name
-    assert load_hardware_config(HARDWARE_FIXTURE) == load_hardware_config(
-        REFERENCE / "hardware_config.json")
+    assert load_hardware_config(HARDWARE_FIXTURE) == load_hardware_config(REFERENCE / "hardware_config.json")
     facts = model_facts_from_hf(HF_CONFIG_FIXTURE)
     assert facts == model_facts_from_hf(REFERENCE / "model_configs/llama-3.1-8b-instruct/config.json")
 
 
 # --- errors --------------------------------------------------------------------------------
+
 
 def _write(tmp_path: Path, text: str, name: str = "defaults.yaml") -> str:
     path = tmp_path / name
@@ -291,8 +325,7 @@ models:
 
 def test_minimal_blis_file_uses_go_zero_values(tmp_path: Path) -> None:
     cat = load_catalog(_write(tmp_path, GOOD_ROW))
-    assert cat.coefficients == (CoefficientEntry("m", "H100", 1, "v", (1.0, 2.0, 3.0),
-                                                 (1.5, 2.0, 3.0), 10, 0.0),)
+    assert cat.coefficients == (CoefficientEntry("m", "H100", 1, "v", (1.0, 2.0, 3.0), (1.5, 2.0, 3.0), 10, 0.0),)
     assert dict(cat.model_defaults) == {} and dict(cat.workloads) == {}
 
 
@@ -316,20 +349,23 @@ def test_duplicate_key_rejected(tmp_path: Path) -> None:
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     path = _write(tmp_path, GOOD_ROW + "modles: []\n")
-    with pytest.raises(ConfigError,
-                       match=r"defaults\.yaml: unknown top-level key 'modles' \(allowed: models"):
+    with pytest.raises(ConfigError, match=r"defaults\.yaml: unknown top-level key 'modles' \(allowed: models"):
         load_catalog(path)
 
 
-@pytest.mark.parametrize(("old", "new", "message"), [
-    ("alpha_coeffs: [1, 2, 3]", "alpha_coeffs: [1, x, 3]",
-     r"models\[0\]\.alpha_coeffs must be a list of numbers"),
-    ("tensor_parallelism: 1", "tensor_parallelism: two",
-     r"models\[0\]\.tensor_parallelism must be an integer"),
-    ("total_kv_blocks: 10", "total_kv_blocks: 10\n    colour: red",
-     r"models\[0\]: unknown field 'colour' \(allowed: id, GPU"),
-    ("GPU: H100", "GPU: [H100]", r"models\[0\]\.GPU must be a string"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("alpha_coeffs: [1, 2, 3]", "alpha_coeffs: [1, x, 3]", r"models\[0\]\.alpha_coeffs must be a list of numbers"),
+        ("tensor_parallelism: 1", "tensor_parallelism: two", r"models\[0\]\.tensor_parallelism must be an integer"),
+        (
+            "total_kv_blocks: 10",
+            "total_kv_blocks: 10\n    colour: red",
+            r"models\[0\]: unknown field 'colour' \(allowed: id, GPU",
+        ),
+        ("GPU: H100", "GPU: [H100]", r"models\[0\]\.GPU must be a string"),
+    ],
+)
 def test_bad_field(tmp_path: Path, old: str, new: str, message: str) -> None:
     path = _write(tmp_path, GOOD_ROW.replace(old, new))
     with pytest.raises(ConfigError, match=r"defaults\.yaml: " + message):
@@ -349,8 +385,28 @@ def test_our_schema_errors(tmp_path: Path) -> None:
     path = _write(tmp_path, "schema: blis-gym/workloads/v1\npresets: {}\n", "c.yaml")
     with pytest.raises(ConfigError, match=r"c\.yaml: schema must be 'blis-gym/coefficients/v1'"):
         load_catalog(path)
-    path = _write(tmp_path, "schema: blis-gym/coefficients/v1\nmodels:\n  m:\n"
-                  "  - {gpu: H100, tp: 1, vllm_version: v, alpha: [1], beta: [2],"
-                  " total_kv_blocks: 3}\n", "c.yaml")
+    path = _write(
+        tmp_path,
+        "schema: blis-gym/coefficients/v1\nmodels:\n  m:\n"
+        "  - {gpu: H100, tp: 1, vllm_version: v, alpha: [1], beta: [2],"
+        " total_kv_blocks: 3}\n",
+        "c.yaml",
+    )
     with pytest.raises(ConfigError, match=r"c\.yaml: models\['m'\]\[0\]\.best_loss is missing"):
         load_catalog(path)
+
+
+def test_shipped_yaml_reads_the_same_with_libyaml(tmp_path: Path) -> None:
+    """The shipped data files are read with libyaml's parser (startup time); every one of them
+    gives exactly what the pure-Python parser we use for users' files gives."""
+    from blis_gym.config import yamlio
+
+    files = sorted((ROOT / "configs").rglob("*.yaml"))
+    assert len(files) > 30
+    for f in files:
+        text = f.read_text("utf-8")
+        assert yamlio.load(text, shipped=True) == yamlio.load(text), f
+    # The fast reader keeps yaml.v3's rules: duplicate keys fail, 1e3 is a float.
+    with pytest.raises(yaml.YAMLError, match="duplicate key"):
+        yamlio.load("a: 1\na: 2\n", shipped=True)
+    assert yamlio.load("x: 1e3\n", shipped=True) == {"x": 1000.0}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from helpers_sim import config, workload
 
 from blis_gym.cluster.simulator import ClusterSimulator
 from blis_gym.policies import ADMISSION, ROUTING
 from blis_gym.report.render import stdout_text
-from helpers_sim import config, workload
 
 
 def _built_in(cfg, n=120):
@@ -73,8 +73,11 @@ def test_decision_errors_are_clear():
 def test_kv_signals_go_stale_but_queue_signals_do_not():
     """With a refresh interval, KV fields hold their last reading; queue and batch stay live."""
     interval = 200_000
-    sim = ClusterSimulator(config(num_instances=2, snapshot_refresh_interval=interval), workload(rate=50, n=60),
-                           admission=ADMISSION.make("always-admit"))
+    sim = ClusterSimulator(
+        config(num_instances=2, snapshot_refresh_interval=interval),
+        workload(rate=50, n=60),
+        admission=ADMISSION.make("always-admit"),
+    )
     last_kv = [None, None]
     refreshed_at = [0, 0]
     stale_seen = 0

@@ -6,21 +6,20 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
-
-import gymnasium as gym
+from conftest import trained_twice
 
 from blis_gym.agents.config import Dagger, load_agent_config, parse_agent_config
 from blis_gym.agents.dagger import betas
-from blis_gym.envs.observation import observation_size
 from blis_gym.agents.evaluate import evaluate
 from blis_gym.agents.model import TrainedAgent
 from blis_gym.agents.train import train
-from conftest import trained_twice
 from blis_gym.baselines import make_baseline
 from blis_gym.envs.cluster_env import HELD_OUT_SEED
+from blis_gym.envs.observation import observation_size
 from blis_gym.envs.scenario import load_scenario
 from blis_gym.errors import ConfigError
 from blis_gym.plan import cli_flags
@@ -30,9 +29,22 @@ SMALL = {"num_requests": 40, "num_instances": 2}
 
 
 def tiny(tmp: Path, **dagger) -> Path:
-    doc = {"algo": "dagger", "n_envs": 1, "env": dict(SMALL), "policy_kwargs": {"net_arch": [32]},
-           "dagger": {"teacher": "lookahead", "iterations": 2, "episodes": 1, "epochs": 150,
-                      "learning_rate": 0.003, "batch_size": 32, "validation_episodes": 1, **dagger}}
+    doc = {
+        "algo": "dagger",
+        "n_envs": 1,
+        "env": dict(SMALL),
+        "policy_kwargs": {"net_arch": [32]},
+        "dagger": {
+            "teacher": "lookahead",
+            "iterations": 2,
+            "episodes": 1,
+            "epochs": 150,
+            "learning_rate": 0.003,
+            "batch_size": 32,
+            "validation_episodes": 1,
+            **dagger,
+        },
+    }
     path = tmp / "dagger-tiny.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -93,12 +105,14 @@ def test_a_dagger_run_saves_a_model_that_reloads_and_imitates_its_teacher(dagger
 
 def test_a_dagger_model_plays_in_evaluate_and_in_blis_run(blis, dagger_run, tmp_path):
     out, _, _ = dagger_run
-    [res] = evaluate(ROUTING, "default", [str(out / "model.zip")], "none", episodes=1, seed=HELD_OUT_SEED,
-                     overrides=SMALL)
+    [res] = evaluate(
+        ROUTING, "default", [str(out / "model.zip")], "none", episodes=1, seed=HELD_OUT_SEED, overrides=SMALL
+    )
     flags = cli_flags(replace(load_scenario("default", **SMALL).run, seed=HELD_OUT_SEED))
     results = tmp_path / "r.json"
-    code, _, err = blis("run", *flags, "--routing-policy", "rl", "--routing-model", str(out),
-                        "--results-path", str(results))
+    code, _, err = blis(
+        "run", *flags, "--routing-policy", "rl", "--routing-model", str(out), "--results-path", str(results)
+    )
     assert code == 0, err
     cluster = json.loads(results.read_text())
     cluster = cluster.get("cluster", cluster)
@@ -122,8 +136,16 @@ def test_dagger_is_deterministic_for_a_seed_and_ctrl_c_saves(tmp_path, monkeypat
         return real_fit(*args, **kwargs)
 
     monkeypatch.setattr(bc, "fit", fit)
-    report = train(cfg, env_id=ROUTING, scenario="default", timesteps=1000, seed=2, out=tmp_path / "c",
-                   progress=False, log=lambda _: None)
+    report = train(
+        cfg,
+        env_id=ROUTING,
+        scenario="default",
+        timesteps=1000,
+        seed=2,
+        out=tmp_path / "c",
+        progress=False,
+        log=lambda _: None,
+    )
     assert report.interrupted and report.steps == 80
     meta = yaml.safe_load((tmp_path / "c" / "config.yaml").read_text())
     assert meta["interrupted"] is True and meta["selected_iteration"] == 0
@@ -135,8 +157,16 @@ def test_dagger_is_deterministic_for_a_seed_and_ctrl_c_saves(tmp_path, monkeypat
 
 def test_timesteps_caps_the_labels(tmp_path):
     cfg = load_agent_config(tiny(tmp_path, epochs=1, iterations=5, validation_episodes=0))
-    report = train(cfg, env_id=ROUTING, scenario="default", timesteps=50, seed=0, out=tmp_path / "run",
-                   progress=False, log=lambda _: None)
+    report = train(
+        cfg,
+        env_id=ROUTING,
+        scenario="default",
+        timesteps=50,
+        seed=0,
+        out=tmp_path / "run",
+        progress=False,
+        log=lambda _: None,
+    )
     assert report.steps == 80  # stops before the iteration after the one that reached 50
 
 
@@ -146,18 +176,21 @@ def test_the_shipped_recipe_and_the_beta_schedule():
     assert betas(Dagger(iterations=4, beta=0.5, beta_decay=0.5)) == [1.0, 0.5, 0.25, 0.125]
 
 
-@pytest.mark.parametrize("doc,needle", [
-    ({"algo": "ppo", "dagger": {"iterations": 2}}, "dagger: applies to algo dagger, not ppo"),
-    ({"algo": "dagger", "dagger": {"iteratons": 2}}, "dagger: unknown key(s) iteratons"),
-    ({"algo": "dagger", "dagger": {"iterations": 0}}, "dagger: iterations: expected an integer >= 1, got 0"),
-    ({"algo": "dagger", "dagger": {"episodes": 1.5}}, "dagger: episodes: expected an integer >= 1"),
-    ({"algo": "dagger", "dagger": {"beta": 1.5}}, "dagger: beta: expected a number in [0, 1], got 1.5"),
-    ({"algo": "dagger", "dagger": {"learning_rate": "fast"}}, "dagger: learning_rate: expected a number > 0"),
-    ({"algo": "dagger", "dagger": {"teacher": 3}}, "dagger: teacher: expected a baseline name"),
-    ({"algo": "dagger", "dagger": [1]}, "dagger: expected a mapping"),
-    ({"algo": "dagger", "warm_start": {"baseline": "least-loaded"}}, "warm_start: not used by algo dagger"),
-    ({"algo": "dagger", "hyperparameters": {"n_steps": 8}}, "hyperparameters: not used by algo dagger"),
-])
+@pytest.mark.parametrize(
+    "doc,needle",
+    [
+        ({"algo": "ppo", "dagger": {"iterations": 2}}, "dagger: applies to algo dagger, not ppo"),
+        ({"algo": "dagger", "dagger": {"iteratons": 2}}, "dagger: unknown key(s) iteratons"),
+        ({"algo": "dagger", "dagger": {"iterations": 0}}, "dagger: iterations: expected an integer >= 1, got 0"),
+        ({"algo": "dagger", "dagger": {"episodes": 1.5}}, "dagger: episodes: expected an integer >= 1"),
+        ({"algo": "dagger", "dagger": {"beta": 1.5}}, "dagger: beta: expected a number in [0, 1], got 1.5"),
+        ({"algo": "dagger", "dagger": {"learning_rate": "fast"}}, "dagger: learning_rate: expected a number > 0"),
+        ({"algo": "dagger", "dagger": {"teacher": 3}}, "dagger: teacher: expected a baseline name"),
+        ({"algo": "dagger", "dagger": [1]}, "dagger: expected a mapping"),
+        ({"algo": "dagger", "warm_start": {"baseline": "least-loaded"}}, "warm_start: not used by algo dagger"),
+        ({"algo": "dagger", "hyperparameters": {"n_steps": 8}}, "hyperparameters: not used by algo dagger"),
+    ],
+)
 def test_bad_dagger_recipes_fail_with_one_line(blis, tmp_path, doc, needle):
     with pytest.raises(ConfigError) as exc:
         parse_agent_config(doc, "agent config x.yaml")
@@ -169,11 +202,14 @@ def test_bad_dagger_recipes_fail_with_one_line(blis, tmp_path, doc, needle):
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize("dagger,needle", [
-    ({"teacher": "fastest"}, "dagger: teacher: unknown baseline 'fastest'"),
-    ({"validation_seed": 1, "validation_episodes": 1}, "overlap the validation seeds"),
-    ({"policy_kwargs": {"net_arch": "wide"}}, "policy or policy_kwargs"),
-])
+@pytest.mark.parametrize(
+    "dagger,needle",
+    [
+        ({"teacher": "fastest"}, "dagger: teacher: unknown baseline 'fastest'"),
+        ({"validation_seed": 1, "validation_episodes": 1}, "overlap the validation seeds"),
+        ({"policy_kwargs": {"net_arch": "wide"}}, "policy or policy_kwargs"),
+    ],
+)
 def test_bad_dagger_runs_fail_with_one_line(blis, tmp_path, dagger, needle):
     path = tiny(tmp_path, **{k: v for k, v in dagger.items() if k != "policy_kwargs"})
     if "policy_kwargs" in dagger:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import DATA, ROOT, metric_blocks
 
 REF = DATA / "reference"

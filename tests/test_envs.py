@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 import blis_gym  # noqa: F401 - registers the ids
+from blis_gym.config.fitness import parse_fitness_weights
 from blis_gym.envs import load_scenario, scenario_names
 from blis_gym.envs.observation import INSTANCE_FEATURES, REQUEST_FEATURES, SLO_CLASSES
 from blis_gym.errors import ConfigError
 from blis_gym.plan import generate_requests
+from blis_gym.report.fitness import compute_fitness, raw_metrics
 from blis_gym.workload.spec_loader import load_workload_spec
-from blis_gym.report.fitness import compute_fitness, parse_fitness_weights, raw_metrics
 
 IDS = ("blis_gym/Routing-v0", "blis_gym/Admission-v0", "blis_gym/AdmissionRouting-v0")
 SMALL = {"num_requests": 60}
@@ -44,6 +45,7 @@ def first_instance(obs, env):
 
 
 # --- registration, spaces, checkers ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("env_id, n_actions", [(IDS[0], 4), (IDS[1], 2), (IDS[2], 5)])
 def test_make_with_no_arguments_loads_the_default_scenario(env_id, n_actions):
@@ -76,6 +78,7 @@ def test_every_shipped_scenario_loads():
 
 
 # --- determinism -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_same_seed_same_episode_byte_for_byte(env_id):
@@ -112,6 +115,7 @@ def test_unseeded_resets_draw_new_workloads_deterministically():
 
 # --- vector environments ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("env_id", IDS)
 def test_gymnasium_vector_envs(env_id):
     for cls in (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv):
@@ -146,6 +150,7 @@ def test_sb3_vector_envs(env_id):
 
 
 # --- rewards: small hand-worked cases ----------------------------------------------------------
+
 
 def test_regret_reward_hand_case():
     # Two instances, queue-depth as the reference profile, everything sent to instance 0 with
@@ -206,12 +211,13 @@ def test_custom_rejection_penalty_in_the_joint_env():
 
 
 def test_final_info_carries_the_cli_metrics():
-    from blis_gym.plan import resolve, simulate
-    from blis_gym.report.summary import metrics_block
     from dataclasses import replace
 
+    from blis_gym.plan import resolve, simulate
+    from blis_gym.report.summary import metrics_block
+
     env = make(IDS[0], routing_policy="round-robin")
-    _, _, info = play(env, lambda obs, e: (e.unwrapped.decision.request.index % 4), seed=9)
+    _, _, info = play(env, lambda obs, e: e.unwrapped.decision.request.index % 4, seed=9)
     run = replace(env.unwrapped.scenario.run, seed=9, routing_policy="round-robin")
     result = simulate(resolve(run))
     assert info["metrics"]["cluster"] == metrics_block("cluster", result.aggregate)
@@ -227,6 +233,7 @@ def test_default_fitness_reward_is_the_cli_fitness_score():
 
 
 # --- observation contents ---------------------------------------------------------------------
+
 
 def test_observation_reflects_pending_and_prefix_match():
     env = gym.make(IDS[0], num_instances=2, rate=1e6, num_requests=4, prefix_tokens=64)
@@ -256,7 +263,7 @@ def test_work_in_flight_features_describe_each_instance_exactly():
     while not done:
         clock = u.decision.time
         for i, inst in enumerate(u.sim.instances):
-            row = obs[i * per:(i + 1) * per]
+            row = obs[i * per : (i + 1) * per]
             backlog = sum(r.n_in for r in inst.waitq) + sum(max(r.n_in - r.progress, 0) for r in inst.running)
             busy = max(inst.step_end - clock, 0)
             assert row[col["prefill_backlog"]] == pytest.approx(backlog / 1024, rel=1e-6)
@@ -269,6 +276,7 @@ def test_work_in_flight_features_describe_each_instance_exactly():
 
 
 # --- conventions and errors -----------------------------------------------------------------------
+
 
 def test_render_ansi_draws_every_instance():
     env = make(IDS[0], render_mode="ansi")
@@ -305,18 +313,21 @@ def test_no_decisions_for_the_agent_ends_at_the_first_step():
     assert terminated and info["metrics"]["rejected_requests"] == 60
 
 
-@pytest.mark.parametrize("overrides, words", [
-    ({"num_instance": 3}, ("num_instance", "unknown option", "num_instances")),
-    ({"rate": "fast"}, ("rate", "expected float")),
-    ({"rate": -1.0}, ("scenario default", "--rate")),
-    ({"reward": "profit"}, ("reward", "profit", "time-in-system")),
-    ({"regret_scorers": "queue-depth:0"}, ("regret_scorers", "positive")),
-    ({"fitness_weights": "speed:1"}, ("fitness_weights", "speed")),
-    ({"rejection_penalty": -1.0}, ("rejection_penalty",)),
-    ({"time_scale": 0.0}, ("time_scale",)),
-    ({"routing_policy": "fastest"}, ("routing", "fastest")),
-    ({"model": "nosuch/model"}, ("nosuch/model",)),
-])
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        ({"num_instance": 3}, ("num_instance", "unknown option", "num_instances")),
+        ({"rate": "fast"}, ("rate", "expected float")),
+        ({"rate": -1.0}, ("scenario default", "--rate")),
+        ({"reward": "profit"}, ("reward", "profit", "time-in-system")),
+        ({"regret_scorers": "queue-depth:0"}, ("regret_scorers", "positive")),
+        ({"fitness_weights": "speed:1"}, ("fitness_weights", "speed")),
+        ({"rejection_penalty": -1.0}, ("rejection_penalty",)),
+        ({"time_scale": 0.0}, ("time_scale",)),
+        ({"routing_policy": "fastest"}, ("routing", "fastest")),
+        ({"model": "nosuch/model"}, ("nosuch/model",)),
+    ],
+)
 def test_bad_scenario_fields_are_named(overrides, words):
     with pytest.raises(ConfigError) as err:
         gym.make(IDS[0], **overrides)
@@ -346,8 +357,11 @@ def test_routing_rewards_need_routing_decisions(reward):
 
 
 @pytest.mark.parametrize("env_id", IDS)
-@pytest.mark.parametrize("overrides", [{}, {"rate": 200.0, "num_instances": 2, "num_requests": 80}],
-                         ids=["no-arguments", "workload-overrides"])
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"rate": 200.0, "num_instances": 2, "num_requests": 80}],
+    ids=["no-arguments", "workload-overrides"],
+)
 def test_every_env_builds_and_runs_with_no_arguments(env_id, overrides):
     """The default scenario's reward (regret) does not fit Admission-v0, which then uses its own."""
     env = gym.make(env_id, **overrides)
@@ -361,6 +375,7 @@ def test_every_env_builds_and_runs_with_no_arguments(env_id, overrides):
 
 # --- workload specs ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("scenario", ["multi-tenant-slo", "multiturn-chat"])
 def test_spec_scenarios_show_slo_classes_and_report_them(scenario):
     env = gym.make(IDS[0], scenario=scenario, num_requests=150)
@@ -370,7 +385,7 @@ def test_spec_scenarios_show_slo_classes_and_report_them(scenario):
     observations, _, info = play(env, first_instance, seed=5)
     slo_at = n * len(INSTANCE_FEATURES) + [name for name, _ in REQUEST_FEATURES].index("slo_default")
     for obs in observations[:-1]:
-        one_hot = obs[slo_at:slo_at + len(SLO_CLASSES)]
+        one_hot = obs[slo_at : slo_at + len(SLO_CLASSES)]
         assert one_hot.sum() == 1.0
         seen.add(SLO_CLASSES[int(np.argmax(one_hot))])
     assert seen == classes
@@ -391,22 +406,25 @@ def test_multiturn_chat_sessions_come_back_to_their_context():
     for rounds in multi:
         for earlier, later in zip(rounds, rounds[1:]):
             assert later.n_in > earlier.n_in + earlier.n_out - 1
-            assert np.array_equal(later.input[:earlier.n_in], earlier.input)
-            assert np.array_equal(later.input[earlier.n_in:earlier.n_in + earlier.n_out], earlier.output)
+            assert np.array_equal(later.input[: earlier.n_in], earlier.input)
+            assert np.array_equal(later.input[earlier.n_in : earlier.n_in + earlier.n_out], earlier.output)
 
 
 def test_critic_regret_is_the_counterfactual_regret():
     from blis_gym.cluster.trace import counterfactual
-    from blis_gym.envs.rewards import RegretCritic
     from blis_gym.engine.request import Request
+    from blis_gym.envs.rewards import RegretCritic
     from blis_gym.policies.base import Snapshot
 
     rng = np.random.default_rng(3)
     critic = RegretCritic((), 16)
     for trial in range(50):
-        snaps = [Snapshot(f"instance_{i}", i, int(q), int(b), float(kv), 100, 0.0, int(p))
-                 for i, (q, b, kv, p) in enumerate(zip(rng.integers(0, 9, 5), rng.integers(0, 9, 5),
-                                                       rng.random(5), rng.integers(0, 3, 5)))]
+        snaps = [
+            Snapshot(f"instance_{i}", i, int(q), int(b), float(kv), 100, 0.0, int(p))
+            for i, (q, b, kv, p) in enumerate(
+                zip(rng.integers(0, 9, 5), rng.integers(0, 9, 5), rng.random(5), rng.integers(0, 3, 5))
+            )
+        ]
         req = Request(f"r{trial}", trial, 0, rng.integers(0, 1000, 64), [1])
         target = int(rng.integers(0, 5))
         scores = critic.profile.scores(req, snaps)

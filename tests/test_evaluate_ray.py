@@ -12,22 +12,39 @@ import pytest
 pytest.importorskip("ray", reason="needs the distributed extra (pip install 'blis-gym[distributed]')")
 pytest.importorskip("stable_baselines3", reason="needs the rl extra")
 
-from blis_gym.agents.config import parse_agent_config  # noqa: E402
-from blis_gym.agents.evaluate import evaluate, results_csv, table  # noqa: E402
-from blis_gym.agents.train import train  # noqa: E402
-from blis_gym.envs.cluster_env import HELD_OUT_SEED  # noqa: E402
-from helpers_rllib import ROUTING, SMALL, trained_rllib_run  # noqa: E402
+from helpers_rllib import ROUTING, SMALL, trained_rllib_run
+
+from blis_gym.agents.config import parse_agent_config
+from blis_gym.agents.evaluate import evaluate, results_csv, table
+from blis_gym.agents.train import train
+from blis_gym.envs.cluster_env import HELD_OUT_SEED
 
 
 @pytest.fixture(scope="module")
 def sb3_model(tmp_path_factory) -> Path:
     """A tiny stable-baselines3 PPO router (normalised observations, so the saved statistics matter)."""
     tmp = tmp_path_factory.mktemp("sb3")
-    cfg = parse_agent_config({"algo": "ppo", "n_envs": 2, "env": {"reward": "ttft", **SMALL},
-                              "policy_kwargs": {"net_arch": [16]}, "checkpoint_every": 0,
-                              "hyperparameters": {"n_steps": 64, "batch_size": 64, "n_epochs": 2}}, "test")
-    train(cfg, env_id=ROUTING, scenario="default", timesteps=256, seed=5, out=tmp / "run", progress=False,
-          log=lambda _: None)
+    cfg = parse_agent_config(
+        {
+            "algo": "ppo",
+            "n_envs": 2,
+            "env": {"reward": "ttft", **SMALL},
+            "policy_kwargs": {"net_arch": [16]},
+            "checkpoint_every": 0,
+            "hyperparameters": {"n_steps": 64, "batch_size": 64, "n_epochs": 2},
+        },
+        "test",
+    )
+    train(
+        cfg,
+        env_id=ROUTING,
+        scenario="default",
+        timesteps=256,
+        seed=5,
+        out=tmp / "run",
+        progress=False,
+        log=lambda _: None,
+    )
     return tmp / "run"
 
 
@@ -50,8 +67,7 @@ def test_ray_evaluation_equals_serial_for_baselines_and_trained_agents(ray_local
     kw = dict(baselines="least-loaded,weighted", episodes=3, seed=HELD_OUT_SEED, overrides=SMALL)
     serial = evaluate(ROUTING, "default", agents, **kw)
     seen: list[tuple[str, int]] = []
-    parallel = evaluate(ROUTING, "default", agents, **kw, progress=lambda name, k: seen.append((name, k)),
-                        use_ray=True)
+    parallel = evaluate(ROUTING, "default", agents, **kw, progress=lambda name, k: seen.append((name, k)), use_ray=True)
     _same(serial, parallel)
     assert len(serial) == 5 and all(len(r.episodes) == 3 for r in serial)
     # The policies differ, so equal results are not an accident of identical play.
@@ -71,8 +87,7 @@ def test_several_tasks_per_policy_are_put_back_in_order(ray_local, sb3_model):
 
 def test_blis_evaluate_ray_writes_the_serial_files(ray_local, blis, sb3_model, tmp_path, monkeypatch):
     monkeypatch.chdir(sb3_model.parent)  # a relative model path: the tasks get it absolute
-    common = ["--agent", sb3_model.name, "--baselines", "least-loaded", "--episodes", "2",
-              "--set", "num_requests=60"]
+    common = ["--agent", sb3_model.name, "--baselines", "least-loaded", "--episodes", "2", "--set", "num_requests=60"]
     code, serial_out, err = blis("evaluate", *common, "--out", str(tmp_path / "serial"))
     assert code == 0, err
     code, ray_out, err = blis("evaluate", *common, "--ray", "--out", str(tmp_path / "ray"))
@@ -83,8 +98,7 @@ def test_blis_evaluate_ray_writes_the_serial_files(ray_local, blis, sb3_model, t
 
 
 def test_ray_flags_fail_clearly(blis, tmp_path):
-    code, out, err = blis("evaluate", "--baselines", "least-loaded", "--address", "127.0.0.1:1",
-                          "--out", str(tmp_path))
+    code, out, err = blis("evaluate", "--baselines", "least-loaded", "--address", "127.0.0.1:1", "--out", str(tmp_path))
     assert code == 2 and "--address is used only with --ray" in err
     code, out, err = blis("evaluate", "--baselines", "least-loaded", "--workers", "2", "--out", str(tmp_path))
     assert code == 2 and "--workers is used only with --ray" in err
@@ -94,9 +108,28 @@ def test_ray_flags_fail_clearly(blis, tmp_path):
 def test_an_unreachable_cluster_fails_fast_with_one_error_line(tmp_path):
     # A fresh process: in this one the session's Ray may already be connected (and would be used).
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "blis_gym", "evaluate", "--ray", "--address", "127.0.0.1:1",
-                           "--baselines", "least-loaded", "--episodes", "1", "--set", "num_requests=60",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "blis_gym",
+            "evaluate",
+            "--ray",
+            "--address",
+            "127.0.0.1:1",
+            "--baselines",
+            "least-loaded",
+            "--episodes",
+            "1",
+            "--set",
+            "num_requests=60",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     elapsed = time.perf_counter() - started
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()

@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from blis_gym.examples.routing_comparison import PROFILES, run_profile, table
 from conftest import DATA, metric_blocks
 
+from blis_gym.examples.routing_comparison import PROFILES, run_profile, table
+
 # Reference runs of the same three profiles (recorded by BLIS itself).
-RECORDED = {"queue-depth:1": "weighted_qd", "kv-utilization:1": "weighted_kv",
-            "default (pa:3,qd:2,kv:2)": "weighted_default_5000"}
+RECORDED = {
+    "queue-depth:1": "weighted_qd",
+    "kv-utilization:1": "weighted_kv",
+    "default (pa:3,qd:2,kv:2)": "weighted_default_5000",
+}
 
 
 def _recorded(name: str):

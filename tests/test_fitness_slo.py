@@ -8,10 +8,10 @@ import random
 
 import pytest
 
+from blis_gym.config.fitness import FITNESS_KEYS, parse_fitness_weights
 from blis_gym.engine.metrics import InstanceMetrics, RequestRecord
 from blis_gym.errors import ConfigError
 from blis_gym.report.fitness import (
-    FITNESS_KEYS,
     Distribution,
     FitnessResult,
     RawMetrics,
@@ -20,7 +20,6 @@ from blis_gym.report.fitness import (
     fitness_lines,
     go_fixed,
     metric_value,
-    parse_fitness_weights,
     percentile,
     raw_metrics,
 )
@@ -49,8 +48,15 @@ def test_percentile_interpolates_between_ranks():
 
 def test_distribution_summary_and_empty():
     d = distribution([400.0, 100.0, 300.0, 200.0])
-    assert d == Distribution(mean=250.0, p50=250.0, p95=pytest.approx(385.0, rel=1e-12),
-                             p99=pytest.approx(397.0, rel=1e-12), min=100.0, max=400.0, count=4)
+    assert d == Distribution(
+        mean=250.0,
+        p50=250.0,
+        p95=pytest.approx(385.0, rel=1e-12),
+        p99=pytest.approx(397.0, rel=1e-12),
+        min=100.0,
+        max=400.0,
+        count=4,
+    )
     assert distribution([]) == Distribution(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
 
 
@@ -113,16 +119,19 @@ RAW = RawMetrics(
 )
 
 
-@pytest.mark.parametrize("key,expected", [
-    ("throughput", 0.75),  # 300 / (300 + 100)
-    ("tokens_per_sec", 0.5),  # 10000 / (10000 + 10000)
-    ("p99_ttft", 0.2),  # 1 / (1 + 4000/1000)
-    ("p50_ttft", 0.5),
-    ("mean_ttft", 0.25),
-    ("p99_e2e", 0.1),
-    ("p50_e2e", 1.0),  # zero latency is a perfect score
-    ("mean_e2e", 0.5),
-])
+@pytest.mark.parametrize(
+    "key,expected",
+    [
+        ("throughput", 0.75),  # 300 / (300 + 100)
+        ("tokens_per_sec", 0.5),  # 10000 / (10000 + 10000)
+        ("p99_ttft", 0.2),  # 1 / (1 + 4000/1000)
+        ("p50_ttft", 0.5),
+        ("mean_ttft", 0.25),
+        ("p99_e2e", 0.1),
+        ("p50_e2e", 1.0),  # zero latency is a perfect score
+        ("mean_e2e", 0.5),
+    ],
+)
 def test_each_key_is_normalised(key, expected):
     assert metric_value(RAW, key) == pytest.approx(expected, rel=1e-15)
 
@@ -133,8 +142,16 @@ def test_zero_throughput_scores_zero():
 
 
 def test_keys_in_reference_order():
-    assert FITNESS_KEYS == ("throughput", "tokens_per_sec", "p99_ttft", "p50_ttft", "mean_ttft",
-                            "p99_e2e", "p50_e2e", "mean_e2e")
+    assert FITNESS_KEYS == (
+        "throughput",
+        "tokens_per_sec",
+        "p99_ttft",
+        "p50_ttft",
+        "mean_ttft",
+        "p99_e2e",
+        "p50_e2e",
+        "mean_e2e",
+    )
 
 
 def test_score_is_weighted_sum_and_prints():
@@ -197,21 +214,24 @@ def test_parse_duplicate_key_keeps_last():
     assert parse_fitness_weights("throughput:1,throughput:2") == {"throughput": 2.0}
 
 
-@pytest.mark.parametrize("text,fragment", [
-    ("throughput", "entry 'throughput' is not key:weight"),
-    ("throughput:1,", "entry '' is not key:weight"),
-    (" ", "entry '' is not key:weight"),
-    ("throughput:abc", "weight for 'throughput' is not a number: 'abc'"),
-    ("throughput:", "weight for 'throughput' is not a number: ''"),
-    ("throughput:1__0", "is not a number"),
-    ("throughput:0x1", "is not a number"),  # Go needs a p-exponent on hex
-    ("throughput:+nan", "is not a number"),
-    ("throughput:-1", "weight for 'throughput' must be a finite non-negative number, got '-1'"),
-    ("throughput:NaN", "must be a finite non-negative number, got 'NaN'"),
-    ("throughput:inf", "must be a finite non-negative number, got 'inf'"),
-    ("throughput:1e400", "must be a finite non-negative number, got '1e400'"),
-    ("p90_ttft:1", "unknown fitness metric key 'p90_ttft' (valid keys: throughput, tokens_per_sec, p99_ttft,"),
-])
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("throughput", "entry 'throughput' is not key:weight"),
+        ("throughput:1,", "entry '' is not key:weight"),
+        (" ", "entry '' is not key:weight"),
+        ("throughput:abc", "weight for 'throughput' is not a number: 'abc'"),
+        ("throughput:", "weight for 'throughput' is not a number: ''"),
+        ("throughput:1__0", "is not a number"),
+        ("throughput:0x1", "is not a number"),  # Go needs a p-exponent on hex
+        ("throughput:+nan", "is not a number"),
+        ("throughput:-1", "weight for 'throughput' must be a finite non-negative number, got '-1'"),
+        ("throughput:NaN", "must be a finite non-negative number, got 'NaN'"),
+        ("throughput:inf", "must be a finite non-negative number, got 'inf'"),
+        ("throughput:1e400", "must be a finite non-negative number, got '1e400'"),
+        ("p90_ttft:1", "unknown fitness metric key 'p90_ttft' (valid keys: throughput, tokens_per_sec, p99_ttft,"),
+    ],
+)
 def test_parse_errors_name_flag_and_entry(text, fragment):
     with pytest.raises(ConfigError) as exc:
         parse_fitness_weights(text)
@@ -369,15 +389,16 @@ def test_priority_inversions_count_every_pair_of_the_definition():
     m = InstanceMetrics()
     for i in range(300):
         rid = f"r{i}"
-        m.requests[rid] = RequestRecord(rid, float(rng.randint(0, 40)), 10, 5,
-                                        slo_class=rng.choice(["", "batch", "realtime"]))
+        m.requests[rid] = RequestRecord(
+            rid, float(rng.randint(0, 40)), 10, 5, slo_class=rng.choice(["", "batch", "realtime"])
+        )
         m.e2es[rid] = float(rng.choice([1, 2, 3, 4, 5, 8, 10]))
     expected = 0
     for cls in ("", "batch", "realtime"):
-        reqs = sorted(((r.arrived_at, m.e2es[r.id]) for r in m.requests.values() if r.slo_class == cls),
-                      key=lambda x: x[0])
-        expected += sum(1 for i in range(len(reqs)) for j in range(i + 1, len(reqs))
-                        if reqs[i][1] > 2.0 * reqs[j][1])
+        reqs = sorted(
+            ((r.arrived_at, m.e2es[r.id]) for r in m.requests.values() if r.slo_class == cls), key=lambda x: x[0]
+        )
+        expected += sum(1 for i in range(len(reqs)) for j in range(i + 1, len(reqs)) if reqs[i][1] > 2.0 * reqs[j][1])
     assert expected > 0
     assert priority_inversions([m], "slo-based") == expected
     assert priority_inversions([m], "constant") == 0

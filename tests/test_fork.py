@@ -12,13 +12,13 @@ import pickle
 import gymnasium as gym
 import numpy as np
 import pytest
+from helpers_sim import config, workload
 
 import blis_gym  # noqa: F401 - registers the ids
 from blis_gym.cluster.simulator import ClusterSimulator
 from blis_gym.envs import scenario_names
-from blis_gym.envs.cluster_env import result_metrics
 from blis_gym.policies import ADMISSION
-from helpers_sim import config, workload
+from blis_gym.report.summary import result_metrics
 
 
 def answers(n: int, seed: int = 0) -> list[int]:
@@ -52,12 +52,18 @@ def paused_sim(cfg, requests, plan: list[int], decisions: int) -> ClusterSimulat
 
 CASES = {
     "plain": (dict(num_instances=3), dict(rate=60.0, n=150)),
-    "preemption": (dict(total_kv_blocks=300, num_instances=2, max_running=64),
-                   dict(rate=40.0, n=160, prompt_mean=600, prompt_stdev=200, output_mean=300, output_stdev=100)),
-    "stale-snapshots": (dict(num_instances=4, snapshot_refresh_interval=50_000, routing_latency=300,
-                             admission_latency=100), dict(rate=200.0, n=200, prefix_tokens=64)),
-    "chunked-prefill": (dict(num_instances=2, long_prefill_threshold=128, max_scheduled_tokens=512),
-                        dict(rate=30.0, n=120, prompt_mean=900, prompt_stdev=300)),
+    "preemption": (
+        dict(total_kv_blocks=300, num_instances=2, max_running=64),
+        dict(rate=40.0, n=160, prompt_mean=600, prompt_stdev=200, output_mean=300, output_stdev=100),
+    ),
+    "stale-snapshots": (
+        dict(num_instances=4, snapshot_refresh_interval=50_000, routing_latency=300, admission_latency=100),
+        dict(rate=200.0, n=200, prefix_tokens=64),
+    ),
+    "chunked-prefill": (
+        dict(num_instances=2, long_prefill_threshold=128, max_scheduled_tokens=512),
+        dict(rate=30.0, n=120, prompt_mean=900, prompt_stdev=300),
+    ),
 }
 
 

@@ -9,7 +9,6 @@ import json
 import shlex
 
 import pytest
-
 from conftest import DATA, assert_close, metric_blocks
 
 CASES = json.loads((DATA / "golden.json").read_text())["tests"]

@@ -40,6 +40,7 @@ def same_float(got: float, want: float) -> bool:
 
 # --- Pow and Gamma against Go -------------------------------------------------------------------
 
+
 def test_expected_file_has_cases():
     assert len(EXPECTED["pow"]) > 1000 and len(EXPECTED["gamma"]) > 500
 
@@ -87,14 +88,31 @@ def test_go_pow_special_cases():
 
 # --- go_round: Go's math.Round -------------------------------------------------------------------
 
-@pytest.mark.parametrize("x, want", [
-    (0.5, 1.0), (1.5, 2.0), (2.5, 3.0), (-0.5, -1.0), (-1.5, -2.0), (-2.5, -3.0),
-    (0.49999999999999994, 0.0), (-0.49999999999999994, 0.0), (0.0, 0.0),
-    (2.4999999999999996, 2.0), (2.5000000000000004, 3.0), (-2.5000000000000004, -3.0),
-    (4503599627370495.5, 4503599627370496.0), (-4503599627370495.5, -4503599627370496.0),
-    (9007199254740993.0, 9007199254740992.0),  # not representable: 2**53 itself
-    (1e300, 1e300), (-1e300, -1e300), (7.0, 7.0), (-7.0, -7.0),
-])
+
+@pytest.mark.parametrize(
+    "x, want",
+    [
+        (0.5, 1.0),
+        (1.5, 2.0),
+        (2.5, 3.0),
+        (-0.5, -1.0),
+        (-1.5, -2.0),
+        (-2.5, -3.0),
+        (0.49999999999999994, 0.0),
+        (-0.49999999999999994, 0.0),
+        (0.0, 0.0),
+        (2.4999999999999996, 2.0),
+        (2.5000000000000004, 3.0),
+        (-2.5000000000000004, -3.0),
+        (4503599627370495.5, 4503599627370496.0),
+        (-4503599627370495.5, -4503599627370496.0),
+        (9007199254740993.0, 9007199254740992.0),  # not representable: 2**53 itself
+        (1e300, 1e300),
+        (-1e300, -1e300),
+        (7.0, 7.0),
+        (-7.0, -7.0),
+    ],
+)
 def test_go_round_half_away_from_zero(x, want):
     assert go_round(x) == want
 
@@ -107,7 +125,7 @@ def test_go_round_non_finite():
 def test_go_round_matches_decimal_half_up_on_random_values():
     rnd = random.Random(2024)
     values = [rnd.uniform(-1e6, 1e6) for _ in range(5000)]
-    values += [rnd.randint(-10**6, 10**6) + 0.5 for _ in range(2000)]  # exact ties
+    values += [rnd.randint(-(10**6), 10**6) + 0.5 for _ in range(2000)]  # exact ties
     values += [math.nextafter(v, s) for v in values[-2000:] for s in (-math.inf, math.inf)]
     for x in values:
         want = float(Decimal(x).quantize(Decimal(1), rounding=ROUND_HALF_UP))
@@ -116,20 +134,33 @@ def test_go_round_matches_decimal_half_up_on_random_values():
 
 # --- go_int64: Go's int64(x) on amd64 -------------------------------------------------------------
 
-@pytest.mark.parametrize("x, want", [
-    (2.7, 2), (-2.7, -2), (0.999, 0), (-0.999, 0), (1e18, 10**18),
-    (9.223372036854774784e18, 9223372036854774784),  # the largest float below 2**63
-    (-9.223372036854775808e18, MIN_INT64),  # -2**63 itself is in range
-    (9.223372036854775808e18, MIN_INT64),  # 2**63: out of range
-    (1e19, MIN_INT64), (-1e19, MIN_INT64), (1e300, MIN_INT64),
-    (math.nextafter(-9.223372036854775808e18, -math.inf), MIN_INT64),
-    (math.inf, MIN_INT64), (-math.inf, MIN_INT64), (math.nan, MIN_INT64),
-])
+
+@pytest.mark.parametrize(
+    "x, want",
+    [
+        (2.7, 2),
+        (-2.7, -2),
+        (0.999, 0),
+        (-0.999, 0),
+        (1e18, 10**18),
+        (9.223372036854774784e18, 9223372036854774784),  # the largest float below 2**63
+        (-9.223372036854775808e18, MIN_INT64),  # -2**63 itself is in range
+        (9.223372036854775808e18, MIN_INT64),  # 2**63: out of range
+        (1e19, MIN_INT64),
+        (-1e19, MIN_INT64),
+        (1e300, MIN_INT64),
+        (math.nextafter(-9.223372036854775808e18, -math.inf), MIN_INT64),
+        (math.inf, MIN_INT64),
+        (-math.inf, MIN_INT64),
+        (math.nan, MIN_INT64),
+    ],
+)
 def test_go_int64(x, want):
     assert go_int64(x) == want
 
 
 # --- trunc_or / round_or against the exact path ---------------------------------------------------
+
 
 class Exact:
     """The exact path of trunc_or/round_or, counting its calls."""
@@ -156,7 +187,7 @@ def _near(v: float, rnd: random.Random) -> list[float]:
         up, down = math.nextafter(up, math.inf), math.nextafter(down, -math.inf)
         out += [up, down]
     for _ in range(4):
-        out.append(v * (1.0 + rnd.uniform(-2.0**-42, 2.0**-42)))
+        out.append(v * (1.0 + rnd.uniform(-(2.0**-42), 2.0**-42)))
     return out
 
 
@@ -218,9 +249,17 @@ def test_fast_path_skips_exact_only_when_settled():
     assert round_or(math.nextafter(6.5, 0.0), Exact(6.5)) == 7
 
 
-@pytest.mark.parametrize("approx, exact", [
-    (0.0, 0.0), (-3.2, -3.2), (2.0**53, 2.0**53), (1e300, 1e300), (math.inf, math.inf), (math.nan, math.nan),
-])
+@pytest.mark.parametrize(
+    "approx, exact",
+    [
+        (0.0, 0.0),
+        (-3.2, -3.2),
+        (2.0**53, 2.0**53),
+        (1e300, 1e300),
+        (math.inf, math.inf),
+        (math.nan, math.nan),
+    ],
+)
 def test_out_of_fast_range_defers_to_exact(approx, exact):
     assert trunc_or(approx, Exact(exact)) == go_int64(exact)
     assert round_or(approx, Exact(exact)) == go_int64(go_round(exact))

@@ -21,9 +21,7 @@ import pytest
 from blis_gym import gomath, gorand
 from blis_gym.gorand import GoRand, IntnStream, fnv1a64, subsystem_seed
 
-DATA: dict[str, Any] = json.loads(
-    (Path(__file__).parent / "data" / "gorand_expected.json").read_text(encoding="utf-8")
-)
+DATA: dict[str, Any] = json.loads((Path(__file__).parent / "data" / "gorand_expected.json").read_text(encoding="utf-8"))
 CASES: list[dict[str, Any]] = DATA["cases"]
 CASE_IDS = [f"seed={c['seed']}" for c in CASES]
 

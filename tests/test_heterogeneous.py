@@ -8,10 +8,10 @@ import pytest
 import blis_gym  # noqa: F401 - registers the ids
 from blis_gym.baselines import cli_options_for, make_baseline
 from blis_gym.cluster.simulator import ClusterSimulator
-from blis_gym.envs.cluster_env import result_metrics
 from blis_gym.envs.observation import INSTANCE_FEATURES
 from blis_gym.plan import RunOptions, resolve, simulate
 from blis_gym.policies import ADMISSION, ROUTING
+from blis_gym.report.summary import result_metrics
 
 MODEL = "meta-llama/llama-3.1-8b-instruct"
 VERSION = "vllm/vllm-openai:v0.8.4"
@@ -40,7 +40,9 @@ def test_each_instance_runs_with_its_own_class(instance, gpu, tp):
 
 
 def alone_kv(gpu: str, tp: int) -> int:
-    return resolve(RunOptions(model=MODEL, vllm_version=VERSION, hardware=gpu, tp=tp, log="error")).config.engine.total_kv_blocks
+    return resolve(
+        RunOptions(model=MODEL, vllm_version=VERSION, hardware=gpu, tp=tp, log="error")
+    ).config.engine.total_kv_blocks
 
 
 def test_speed_classes_reach_snapshots_and_observations():
@@ -69,8 +71,17 @@ def test_every_routing_baseline_still_equals_blis_run(name):
 def test_least_loaded_leaves_the_slow_pair_slower():
     """Least-loaded sees queues, not speed: the slow pair drains slower, so it gets fewer
     requests but still much worse latencies (the gap a speed-aware router can close)."""
-    plan = resolve(RunOptions(model=MODEL, vllm_version=VERSION, instance_pool=POOL, rate=100.0,
-                              num_requests=300, routing_policy="least-loaded", log="error"))
+    plan = resolve(
+        RunOptions(
+            model=MODEL,
+            vllm_version=VERSION,
+            instance_pool=POOL,
+            rate=100.0,
+            num_requests=300,
+            routing_policy="least-loaded",
+            log="error",
+        )
+    )
     result = simulate(plan)
     fast, slow = result.instances[:2], result.instances[2:]
     mean = lambda ms: sum(sum(m.ttfts.values()) for m in ms) / sum(len(m.ttfts) for m in ms)  # noqa: E731
@@ -78,14 +89,17 @@ def test_least_loaded_leaves_the_slow_pair_slower():
     assert mean(slow) > 2 * mean(fast)
 
 
-@pytest.mark.parametrize("extra, words", [
-    (["--instance-pool", "H100"], ["--instance-pool", "'H100'", "GPU:TP"]),
-    (["--instance-pool", "H100:2:3"], ["--instance-pool", "GPU:TP:xCOUNT"]),
-    (["--instance-pool", "H100:0"], ["--instance-pool"]),
-    (["--instance-pool", "X9000:2"], ["X9000", "available for this model"]),
-    (["--instance-pool", POOL, "--hardware", "H100"], ["--instance-pool", "--hardware"]),
-    (["--instance-pool", POOL, "--num-instances", "3"], ["--instance-pool", "4 instances", "--num-instances"]),
-])
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--instance-pool", "H100"], ["--instance-pool", "'H100'", "GPU:TP"]),
+        (["--instance-pool", "H100:2:3"], ["--instance-pool", "GPU:TP:xCOUNT"]),
+        (["--instance-pool", "H100:0"], ["--instance-pool"]),
+        (["--instance-pool", "X9000:2"], ["X9000", "available for this model"]),
+        (["--instance-pool", POOL, "--hardware", "H100"], ["--instance-pool", "--hardware"]),
+        (["--instance-pool", POOL, "--num-instances", "3"], ["--instance-pool", "4 instances", "--num-instances"]),
+    ],
+)
 def test_bad_pools_fail_clearly(blis, extra, words):
     code, out, err = blis(*RUN, *extra)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
@@ -114,17 +128,19 @@ def test_a_scenario_pool_in_yaml_form_is_the_string(tmp_path):
     as_yaml = gym.make("blis_gym/Routing-v0", scenario=str(scenario)).unwrapped
     as_text = gym.make("blis_gym/Routing-v0", scenario=str(scenario), instance_pool=POOL).unwrapped
     assert as_yaml.scenario.run.instance_pool == POOL == as_text.scenario.run.instance_pool
-    assert [i.speed for i in as_yaml.scenario.plan.config.pool] == \
-        [i.speed for i in as_text.scenario.plan.config.pool]
+    assert [i.speed for i in as_yaml.scenario.plan.config.pool] == [i.speed for i in as_text.scenario.plan.config.pool]
 
 
-@pytest.mark.parametrize("pool, words", [
-    ("instance_pool: []", ["instance_pool", "non-empty list"]),
-    ("instance_pool:\n  - {gpu: H100, tp: two}", ["instance_pool[0].tp", "positive integer", "'two'"]),
-    ("instance_pool:\n  - {gpu: H100, tp: 2, cnt: 2}", ["instance_pool[0]", "unknown key 'cnt'", "count"]),
-    ("instance_pool:\n  - H100:2", ["instance_pool[0]", "mapping"]),
-    ("instance_pool: H100", ["instance_pool", "GPU:TP"]),
-])
+@pytest.mark.parametrize(
+    "pool, words",
+    [
+        ("instance_pool: []", ["instance_pool", "non-empty list"]),
+        ("instance_pool:\n  - {gpu: H100, tp: two}", ["instance_pool[0].tp", "positive integer", "'two'"]),
+        ("instance_pool:\n  - {gpu: H100, tp: 2, cnt: 2}", ["instance_pool[0]", "unknown key 'cnt'", "count"]),
+        ("instance_pool:\n  - H100:2", ["instance_pool[0]", "mapping"]),
+        ("instance_pool: H100", ["instance_pool", "GPU:TP"]),
+    ],
+)
 def test_bad_yaml_pools_name_the_file_and_entry(blis, tmp_path, pool, words):
     bundle = tmp_path / "bad.yaml"
     bundle.write_text(pool + "\n")
@@ -146,8 +162,16 @@ def yaml_value(text: str):
 def test_a_kind_without_coefficients_runs_roofline(blis):
     """L40S has no trained coefficients for the model but shipped GPU specs: those instances
     run roofline (the H100 pair keeps its coefficients), and slower ones show it in speed."""
-    plan = resolve(RunOptions(model=MODEL, vllm_version=VERSION, instance_pool="H100:2:x2,L40S:1:x2",
-                              rate=30.0, num_requests=100, log="error"))
+    plan = resolve(
+        RunOptions(
+            model=MODEL,
+            vllm_version=VERSION,
+            instance_pool="H100:2:x2,L40S:1:x2",
+            rate=30.0,
+            num_requests=100,
+            log="error",
+        )
+    )
     pool = plan.config.pool
     assert [c.roofline is None for c in pool] == [True, True, False, False]
     assert pool[2].roofline.name == "L40S" and pool[2].roofline.tp == 1

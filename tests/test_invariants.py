@@ -6,15 +6,23 @@ import logging
 
 import numpy as np
 import pytest
-
-from blis_gym.engine.blockhash import prefix_keys, prefix_keys_many
-from blis_gym.engine.request import Request
 from conftest import metric_blocks
 from helpers_sim import config, random_run_options, roofline_spec, run_and_check, simulator, workload
 
+from blis_gym.engine.blockhash import prefix_keys, prefix_keys_many
+from blis_gym.engine.request import Request
+
 # A KV-starved shape: many preemptions, and the reference's block leak.
-PRESSURE = dict(prompt_mean=550, prompt_stdev=300, prompt_min=300, prompt_max=800,
-                output_mean=400, output_stdev=200, output_min=200, output_max=600)
+PRESSURE = dict(
+    prompt_mean=550,
+    prompt_stdev=300,
+    prompt_min=300,
+    prompt_max=800,
+    output_mean=400,
+    output_stdev=200,
+    output_min=200,
+    output_max=600,
+)
 
 
 def balanced_books(sim):
@@ -31,13 +39,29 @@ def balanced_books(sim):
         inst.step = checked
 
 
-@pytest.mark.parametrize("cfg_kw,wl_kw", [
-    ({}, dict(rate=20, n=200)),
-    ({"num_instances": 3, "horizon": 2_000_000}, dict(rate=80, n=300)),
-    ({"total_kv_blocks": 4000, "num_instances": 2}, dict(rate=80, n=200, **PRESSURE)),
-    ({"total_kv_blocks": 60}, dict(rate=5, n=40, prompt_mean=600, prompt_stdev=400, prompt_min=50,
-                                   prompt_max=1500, output_mean=5, output_stdev=3, output_min=2, output_max=10)),
-])
+@pytest.mark.parametrize(
+    "cfg_kw,wl_kw",
+    [
+        ({}, dict(rate=20, n=200)),
+        ({"num_instances": 3, "horizon": 2_000_000}, dict(rate=80, n=300)),
+        ({"total_kv_blocks": 4000, "num_instances": 2}, dict(rate=80, n=200, **PRESSURE)),
+        (
+            {"total_kv_blocks": 60},
+            dict(
+                rate=5,
+                n=40,
+                prompt_mean=600,
+                prompt_stdev=400,
+                prompt_min=50,
+                prompt_max=1500,
+                output_mean=5,
+                output_stdev=3,
+                output_min=2,
+                output_max=10,
+            ),
+        ),
+    ],
+)
 def test_request_conservation(cfg_kw, wl_kw):
     requests = workload(**wl_kw)
     result = simulator(config(**cfg_kw), requests).run()
@@ -97,9 +121,11 @@ class _Collect(logging.Handler):
 
 def test_request_that_can_never_fit_is_dropped_with_a_warning():
     # 64 blocks of 16 tokens = 1024 tokens; request_1 needs 900 + 300 - 1 tokens at once.
-    reqs = [Request("request_0", 0, 0, list(range(100)), list(range(50))),
-            Request("request_1", 1, 10, list(range(900)), list(range(300))),
-            Request("request_2", 2, 20, list(range(200)), list(range(40)))]
+    reqs = [
+        Request("request_0", 0, 0, list(range(100)), list(range(50))),
+        Request("request_1", 1, 10, list(range(900)), list(range(300))),
+        Request("request_2", 2, 20, list(range(200)), list(range(40))),
+    ]
     logger = logging.getLogger("blis_gym")
     collect = _Collect()
     logger.addHandler(collect)
@@ -119,10 +145,12 @@ def test_request_that_can_never_fit_is_dropped_with_a_warning():
 def test_request_with_no_tokens_is_dropped_and_the_run_ends():
     """BLIS crashes on a request with neither input nor output tokens (a trace row "[]","[]" or a
     0-token empirical bin); we drop it at its instance. One side empty is a normal request."""
-    reqs = [Request("request_0", 0, 0, list(range(100)), list(range(50))),
-            Request("request_1", 1, 10, [], []),
-            Request("request_2", 2, 20, [], list(range(7))),
-            Request("request_3", 3, 30, list(range(40)), [])]
+    reqs = [
+        Request("request_0", 0, 0, list(range(100)), list(range(50))),
+        Request("request_1", 1, 10, [], []),
+        Request("request_2", 2, 20, [], list(range(7))),
+        Request("request_3", 3, 30, list(range(40)), []),
+    ]
     result = simulator(config(num_instances=2), reqs).run()
     assert result.aggregate.dropped_unservable == 1
     assert result.aggregate.completed == 3
@@ -130,8 +158,19 @@ def test_request_with_no_tokens_is_dropped_and_the_run_ends():
 
 
 def test_same_seed_same_bytes(blis, tmp_path):
-    args = ["run", "--model", "meta-llama/llama-3.1-8b-instruct", "--num-instances", "2",
-            "--rate", "40", "--num-requests", "150", "--log", "error"]
+    args = [
+        "run",
+        "--model",
+        "meta-llama/llama-3.1-8b-instruct",
+        "--num-instances",
+        "2",
+        "--rate",
+        "40",
+        "--num-requests",
+        "150",
+        "--log",
+        "error",
+    ]
     outs = []
     for i in range(2):
         path = tmp_path / f"r{i}.json"
@@ -147,8 +186,19 @@ def test_same_seed_same_bytes(blis, tmp_path):
 def test_preempted_requests_do_not_starve_the_batch():
     """BLIS lets a request preempted mid-step reserve KV while it waits; here that starved
     request_0 (which needs 72 of 80 blocks) for ever. We finish, every block returned."""
-    reqs = workload(rate=100, n=60, seed=0, prompt_mean=533, prompt_stdev=200, prompt_min=2, prompt_max=1066,
-                    output_mean=460, output_stdev=100, output_min=1, output_max=920)
+    reqs = workload(
+        rate=100,
+        n=60,
+        seed=0,
+        prompt_mean=533,
+        prompt_stdev=200,
+        prompt_min=2,
+        prompt_max=1066,
+        output_mean=460,
+        output_stdev=100,
+        output_min=1,
+        output_max=920,
+    )
     sim = simulator(config(total_kv_blocks=80, max_scheduled_tokens=512), reqs)
     balanced_books(sim)
     result = sim.run()
@@ -159,14 +209,31 @@ def test_preempted_requests_do_not_starve_the_batch():
 @pytest.mark.parametrize("trial", range(12))
 def test_random_tight_configurations_terminate_with_balanced_books(trial):
     import random
+
     rnd = random.Random(trial)
     pm, om = rnd.randint(20, 600), rnd.randint(1, 400)
-    cfg = config(total_kv_blocks=rnd.choice([40, 80, 150, 300]), num_instances=rnd.choice([1, 2]),
-                 long_prefill_threshold=rnd.choice([0, 16, 128]), max_scheduled_tokens=rnd.choice([64, 512, 2048]),
-                 max_running=rnd.choice([2, 256]), block_size=rnd.choice([4, 16]))
-    reqs = workload(rate=rnd.choice([10, 100, 1000]), n=30, seed=trial, prefix_tokens=rnd.choice([0, 64]),
-                    prompt_mean=pm, prompt_stdev=min(pm, 200), prompt_min=1, prompt_max=2 * pm,
-                    output_mean=om, output_stdev=min(om, 100), output_min=0, output_max=2 * om)
+    cfg = config(
+        total_kv_blocks=rnd.choice([40, 80, 150, 300]),
+        num_instances=rnd.choice([1, 2]),
+        long_prefill_threshold=rnd.choice([0, 16, 128]),
+        max_scheduled_tokens=rnd.choice([64, 512, 2048]),
+        max_running=rnd.choice([2, 256]),
+        block_size=rnd.choice([4, 16]),
+    )
+    reqs = workload(
+        rate=rnd.choice([10, 100, 1000]),
+        n=30,
+        seed=trial,
+        prefix_tokens=rnd.choice([0, 64]),
+        prompt_mean=pm,
+        prompt_stdev=min(pm, 200),
+        prompt_min=1,
+        prompt_max=2 * pm,
+        output_mean=om,
+        output_stdev=min(om, 100),
+        output_min=0,
+        output_max=2 * om,
+    )
     sim = simulator(cfg, reqs)
     balanced_books(sim)
     result = sim.run()
@@ -261,8 +328,14 @@ def test_multi_turn_decode_blocks_are_not_private_and_their_hits_count(monkeypat
 
     reqs = _multi_turn()
     mark_private_decodes(reqs, 16)
-    reused = [r for r in reqs if any(b is not r and len(b.input) >= len(r.input) + 16
-                                     and (b.input[:len(r.input)] == r.input).all() for b in reqs)]
+    reused = [
+        r
+        for r in reqs
+        if any(
+            b is not r and len(b.input) >= len(r.input) + 16 and (b.input[: len(r.input)] == r.input).all()
+            for b in reqs
+        )
+    ]
     assert reused and not any(r.private_decode for r in reused)
     assert any(r.private_decode for r in reqs)
 
@@ -331,8 +404,8 @@ def test_free_list_keeps_lru_order_with_prefix_hits_and_stays_compact():
                 continue
             for b in cached:
                 model.pop(b, None)  # a hit on a free block takes it out of the middle
-            new = req.kv_blocks[len(cached):]
-            assert new == list(model)[:len(new)]  # claims take the head
+            new = req.kv_blocks[len(cached) :]
+            assert new == list(model)[: len(new)]  # claims take the head
             for b in new:
                 del model[b]
             held[req.id] = list(req.kv_blocks)
@@ -345,7 +418,7 @@ def test_free_list_keeps_lru_order_with_prefix_hits_and_stays_compact():
     prompt = max(prompts, key=len)  # several blocks: most of each release comes back as a hit
     for i in range(5000):
         req = Request(f"s{i}", i, 0, prompt, [1])
-        cached = kv.cached_blocks(req)[:len(prompt) // 4 - 1]
+        cached = kv.cached_blocks(req)[: len(prompt) // 4 - 1]
         assert kv.allocate(req, len(cached) * 4, req.n_in, cached)
         kv.release(req)
         live = kv.hw - kv.used - len(kv.front)  # free blocks that were used once
@@ -361,16 +434,18 @@ def test_bulk_prefix_keys_equal_one_by_one_keys_and_share_the_common_head():
     for _ in range(300):
         bs = int(rng.integers(1, 6))
         head = rng.integers(0, 4, int(rng.integers(0, 30)))
-        arrays = [np.concatenate((head[:int(rng.integers(0, len(head) + 1))],
-                                  rng.integers(0, 4, int(rng.integers(0, 20))))).astype(np.int64)
-                  for _ in range(int(rng.integers(1, 8)))]
+        arrays = [
+            np.concatenate(
+                (head[: int(rng.integers(0, len(head) + 1))], rng.integers(0, 4, int(rng.integers(0, 20))))
+            ).astype(np.int64)
+            for _ in range(int(rng.integers(1, 8)))
+        ]
         for a, got in zip(arrays, prefix_keys_many(arrays, bs)):
             assert got == prefix_keys(a, bs)
     # A shared system prompt's keys are the same int objects in every list.
     head = np.arange(64, dtype=np.int64)
     many = prefix_keys_many([np.concatenate((head, np.full(k, k, dtype=np.int64))) for k in (5, 16, 40)], 16)
-    assert all(keys[:4] == many[0][0][:4] and all(x is y for x, y in zip(keys[:4], many[0][0]))
-               for keys, _ in many)
+    assert all(keys[:4] == many[0][0][:4] and all(x is y for x, y in zip(keys[:4], many[0][0])) for keys, _ in many)
 
 
 @pytest.mark.parametrize("trial", range(12))

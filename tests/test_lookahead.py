@@ -4,21 +4,33 @@ picks the clearly better instance when there is, and beats every heuristic on a 
 from __future__ import annotations
 
 import pytest
+from conftest import metric_blocks
+from helpers_sim import config
 
 from blis_gym.cluster.simulator import ClusterSimulator
-from blis_gym.config.schema import LookaheadConfig
 from blis_gym.engine.request import Request
 from blis_gym.errors import ConfigError
 from blis_gym.plan import RunOptions, resolve, simulate
 from blis_gym.policies import ADMISSION, ROUTING
-from conftest import metric_blocks
-from helpers_sim import config
+from blis_gym.policies.lookahead import LookaheadConfig
 
 MODEL = "meta-llama/llama-3.1-8b-instruct"
-BUSY = dict(model=MODEL, num_instances=4, rate=500.0, num_requests=120, prefix_tokens=256,
-            prompt_tokens=256, prompt_tokens_stdev=384, prompt_tokens_min=16, prompt_tokens_max=4096,
-            output_tokens=64, output_tokens_stdev=128, output_tokens_min=1, output_tokens_max=1024,
-            log="error")
+BUSY = dict(
+    model=MODEL,
+    num_instances=4,
+    rate=500.0,
+    num_requests=120,
+    prefix_tokens=256,
+    prompt_tokens=256,
+    prompt_tokens_stdev=384,
+    prompt_tokens_min=16,
+    prompt_tokens_max=4096,
+    output_tokens=64,
+    output_tokens_stdev=128,
+    output_tokens_min=1,
+    output_tokens_max=1024,
+    log="error",
+)
 
 
 def cluster(routing: str, **kw) -> dict:
@@ -45,8 +57,7 @@ def test_with_one_instance_it_is_its_rollout_policy():
 def test_picks_the_clearly_better_instance():
     """Instance 0 holds a long queue; the rollout policy (always-busiest) would add to it."""
     cfg = config(num_instances=2)
-    reqs = [Request(f"request_{i}", i, i, list(range(i * 1000, i * 1000 + 1500)), list(range(200)))
-            for i in range(9)]
+    reqs = [Request(f"request_{i}", i, i, list(range(i * 1000, i * 1000 + 1500)), list(range(200))) for i in range(9)]
     sim = ClusterSimulator(cfg, reqs, admission=ADMISSION.make("always-admit"), routing=None)
     for _ in range(8):
         d = sim.advance()
@@ -82,8 +93,7 @@ def test_candidates_prune_the_forks_without_changing_the_extremes():
 
 def test_pruned_candidates_skip_the_worst_ranked_and_keep_the_chosen_one():
     cfg = config(num_instances=3)
-    reqs = [Request(f"request_{i}", i, i, list(range(i * 1000, i * 1000 + 600)), list(range(50)))
-            for i in range(7)]
+    reqs = [Request(f"request_{i}", i, i, list(range(i * 1000, i * 1000 + 600)), list(range(50))) for i in range(7)]
     sim = ClusterSimulator(cfg, reqs, admission=ADMISSION.make("always-admit"), routing=None)
     for i in range(6):  # loads 3, 2, 1
         d = sim.advance()
@@ -98,27 +108,37 @@ def test_pruned_candidates_skip_the_worst_ranked_and_keep_the_chosen_one():
 
 
 def test_time_in_system_objective_and_future_arrivals_run():
-    for kw in (dict(lookahead_objective="time-in-system"), dict(lookahead_future=True, num_requests=40),
-               dict(lookahead_horizon="0.05")):
+    for kw in (
+        dict(lookahead_objective="time-in-system"),
+        dict(lookahead_future=True, num_requests=40),
+        dict(lookahead_horizon="0.05"),
+    ):
         assert cluster("lookahead", **kw)["completed"] > 0
 
 
 def test_rollouts_cut_by_a_horizon_stay_quiet(caplog):
     """A fork stopped at its horizon leaves requests in flight on purpose: no warning per fork."""
     with caplog.at_level("WARNING", logger="blis_gym"):
-        assert cluster("lookahead", lookahead_future=True, lookahead_horizon="0.02", num_requests=60,
-                       log="warn")["completed"] == 60
+        assert (
+            cluster("lookahead", lookahead_future=True, lookahead_horizon="0.02", num_requests=60, log="warn")[
+                "completed"
+            ]
+            == 60
+        )
     assert not [r for r in caplog.records if "never reached its queue" in r.getMessage()]
 
 
-@pytest.mark.parametrize("flag, value, words", [
-    ("--lookahead-rollout", "lookahead", ["--lookahead-rollout", "lookahead"]),
-    ("--lookahead-rollout", "nope", ["--lookahead-rollout", "nope"]),
-    ("--lookahead-horizon", "-1", ["--lookahead-horizon", "'end'"]),
-    ("--lookahead-horizon", "soon", ["--lookahead-horizon"]),
-    ("--lookahead-objective", "tpot", ["--lookahead-objective", "ttft"]),
-    ("--lookahead-candidates", "-1", ["--lookahead-candidates"]),
-])
+@pytest.mark.parametrize(
+    "flag, value, words",
+    [
+        ("--lookahead-rollout", "lookahead", ["--lookahead-rollout", "lookahead"]),
+        ("--lookahead-rollout", "nope", ["--lookahead-rollout", "nope"]),
+        ("--lookahead-horizon", "-1", ["--lookahead-horizon", "'end'"]),
+        ("--lookahead-horizon", "soon", ["--lookahead-horizon"]),
+        ("--lookahead-objective", "tpot", ["--lookahead-objective", "ttft"]),
+        ("--lookahead-candidates", "-1", ["--lookahead-candidates"]),
+    ],
+)
 def test_bad_lookahead_flags_fail_clearly(blis, flag, value, words):
     code, out, err = blis("run", "--model", MODEL, "--routing-policy", "lookahead", flag, value, "--log", "error")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
@@ -127,8 +147,21 @@ def test_bad_lookahead_flags_fail_clearly(blis, flag, value, words):
 
 
 def test_cli_prints_its_metrics(blis):
-    code, out, err = blis("run", "--model", MODEL, "--num-instances", "2", "--rate", "200", "--num-requests", "30",
-                          "--routing-policy", "lookahead", "--log", "error")
+    code, out, err = blis(
+        "run",
+        "--model",
+        MODEL,
+        "--num-instances",
+        "2",
+        "--rate",
+        "200",
+        "--num-requests",
+        "30",
+        "--routing-policy",
+        "lookahead",
+        "--log",
+        "error",
+    )
     assert code == 0, err
     assert metric_blocks(out)[-1]["completed_requests"] == 30
 

@@ -66,8 +66,13 @@ def blis(*args: str, timeout: float) -> subprocess.CompletedProcess:
 def server():
     """``blis serve`` on 127.0.0.1 (its own process group); its URL once /health answers."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "blis_gym", "serve", "--port", str(port), *CLUSTER],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "blis_gym", "serve", "--port", str(port), *CLUSTER],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -98,8 +103,20 @@ def server():
 def test_serve_observe_calibrate(server, tmp_path: Path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC, "utf-8")
-    obs = blis("observe", "--url", server, "--model", MODEL, "--out", str(tmp_path / "obs"), "--no-progress",
-               "--", "--workload-spec", str(spec), timeout=150)
+    obs = blis(
+        "observe",
+        "--url",
+        server,
+        "--model",
+        MODEL,
+        "--out",
+        str(tmp_path / "obs"),
+        "--no-progress",
+        "--",
+        "--workload-spec",
+        str(spec),
+        timeout=150,
+    )
     assert obs.returncode == 0, obs.stderr[-3000:]
     rows = (tmp_path / "obs" / "trace_data.csv").read_text().splitlines()[1:]
     assert len(rows) == 60 and all(",ok," in r for r in rows), obs.stderr[-2000:]

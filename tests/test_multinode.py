@@ -19,7 +19,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -63,8 +62,9 @@ class LocalCluster:
         self.netns = _netns()
         self.tmp = tempfile.mkdtemp(prefix="blisray")  # short: Ray's socket paths have a length limit
         self.address = f"127.0.0.1:{HEAD_PORT}"
-        self.env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token",
-                        RAY_AUTH_TOKEN=secrets.token_hex(16))
+        self.env = dict(
+            os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16)
+        )
         self.procs: list[subprocess.Popen] = []
 
     def command(self, args: list[str]) -> list[str]:
@@ -72,8 +72,11 @@ class LocalCluster:
 
     def _start(self, args: list[str], log: str) -> None:
         with open(Path(self.tmp) / log, "w") as out:
-            self.procs.append(subprocess.Popen(self.command(args), stdout=out, stderr=subprocess.STDOUT,
-                                               env=self.env, start_new_session=True))
+            self.procs.append(
+                subprocess.Popen(
+                    self.command(args), stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+                )
+            )
 
     def run(self, args: list[str], timeout: float) -> subprocess.CompletedProcess:
         return subprocess.run(self.command(args), capture_output=True, text=True, env=self.env, timeout=timeout)
@@ -82,8 +85,18 @@ class LocalCluster:
         """Start both nodes; the ids of the two live nodes."""
         ray_cli = [sys.executable, "-m", "ray.scripts.scripts"]
         common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats", "--block"]
-        self._start([*ray_cli, "start", "--head", f"--port={HEAD_PORT}", "--include-dashboard=false",
-                     f"--temp-dir={self.tmp}", *common], "head.log")
+        self._start(
+            [
+                *ray_cli,
+                "start",
+                "--head",
+                f"--port={HEAD_PORT}",
+                "--include-dashboard=false",
+                f"--temp-dir={self.tmp}",
+                *common,
+            ],
+            "head.log",
+        )
         self._start([*ray_cli, "start", f"--address={self.address}", *common], "worker.log")
         found = self.run([sys.executable, "-c", WAIT_FOR_NODES, self.address], timeout=60)
         assert found.returncode == 0, found.stderr[-2000:] + self.logs()
@@ -130,22 +143,42 @@ def test_a_sweep_on_a_two_node_cluster_runs_on_both_nodes(two_nodes, tmp_path):
     cluster, node_ids = two_nodes
     assert len(node_ids) == 2
     spec = tmp_path / "sweep.yaml"
-    spec.write_text("""
+    spec.write_text(
+        """
 base: {model: meta-llama/llama-3.1-8b-instruct, num_requests: 400, rate: 40}
 axes:
   - routing_policy: [round-robin, least-loaded]
   - num_instances: [1, 2, 3]
   - seed: [1, 2]
-""", "utf-8")
+""",
+        "utf-8",
+    )
     out = tmp_path / "out"
-    done = cluster.run([sys.executable, "-m", "blis_gym", "sweep", str(spec), "--out", str(out),
-                        "--address", cluster.address, "--no-progress"], timeout=90)
+    done = cluster.run(
+        [
+            sys.executable,
+            "-m",
+            "blis_gym",
+            "sweep",
+            str(spec),
+            "--out",
+            str(out),
+            "--address",
+            cluster.address,
+            "--no-progress",
+        ],
+        timeout=90,
+    )
     assert done.returncode == 0, done.stderr[-2000:] + cluster.logs()
     rows = pq.read_table(out / "results.parquet").to_pylist()
     assert len(rows) == 12 and all(r["error"] == "" for r in rows)
     assert {r["node"] for r in rows} == set(node_ids), "every point ran on one of the two nodes, and both ran some"
     serial = tmp_path / "serial"
-    subprocess.run([sys.executable, "-m", "blis_gym", "sweep", str(spec), "--out", str(serial), "--serial"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "blis_gym", "sweep", str(spec), "--out", str(serial), "--serial"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     local = pq.read_table(serial / "results.parquet").to_pylist()
     assert [{**r, "node": ""} for r in rows] == [{**r, "node": ""} for r in local]

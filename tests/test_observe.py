@@ -72,8 +72,12 @@ class FakeServer:
     async def models(self, request: Request) -> Response:
         if self.models_status != 200:
             return PlainTextResponse("no such route", status_code=self.models_status)
-        return JSONResponse({"object": "list", "data": [{"id": "fake-model", "object": "model",
-                                                         "owned_by": "fakevllm", "max_model_len": 4096}]})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [{"id": "fake-model", "object": "model", "owned_by": "fakevllm", "max_model_len": 4096}],
+            }
+        )
 
     async def complete(self, request: Request) -> Response:
         body = await request.json()
@@ -90,9 +94,14 @@ class FakeServer:
                     return PlainTextResponse("boom: the engine fell over\n" + "x" * 500, status_code=500)
                 if mode == "junk":
                     return PlainTextResponse("<html>not json</html>")
-                return JSONResponse({"id": "cmpl-1", "object": "text_completion",
-                                     "choices": [{"index": 0, "text": "x" * n, "finish_reason": "length"}],
-                                     "usage": {"prompt_tokens": 5, "completion_tokens": n, "total_tokens": n + 5}})
+                return JSONResponse(
+                    {
+                        "id": "cmpl-1",
+                        "object": "text_completion",
+                        "choices": [{"index": 0, "text": "x" * n, "finish_reason": "length"}],
+                        "usage": {"prompt_tokens": 5, "completion_tokens": n, "total_tokens": n + 5},
+                    }
+                )
             finally:
                 self._leave()
 
@@ -101,7 +110,7 @@ class FakeServer:
                 if mode == "junk-sse":
                     yield b"data: {this is not json\n\n"
                     return
-                for i in range(CHUNKS):
+                for _ in range(CHUNKS):
                     await asyncio.sleep(self.delay_s)
                     yield ("data: " + json.dumps({"choices": [{"index": 0, "text": "tok"}]}) + "\n\n").encode()
                     if mode == "reset":
@@ -114,9 +123,13 @@ class FakeServer:
         return StreamingResponse(events(), media_type="text/event-stream")
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/v1/models", self.models, methods=["GET"]),
-                                 Route("/v1/completions", self.complete, methods=["POST"]),
-                                 Route("/v1/chat/completions", self.complete, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route("/v1/models", self.models, methods=["GET"]),
+                Route("/v1/completions", self.complete, methods=["POST"]),
+                Route("/v1/chat/completions", self.complete, methods=["POST"]),
+            ]
+        )
 
 
 class Served:
@@ -130,8 +143,9 @@ class Served:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(fake.app(), log_level="critical", lifespan="off", access_log=False,
-                                timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            fake.app(), log_level="critical", lifespan="off", access_log=False, timeout_graceful_shutdown=1
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
@@ -177,8 +191,12 @@ def observe(capsys, *args: str) -> tuple[int, str]:
     """Run ``blis observe ARGS`` as its own process (the fake server stays in this one): (exit
     code, stderr). A process of its own keeps the client's timing and output apart from what
     earlier tests left in this one (a Ray session's threads, swapped and closed stderrs)."""
-    done = subprocess.run([sys.executable, "-m", "blis_gym", "observe", "--no-progress", *args],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "blis_gym", "observe", "--no-progress", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return done.returncode, done.stderr
 
 
@@ -222,8 +240,22 @@ def test_spec_workload_is_sent_on_time_and_recorded(serve, capsys, tmp_path, mon
     spec.write_text(SPEC)
     out = tmp_path / "trace"
     monkeypatch.setenv("FAKE_KEY", "sekrit")
-    rc, err = observe(capsys, "--url", server.url + "/v1/", "--model", "fake-model", "--out", str(out),
-                      "--api-key-env", "FAKE_KEY", "--warm-up", "2", "--", "--workload-spec", str(spec))
+    rc, err = observe(
+        capsys,
+        "--url",
+        server.url + "/v1/",
+        "--model",
+        "fake-model",
+        "--out",
+        str(out),
+        "--api-key-env",
+        "FAKE_KEY",
+        "--warm-up",
+        "2",
+        "--",
+        "--workload-spec",
+        str(spec),
+    )
     assert rc == 0, err
     assert "observed 16 requests" in err and "16 ok, 0 errors, 0 timeouts" in err
 
@@ -269,13 +301,38 @@ def test_observed_trace_replays_as_a_workload(serve, capsys, tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC.replace("num_requests: 16", "num_requests: 6"))
     first, second = tmp_path / "first", tmp_path / "second"
-    rc, err = observe(capsys, "--url", server.url, "--model", "m", "--out", str(first), "--", "--workload-spec", str(spec))
+    rc, err = observe(
+        capsys, "--url", server.url, "--model", "m", "--out", str(first), "--", "--workload-spec", str(spec)
+    )
     assert rc == 0, err
-    rc, err = observe(capsys, "--url", server.url, "--model", "m", "--out", str(second),
-                      "--", "--workload", "traces", "--workload-traces-filepath", str(first))
+    rc, err = observe(
+        capsys,
+        "--url",
+        server.url,
+        "--model",
+        "m",
+        "--out",
+        str(second),
+        "--",
+        "--workload",
+        "traces",
+        "--workload-traces-filepath",
+        str(first),
+    )
     assert rc == 0, err
-    keep = ("request_id", "client_id", "tenant_id", "slo_class", "prefix_group", "streaming", "input_tokens",
-            "output_tokens", "arrival_time_us", "num_chunks", "status")
+    keep = (
+        "request_id",
+        "client_id",
+        "tenant_id",
+        "slo_class",
+        "prefix_group",
+        "streaming",
+        "input_tokens",
+        "output_tokens",
+        "arrival_time_us",
+        "num_chunks",
+        "status",
+    )
     rows = [[tuple(getattr(r, k) for k in keep) for r in load_trace_v2(f).records] for f in (first, second)]
     assert rows[0] == rows[1] and len(rows[0]) == 6
 
@@ -284,10 +341,32 @@ def test_concurrency_bound_and_chat(serve, capsys, tmp_path):
     fake = FakeServer(delay_s=0.02)
     server = serve(fake)
     out = tmp_path / "trace"
-    rc, err = observe(capsys, "--url", server.url, "--model", "fake-model", "--out", str(out), "--chat",
-                      "--concurrency", "3", "--progress", "--", "--rate", "100000", "--num-requests", "12",
-                      "--output-tokens", "5", "--output-tokens-stdev", "5", "--output-tokens-min", "5",
-                      "--output-tokens-max", "5")
+    rc, err = observe(
+        capsys,
+        "--url",
+        server.url,
+        "--model",
+        "fake-model",
+        "--out",
+        str(out),
+        "--chat",
+        "--concurrency",
+        "3",
+        "--progress",
+        "--",
+        "--rate",
+        "100000",
+        "--num-requests",
+        "12",
+        "--output-tokens",
+        "5",
+        "--output-tokens-stdev",
+        "5",
+        "--output-tokens-min",
+        "5",
+        "--output-tokens-max",
+        "5",
+    )
     assert rc == 0, err
     assert "12/12 requests" in err  # the progress bar
     assert fake.max_in_flight == 3  # all due at once: exactly the bound in flight
@@ -298,19 +377,37 @@ def test_concurrency_bound_and_chat(serve, capsys, tmp_path):
     assert all(r.num_chunks == CHUNKS + 1 and r.streaming for r in rows)
 
 
-@pytest.mark.parametrize("mode, message", [
-    ("500", "HTTP 500: boom: the engine fell over"),
-    ("junk", "response body is not JSON"),
-    ("junk-sse", "chunk 1 is not JSON"),
-    ("reset", "RemoteProtocolError"),
-])
+@pytest.mark.parametrize(
+    "mode, message",
+    [
+        ("500", "HTTP 500: boom: the engine fell over"),
+        ("junk", "response body is not JSON"),
+        ("junk-sse", "chunk 1 is not JSON"),
+        ("reset", "RemoteProtocolError"),
+    ],
+)
 def test_broken_server_gives_error_rows(serve, capsys, tmp_path, mode, message):
     fake = FakeServer(mode=mode, models_status=404)
     server = serve(fake)
     out = tmp_path / "trace"
     stream = "--no-stream" if mode == "junk" else "--stream"
-    rc, err = observe(capsys, "--url", server.url, "--model", "m", "--out", str(out), stream,
-                      "--", "--rate", "1000", "--num-requests", "4", "--output-tokens", "5")
+    rc, err = observe(
+        capsys,
+        "--url",
+        server.url,
+        "--model",
+        "m",
+        "--out",
+        str(out),
+        stream,
+        "--",
+        "--rate",
+        "1000",
+        "--num-requests",
+        "4",
+        "--output-tokens",
+        "5",
+    )
     assert rc == 1, err  # the run completed, but nothing came back right
     assert "answered HTTP 404; no server details recorded" in err  # a missing /v1/models only warns
     assert "0 ok, 4 errors" in err and f"4 x {message}" in err
@@ -325,8 +422,22 @@ def test_broken_server_gives_error_rows(serve, capsys, tmp_path, mode, message):
 def test_timeouts_are_recorded(serve, capsys, tmp_path):
     server = serve(FakeServer(mode="slow", delay_s=1.5))
     out = tmp_path / "trace"
-    rc, err = observe(capsys, "--url", server.url, "--model", "m", "--out", str(out), "--timeout", "0.3",
-                      "--", "--rate", "1000", "--num-requests", "2")
+    rc, err = observe(
+        capsys,
+        "--url",
+        server.url,
+        "--model",
+        "m",
+        "--out",
+        str(out),
+        "--timeout",
+        "0.3",
+        "--",
+        "--rate",
+        "1000",
+        "--num-requests",
+        "2",
+    )
     assert rc == 1 and "0 ok, 0 errors, 2 timeouts" in err
     rows = load_trace_v2(out).records
     assert [r.status for r in rows] == ["timeout", "timeout"] and all(r.error_message for r in rows)
@@ -337,22 +448,40 @@ def test_unreachable_url_writes_nothing(capsys, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "trace"
-    rc, err = observe(capsys, "--url", f"http://127.0.0.1:{port}", "--model", "m", "--out", str(out),
-                      "--connect-timeout", "2", "--", "--num-requests", "3")
+    rc, err = observe(
+        capsys,
+        "--url",
+        f"http://127.0.0.1:{port}",
+        "--model",
+        "m",
+        "--out",
+        str(out),
+        "--connect-timeout",
+        "2",
+        "--",
+        "--num-requests",
+        "3",
+    )
     assert rc == 2
     lines = err.strip().splitlines()
     assert lines == [f"error: --url http://127.0.0.1:{port}: cannot connect (Connection refused)"]
     assert not out.exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--url", "localhost:8000"], "--url must be http://HOST[:PORT] or https://HOST[:PORT]"),
-    (["--url", "http://"], "--url must be http://HOST[:PORT]"),
-    (["--concurrency", "0"], "--concurrency must be >= 1"),
-    (["--api-key-env", "BLIS_OBSERVE_NO_SUCH_VAR"], "--api-key-env BLIS_OBSERVE_NO_SUCH_VAR: the environment variable"),
-    (["--", "--rate", "-1"], "--rate must be a finite value > 0"),
-    (["--", "--no-such-flag"], "blis observe: workload flags after --: No such option: --no-such-flag"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--url", "localhost:8000"], "--url must be http://HOST[:PORT] or https://HOST[:PORT]"),
+        (["--url", "http://"], "--url must be http://HOST[:PORT]"),
+        (["--concurrency", "0"], "--concurrency must be >= 1"),
+        (
+            ["--api-key-env", "BLIS_OBSERVE_NO_SUCH_VAR"],
+            "--api-key-env BLIS_OBSERVE_NO_SUCH_VAR: the environment variable",
+        ),
+        (["--", "--rate", "-1"], "--rate must be a finite value > 0"),
+        (["--", "--no-such-flag"], "blis observe: workload flags after --: No such option: --no-such-flag"),
+    ],
+)
 def test_bad_flags_fail_before_sending(capsys, tmp_path, args, message):
     base = ["--url", "http://127.0.0.1:9", "--model", "m", "--out", str(tmp_path / "o")]
     if args[0] == "--url":
@@ -399,10 +528,34 @@ def test_sigint_writes_partial_trace(serve, tmp_path):
     fake = FakeServer(delay_s=0.1)
     server = serve(fake)
     out = tmp_path / "trace"
-    cmd = [sys.executable, "-m", "blis_gym", "observe", "--url", server.url, "--model", "m", "--out", str(out),
-           "--no-progress", "--", "--rate", "20", "--num-requests", "200", "--output-tokens", "5"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "blis_gym",
+        "observe",
+        "--url",
+        server.url,
+        "--model",
+        "m",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--",
+        "--rate",
+        "20",
+        "--num-requests",
+        "200",
+        "--output-tokens",
+        "5",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         deadline = time.monotonic() + 60
         while fake.done < 4:

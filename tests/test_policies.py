@@ -14,9 +14,16 @@ from blis_gym.engine.request import Request
 from blis_gym.errors import ConfigError
 from blis_gym.policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER, RouterState, Snapshot
 from blis_gym.policies.prefix_index import PrefixCacheIndex
-from blis_gym.policies.scorers import (DEFAULT_SCORERS, SCORER_NAMES, ScorerConfig, normalized_weights,
-                                       parse_scorers, score_kv_utilization, score_load_balance,
-                                       score_queue_depth)
+from blis_gym.policies.scorers import (
+    DEFAULT_SCORERS,
+    SCORER_NAMES,
+    ScorerConfig,
+    normalized_weights,
+    parse_scorers,
+    score_kv_utilization,
+    score_load_balance,
+    score_queue_depth,
+)
 
 REFERENCE_NAMES = {
     ADMISSION: {"always-admit", "token-bucket", "reject-all"},
@@ -48,12 +55,12 @@ def state(snapshots, clock=0):
 
 # --- registries ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("registry", list(REFERENCE_NAMES), ids=lambda r: r.family)
 def test_every_reference_policy_is_registered_by_name(registry):
     assert set(registry.names()) == REFERENCE_NAMES[registry]
     for name in registry.names():
-        registry.make(name, block_size=16, scorers=(), token_bucket_capacity=5.0,
-                      token_bucket_refill_rate=1.0)
+        registry.make(name, block_size=16, scorers=(), token_bucket_capacity=5.0, token_bucket_refill_rate=1.0)
 
 
 def test_unknown_names_list_the_valid_ones():
@@ -62,6 +69,7 @@ def test_unknown_names_list_the_valid_ones():
 
 
 # --- scorers ------------------------------------------------------------------------------
+
 
 def test_queue_depth_is_min_max_normalized_and_inverted():
     s = snaps((4, 0, 0), (1, 1, 0), (0, 0, 0), (2, 2, 2))  # loads 4, 2, 0, 6
@@ -117,23 +125,29 @@ def test_prefix_affinity_scorer_follows_recorded_routing():
 
 # --- scorer profile parsing ----------------------------------------------------------------
 
+
 def test_parse_scorers_accepts_spaces_and_keeps_order():
     assert parse_scorers(" queue-depth : 2 , load-balance:1.5") == (
-        ScorerConfig("queue-depth", 2.0), ScorerConfig("load-balance", 1.5))
+        ScorerConfig("queue-depth", 2.0),
+        ScorerConfig("load-balance", 1.5),
+    )
     assert parse_scorers("") == ()
     assert set(SCORER_NAMES) == {"prefix-affinity", "queue-depth", "kv-utilization", "load-balance"}
 
 
-@pytest.mark.parametrize("text, message", [
-    ("queue-depth", "is not name:weight"),
-    ("nosuch:1", "unknown scorer 'nosuch'"),
-    ("queue-depth:1,queue-depth:2", "duplicate scorer 'queue-depth'"),
-    ("queue-depth:abc", "invalid weight"),
-    ("queue-depth:0", "finite positive"),
-    ("queue-depth:-1", "finite positive"),
-    ("queue-depth:nan", "finite positive"),
-    ("queue-depth:inf", "finite positive"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("queue-depth", "is not name:weight"),
+        ("nosuch:1", "unknown scorer 'nosuch'"),
+        ("queue-depth:1,queue-depth:2", "duplicate scorer 'queue-depth'"),
+        ("queue-depth:abc", "invalid weight"),
+        ("queue-depth:0", "finite positive"),
+        ("queue-depth:-1", "finite positive"),
+        ("queue-depth:nan", "finite positive"),
+        ("queue-depth:inf", "finite positive"),
+    ],
+)
 def test_parse_scorers_rejects(text, message):
     with pytest.raises(ConfigError, match=message) as err:
         parse_scorers(text)
@@ -141,6 +155,7 @@ def test_parse_scorers_rejects(text, message):
 
 
 # --- load-based routers ------------------------------------------------------------------
+
 
 def test_least_loaded_counts_pending_and_ties_to_first():
     s = snaps((1, 1, 0), (0, 0, 2), (1, 0, 1), (3, 0, 0))
@@ -180,6 +195,7 @@ def test_prefix_affinity_policy_sticks_to_first_choice_and_falls_back_to_least_l
 
 # --- router-side prefix index ---------------------------------------------------------------
 
+
 def test_prefix_index_matches_only_leading_blocks():
     idx = PrefixCacheIndex(16)
     idx.record([1, 2, 3], 0)
@@ -200,6 +216,7 @@ def test_prefix_index_evicts_least_recently_recorded():
 
 
 # --- admission -------------------------------------------------------------------------------
+
 
 def test_token_bucket_refills_by_elapsed_time_up_to_capacity():
     tb = ADMISSION.make("token-bucket", token_bucket_capacity=100.0, token_bucket_refill_rate=1000.0)
@@ -228,6 +245,7 @@ def test_reject_all_and_always_admit():
 
 # --- priority and schedulers --------------------------------------------------------------------
 
+
 def test_priority_policies_age_in_seconds():
     r = req(arrival=1_000_000)
     assert PRIORITY.make("constant").compute(r, 5_000_000) == 0.0
@@ -236,15 +254,22 @@ def test_priority_policies_age_in_seconds():
 
 
 def _queue():
-    return [req("c", n_in=50, arrival=5, priority=1.0), req("a", n_in=10, arrival=7, priority=2.0),
-            req("b", n_in=10, arrival=5, priority=1.0), req("d", n_in=10, arrival=5, priority=2.0)]
+    return [
+        req("c", n_in=50, arrival=5, priority=1.0),
+        req("a", n_in=10, arrival=7, priority=2.0),
+        req("b", n_in=10, arrival=5, priority=1.0),
+        req("d", n_in=10, arrival=5, priority=2.0),
+    ]
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("priority-fcfs", ["d", "a", "b", "c"]),  # priority desc, arrival, id
-    ("sjf", ["b", "d", "a", "c"]),  # input length, arrival, id
-    ("reverse-priority", ["b", "c", "d", "a"]),  # priority asc, arrival, id
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("priority-fcfs", ["d", "a", "b", "c"]),  # priority desc, arrival, id
+        ("sjf", ["b", "d", "a", "c"]),  # input length, arrival, id
+        ("reverse-priority", ["b", "c", "d", "a"]),  # priority asc, arrival, id
+    ],
+)
 def test_scheduler_orderings(name, expected):
     q = _queue()
     SCHEDULER.make(name).order(q, 0)
@@ -256,6 +281,7 @@ def test_fcfs_builds_no_scheduler_so_the_engine_never_reorders():
 
 
 # --- counterfactual regret and the trace summary ----------------------------------------------
+
 
 def test_regret_uses_policy_scores_and_ranks_ties_by_instance_id():
     s = snaps((0, 0, 0), (0, 0, 0), (0, 0, 0))
@@ -292,9 +318,17 @@ def test_trace_summary_counts_and_regret_mean():
     assert (summary.total_decisions, summary.admitted, summary.rejected) == (3, 2, 1)
     assert summary.mean_regret == 1.0 and summary.max_regret == 2.0
     assert summary_lines(summary) == [
-        "=== Trace Summary ===", "Total Decisions: 3", "  Admitted: 2", "  Rejected: 1",
-        "Unique Targets: 2", "Target Distribution:", "  instance_0: 1", "  instance_1: 1",
-        "Mean Regret: 1.000000", "Max Regret: 2.000000"]
+        "=== Trace Summary ===",
+        "Total Decisions: 3",
+        "  Admitted: 2",
+        "  Rejected: 1",
+        "Unique Targets: 2",
+        "Target Distribution:",
+        "  instance_0: 1",
+        "  instance_1: 1",
+        "Mean Regret: 1.000000",
+        "Max Regret: 2.000000",
+    ]
 
 
 def test_prefix_index_is_an_exact_lru():

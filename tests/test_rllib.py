@@ -14,18 +14,28 @@ import yaml
 pytest.importorskip("ray.rllib", reason="needs the distributed extra (pip install 'blis-gym[distributed]')")
 pytest.importorskip("torch", reason="needs the rl extra")
 
-import gymnasium as gym  # noqa: E402
+import gymnasium as gym
+from helpers_rllib import ROUTING, SMALL, TIMESTEPS, run_cli, tiny_ppo_config, trained_rllib_run
 
-from blis_gym.agents.config import load_agent_config, parse_agent_config  # noqa: E402
-from blis_gym.agents.model import TrainedAgent  # noqa: E402
-from blis_gym.agents.rllib_backend import (CHECKPOINT_DIR, METRICS_COLUMNS, METRICS_FILE, SEED_STRIDE,  # noqa: E402
-                                           RLlibAgent, make_rllib_env, module_path, ppo_config, ppo_settings,
-                                           quiet_rllib_logs, register_envs)
-from blis_gym.envs.cluster_env import HELD_OUT_SEED  # noqa: E402
-from blis_gym.envs.scenario import load_scenario  # noqa: E402
-from blis_gym.errors import ConfigError  # noqa: E402
-from blis_gym.plan import cli_flags  # noqa: E402
-from helpers_rllib import ROUTING, SMALL, TIMESTEPS, run_cli, tiny_ppo_config, trained_rllib_run  # noqa: E402
+from blis_gym.agents.config import load_agent_config, parse_agent_config
+from blis_gym.agents.model import TrainedAgent
+from blis_gym.agents.rllib_backend import (
+    CHECKPOINT_DIR,
+    METRICS_COLUMNS,
+    METRICS_FILE,
+    SEED_STRIDE,
+    RLlibAgent,
+    make_rllib_env,
+    module_path,
+    ppo_config,
+    ppo_settings,
+    quiet_rllib_logs,
+    register_envs,
+)
+from blis_gym.envs.cluster_env import HELD_OUT_SEED
+from blis_gym.envs.scenario import load_scenario
+from blis_gym.errors import ConfigError
+from blis_gym.plan import cli_flags
 
 ADMISSION, JOINT = "blis_gym/Admission-v0", "blis_gym/AdmissionRouting-v0"
 
@@ -38,6 +48,7 @@ def rllib_run(ray_local, tmp_path_factory):
 
 
 # --- training -------------------------------------------------------------------------------------
+
 
 def test_training_writes_the_run_folder(rllib_run, tmp_path_factory):
     _, result = trained_rllib_run(tmp_path_factory)
@@ -79,11 +90,14 @@ def test_recipe_hyperparameters_map_to_rllib():
     assert small["train_batch_size_per_learner"] == 1000 and small["minibatch_size"] == 512
 
 
-@pytest.mark.parametrize("doc,needle", [
-    ({"algo": "a2c"}, "--backend rllib trains ppo only, not a2c (valid: ppo"),
-    ({"algo": "ppo", "hyperparameters": {"n_steps": 0}}, "n_steps: expected an integer >= 1"),
-    ({"algo": "ppo", "hyperparameters": {"gamma": "high"}}, "gamma: expected a finite number >= 0"),
-])
+@pytest.mark.parametrize(
+    "doc,needle",
+    [
+        ({"algo": "a2c"}, "--backend rllib trains ppo only, not a2c (valid: ppo"),
+        ({"algo": "ppo", "hyperparameters": {"n_steps": 0}}, "n_steps: expected an integer >= 1"),
+        ({"algo": "ppo", "hyperparameters": {"gamma": "high"}}, "gamma: expected a finite number >= 0"),
+    ],
+)
 def test_unmappable_configs_fail_clearly(doc, needle):
     with pytest.raises(ConfigError) as exc:
         ppo_settings(parse_agent_config(doc, "x.yaml"), total_envs=1, timesteps=100)
@@ -91,6 +105,7 @@ def test_unmappable_configs_fail_clearly(doc, needle):
 
 
 # --- envs under RLlib -----------------------------------------------------------------------------
+
 
 def test_runner_seeds_give_each_env_its_own_workloads():
     from ray.rllib.env.env_context import EnvContext
@@ -113,14 +128,21 @@ def test_runner_seeds_give_each_env_its_own_workloads():
 
 def test_env_runners_play_distinct_training_seeds(ray_local):
     """Two env runners with two envs each: every episode's workload seed is distinct and below 2**30."""
-    cfg = parse_agent_config({"algo": "ppo", "env": {"num_requests": 30, "reward": "ttft"},
-                              "hyperparameters": {"n_steps": 32, "batch_size": 64, "n_epochs": 1},
-                              "policy_kwargs": {"net_arch": [8]}}, "test")
+    cfg = parse_agent_config(
+        {
+            "algo": "ppo",
+            "env": {"num_requests": 30, "reward": "ttft"},
+            "hyperparameters": {"n_steps": 32, "batch_size": 64, "n_epochs": 1},
+            "policy_kwargs": {"net_arch": [8]},
+        },
+        "test",
+    )
 
     def record_workload_seed(*, env, env_index, metrics_logger, **_):
         # Nested, so Ray pickles it by value: the env runners cannot import this test module.
-        metrics_logger.log_value("workload_seeds", env.unwrapped.envs[env_index].unwrapped.workload_seed,
-                                 reduce="item_series")
+        metrics_logger.log_value(
+            "workload_seeds", env.unwrapped.envs[env_index].unwrapped.workload_seed, reduce="item_series"
+        )
 
     register_envs()
     quiet_rllib_logs()
@@ -143,9 +165,15 @@ def test_env_runners_play_distinct_training_seeds(ray_local):
 def test_admission_envs_sample_under_rllib(env_id, scenario, n_actions):
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
-    cfg = parse_agent_config({"algo": "ppo", "env": {"num_requests": 30, "reward": "ttft"},
-                              "hyperparameters": {"n_steps": 32, "batch_size": 32, "n_epochs": 1},
-                              "policy_kwargs": {"net_arch": [8]}}, "test")
+    cfg = parse_agent_config(
+        {
+            "algo": "ppo",
+            "env": {"num_requests": 30, "reward": "ttft"},
+            "hyperparameters": {"n_steps": 32, "batch_size": 32, "n_epochs": 1},
+            "policy_kwargs": {"net_arch": [8]},
+        },
+        "test",
+    )
     register_envs()
     quiet_rllib_logs()
     rl, _, _ = ppo_config(cfg, env_id=env_id, scenario=scenario, seed=5, timesteps=64, env_runners=0, n_envs=2)
@@ -162,6 +190,7 @@ def test_admission_envs_sample_under_rllib(env_id, scenario, n_actions):
 
 
 # --- the agent ------------------------------------------------------------------------------------
+
 
 def test_the_run_folder_loads_as_an_agent(rllib_run):
     agent = TrainedAgent.load(rllib_run)
@@ -190,8 +219,19 @@ def test_the_run_folder_loads_as_an_agent(rllib_run):
 def test_blis_evaluate_scores_the_rllib_agent_deterministically(rllib_run, tmp_path):
     runs = []
     for name in ("a", "b"):
-        r = run_cli("evaluate", "--agent", str(rllib_run), "--baselines", "none", "--episodes", "2",
-                    "--set", "num_requests=60", "--out", str(tmp_path / name))
+        r = run_cli(
+            "evaluate",
+            "--agent",
+            str(rllib_run),
+            "--baselines",
+            "none",
+            "--episodes",
+            "2",
+            "--set",
+            "num_requests=60",
+            "--out",
+            str(tmp_path / name),
+        )
         assert r.code == 0, r.err
         runs.append(r)
     assert runs[0].out == runs[1].out
@@ -203,35 +243,54 @@ def test_blis_evaluate_scores_the_rllib_agent_deterministically(rllib_run, tmp_p
 
 
 def test_blis_run_with_the_rllib_router_reproduces_evaluate(rllib_run, tmp_path):
-    r = run_cli("evaluate", "--agent", str(rllib_run), "--baselines", "none", "--episodes", "2",
-                "--set", "num_requests=60", "--out", str(tmp_path))
+    r = run_cli(
+        "evaluate",
+        "--agent",
+        str(rllib_run),
+        "--baselines",
+        "none",
+        "--episodes",
+        "2",
+        "--set",
+        "num_requests=60",
+        "--out",
+        str(tmp_path),
+    )
     assert r.code == 0, r.err
     row = json.loads((tmp_path / "results.json").read_text())["episodes"][str(rllib_run)][1]
     flags = cli_flags(replace(load_scenario("default", **SMALL).run, seed=row["seed"]))
     results = tmp_path / "run.json"
-    r = run_cli("run", *flags, "--routing-policy", "rl", "--routing-model", str(rllib_run),
-                "--results-path", str(results))
+    r = run_cli(
+        "run", *flags, "--routing-policy", "rl", "--routing-model", str(rllib_run), "--results-path", str(results)
+    )
     assert r.code == 0, r.err
     cluster = json.loads(results.read_text())
     cluster = cluster.get("cluster", cluster)
-    assert (cluster["ttft_p99_ms"], cluster["e2e_mean_ms"], cluster["responses_per_sec"]) == \
-        (row["ttft_p99_ms"], row["e2e_mean_ms"], row["throughput_rps"])
+    assert (cluster["ttft_p99_ms"], cluster["e2e_mean_ms"], cluster["responses_per_sec"]) == (
+        row["ttft_p99_ms"],
+        row["e2e_mean_ms"],
+        row["throughput_rps"],
+    )
 
 
 # --- clear errors ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args,needle", [
-    (["--algo", "a2c"], "--algo a2c: --backend rllib trains ppo only (valid: ppo"),
-    (["--algo", "dqn"], "--backend rllib trains ppo only"),
-    (["--config", "a2c"], "--backend rllib trains ppo only, not a2c"),
-    (["--subproc"], "--subproc is used only with --backend sb3"),
-    (["--env-runners", "-1"], "--env-runners must be >= 0"),
-    (["--n-envs", "1001"], "--n-envs must be in [1, 1000]"),
-    (["--timesteps", "0"], "--timesteps must be > 0"),
-    (["--seed", str(HELD_OUT_SEED)], "held out for evaluation"),
-    (["--env", "blis_gym/Nope-v0"], "--env: unknown environment"),
-    (["--scenario", "nope"], "scenario 'nope'"),
-])
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--algo", "a2c"], "--algo a2c: --backend rllib trains ppo only (valid: ppo"),
+        (["--algo", "dqn"], "--backend rllib trains ppo only"),
+        (["--config", "a2c"], "--backend rllib trains ppo only, not a2c"),
+        (["--subproc"], "--subproc is used only with --backend sb3"),
+        (["--env-runners", "-1"], "--env-runners must be >= 0"),
+        (["--n-envs", "1001"], "--n-envs must be in [1, 1000]"),
+        (["--timesteps", "0"], "--timesteps must be > 0"),
+        (["--seed", str(HELD_OUT_SEED)], "held out for evaluation"),
+        (["--env", "blis_gym/Nope-v0"], "--env: unknown environment"),
+        (["--scenario", "nope"], "scenario 'nope'"),
+    ],
+)
 def test_bad_rllib_training_input_fails_clearly(args, needle, tmp_path):
     r = run_cli("train", "--backend", "rllib", "--out", str(tmp_path / "x"), *args)
     assert r.code == 2 and needle in r.err and "Traceback" not in r.err
@@ -239,9 +298,11 @@ def test_bad_rllib_training_input_fails_clearly(args, needle, tmp_path):
 
 
 def test_backend_flags_fail_clearly(tmp_path):
-    for args, needle in ((["--backend", "tf"], "--backend: unknown backend 'tf' (valid: sb3, rllib)"),
-                         (["--env-runners", "2"], "--env-runners is used only with --backend rllib"),
-                         (["--address", "127.0.0.1:6379"], "--address is used only with --backend rllib")):
+    for args, needle in (
+        (["--backend", "tf"], "--backend: unknown backend 'tf' (valid: sb3, rllib)"),
+        (["--env-runners", "2"], "--env-runners is used only with --backend rllib"),
+        (["--address", "127.0.0.1:6379"], "--address is used only with --backend rllib"),
+    ):
         r = run_cli("train", "--out", str(tmp_path / "x"), *args)
         assert r.code == 2 and needle in r.err, r.err
 
@@ -250,8 +311,9 @@ def test_rllib_training_refuses_what_it_cannot_do(rllib_run, ray_local, tmp_path
     r = run_cli("train", "--backend", "rllib", "--out", str(rllib_run), "--timesteps", "10")
     assert r.code == 2 and "already holds a rllib_checkpoint" in r.err
     config = tiny_ppo_config(tmp_path)
-    r = run_cli("train", "--backend", "rllib", "--config", str(config), "--env-runners", "5",
-                "--out", str(tmp_path / "x"))  # the session's Ray has 2 CPUs
+    r = run_cli(
+        "train", "--backend", "rllib", "--config", str(config), "--env-runners", "5", "--out", str(tmp_path / "x")
+    )  # the session's Ray has 2 CPUs
     assert r.code == 2 and "--env-runners 5: the Ray cluster offers 2 CPUs" in r.err
     assert not (tmp_path / "x").exists()
 

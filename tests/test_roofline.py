@@ -11,12 +11,13 @@ from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
-
-from blis_gym.config.catalog import load_catalog, shipped_model_names
-from blis_gym.engine.request import Request
-from blis_gym.engine.roofline import ModelArch, RooflineLatency, RooflineSpec
 from conftest import DATA, metric_blocks
 from helpers_sim import config, roofline_spec, simulator, workload
+
+from blis_gym.config.catalog import load_catalog
+from blis_gym.config.model_facts import shipped_model_names
+from blis_gym.engine.request import Request
+from blis_gym.engine.roofline import ModelArch, RooflineLatency, RooflineSpec
 
 FIXTURES = DATA / "fixtures"
 HW = FIXTURES / "blis_hardware_config.json"
@@ -24,8 +25,10 @@ DENSE = [m for m in shipped_model_names() if "moe" not in m and "mixtral" not in
 
 
 def _random_batch(rng: random.Random) -> tuple[list[tuple[int, int]], list[int]]:
-    prefills = [(rng.choice([0, rng.randrange(0, 30000)]), rng.choice([1, 2, rng.randrange(1, 4096)]))
-                for _ in range(rng.randrange(0, 4))]
+    prefills = [
+        (rng.choice([0, rng.randrange(0, 30000)]), rng.choice([1, 2, rng.randrange(1, 4096)]))
+        for _ in range(rng.randrange(0, 4))
+    ]
     decodes = [rng.randrange(1, 60000) for _ in range(rng.randrange(0, 300))]
     return prefills, decodes
 
@@ -47,8 +50,12 @@ def test_aggregates_equal_the_reference_order_bit_for_bit(model, gpu):
                 n = sum(x for _, x in prefills)
                 ns2 = sum(x * (2 * c + x - 1) for c, x in prefills)
                 s = sum(c for c, _ in prefills)
-                got = lat._phase(2 * lat._g1 * n + lat._g2 * ns2, 2 * lat._s1 * n + lat._s2 * ns2,
-                                 lat._m1 * n + lat._m2 * s, lat.spec.gpu.mfu_prefill)
+                got = lat._phase(
+                    2 * lat._g1 * n + lat._g2 * ns2,
+                    2 * lat._s1 * n + lat._s2 * ns2,
+                    lat._m1 * n + lat._m2 * s,
+                    lat.spec.gpu.mfu_prefill,
+                )
                 assert got == lat._ordered_phase(prefills, lat.spec.gpu.mfu_prefill, float(tp))
 
 
@@ -93,6 +100,7 @@ def test_step_time_of_a_batch_classifies_requests_as_the_reference():
 
 # --- mixture of experts (ours) -------------------------------------------------------------
 
+
 def _moe(model="mixtral-8x7b-instruct-v0.1", tp=2, ep=1) -> RooflineLatency:
     return RooflineLatency(roofline_spec(model, "H100", tp, ep))
 
@@ -101,8 +109,12 @@ def test_shipped_moe_models_read_their_experts():
     mixtral = _moe().spec.arch
     assert (mixtral.experts, mixtral.experts_per_token, mixtral.expert_intermediate) == (8, 2, 14336)
     qwen = _moe("qwen1.5-moe-a2.7b-chat").spec.arch
-    assert (qwen.experts, qwen.experts_per_token, qwen.expert_intermediate, qwen.shared_intermediate) == \
-        (60, 4, 1408, 5632)
+    assert (qwen.experts, qwen.experts_per_token, qwen.expert_intermediate, qwen.shared_intermediate) == (
+        60,
+        4,
+        1408,
+        5632,
+    )
 
 
 def test_moe_costs_more_than_its_dense_twin_and_experts_saturate():
@@ -151,34 +163,66 @@ def test_shipped_facts_need_no_files(blis, tmp_path, monkeypatch):
     """Roofline for a model whose facts ship, from any directory, equals the run from BLIS's
     config folder and hardware file."""
     monkeypatch.chdir(tmp_path)
-    code, shipped, err = blis(*RUN, "--model", "qwen/qwen2.5-7b-instruct", "--latency-model", "roofline",
-                              "--hardware", "A100-SXM", "--tp", "2")
+    code, shipped, err = blis(
+        *RUN,
+        "--model",
+        "qwen/qwen2.5-7b-instruct",
+        "--latency-model",
+        "roofline",
+        "--hardware",
+        "A100-SXM",
+        "--tp",
+        "2",
+    )
     assert code == 0, err
-    code, files, err = blis(*RUN, "--model", "qwen/qwen2.5-7b-instruct", "--hardware", "A100-SXM", "--tp", "2",
-                            "--model-config-folder", str(FIXTURES / "model_configs/qwen2.5-7b-instruct"),
-                            "--hardware-config", str(HW))
+    code, files, err = blis(
+        *RUN,
+        "--model",
+        "qwen/qwen2.5-7b-instruct",
+        "--hardware",
+        "A100-SXM",
+        "--tp",
+        "2",
+        "--model-config-folder",
+        str(FIXTURES / "model_configs/qwen2.5-7b-instruct"),
+        "--hardware-config",
+        str(HW),
+    )
     assert code == 0, err
     assert metric_blocks(shipped) == metric_blocks(files)
 
 
 def test_no_coefficients_falls_back_to_roofline(blis):
-    code, out, err = blis("run", "--model", "qwen/qwen3-14b", "--hardware", "A100-SXM", "--tp", "2",
-                          "--num-requests", "20")
+    code, out, err = blis(
+        "run", "--model", "qwen/qwen3-14b", "--hardware", "A100-SXM", "--tp", "2", "--num-requests", "20"
+    )
     assert code == 0, err
     assert "using the roofline model" in err
-    code, _, err = blis("run", "--model", "qwen/qwen3-14b", "--hardware", "A100-SXM", "--tp", "2",
-                        "--latency-model", "blackbox")
+    code, _, err = blis(
+        "run", "--model", "qwen/qwen3-14b", "--hardware", "A100-SXM", "--tp", "2", "--latency-model", "blackbox"
+    )
     assert code == 2 and "no trained coefficients" in err
 
 
 def test_coefficients_win_over_config_files(blis):
     """As in BLIS: coefficients given with a config folder and hardware file run blackbox."""
-    code, with_files, err = blis(*RUN, "--model", "meta-llama/llama-3.1-8b-instruct", "--alpha-coeffs", "1,2,3",
-                                 "--beta-coeffs", "5000,10,3", "--model-config-folder", "/no/such/folder",
-                                 "--hardware-config", "/no/such/file.json")
+    code, with_files, err = blis(
+        *RUN,
+        "--model",
+        "meta-llama/llama-3.1-8b-instruct",
+        "--alpha-coeffs",
+        "1,2,3",
+        "--beta-coeffs",
+        "5000,10,3",
+        "--model-config-folder",
+        "/no/such/folder",
+        "--hardware-config",
+        "/no/such/file.json",
+    )
     assert code == 0, err
-    code, plain, _ = blis(*RUN, "--model", "meta-llama/llama-3.1-8b-instruct", "--alpha-coeffs", "1,2,3",
-                          "--beta-coeffs", "5000,10,3")
+    code, plain, _ = blis(
+        *RUN, "--model", "meta-llama/llama-3.1-8b-instruct", "--alpha-coeffs", "1,2,3", "--beta-coeffs", "5000,10,3"
+    )
     assert metric_blocks(with_files) == metric_blocks(plain)
 
 
@@ -193,25 +237,51 @@ def _bad_config(tmp_path, **changes):
     return str(folder)
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--model-config-folder", "FOLDER", "--hardware-config", "HW", "--hardware", "B200", "--tp", "1"),
-     r"--hardware B200: GPU not found in .*blis_hardware_config.json \(available: A100-SXM, H100\)"),
-    (("--model-config-folder", "FOLDER", "--hardware-config", "HW", "--hardware", "H100"),
-     r"also needs --hardware \(got H100\) and --tp > 0 \(got 0\)"),
-    (("--model", "acme/unknown-7b", "--hardware-config", "HW", "--hardware", "H100", "--tp", "1"),
-     r"provide --model-config-folder, a folder containing config.json for model=acme/unknown-7b"),
-    (("--model-config-folder", "/no/such/folder", "--hardware-config", "HW", "--hardware", "H100", "--tp", "1"),
-     r"--model-config-folder /no/such/folder: no config.json there"),
-    (("--model-config-folder", "FOLDER", "--hardware-config", "/no/such/hw.json", "--hardware", "H100", "--tp", "1"),
-     r"/no/such/hw.json: file not found"),
-    (("--latency-model", "roofline", "--alpha-coeffs", "1,2,3"), r"takes no --alpha-coeffs"),
-    (("--latency-model", "fast"), r"--latency-model: unknown model 'fast' \(valid: auto, blackbox, roofline\)"),
-    (("--ep", "0"), r"--ep must be >= 1, got 0"),
-    (("--latency-model", "roofline", "--hardware", "H100", "--tp", "1", "--model-config-folder", "BAD_DTYPE"),
-     r"config.json: torch_dtype 'float8' is not one of"),
-    (("--latency-model", "roofline", "--hardware", "H100", "--tp", "1", "--model-config-folder", "NO_LAYERS"),
-     r"config.json: num_hidden_layers must be an integer"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ("--model-config-folder", "FOLDER", "--hardware-config", "HW", "--hardware", "B200", "--tp", "1"),
+            r"--hardware B200: GPU not found in .*blis_hardware_config.json \(available: A100-SXM, H100\)",
+        ),
+        (
+            ("--model-config-folder", "FOLDER", "--hardware-config", "HW", "--hardware", "H100"),
+            r"also needs --hardware \(got H100\) and --tp > 0 \(got 0\)",
+        ),
+        (
+            ("--model", "acme/unknown-7b", "--hardware-config", "HW", "--hardware", "H100", "--tp", "1"),
+            r"provide --model-config-folder, a folder containing config.json for model=acme/unknown-7b",
+        ),
+        (
+            ("--model-config-folder", "/no/such/folder", "--hardware-config", "HW", "--hardware", "H100", "--tp", "1"),
+            r"--model-config-folder /no/such/folder: no config.json there",
+        ),
+        (
+            (
+                "--model-config-folder",
+                "FOLDER",
+                "--hardware-config",
+                "/no/such/hw.json",
+                "--hardware",
+                "H100",
+                "--tp",
+                "1",
+            ),
+            r"/no/such/hw.json: file not found",
+        ),
+        (("--latency-model", "roofline", "--alpha-coeffs", "1,2,3"), r"takes no --alpha-coeffs"),
+        (("--latency-model", "fast"), r"--latency-model: unknown model 'fast' \(valid: auto, blackbox, roofline\)"),
+        (("--ep", "0"), r"--ep must be >= 1, got 0"),
+        (
+            ("--latency-model", "roofline", "--hardware", "H100", "--tp", "1", "--model-config-folder", "BAD_DTYPE"),
+            r"config.json: torch_dtype 'float8' is not one of",
+        ),
+        (
+            ("--latency-model", "roofline", "--hardware", "H100", "--tp", "1", "--model-config-folder", "NO_LAYERS"),
+            r"config.json: num_hidden_layers must be an integer",
+        ),
+    ],
+)
 def test_roofline_input_errors(blis, tmp_path, args, message):
     folder = str(FIXTURES / "model_configs/llama-3.1-8b-instruct")
     subs = {"FOLDER": folder, "HW": str(HW)}
@@ -237,8 +307,10 @@ def test_a_scenario_selects_roofline_with_its_own_hardware_file(tmp_path):
 
     (tmp_path / "gpus.json").write_text((FIXTURES / "custom_hardware.json").read_text())
     path = tmp_path / "mi300x.yaml"
-    path.write_text("model: qwen/qwen2.5-7b-instruct\nlatency_model: roofline\nhardware: MI300X\ntp: 2\n"
-                    "hardware_config: gpus.json\nnum_instances: 2\nnum_requests: 40\nrate: 20\n")
+    path.write_text(
+        "model: qwen/qwen2.5-7b-instruct\nlatency_model: roofline\nhardware: MI300X\ntp: 2\n"
+        "hardware_config: gpus.json\nnum_instances: 2\nnum_requests: 40\nrate: 20\n"
+    )
     scenario = load_scenario(path)
     spec = scenario.plan.config.engine.roofline
     assert spec is not None and spec.name == "MI300X" and spec.gpu.tflops_peak == 1307.4

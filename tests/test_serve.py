@@ -51,22 +51,35 @@ def _config(**kw):
 def _offline(config, rows) -> tuple[dict, dict]:
     """TTFT and E2E (ticks) by request id of a plain run (lazy decoding and all) of requests
     ``(id, arrival tick, input tokens, output tokens)``, listed in arrival order."""
-    reqs = [Request(rid, i, arrival, np.arange(i * 100_000, i * 100_000 + n_in), np.arange(n_out) + FRESH_BASE)
-            for i, (rid, arrival, n_in, n_out) in enumerate(rows)]
+    reqs = [
+        Request(rid, i, arrival, np.arange(i * 100_000, i * 100_000 + n_in), np.arange(n_out) + FRESH_BASE)
+        for i, (rid, arrival, n_in, n_out) in enumerate(rows)
+    ]
     result = ClusterSimulator.from_config(config, reqs).run()
     return result.aggregate.ttfts, result.aggregate.e2es
 
 
 # --- the open simulation ------------------------------------------------------------------------
-@pytest.mark.parametrize("kw", [dict(num_instances=3, routing_policy="least-loaded"),
-                                dict(num_instances=2, routing_policy="weighted", admission_policy="token-bucket",
-                                     token_bucket_capacity=3000, token_bucket_refill_rate=20000),
-                                dict(num_instances=1, total_kv_blocks=120, max_num_running_reqs=8)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(num_instances=3, routing_policy="least-loaded"),
+        dict(
+            num_instances=2,
+            routing_policy="weighted",
+            admission_policy="token-bucket",
+            token_bucket_capacity=3000,
+            token_bucket_refill_rate=20000,
+        ),
+        dict(num_instances=1, total_kv_blocks=120, max_num_running_reqs=8),
+    ],
+)
 def test_injected_run_equals_the_workload_run(kw):
     """Requests injected one by one into an open run (advance_until between them, lazy decoding
     off) give exactly the metrics of the same requests given as a workload up front."""
-    opts = RunOptions(model=MODEL, num_requests=60, rate=40, prompt_tokens=300, output_tokens=80,
-                      prefix_tokens=64, **kw)
+    opts = RunOptions(
+        model=MODEL, num_requests=60, rate=40, prompt_tokens=300, output_tokens=80, prefix_tokens=64, **kw
+    )
     plan = resolve(opts)
     offline = ClusterSimulator.from_config(plan.config, plan.requests).run()
 
@@ -211,31 +224,39 @@ def test_default_max_tokens_and_word_counts(server):
 
 @pytest.mark.server
 def test_completion_stream(server):
-    events, _, _ = _sse(server, "/v1/completions",
-                        {"prompt": "Token count: 100", "max_tokens": 12, "stream": True,
-                         "stream_options": {"include_usage": True}})
+    events, _, _ = _sse(
+        server,
+        "/v1/completions",
+        {"prompt": "Token count: 100", "max_tokens": 12, "stream": True, "stream_options": {"include_usage": True}},
+    )
     tokens, final = events[:-1], events[-1]
     assert len(tokens) == 12
     assert "".join(e["choices"][0]["text"] for e in tokens) == filler_text(0, 12)
     assert [e["choices"][0]["finish_reason"] for e in tokens] == [None] * 11 + ["length"]
     assert len({e["id"] for e in events}) == 1 and all(e["object"] == "text_completion" for e in events)
-    assert final["choices"] == [] and final["usage"] == {"prompt_tokens": 100, "completion_tokens": 12,
-                                                          "total_tokens": 112}
+    assert final["choices"] == [] and final["usage"] == {
+        "prompt_tokens": 100,
+        "completion_tokens": 12,
+        "total_tokens": 112,
+    }
     assert final["blis_sim"]["e2e_us"] > final["blis_sim"]["ttft_us"]
 
 
 @pytest.mark.server
 def test_chat(server):
-    messages = [{"role": "system", "content": "be brief"},
-                {"role": "user", "content": [{"type": "text", "text": "Token count: 40"}]}]
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": "Token count: 40"}]},
+    ]
     r = _post(server, "/v1/chat/completions", {"model": MODEL.upper(), "messages": messages, "max_tokens": 5})
     assert r.status_code == 200
     body = r.json()
     assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-")
     assert body["choices"][0]["message"] == {"role": "assistant", "content": filler_text(0, 5)}
     assert body["usage"] == {"prompt_tokens": 42, "completion_tokens": 5, "total_tokens": 47}
-    events, _, _ = _sse(server, "/v1/chat/completions",
-                        {"messages": messages, "max_completion_tokens": 6, "stream": True})
+    events, _, _ = _sse(
+        server, "/v1/chat/completions", {"messages": messages, "max_completion_tokens": 6, "stream": True}
+    )
     tokens = events[:-1]
     assert len(tokens) == 6 and all(e["object"] == "chat.completion.chunk" for e in events)
     assert tokens[0]["choices"][0]["delta"] == {"role": "assistant", "content": " the"}
@@ -245,24 +266,31 @@ def test_chat(server):
 
 
 @pytest.mark.server
-@pytest.mark.parametrize("path,body,status,param", [
-    ("/v1/completions", {"max_tokens": 4}, 400, "prompt"),
-    ("/v1/completions", {"prompt": ""}, 400, "prompt"),
-    ("/v1/completions", {"prompt": ["a", "b"]}, 400, "prompt"),
-    ("/v1/completions", {"prompt": {"x": 1}}, 400, "prompt"),
-    ("/v1/completions", {"prompt": "Token count: 5000000"}, 400, "prompt"),
-    ("/v1/completions", {"prompt": "hi", "max_tokens": 0}, 400, "max_tokens"),
-    ("/v1/completions", {"prompt": "hi", "max_tokens": "8"}, 400, "max_tokens"),
-    ("/v1/completions", {"prompt": "hi", "max_tokens": 2.5}, 400, "max_tokens"),
-    ("/v1/completions", {"prompt": "hi", "n": 2}, 400, "n"),
-    ("/v1/completions", {"prompt": "hi", "stream": "yes"}, 400, "stream"),
-    ("/v1/completions", {"prompt": "hi", "model": "gpt-4"}, 404, "model"),
-    ("/v1/chat/completions", {"max_tokens": 4}, 400, "messages"),
-    ("/v1/chat/completions", {"messages": []}, 400, "messages"),
-    ("/v1/chat/completions", {"messages": [{"content": "x"}]}, 400, "messages"),
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": -1},
-     400, "max_completion_tokens"),
-])
+@pytest.mark.parametrize(
+    "path,body,status,param",
+    [
+        ("/v1/completions", {"max_tokens": 4}, 400, "prompt"),
+        ("/v1/completions", {"prompt": ""}, 400, "prompt"),
+        ("/v1/completions", {"prompt": ["a", "b"]}, 400, "prompt"),
+        ("/v1/completions", {"prompt": {"x": 1}}, 400, "prompt"),
+        ("/v1/completions", {"prompt": "Token count: 5000000"}, 400, "prompt"),
+        ("/v1/completions", {"prompt": "hi", "max_tokens": 0}, 400, "max_tokens"),
+        ("/v1/completions", {"prompt": "hi", "max_tokens": "8"}, 400, "max_tokens"),
+        ("/v1/completions", {"prompt": "hi", "max_tokens": 2.5}, 400, "max_tokens"),
+        ("/v1/completions", {"prompt": "hi", "n": 2}, 400, "n"),
+        ("/v1/completions", {"prompt": "hi", "stream": "yes"}, 400, "stream"),
+        ("/v1/completions", {"prompt": "hi", "model": "gpt-4"}, 404, "model"),
+        ("/v1/chat/completions", {"max_tokens": 4}, 400, "messages"),
+        ("/v1/chat/completions", {"messages": []}, 400, "messages"),
+        ("/v1/chat/completions", {"messages": [{"content": "x"}]}, 400, "messages"),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": -1},
+            400,
+            "max_completion_tokens",
+        ),
+    ],
+)
 def test_bad_requests(server, path, body, status, param):
     r = _post(server, path, body)
     assert r.status_code == status
@@ -288,8 +316,9 @@ def test_a_lone_request_sees_the_simulators_ttft_and_e2e():
     ttfts, e2es = _offline(config, [("r", 0, n_in, n_out)])
     with BackgroundServers(plan_serve(RunOptions(model=MODEL))) as (url,), httpx.Client(timeout=TIMEOUT) as client:
         client.get(url + "/health")  # an open connection, as a benchmark client has
-        events, times, _ = _sse(url, "/v1/completions",
-                                {"prompt": f"Token count: {n_in}", "max_tokens": n_out, "stream": True}, client)
+        events, times, _ = _sse(
+            url, "/v1/completions", {"prompt": f"Token count: {n_in}", "max_tokens": n_out, "stream": True}, client
+        )
     sim = events[-1]["blis_sim"]
     assert sim["ttft_us"] == ttfts["r"] and sim["e2e_us"] == e2es["r"]
     ttft_us, e2e_us = times[0] * 1e6, times[-1] * 1e6
@@ -300,8 +329,9 @@ def test_a_lone_request_sees_the_simulators_ttft_and_e2e():
     assert len(gaps) == n_out - 1 and np.median(gaps) > 5.0, gaps
 
 
-async def _stream_timed(client: httpx.AsyncClient, url: str, n_in: int, n_out: int,
-                        delay_s: float = 0.0) -> tuple[float, float, float, dict, list]:
+async def _stream_timed(
+    client: httpx.AsyncClient, url: str, n_in: int, n_out: int, delay_s: float = 0.0
+) -> tuple[float, float, float, dict, list]:
     """(send, first chunk, last chunk) times (s, time.monotonic), the final event and the text
     of each token chunk."""
     await asyncio.sleep(delay_s)
@@ -309,8 +339,9 @@ async def _stream_timed(client: httpx.AsyncClient, url: str, n_in: int, n_out: i
     first = last = None
     final = None
     texts = []
-    async with client.stream("POST", url + "/v1/completions",
-                             json={"prompt": f"Token count: {n_in}", "max_tokens": n_out, "stream": True}) as r:
+    async with client.stream(
+        "POST", url + "/v1/completions", json={"prompt": f"Token count: {n_in}", "max_tokens": n_out, "stream": True}
+    ) as r:
         assert r.status_code == 200
         async for line in r.aiter_lines():
             if line.startswith("data: ") and line != "data: [DONE]":
@@ -336,17 +367,25 @@ def test_concurrent_requests_get_the_simulators_timings():
     async def drive(url: str):
         async with httpx.AsyncClient(timeout=TIMEOUT) as client:
             await asyncio.gather(*(client.get(url + "/health") for _ in shapes))  # open the connections
-            return await asyncio.gather(*(_stream_timed(client, url, n_in, n_out, 0.005 * i)
-                                          for i, (n_in, n_out) in enumerate(shapes)))
+            return await asyncio.gather(
+                *(_stream_timed(client, url, n_in, n_out, 0.005 * i) for i, (n_in, n_out) in enumerate(shapes))
+            )
 
     servers = BackgroundServers(plan_serve(opts))
     with servers as (url,):
         got = asyncio.run(drive(url))
     engine = servers.endpoints[0].engine
     sims = [final["blis_sim"] for *_, final, _ in got]
-    rows = sorted((s["arrival_us"], int(s["request_id"].split("_")[1]), s["request_id"],
-                   final["usage"]["prompt_tokens"], final["usage"]["completion_tokens"])
-                  for s, (*_, final, _) in zip(sims, got))
+    rows = sorted(
+        (
+            s["arrival_us"],
+            int(s["request_id"].split("_")[1]),
+            s["request_id"],
+            final["usage"]["prompt_tokens"],
+            final["usage"]["completion_tokens"],
+        )
+        for s, (*_, final, _) in zip(sims, got)
+    )
     ttfts, e2es = _offline(resolve(opts).config, [(rid, t, n_in, n_out) for t, _, rid, n_in, n_out in rows])
     for (sent, first, last, _, _), sim in zip(got, sims):
         rid = sim["request_id"]
@@ -370,8 +409,9 @@ def test_preempted_requests_stream_every_token():
 
     async def drive(url: str):
         async with httpx.AsyncClient(timeout=TIMEOUT) as client:
-            return await asyncio.gather(*(_stream_timed(client, url, n_in, n_out, 0.002 * i)
-                                          for i, (n_in, n_out) in enumerate(shapes)))
+            return await asyncio.gather(
+                *(_stream_timed(client, url, n_in, n_out, 0.002 * i) for i, (n_in, n_out) in enumerate(shapes))
+            )
 
     servers = BackgroundServers(plan_serve(opts))
     with servers as (url,):
@@ -380,7 +420,7 @@ def test_preempted_requests_stream_every_token():
     sims = [final["blis_sim"] for *_, final, _ in got]
     rows = sorted((s["arrival_us"], s["request_id"], n_in, n_out) for s, (n_in, n_out) in zip(sims, shapes))
     ttfts, e2es = _offline(resolve(opts).config, [(rid, t, n_in, n_out) for t, rid, n_in, n_out in rows])
-    for (_, first, last, final, texts), sim, (_, n_out) in zip(got, sims, shapes):
+    for (_, _first, _last, final, texts), sim, (_, n_out) in zip(got, sims, shapes):
         assert final["usage"]["completion_tokens"] == n_out and "".join(texts) == filler_text(0, n_out)
         assert (sim["ttft_us"], sim["e2e_us"]) == (ttfts[sim["request_id"]], e2es[sim["request_id"]])
 
@@ -410,8 +450,13 @@ def test_rejections_lookahead_and_fleet():
 # --- the command ---------------------------------------------------------------------------------
 def _spawn(*args: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "blis_gym", "serve", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "blis_gym", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _listening(proc: subprocess.Popen, count: int, timeout_s: float = 60.0) -> list[str]:
@@ -448,9 +493,13 @@ def test_cli_errors(blis):
         port = url.rsplit(":", 1)[1]
         code, _, err = blis("serve", "--model", MODEL, "--port", port, "--log", "error")
     assert code == 2 and err.strip().splitlines()[-1] == f"error: cannot listen on 127.0.0.1:{port}: the port is in use"
-    for args, words in [(("--num-instancez", "3"), "No such option: --num-instancez"), (("--port", "70000"), "--port"),
-                        (("--instances", "2", "--num-instances", "2"), "--instances"),
-                        (("--base-port", "9000"), "--base-port"), (("--horizon", "10"), "--horizon")]:
+    for args, words in [
+        (("--num-instancez", "3"), "No such option: --num-instancez"),
+        (("--port", "70000"), "--port"),
+        (("--instances", "2", "--num-instances", "2"), "--instances"),
+        (("--base-port", "9000"), "--base-port"),
+        (("--horizon", "10"), "--horizon"),
+    ]:
         code, _, err = blis("serve", "--model", MODEL, *args)
         lines = err.strip().splitlines()
         assert code == 2 and lines[-1].startswith("error:") and words in lines[-1], (args, err)

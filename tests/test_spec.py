@@ -22,15 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import DATA
 from test_cli_errors import assert_one_error
 
 from blis_gym.config.schema import MAX_INT64
 from blis_gym.errors import BlisError
 from blis_gym.gorand import GoRand, IntnStream, subsystem_seed
-from blis_gym.workload.samplers import (LENGTH_LAWS, arrival_sampler, weibull_cv,
-                                        weibull_shape_from_cv)
+from blis_gym.workload.samplers import LENGTH_LAWS, arrival_sampler, weibull_cv, weibull_shape_from_cv
 from blis_gym.workload.spec import ArrivalSpec
 from blis_gym.workload.spec_generator import generate_spec_requests
 from blis_gym.workload.spec_loader import load_workload_spec, shipped_specs
@@ -42,6 +40,7 @@ TOKENS = 128000
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
 
 def stream(seed: int) -> IntnStream:
     """A client-style random stream (what the generator draws from)."""
@@ -64,8 +63,19 @@ def generate(spec, horizon: int = MAX_INT64, cap: int | None = None):
 
 def signature(requests) -> list[tuple]:
     """Everything that identifies a generated request."""
-    return [(r.id, r.arrival, tuple(np.asarray(r.input).tolist()), tuple(np.asarray(r.output).tolist()),
-             r.slo_class, r.tenant_id, r.client_id, r.session_id) for r in requests]
+    return [
+        (
+            r.id,
+            r.arrival,
+            tuple(np.asarray(r.input).tolist()),
+            tuple(np.asarray(r.output).tolist()),
+            r.slo_class,
+            r.tenant_id,
+            r.client_id,
+            r.session_id,
+        )
+        for r in requests
+    ]
 
 
 def run(blis, *args: str):
@@ -81,8 +91,10 @@ def run_ok(blis, tmp_path: Path, spec: Path | str, *args: str, name: str = "resu
 
 
 def rows(results: dict) -> list[tuple]:
-    return sorted((r["arrived_at"], r["num_prefill_tokens"], r["num_decode_tokens"], r.get("client_id"))
-                  for r in results["requests"])
+    return sorted(
+        (r["arrived_at"], r["num_prefill_tokens"], r["num_decode_tokens"], r.get("client_id"))
+        for r in results["requests"]
+    )
 
 
 def cv_of(values) -> tuple[float, float]:
@@ -96,13 +108,16 @@ RATE_PER_US = 10 / 1e6  # 10 requests/s: mean gap 100 000 ticks, so truncation t
 MEAN_GAP = 1 / RATE_PER_US
 
 
-@pytest.mark.parametrize("process, cv, seed, cv_tol", [
-    pytest.param("poisson", None, 101, 0.03, id="poisson"),
-    pytest.param("gamma", 0.5, 102, 0.02, id="gamma-cv0.5"),
-    pytest.param("gamma", 2.5, 103, 0.04, id="gamma-cv2.5"),
-    pytest.param("weibull", 0.5, 104, 0.02, id="weibull-cv0.5"),
-    pytest.param("weibull", 2.0, 105, 0.05, id="weibull-cv2.0"),
-])
+@pytest.mark.parametrize(
+    "process, cv, seed, cv_tol",
+    [
+        pytest.param("poisson", None, 101, 0.03, id="poisson"),
+        pytest.param("gamma", 0.5, 102, 0.02, id="gamma-cv0.5"),
+        pytest.param("gamma", 2.5, 103, 0.04, id="gamma-cv2.5"),
+        pytest.param("weibull", 0.5, 104, 0.02, id="weibull-cv0.5"),
+        pytest.param("weibull", 2.0, 105, 0.05, id="weibull-cv2.0"),
+    ],
+)
 def test_arrival_law_mean_and_cv(process, cv, seed, cv_tol):
     sampler = arrival_sampler(ArrivalSpec(process, cv), RATE_PER_US)
     rng = stream(seed)
@@ -182,14 +197,13 @@ def test_pareto_lognormal_mixture():
     assert len(pareto) / len(x) == pytest.approx(mix, abs=0.006)
     assert lognormal.max() < 10_000
     assert np.median(lognormal) == pytest.approx(math.exp(mu), abs=2)
-    assert (pareto > 2 * xm).mean() == pytest.approx(2 ** -alpha, abs=0.01)  # Pareto tail P(X > 2 xm)
+    assert (pareto > 2 * xm).mean() == pytest.approx(2**-alpha, abs=0.01)  # Pareto tail P(X > 2 xm)
 
 
 def test_pareto_lognormal_all_pareto_or_all_lognormal():
     only_pareto = draws(length_sampler("pareto_lognormal", alpha=3, xm=50, mu=1, sigma=1, mix_weight=1), 207, 5000)
     assert only_pareto.min() >= 50
-    only_lognormal = draws(length_sampler("pareto_lognormal", alpha=3, xm=1e9, mu=3, sigma=0, mix_weight=0),
-                           208, 1000)
+    only_lognormal = draws(length_sampler("pareto_lognormal", alpha=3, xm=1e9, mu=3, sigma=0, mix_weight=0), 208, 1000)
     assert set(only_lognormal.tolist()) == {round(math.exp(3))}
 
 
@@ -205,8 +219,10 @@ def test_empirical_frequencies_match_normalized_pdf():
 
 
 def test_empirical_single_bin_and_constant_draw_nothing():
-    for sampler, value in ((length_sampler("empirical", **{"64": 0.0, "77": 3.0}), 77),
-                           (length_sampler("constant", value=123), 123)):
+    for sampler, value in (
+        (length_sampler("empirical", **{"64": 0.0, "77": 3.0}), 77),
+        (length_sampler("constant", value=123), 123),
+    ):
         rng = stream(210)
         assert [sampler.sample(rng) for _ in range(50)] == [value] * 50
         assert rng.float64() == stream(210).float64(), "stream moved"
@@ -334,71 +350,134 @@ def b_input(dist: str) -> str:
 
 BAD_SPECS = [
     ("unknown-top-level-key", BASE + "bogus: 1\n", ("bogus", "unknown key", "line 16")),
-    ("unknown-nested-key", edit(B_ARRIVAL, "arrival: {process: gamma, cvv: 2}"),
-     ("clients[1].arrival.cvv", "unknown key")),
+    (
+        "unknown-nested-key",
+        edit(B_ARRIVAL, "arrival: {process: gamma, cvv: 2}"),
+        ("clients[1].arrival.cvv", "unknown key"),
+    ),
     ("unknown-client-key", b_key("colour: red"), ("clients[1].colour", "unknown key")),
     ("duplicate-key", edit("seed: 3\n", "seed: 3\nseed: 4\n"), ("seed", "twice")),
-    ("duplicate-param", b_input("{type: exponential, params: {mean: 10, mean: 11}}"),
-     ("clients[1].input_distribution.params.mean", "twice")),
-    ("rate-fraction-string", edit("rate_fraction: 1\n    arrival: {process: gamma",
-                                  "rate_fraction: lots\n    arrival: {process: gamma"),
-     ("clients[1].rate_fraction", "'lots'")),
+    (
+        "duplicate-param",
+        b_input("{type: exponential, params: {mean: 10, mean: 11}}"),
+        ("clients[1].input_distribution.params.mean", "twice"),
+    ),
+    (
+        "rate-fraction-string",
+        edit("rate_fraction: 1\n    arrival: {process: gamma", "rate_fraction: lots\n    arrival: {process: gamma"),
+        ("clients[1].rate_fraction", "'lots'"),
+    ),
     ("list-for-scalar", edit("aggregate_rate: 20", "aggregate_rate: [20]"), ("aggregate_rate", "list")),
     ("fractional-int", b_key("prefix_length: 12.5"), ("clients[1].prefix_length", "integer", "12.5")),
     ("quoted-int", edit("seed: 3", "seed: '3'"), ("seed", "integer")),
-    ("unknown-arrival-process", edit(B_ARRIVAL, "arrival: {process: hawkes}"),
-     ("clients[1].arrival.process", "'hawkes'", "poisson")),
-    ("unknown-dist-type", b_input("{type: zipf, params: {s: 1}}"),
-     ("clients[1].input_distribution.type", "'zipf'", "empirical")),
-    ("gaussian-missing-param",
-     edit("{mean: 5, std_dev: 1, min: 1, max: 10}", "{mean: 5, min: 1, max: 10}"),
-     ("clients[1].output_distribution.params", "std_dev")),
-    ("unknown-param", b_input("{type: exponential, params: {mean: 10, sd: 3}}"),
-     ("clients[1].input_distribution.params.sd",)),
-    ("weibull-cv-high", edit(B_ARRIVAL, "arrival: {process: weibull, cv: 10.5}"),
-     ("clients[1].arrival.cv", "10.4", "10.5")),
-    ("weibull-cv-low", edit(B_ARRIVAL, "arrival: {process: weibull, cv: 0.005}"),
-     ("clients[1].arrival.cv", "0.01", "0.005")),
+    (
+        "unknown-arrival-process",
+        edit(B_ARRIVAL, "arrival: {process: hawkes}"),
+        ("clients[1].arrival.process", "'hawkes'", "poisson"),
+    ),
+    (
+        "unknown-dist-type",
+        b_input("{type: zipf, params: {s: 1}}"),
+        ("clients[1].input_distribution.type", "'zipf'", "empirical"),
+    ),
+    (
+        "gaussian-missing-param",
+        edit("{mean: 5, std_dev: 1, min: 1, max: 10}", "{mean: 5, min: 1, max: 10}"),
+        ("clients[1].output_distribution.params", "std_dev"),
+    ),
+    (
+        "unknown-param",
+        b_input("{type: exponential, params: {mean: 10, sd: 3}}"),
+        ("clients[1].input_distribution.params.sd",),
+    ),
+    (
+        "weibull-cv-high",
+        edit(B_ARRIVAL, "arrival: {process: weibull, cv: 10.5}"),
+        ("clients[1].arrival.cv", "10.4", "10.5"),
+    ),
+    (
+        "weibull-cv-low",
+        edit(B_ARRIVAL, "arrival: {process: weibull, cv: 0.005}"),
+        ("clients[1].arrival.cv", "0.01", "0.005"),
+    ),
     ("negative-prefix-length", b_key("prefix_length: -1"), ("clients[1].prefix_length", "-1")),
     ("aggregate-rate-zero", edit("aggregate_rate: 20", "aggregate_rate: 0"), ("aggregate_rate",)),
     ("unknown-category", BASE + "category: chatty\n", ("category", "'chatty'")),
     ("unknown-slo-class", b_key("slo_class: urgent"), ("clients[1].slo_class", "'urgent'", "realtime")),
-    ("window-empty-interval", b_key("lifecycle: {windows: [{start_us: 5, end_us: 5}]}"),
-     ("clients[1].lifecycle.windows[0]",)),
-    ("window-start-after-end",
-     b_key("lifecycle: {windows: [{start_us: 0, end_us: 9}, {start_us: 9, end_us: 3}]}"),
-     ("clients[1].lifecycle.windows[1]",)),
+    (
+        "window-empty-interval",
+        b_key("lifecycle: {windows: [{start_us: 5, end_us: 5}]}"),
+        ("clients[1].lifecycle.windows[0]",),
+    ),
+    (
+        "window-start-after-end",
+        b_key("lifecycle: {windows: [{start_us: 0, end_us: 9}, {start_us: 9, end_us: 3}]}"),
+        ("clients[1].lifecycle.windows[1]",),
+    ),
     ("windows-none", b_key("lifecycle: {windows: []}"), ("clients[1].lifecycle.windows",)),
-    ("max-rounds-zero", b_key("reasoning: {multi_turn: {max_rounds: 0}}"),
-     ("clients[1].reasoning.multi_turn.max_rounds",)),
-    ("unknown-context-growth", b_key("reasoning: {multi_turn: {max_rounds: 2, context_growth: grow}}"),
-     ("clients[1].reasoning.multi_turn.context_growth", "'grow'")),
-    ("multimodal-and-multi-turn",
-     b_key("multimodal: {text_distribution: {type: constant, params: {value: 3}}}\n"
-           "    reasoning: {multi_turn: {max_rounds: 2}}"),
-     ("clients[1]", "multimodal", "multi_turn")),
-    ("image-without-count", b_key("multimodal: {image_distribution: {type: constant, params: {value: 3}}}"),
-     ("clients[1].multimodal.image_distribution", "image_count_distribution")),
-    ("empirical-word-key", b_input("{type: empirical, params: {ten: 1}}"),
-     ("clients[1].input_distribution.params.ten", "integer")),
-    ("empirical-fractional-key", b_input("{type: empirical, params: {10.5: 1}}"),
-     ("clients[1].input_distribution.params.10.5", "integer")),
-    ("empirical-all-zero", b_input("{type: empirical, params: {10: 0, 20: 0}}"),
-     ("clients[1].input_distribution.params", "> 0")),
-    ("empirical-file-and-params", b_input("{type: empirical, file: pdf.yaml, params: {10: 1}}"),
-     ("clients[1].input_distribution", "file")),
-    ("empirical-file-missing", b_input("{type: empirical, file: nosuch-pdf.yaml}"),
-     ("clients[1].input_distribution.file", "nosuch-pdf.yaml")),
+    (
+        "max-rounds-zero",
+        b_key("reasoning: {multi_turn: {max_rounds: 0}}"),
+        ("clients[1].reasoning.multi_turn.max_rounds",),
+    ),
+    (
+        "unknown-context-growth",
+        b_key("reasoning: {multi_turn: {max_rounds: 2, context_growth: grow}}"),
+        ("clients[1].reasoning.multi_turn.context_growth", "'grow'"),
+    ),
+    (
+        "multimodal-and-multi-turn",
+        b_key(
+            "multimodal: {text_distribution: {type: constant, params: {value: 3}}}\n"
+            "    reasoning: {multi_turn: {max_rounds: 2}}"
+        ),
+        ("clients[1]", "multimodal", "multi_turn"),
+    ),
+    (
+        "image-without-count",
+        b_key("multimodal: {image_distribution: {type: constant, params: {value: 3}}}"),
+        ("clients[1].multimodal.image_distribution", "image_count_distribution"),
+    ),
+    (
+        "empirical-word-key",
+        b_input("{type: empirical, params: {ten: 1}}"),
+        ("clients[1].input_distribution.params.ten", "integer"),
+    ),
+    (
+        "empirical-fractional-key",
+        b_input("{type: empirical, params: {10.5: 1}}"),
+        ("clients[1].input_distribution.params.10.5", "integer"),
+    ),
+    (
+        "empirical-all-zero",
+        b_input("{type: empirical, params: {10: 0, 20: 0}}"),
+        ("clients[1].input_distribution.params", "> 0"),
+    ),
+    (
+        "empirical-file-and-params",
+        b_input("{type: empirical, file: pdf.yaml, params: {10: 1}}"),
+        ("clients[1].input_distribution", "file"),
+    ),
+    (
+        "empirical-file-missing",
+        b_input("{type: empirical, file: nosuch-pdf.yaml}"),
+        ("clients[1].input_distribution.file", "nosuch-pdf.yaml"),
+    ),
     ("empirical-nothing", b_input("{type: empirical}"), ("clients[1].input_distribution", "empirical")),
     ("malformed-yaml", "version: '1'\nclients: [\n", ("invalid YAML", "line")),
     ("not-a-mapping", "- 1\n- 2\n", ("mapping",)),
     ("no-clients", 'version: "1"\naggregate_rate: 5\nnum_requests: 5\n', ("clients",)),
-    ("inference-perf-no-stages",
-     'version: "1"\nnum_requests: 5\ninference_perf:\n  stages: []\n  shared_prefix: '
-     '{num_unique_system_prompts: 1, num_users_per_system_prompt: 1, question_len: 5, output_len: 5}\n',
-     ("inference_perf.stages",)),
-    ("servegen-path-missing", 'version: "1"\naggregate_rate: 5\nnum_requests: 5\nservegen_data: {path: nowhere}\n',
-     ("servegen_data.path", "nowhere")),
+    (
+        "inference-perf-no-stages",
+        'version: "1"\nnum_requests: 5\ninference_perf:\n  stages: []\n  shared_prefix: '
+        "{num_unique_system_prompts: 1, num_users_per_system_prompt: 1, question_len: 5, output_len: 5}\n",
+        ("inference_perf.stages",),
+    ),
+    (
+        "servegen-path-missing",
+        'version: "1"\naggregate_rate: 5\nnum_requests: 5\nservegen_data: {path: nowhere}\n',
+        ("servegen_data.path", "nowhere"),
+    ),
     ("needs-a-bound", edit("num_requests: 10\n", ""), ("bound", "num_requests", "horizon")),
 ]
 
@@ -414,17 +493,20 @@ def test_bad_spec_one_error_line(blis, tmp_path, text, keywords):
 
 def test_bad_spec_error_path_is_the_key_path_for_the_failing_client(tmp_path):
     """The index in the key path is the failing client's, not the first one's."""
-    text = BASE + "  - id: c\n    rate_fraction: 1\n    arrival: {process: poisson}\n" \
-                  "    input_distribution: {type: constant, params: {value: 1}}\n" \
-                  "    output_distribution: {type: constant, params: {valu: 1}}\n"
+    text = (
+        BASE + "  - id: c\n    rate_fraction: 1\n    arrival: {process: poisson}\n"
+        "    input_distribution: {type: constant, params: {value: 1}}\n"
+        "    output_distribution: {type: constant, params: {valu: 1}}\n"
+    )
     with pytest.raises(BlisError, match=re.escape("clients[2].output_distribution.params.valu")):
         load_text(tmp_path, text)
 
 
 def test_missing_spec_file(blis, tmp_path):
     path = tmp_path / "absent.yaml"
-    code, out, err = run(blis, "--log", "error", "--workload-spec", str(path),
-                         "--results-path", str(tmp_path / "out.json"))
+    code, out, err = run(
+        blis, "--log", "error", "--workload-spec", str(path), "--results-path", str(tmp_path / "out.json")
+    )
     assert_one_error(code, out, err, str(path), "no such file")
     assert list(tmp_path.iterdir()) == []
 
@@ -432,16 +514,26 @@ def test_missing_spec_file(blis, tmp_path):
 def test_spec_path_is_a_directory(blis, tmp_path):
     folder = tmp_path / "specs"
     folder.mkdir()
-    code, out, err = run(blis, "--log", "error", "--workload-spec", str(folder),
-                         "--results-path", str(tmp_path / "out.json"))
+    code, out, err = run(
+        blis, "--log", "error", "--workload-spec", str(folder), "--results-path", str(tmp_path / "out.json")
+    )
     assert_one_error(code, out, err, str(folder), "directory")
     assert [p.name for p in tmp_path.iterdir()] == ["specs"]
 
 
 def test_negative_num_requests_with_a_spec(blis, tmp_path):
     path = write(tmp_path, BASE)
-    code, out, err = run(blis, "--log", "error", "--workload-spec", str(path), "--num-requests", "-1",
-                         "--results-path", str(tmp_path / "out.json"))
+    code, out, err = run(
+        blis,
+        "--log",
+        "error",
+        "--workload-spec",
+        str(path),
+        "--num-requests",
+        "-1",
+        "--results-path",
+        str(tmp_path / "out.json"),
+    )
     assert_one_error(code, out, err, "--num-requests", "-1")
     assert [p.name for p in tmp_path.iterdir()] == ["spec.yaml"]
 
@@ -637,7 +729,7 @@ def test_multi_turn_rounds_keep_the_group_prefix(tmp_path, growth):
         if growth == "accumulate":  # prefix, then all earlier turns, then the new question
             for earlier, later in zip(rounds, rounds[1:]):
                 body = np.concatenate((earlier.input[30:], earlier.output)).tolist()
-                assert later.input[30:30 + len(body)].tolist() == body
+                assert later.input[30 : 30 + len(body)].tolist() == body
         else:
             assert all(2 <= r.n_in - 30 <= 30 for r in rounds)  # no earlier turns carried
 
@@ -827,8 +919,22 @@ def test_requests_with_no_tokens_at_all_are_dropped(tmp_path):
     nor output. BLIS crashes on one; ours drops it at its instance with a warning, and the run
     ends. (A real process with a time limit, so that a hang fails instead of stalling the suite.)"""
     path = write(tmp_path, ZERO_TOKENS)
-    args = [sys.executable, "-m", "blis_gym", "run", "--model", MODEL, "--hardware", "H100", "--tp", "2",
-            "--vllm-version", "vllm/vllm-openai:v0.8.4", "--workload-spec", str(path)]
+    args = [
+        sys.executable,
+        "-m",
+        "blis_gym",
+        "run",
+        "--model",
+        MODEL,
+        "--hardware",
+        "H100",
+        "--tp",
+        "2",
+        "--vllm-version",
+        "vllm/vllm-openai:v0.8.4",
+        "--workload-spec",
+        str(path),
+    ]
     try:
         proc = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=20)
     except subprocess.TimeoutExpired:

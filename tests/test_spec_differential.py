@@ -21,8 +21,8 @@ Fields of a case beyond the usual ones:
 from __future__ import annotations
 
 import json
-import pytest
 
+import pytest
 from conftest import DATA, HAVE_REFERENCE, REFERENCE_DATA, REFERENCE_REASON, ROOT, metric_blocks
 from test_differential import numbers_close, other_lines
 
@@ -32,7 +32,7 @@ CASES = json.loads((REF / "cases.json").read_text())
 
 def _spec_arg(path: str, case: dict, tmp_path) -> str:
     if path.startswith("{shared}"):
-        return str(REFERENCE_DATA / path[len("{shared}/"):])
+        return str(REFERENCE_DATA / path[len("{shared}/") :])
     if "servegen_dir" in case:
         text = (ROOT / path).read_text().replace("@SERVEGEN@", str(ROOT / case["servegen_dir"]))
         copy = tmp_path / "spec.yaml"
@@ -83,8 +83,7 @@ def test_spec_matches_reference(case, blis, tmp_path):
     assert_matches(case, out, results)
 
 
-@pytest.mark.parametrize("case", [c for c in PARITY if "ours_spec" in c.values[0]],
-                         ids=lambda c: c["name"])
+@pytest.mark.parametrize("case", [c for c in PARITY if "ours_spec" in c.values[0]], ids=lambda c: c["name"])
 def test_plain_inference_perf_spec_runs_and_matches(case, blis, tmp_path):
     """BLIS rejects these plain specs ("at least one client or servegen_data path required")."""
     out, results = run_spec_case(case, blis, tmp_path, spec=case["ours_spec"])

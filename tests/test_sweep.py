@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, metric_blocks
 
 from blis_gym.report.fitness import go_fixed
 from blis_gym.sweep import load_sweep
@@ -19,8 +20,6 @@ from blis_gym.sweep.execute import run_sweep
 from blis_gym.sweep.point import METRICS, slo_column
 from blis_gym.sweep.spec import shipped_sweeps
 from blis_gym.sweep.table import JOURNAL, PARQUET, read_journal
-
-from conftest import ROOT, metric_blocks
 
 pq = pytest.importorskip("pyarrow.parquet", reason="needs the distributed extra (pyarrow)")
 
@@ -47,24 +46,33 @@ def table(out: Path) -> list[dict]:
 
 # --- the sweep file -----------------------------------------------------------------------------
 
+
 def test_axes_cross_in_order_first_outermost(tmp_path):
     spec = load_sweep(write(tmp_path, SMALL))
     assert spec.columns == ("routing_policy", "num_instances")
     assert [dict(p.axis_values) for p in spec.points] == [
-        {"routing_policy": "round-robin", "num_instances": 1}, {"routing_policy": "round-robin", "num_instances": 2},
-        {"routing_policy": "least-loaded", "num_instances": 1}, {"routing_policy": "least-loaded", "num_instances": 2}]
+        {"routing_policy": "round-robin", "num_instances": 1},
+        {"routing_policy": "round-robin", "num_instances": 2},
+        {"routing_policy": "least-loaded", "num_instances": 1},
+        {"routing_policy": "least-loaded", "num_instances": 2},
+    ]
     assert [p.index for p in spec.points] == [0, 1, 2, 3]
     assert all(p.options["num_requests"] == 40 and p.options["rate"] == 20.0 for p in spec.points)
     assert len({p.key for p in spec.points}) == 4
 
 
 def test_zip_varies_options_together_and_mapping_axes_cross(tmp_path):
-    spec = load_sweep(write(tmp_path, """
+    spec = load_sweep(
+        write(
+            tmp_path,
+            """
 base: {model: qwen/qwen2.5-7b-instruct, latency-model: roofline}
 axes:
   - zip: {hardware: [H100, A100-SXM], tp: [1, 2]}
   - seed: [1, 2, 3]
-"""))
+""",
+        )
+    )
     assert spec.columns == ("hardware", "tp", "seed")
     assert len(spec.points) == 6
     assert {(p.options["hardware"], p.options["tp"]) for p in spec.points} == {("H100", 1), ("A100-SXM", 2)}
@@ -89,23 +97,29 @@ def test_shipped_sweeps_load_by_name():
     assert all(p.options["latency_model"] == "roofline" for p in hardware.points)
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("base: {model: m}\naxes:\n  - rat: [1, 2]\n", "axes[0]: unknown option 'rat'"),
-    ("base: {model: m}\naxes:\n  - rate: []\n", "axes[0].rate: empty axis"),
-    ("base: {model: m}\naxes:\n  - rate: 5\n", "axes[0].rate: expected a list of values"),
-    ("base: {model: m}\naxes:\n  - rate: [1, fast]\n", "axes[0].rate[1]: expected float, got 'fast'"),
-    ("base: {modle: m}\naxes:\n  - rate: [1]\n", "base: unknown option 'modle'"),
-    ("base: {model: m, rate: 2}\naxes:\n  - rate: [1]\n", "axes[0]: rate is also set in base"),
-    ("base: {model: m}\naxes:\n  - rate: [1]\n  - rate: [2]\n", "axes[1]: rate is already an axis"),
-    ("base: {model: m}\naxes:\n  - zip: {hardware: [H100], tp: [1, 2]}\n", "axes[0].zip: lists of different lengths"),
-    ("base: {model: m}\naxes: []\n", "axes: expected a non-empty list"),
-    ("base: {model: m}\n", "axes: expected a non-empty list"),
-    ("base: {model: m}\naxis:\n  - rate: [1]\n", "unknown key 'axis'"),
-    ("base: {model: m}\naxes:\n  - results_path: [a.json]\n", "unknown option 'results_path'"),
-    ("base: [1, 2]\naxes:\n  - rate: [1]\n", "base: expected a mapping"),
-    ("base: {model: m}\naxes:\n  - rate: [1]\n    seed: [2]\n", "axes[0]: expected one 'option: [values]'"),
-    ("base: {model: m\naxes: [\n", "sweep file"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("base: {model: m}\naxes:\n  - rat: [1, 2]\n", "axes[0]: unknown option 'rat'"),
+        ("base: {model: m}\naxes:\n  - rate: []\n", "axes[0].rate: empty axis"),
+        ("base: {model: m}\naxes:\n  - rate: 5\n", "axes[0].rate: expected a list of values"),
+        ("base: {model: m}\naxes:\n  - rate: [1, fast]\n", "axes[0].rate[1]: expected float, got 'fast'"),
+        ("base: {modle: m}\naxes:\n  - rate: [1]\n", "base: unknown option 'modle'"),
+        ("base: {model: m, rate: 2}\naxes:\n  - rate: [1]\n", "axes[0]: rate is also set in base"),
+        ("base: {model: m}\naxes:\n  - rate: [1]\n  - rate: [2]\n", "axes[1]: rate is already an axis"),
+        (
+            "base: {model: m}\naxes:\n  - zip: {hardware: [H100], tp: [1, 2]}\n",
+            "axes[0].zip: lists of different lengths",
+        ),
+        ("base: {model: m}\naxes: []\n", "axes: expected a non-empty list"),
+        ("base: {model: m}\n", "axes: expected a non-empty list"),
+        ("base: {model: m}\naxis:\n  - rate: [1]\n", "unknown key 'axis'"),
+        ("base: {model: m}\naxes:\n  - results_path: [a.json]\n", "unknown option 'results_path'"),
+        ("base: [1, 2]\naxes:\n  - rate: [1]\n", "base: expected a mapping"),
+        ("base: {model: m}\naxes:\n  - rate: [1]\n    seed: [2]\n", "axes[0]: expected one 'option: [values]'"),
+        ("base: {model: m\naxes: [\n", "sweep file"),
+    ],
+)
 def test_a_bad_sweep_file_gives_one_error_line_naming_the_key(blis, tmp_path, text, needle):
     path = write(tmp_path, text)
     code, out, err = blis("sweep", str(path), "--out", str(tmp_path / "out"), "--serial")
@@ -130,8 +144,9 @@ def fresh_cli(*args: str, timeout: float = 60) -> tuple[int, str]:
 def test_unreachable_address_fails_fast_with_exit_2(blis, tmp_path):
     path = write(tmp_path, SMALL)
     started = time.monotonic()
-    code, err = fresh_cli("sweep", str(path), "--out", str(tmp_path / "out"), "--address", "127.0.0.1:1",
-                          "--timeout", "3")
+    code, err = fresh_cli(
+        "sweep", str(path), "--out", str(tmp_path / "out"), "--address", "127.0.0.1:1", "--timeout", "3"
+    )
     assert code == 2 and err.startswith("error: --address 127.0.0.1:1: cannot connect"), err
     assert len(err.strip().splitlines()) == 1
     assert time.monotonic() - started < 15
@@ -154,15 +169,25 @@ def test_an_address_that_answers_but_is_not_ray_times_out(tmp_path):
     port = server.getsockname()[1]
     try:
         started = time.monotonic()
-        code, err = fresh_cli("sweep", str(write(tmp_path, SMALL)), "--out", str(tmp_path / "o"),
-                              "--address", f"127.0.0.1:{port}", "--timeout", "2")
+        code, err = fresh_cli(
+            "sweep",
+            str(write(tmp_path, SMALL)),
+            "--out",
+            str(tmp_path / "o"),
+            "--address",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "2",
+        )
         elapsed = time.monotonic() - started
     finally:
         server.close()
     assert code == 2, err
     lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[-1] == (f"error: --address 127.0.0.1:{port}: no Ray cluster answered within 2 s "
-                         f"(something listens there, but not a Ray head?)"), err
+    assert len(lines) == 1 and lines[-1] == (
+        f"error: --address 127.0.0.1:{port}: no Ray cluster answered within 2 s "
+        f"(something listens there, but not a Ray head?)"
+    ), err
     assert elapsed < 15
     assert not (tmp_path / "o").exists()
 
@@ -185,6 +210,7 @@ def test_a_process_connected_to_ray_refuses_another_address(tmp_path, ray_local)
 
 # --- points -------------------------------------------------------------------------------------
 
+
 def _blis_run(blis, args: str) -> tuple[dict, str]:
     code, out, err = blis("run", *shlex.split(args))
     assert code == 0, err
@@ -194,7 +220,9 @@ def _blis_run(blis, args: str) -> tuple[dict, str]:
 def test_each_point_equals_blis_run_with_its_arguments(blis, tmp_path):
     """Every metric of every row is exactly what ``blis run`` prints for the row's arguments:
     policies, a policy bundle, a workload spec with SLO classes, seeds and fitness weights."""
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 base:
   model: meta-llama/llama-3.1-8b-instruct
   num_requests: 60
@@ -207,7 +235,8 @@ axes:
       routing_policy: [least-loaded, weighted]
       policy_config: ["", token-bucket]
   - seed: [3, 4]
-""")
+""",
+    )
     code, _, err = blis("sweep", str(path), "--out", str(tmp_path / "out"), "--serial")
     assert code == 0, err
     rows = table(tmp_path / "out")
@@ -245,7 +274,9 @@ def test_a_failing_point_gives_an_error_row_and_the_sweep_goes_on(blis, tmp_path
     assert all("no-such-policy" in r["error"] and r["completed_requests"] is None for r in failed)
     assert all(r["completed_requests"] == 40 for r in rows if not r["error"])
     summary = [line for line in err.splitlines() if line.startswith("failed: ")]
-    assert len(summary) == 2 and summary[0].startswith("failed: point 2 (routing_policy=no-such-policy, num_instances=1): ")
+    assert len(summary) == 2 and summary[0].startswith(
+        "failed: point 2 (routing_policy=no-such-policy, num_instances=1): "
+    )
     assert "4 points (4 run" in err and "2 failed" in err
     # the CSV says the same
     csv_lines = (tmp_path / "out" / "results.csv").read_text().splitlines()
@@ -273,6 +304,7 @@ def test_a_crash_in_a_point_is_caught_with_where_it_happened(tmp_path, monkeypat
 
 # --- resume -------------------------------------------------------------------------------------
 
+
 def test_rerun_skips_finished_points_and_a_torn_journal_line(tmp_path):
     spec = load_sweep(write(tmp_path, SMALL))
     whole = tmp_path / "whole"
@@ -294,13 +326,16 @@ def test_rerun_skips_finished_points_and_a_torn_journal_line(tmp_path):
 def test_sigint_then_rerun_gives_the_uninterrupted_table(tmp_path, ray_local):
     """Kill a Ray sweep halfway with SIGINT (exit 130, finished points kept), rerun it: the
     table is byte-identical to an uninterrupted sweep's."""
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 base: {model: meta-llama/llama-3.1-8b-instruct, num_requests: 300, rate: 40}
 axes:
   - routing_policy: [round-robin, least-loaded, weighted]
   - num_instances: [1, 2, 3, 4]
   - seed: [1, 2]
-""")
+""",
+    )
     spec = load_sweep(path)
     whole = tmp_path / "whole"
     run_sweep(spec, whole)  # in this process, on the shared Ray
@@ -333,6 +368,7 @@ axes:
 
 # --- Ray ----------------------------------------------------------------------------------------
 
+
 def test_ray_sweep_equals_the_serial_sweep(tmp_path, ray_local, blis):
     path = write(tmp_path, SMALL)
     code, _, err = blis("sweep", str(path), "--out", str(tmp_path / "ray"))
@@ -364,8 +400,9 @@ def test_without_pyarrow_the_command_says_how_to_install(blis, tmp_path, monkeyp
 def test_without_ray_the_command_says_how_to_install_or_to_run_serially(blis, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     code, _, err = blis("sweep", str(write(tmp_path, SMALL)), "--out", str(tmp_path / "o"))
-    assert code == 2 and err.strip() == ("error: blis sweep (or --serial, which runs without Ray) needs Ray: "
-                                         "pip install 'blis-gym[distributed]'")
+    assert code == 2 and err.strip() == (
+        "error: blis sweep (or --serial, which runs without Ray) needs Ray: pip install 'blis-gym[distributed]'"
+    )
     assert not (tmp_path / "o").exists()
     code, _, err = blis("sweep", str(write(tmp_path, SMALL)), "--out", str(tmp_path / "o"), "--serial")
     assert code == 0, err
@@ -384,8 +421,8 @@ def test_help_explains_the_sweep_file(blis):
         assert flag in out
 
 
-def test_example_sweeps_are_documented_in_the_readme():
-    readme = (ROOT / "README.md").read_text()
+def test_example_sweeps_are_documented():
+    docs = "".join(p.read_text("utf-8") for p in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))])
     for name in shipped_sweeps():
-        assert f"configs/sweeps/{name}.yaml" in readme or f"blis sweep {name}" in readme
+        assert f"configs/sweeps/{name}.yaml" in docs or f"blis sweep {name}" in docs
     assert os.path.isfile(ROOT / "configs" / "sweeps" / "routing-capacity.yaml")

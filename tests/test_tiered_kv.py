@@ -16,6 +16,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from helpers_sim import config, simulator, workload
+from test_fork import answers, finish, paused_sim
 
 import blis_gym.cluster.simulator as cluster_sim
 from blis_gym.config.schema import CPUTierConfig
@@ -23,10 +25,8 @@ from blis_gym.engine.blockhash import unshared_prefixes
 from blis_gym.engine.kvcache import KVCache, mark_private_decodes
 from blis_gym.engine.request import Request
 from blis_gym.engine.tiered_kv import TieredKVCache
-from blis_gym.envs.cluster_env import result_metrics
 from blis_gym.errors import ConfigError
-from helpers_sim import config, simulator, workload
-from test_fork import answers, finish, paused_sim
+from blis_gym.report.summary import result_metrics
 
 
 def tiered(gpu=10, cpu=10, threshold=0.5, bandwidth=100.0, base=0, bs=2, reference=False) -> TieredKVCache:
@@ -51,6 +51,7 @@ def held(kv, tokens, rid="held"):
 
 
 # --- BLIS's behavioural contracts ---------------------------------------------------------
+
 
 def test_offload_needs_use_above_threshold_after_the_release():  # BC-2
     kv = tiered(threshold=0.5)
@@ -137,6 +138,7 @@ def test_lookups_leave_the_hit_rate_alone():
 
 # --- reload and retry ------------------------------------------------------------------
 
+
 def test_reloads_go_in_block_order_into_the_head_free_block():
     """Each reload takes the head free block and rejoins the tail: with one free block the
     copies overwrite each other, and the copy of the highest block id is the one left."""
@@ -173,8 +175,14 @@ def test_the_retry_starts_after_the_reloaded_prefix(monkeypatch):
         held(kv, [60 + i, 70 + i], f"f{i}")  # 6 in use, 2 free
     calls = []
     allocate = KVCache.allocate
-    monkeypatch.setattr(KVCache, "allocate", lambda self, r, start, end, cached: (
-        calls.append((start, end, list(cached))), allocate(self, r, start, end, cached))[1])
+    monkeypatch.setattr(
+        KVCache,
+        "allocate",
+        lambda self, r, start, end, cached: (
+            calls.append((start, end, list(cached))),
+            allocate(self, r, start, end, cached),
+        )[1],
+    )
     r = req("b", [1, 2, 3, 4, 5, 6])
     assert not admit(kv, r)  # 3 blocks, 2 free: fails; a's blocks come back
     assert kv.cpu_hits == 2
@@ -186,6 +194,7 @@ def test_the_retry_starts_after_the_reloaded_prefix(monkeypatch):
 
 
 # --- reference defects, default fixes ------------------------------------------------------
+
 
 def reoffload_same_block(kv):
     """Offload block 1, then reuse it and offload it again while the first copy is on the CPU."""
@@ -240,6 +249,7 @@ def test_default_does_not_retry_a_holder():
 
 # --- whole runs ------------------------------------------------------------------------
 
+
 def tiered_config(cpu_tier: CPUTierConfig, fast=False, **kw):
     """``helpers_sim.config`` with a CPU tier; ``fast``: steps well under 1000 ticks, so reloads
     of blocks offloaded a step earlier count as thrashing."""
@@ -251,18 +261,51 @@ def tiered_config(cpu_tier: CPUTierConfig, fast=False, **kw):
 
 
 # Prefix-heavy, KV-starved: offloads, reloads, preemptions.
-BUSY = dict(rate=300.0, n=200, prefix_tokens=256, prompt_mean=200, prompt_stdev=50, prompt_min=100,
-            prompt_max=300, output_mean=40, output_stdev=20, output_min=1, output_max=80)
+BUSY = dict(
+    rate=300.0,
+    n=200,
+    prefix_tokens=256,
+    prompt_mean=200,
+    prompt_stdev=50,
+    prompt_min=100,
+    prompt_max=300,
+    output_mean=40,
+    output_stdev=20,
+    output_min=1,
+    output_max=80,
+)
 # With fast steps and short outputs: thrashing, and no preemption.
-THRASH = (dict(total_kv_blocks=60, max_scheduled_tokens=100000),
-          CPUTierConfig(8, offload_threshold=0.5, bandwidth=1.0),
-          dict(rate=10000.0, n=200, prefix_tokens=64, prompt_mean=128, prompt_stdev=0, prompt_min=0,
-               output_mean=8, output_stdev=0, output_min=0))
+THRASH = (
+    dict(total_kv_blocks=60, max_scheduled_tokens=100000),
+    CPUTierConfig(8, offload_threshold=0.5, bandwidth=1.0),
+    dict(
+        rate=10000.0,
+        n=200,
+        prefix_tokens=64,
+        prompt_mean=128,
+        prompt_stdev=0,
+        prompt_min=0,
+        output_mean=8,
+        output_stdev=0,
+        output_min=0,
+    ),
+)
 # One that BLIS's leak does not livelock, with two of its tiered defects.
-REFERENCE = (dict(total_kv_blocks=120, long_prefill_threshold=128, max_scheduled_tokens=512),
-             CPUTierConfig(8, offload_threshold=0.8, base_latency=100),
-             dict(rate=100.0, n=200, prefix_tokens=256, prompt_mean=300, prompt_stdev=0, prompt_min=0,
-                  output_mean=4, output_stdev=0, output_min=0))
+REFERENCE = (
+    dict(total_kv_blocks=120, long_prefill_threshold=128, max_scheduled_tokens=512),
+    CPUTierConfig(8, offload_threshold=0.8, base_latency=100),
+    dict(
+        rate=100.0,
+        n=200,
+        prefix_tokens=256,
+        prompt_mean=300,
+        prompt_stdev=0,
+        prompt_min=0,
+        output_mean=4,
+        output_stdev=0,
+        output_min=0,
+    ),
+)
 
 
 def checked_at_every_step(sim, leaks=False):
@@ -289,8 +332,12 @@ def test_books_balance_at_every_step(reference):
         cfg = tiered_config(tier, reference_kv=True, **cfg_kw)
     else:
         wl = BUSY
-        cfg = tiered_config(CPUTierConfig(30, offload_threshold=0.5, base_latency=50), total_kv_blocks=150,
-                            num_instances=2, max_scheduled_tokens=100000)
+        cfg = tiered_config(
+            CPUTierConfig(30, offload_threshold=0.5, base_latency=50),
+            total_kv_blocks=150,
+            num_instances=2,
+            max_scheduled_tokens=100000,
+        )
     requests = workload(**wl)
     sim = simulator(cfg, requests)
     checked_at_every_step(sim, leaks=reference)
@@ -339,8 +386,7 @@ def test_private_decoding_changes_nothing(monkeypatch):
     """Private decoders key their decode blocks at release rather than as each fills, and claim
     them out of batch order only when that cannot change which block goes to whom: the run must
     be the run in which every request keys its blocks as BLIS does."""
-    cfg = tiered_config(CPUTierConfig(20, offload_threshold=0.3, base_latency=20), total_kv_blocks=300,
-                        num_instances=2)
+    cfg = tiered_config(CPUTierConfig(20, offload_threshold=0.3, base_latency=20), total_kv_blocks=300, num_instances=2)
     wl = dict(BUSY, output_mean=120, output_stdev=60, output_max=240, prefix_groups=4)
     requests = workload(**wl)
     simulator(cfg, requests)  # marks them
@@ -375,15 +421,18 @@ def test_with_a_cpu_tier_private_decoders_own_their_decode_prefixes():
 def test_unshared_prefixes_reads_its_arrays_in_chunks():
     rng = np.random.default_rng(3)
     base = rng.integers(0, 50, 40)
-    arrays = [np.concatenate((base[:rng.integers(0, 40)], rng.integers(0, 3, rng.integers(0, 12))))
-              for _ in range(60)]  # many share a prefix, some fully
+    arrays = [
+        np.concatenate((base[: rng.integers(0, 40)], rng.integers(0, 3, rng.integers(0, 12)))) for _ in range(60)
+    ]  # many share a prefix, some fully
     depths = [int(d) for d in rng.integers(0, 12, 60)]
 
     def alone(i):
         end = (depths[i] + 1) * 4
         a = arrays[i]
-        return len(a) < end or not any(len(b) >= end and (b[:end] == a[:end]).all()
-                                       for j, b in enumerate(arrays) if j != i)
+        return len(a) < end or not any(
+            len(b) >= end and (b[:end] == a[:end]).all() for j, b in enumerate(arrays) if j != i
+        )
+
     want = [alone(i) for i in range(60)]
     assert False in want and True in want
     for chunk in (1, 7, 512):
@@ -405,15 +454,37 @@ def test_a_fork_of_a_tiered_run_continues_identically():
 
 # BLIS panics ("slice bounds out of range [256:128]"): a reload makes a running request's
 # lookup reach past the chunk it is allocating, and BLIS slices from there.
-CRASH = (dict(total_kv_blocks=150, long_prefill_threshold=128),
-         CPUTierConfig(50, offload_threshold=0.5, base_latency=30),
-         dict(rate=300.0, n=300, prefix_tokens=256, prompt_mean=200, prompt_stdev=0, prompt_min=0,
-              output_mean=8, output_stdev=0, output_min=0))
+CRASH = (
+    dict(total_kv_blocks=150, long_prefill_threshold=128),
+    CPUTierConfig(50, offload_threshold=0.5, base_latency=30),
+    dict(
+        rate=300.0,
+        n=300,
+        prefix_tokens=256,
+        prompt_mean=200,
+        prompt_stdev=0,
+        prompt_min=0,
+        output_mean=8,
+        output_stdev=0,
+        output_min=0,
+    ),
+)
 # BLIS loops for ever: a final-token allocation fails, its blocks leak, the cache shrinks.
-HANG = (dict(total_kv_blocks=60, num_instances=2, max_scheduled_tokens=100000),
-        CPUTierConfig(8, offload_threshold=0.0, base_latency=10),
-        dict(rate=10000.0, n=100, prefix_tokens=256, prompt_mean=300, prompt_stdev=75, prompt_min=0,
-             output_mean=2, output_stdev=0, output_min=0))
+HANG = (
+    dict(total_kv_blocks=60, num_instances=2, max_scheduled_tokens=100000),
+    CPUTierConfig(8, offload_threshold=0.0, base_latency=10),
+    dict(
+        rate=10000.0,
+        n=100,
+        prefix_tokens=256,
+        prompt_mean=300,
+        prompt_stdev=75,
+        prompt_min=0,
+        output_mean=2,
+        output_stdev=0,
+        output_min=0,
+    ),
+)
 
 
 @pytest.mark.parametrize("cfg_kw, tier, wl", [CRASH, HANG], ids=["blis-crash", "blis-hang"])

@@ -7,15 +7,28 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import DATA
 
+from blis_gym.errors import WorkloadError
 from blis_gym.plan import RunOptions, resolve
 from blis_gym.workload.trace_replay import requests_from_trace, trace_from_requests
-from blis_gym.workload.tracev2 import (COLUMNS, DATA_FILE, HEADER_FILE, TraceHeader, TraceNetwork, TraceRecord,
-                                       TraceServer, TraceV2, data_csv, export_trace_v2, go_float_f, go_float_g,
-                                       header_yaml, is_trace_v2, load_trace_v2)
-from blis_gym.errors import WorkloadError
-
-from conftest import DATA
+from blis_gym.workload.tracev2 import (
+    COLUMNS,
+    DATA_FILE,
+    HEADER_FILE,
+    TraceHeader,
+    TraceNetwork,
+    TraceRecord,
+    TraceServer,
+    TraceV2,
+    data_csv,
+    export_trace_v2,
+    go_float_f,
+    go_float_g,
+    header_yaml,
+    is_trace_v2,
+    load_trace_v2,
+)
 
 V2 = DATA / "traces" / "v2"
 MODEL = "meta-llama/llama-3.1-8b-instruct"
@@ -52,19 +65,39 @@ def test_the_go_written_trace_reads_field_for_field():
     assert (r.client_id, r.tenant_id, r.session_id, r.round_index, r.prefix_group) == ("c,2", " t2", "s 1", 3, "g")
     assert r.error_message == 'HTTP 500: "bad"\nline2' and r.status == "error" and r.streaming
     assert (r.send_time_us, r.first_chunk_time_us, r.last_chunk_time_us) == (
-        1764626400000000, 1764626400000800, 1764626400001500)
+        1764626400000000,
+        1764626400000800,
+        1764626400001500,
+    )
     assert trace.records[0].reason_ratio == 1e-7 and trace.records[2].reason_ratio == 123456789.125
 
 
 def test_go_number_formats():
     assert [go_float_g(x) for x in (2.5, 0.9, 1e6, 123456.0, 1234567.0, 1e-5, 1e-4, 100.0, -0.0)] == [
-        "2.5", "0.9", "1e+06", "123456", "1.234567e+06", "1e-05", "0.0001", "100", "-0"]
+        "2.5",
+        "0.9",
+        "1e+06",
+        "123456",
+        "1.234567e+06",
+        "1e-05",
+        "0.0001",
+        "100",
+        "-0",
+    ]
     assert [go_float_f(x) for x in (1e-7, 1e21, 0.25, 3.0, 0.1 + 0.2)] == [
-        "0.0000001", "1000000000000000000000", "0.25", "3", "0.30000000000000004"]
+        "0.0000001",
+        "1000000000000000000000",
+        "0.25",
+        "3",
+        "0.30000000000000004",
+    ]
 
 
 def test_header_omits_empty_optional_fields_as_blis_does():
-    assert header_yaml(TraceHeader()) == "trace_version: 2\ntime_unit: microseconds\nmode: generated\nwarm_up_requests: 0\n"
+    assert (
+        header_yaml(TraceHeader())
+        == "trace_version: 2\ntime_unit: microseconds\nmode: generated\nwarm_up_requests: 0\n"
+    )
     text = header_yaml(TraceHeader(server=TraceServer(model="m")))
     assert text.endswith("server:\n    model: m\n")
     assert header_yaml(TraceHeader(workload_spec="true")).splitlines()[-1] == 'workload_spec: "true"'
@@ -88,28 +121,41 @@ def _bad(tmp_path: Path, row: str) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("row, needle", [
-    ("1,c,t,s,,0,,true,ten,5,0,0,0,0,0,0,1,2,3,4,ok,", "row 2 (line 3): input_tokens: expected an integer, got 'ten'"),
-    ("1,c,t,s,,0,,maybe,10,5,0,0,0,0,0,0,1,2,3,4,ok,", "row 2 (line 3): streaming: expected true or false, got 'maybe'"),
-    ("1,c,t,s,,0,,true,10,5,0,0,0,0,x,0,1,2,3,4,ok,", "reason_ratio: expected a number"),
-    ("1,c,t", "row 2 (line 3): 3 columns, expected 22"),
-    ('1,"c,t', "malformed CSV"),
-])
+@pytest.mark.parametrize(
+    "row, needle",
+    [
+        (
+            "1,c,t,s,,0,,true,ten,5,0,0,0,0,0,0,1,2,3,4,ok,",
+            "row 2 (line 3): input_tokens: expected an integer, got 'ten'",
+        ),
+        (
+            "1,c,t,s,,0,,maybe,10,5,0,0,0,0,0,0,1,2,3,4,ok,",
+            "row 2 (line 3): streaming: expected true or false, got 'maybe'",
+        ),
+        ("1,c,t,s,,0,,true,10,5,0,0,0,0,x,0,1,2,3,4,ok,", "reason_ratio: expected a number"),
+        ("1,c,t", "row 2 (line 3): 3 columns, expected 22"),
+        ('1,"c,t', "malformed CSV"),
+    ],
+)
 def test_a_malformed_row_is_one_error_naming_the_file_and_row(tmp_path, blis, row, needle):
     folder = _bad(tmp_path, row)
     with pytest.raises(WorkloadError, match=None) as err:
         load_trace_v2(folder)
     assert needle in str(err.value) and str(folder / DATA_FILE) in str(err.value)
-    code, out, err_text = blis("run", "--model", MODEL, "--workload", "traces", "--workload-traces-filepath", str(folder),
-                               "--log", "error")
+    code, out, err_text = blis(
+        "run", "--model", MODEL, "--workload", "traces", "--workload-traces-filepath", str(folder), "--log", "error"
+    )
     assert code == 2 and out == "" and err_text.count("\n") == 1 and needle in err_text
 
 
-@pytest.mark.parametrize("header, needle", [
-    ("trace_version: 2\nmode: real\nwarm_up: 3\n", "warm_up"),
-    ("trace_version: two\n", "trace_version"),
-    ("trace_version: 2\nmode: imagined\n", "mode: expected one of real, generated"),
-])
+@pytest.mark.parametrize(
+    "header, needle",
+    [
+        ("trace_version: 2\nmode: real\nwarm_up: 3\n", "warm_up"),
+        ("trace_version: two\n", "trace_version"),
+        ("trace_version: 2\nmode: imagined\n", "mode: expected one of real, generated"),
+    ],
+)
 def test_a_bad_header_names_the_file_and_key(tmp_path, header, needle):
     folder = _bad(tmp_path, "1,c,t,s,,0,,true,10,5,0,0,0,0,0,0,1,2,3,4,ok,")
     (folder / HEADER_FILE).write_text(header)
@@ -151,8 +197,9 @@ def test_export_trace_freezes_a_spec_and_replays_its_lengths(blis, tmp_path):
         assert code == 0, err
     for f in (HEADER_FILE, DATA_FILE):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
-    original = resolve(RunOptions(model=MODEL, workload_spec="mixed-slo", num_requests=60,
-                                  explicit=frozenset({"num_requests"}))).requests
+    original = resolve(
+        RunOptions(model=MODEL, workload_spec="mixed-slo", num_requests=60, explicit=frozenset({"num_requests"}))
+    ).requests
     trace = load_trace_v2(tmp_path / "a")
     assert trace.header.mode == "generated" and trace.header.workload_spec == "mixed-slo"
     assert {r.slo_class for r in trace.records} == {"realtime", "interactive", "batch"}
@@ -164,8 +211,9 @@ def test_export_trace_freezes_a_spec_and_replays_its_lengths(blis, tmp_path):
 
 def test_export_trace_into_a_file_is_refused(blis, tmp_path):
     (tmp_path / "f").write_text("x")
-    code, _, err = blis("run", "--model", MODEL, "--num-requests", "5", "--export-trace", str(tmp_path / "f"),
-                        "--log", "error")
+    code, _, err = blis(
+        "run", "--model", MODEL, "--num-requests", "5", "--export-trace", str(tmp_path / "f"), "--log", "error"
+    )
     assert code == 2 and err.startswith("error: --export-trace") and "is a file" in err and err.count("\n") == 1
 
 

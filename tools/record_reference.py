@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--blis", default=os.path.expanduser("~/blis-ref/blis-run"))
     p.add_argument("--trace-v2", default="")
     opts = p.parse_args(argv[:split])
-    args = argv[split + 1:]
+    args = argv[split + 1 :]
     reference_args = list(args)
     if opts.trace_v2:
         args = [*args, "--workload", "traces", "--workload-traces-filepath", opts.trace_v2]

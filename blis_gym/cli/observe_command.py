@@ -3,39 +3,59 @@ real-mode trace v2 of what it did (the ``serve`` extra: httpx)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
 import sys
 from collections import Counter
 from dataclasses import fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 from urllib.parse import urlsplit
 
 import typer
 
 from ..errors import ConfigError
+from .logs import setup_logging
 from .progress import ProgressBar
+from .run_command import run_options_from_args
 
 if TYPE_CHECKING:
     from ..workload.tracev2 import TraceRecord
 
 _WHERE = "blis observe: workload flags after --"
 # blis run flags that shape the requests; any other given after -- has no effect here.
-_WORKLOAD_FLAGS = frozenset({
-    "seed", "horizon", "log", "defaults_filepath", "workload", "workload_spec", "workload_traces_filepath",
-    "rate", "num_requests", "prefix_tokens", "prefix_groups", "prompt_tokens", "prompt_tokens_stdev",
-    "prompt_tokens_min", "prompt_tokens_max", "output_tokens", "output_tokens_stdev", "output_tokens_min",
-    "output_tokens_max",
-})
+_WORKLOAD_FLAGS = frozenset(
+    {
+        "seed",
+        "horizon",
+        "log",
+        "defaults_filepath",
+        "workload",
+        "workload_spec",
+        "workload_traces_filepath",
+        "rate",
+        "num_requests",
+        "prefix_tokens",
+        "prefix_groups",
+        "prompt_tokens",
+        "prompt_tokens_stdev",
+        "prompt_tokens_min",
+        "prompt_tokens_max",
+        "output_tokens",
+        "output_tokens_stdev",
+        "output_tokens_min",
+        "output_tokens_max",
+    }
+)
 
 
 def _iso_utc(us: int) -> str:
     """µs since the Unix epoch as an ISO 8601 UTC timestamp with microseconds."""
-    return datetime.fromtimestamp(us // 1_000_000, timezone.utc).replace(
-        microsecond=us % 1_000_000).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return (
+        datetime.fromtimestamp(us // 1_000_000, timezone.utc)
+        .replace(microsecond=us % 1_000_000)
+        .strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    )
 
 
 def _check_flags(url: str, concurrency: int, timeout: float, connect_timeout: float, warm_up: int) -> None:
@@ -60,35 +80,56 @@ def _api_key(ctx: typer.Context, var: str) -> str:
     return key
 
 
-def _stop_on_sigint(stop: asyncio.Event, note: Callable[[], None]) -> None:
-    """The first Ctrl-C sets ``stop`` (the replay winds down and the trace is written); a second
-    one interrupts at once, without a trace. No-op where the loop cannot take signals."""
-    loop = asyncio.get_running_loop()
-
-    def first() -> None:
-        loop.remove_signal_handler(signal.SIGINT)
-        note()
-        stop.set()
-
-    try:
-        loop.add_signal_handler(signal.SIGINT, first)
-    except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
-        pass
-
-
 def observe_cmd(
     ctx: typer.Context,
-    url: str = typer.Option(..., "--url", help="The server's base URL, e.g. http://localhost:8000 (a trailing /v1 is allowed)."),
-    model: str = typer.Option(..., "--model", help="Model name the server serves (sent as \"model\")."),
-    api_key_env: str = typer.Option("OPENAI_API_KEY", "--api-key-env", help="Environment variable holding the API key, sent as a Bearer token (none when unset). The key itself is never a flag."),
-    out: str = typer.Option("observe-out", "--out", help="Folder for the trace: trace_header.yaml and trace_data.csv (mode real)."),
-    concurrency: int = typer.Option(64, "--concurrency", help="Requests in flight at most; a due request waits for a free slot."),
-    timeout: float = typer.Option(300.0, "--timeout", help="Seconds one request may take from send to last byte; then it is recorded as a timeout."),
-    connect_timeout: float = typer.Option(5.0, "--connect-timeout", help="Seconds to open a connection (and to wait for GET /v1/models before sending)."),
-    warm_up: int = typer.Option(0, "--warm-up", help="Marks the first N requests (ids 0..N-1) as warm-up in the header; calibration skips them. They are sent like the rest."),
-    chat: bool = typer.Option(False, "--chat", help="Use /v1/chat/completions (one user message) instead of /v1/completions."),
-    stream: Optional[bool] = typer.Option(None, "--stream/--no-stream", help="Stream every request, or none. Default: a workload spec's per-client streaming, a trace v2's per-row flag, else stream."),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: on a terminal)."),
+    url: str = typer.Option(
+        ..., "--url", help="The server's base URL, e.g. http://localhost:8000 (a trailing /v1 is allowed)."
+    ),
+    model: str = typer.Option(..., "--model", help='Model name the server serves (sent as "model").'),
+    api_key_env: str = typer.Option(
+        "OPENAI_API_KEY",
+        "--api-key-env",
+        help=(
+            "Environment variable holding the API key, sent as a Bearer token (none when unset). The "
+            "key itself is never a flag."
+        ),
+    ),
+    out: str = typer.Option(
+        "observe-out", "--out", help="Folder for the trace: trace_header.yaml and trace_data.csv (mode real)."
+    ),
+    concurrency: int = typer.Option(
+        64, "--concurrency", help="Requests in flight at most; a due request waits for a free slot."
+    ),
+    timeout: float = typer.Option(
+        300.0,
+        "--timeout",
+        help="Seconds one request may take from send to last byte; then it is recorded as a timeout.",
+    ),
+    connect_timeout: float = typer.Option(
+        5.0, "--connect-timeout", help="Seconds to open a connection (and to wait for GET /v1/models before sending)."
+    ),
+    warm_up: int = typer.Option(
+        0,
+        "--warm-up",
+        help=(
+            "Marks the first N requests (ids 0..N-1) as warm-up in the header; calibration skips "
+            "them. They are sent like the rest."
+        ),
+    ),
+    chat: bool = typer.Option(
+        False, "--chat", help="Use /v1/chat/completions (one user message) instead of /v1/completions."
+    ),
+    stream: Optional[bool] = typer.Option(
+        None,
+        "--stream/--no-stream",
+        help=(
+            "Stream every request, or none. Default: a workload spec's per-client streaming, a trace "
+            "v2's per-row flag, else stream."
+        ),
+    ),
+    progress: Optional[bool] = typer.Option(
+        None, "--progress/--no-progress", help="Progress bar on stderr (default: on a terminal)."
+    ),
 ) -> None:
     """Send a workload to an OpenAI-compatible server; record a trace v2 of what it did.
 
@@ -102,25 +143,28 @@ def observe_cmd(
     unreachable server (nothing written), 130 on Ctrl-C (the requests sent so far are written;
     those in flight as error "interrupted").
     """
+    import asyncio
+
     try:
-        from ..observe.client import EndpointUnreachable, RealClient, Replay, ServerInfo
+        from ..observe.client import EndpointUnreachable, RealClient, Replay, ServerInfo, stop_on_sigint
     except ImportError as exc:  # httpx comes with the serve extra
         raise ConfigError(f"blis observe needs httpx ({exc}): pip install 'blis-gym[serve]'") from None
     from ..observe.workload import pending_requests
     from ..plan import generate_requests
     from ..workload.tracev2 import TraceHeader, TraceNetwork, TraceServer, TraceV2, export_trace_v2
-    from .app import _setup_logging, run_options_from_args
 
     _check_flags(url, concurrency, timeout, connect_timeout, warm_up)
     api_key = _api_key(ctx, api_key_env)
     opts = run_options_from_args(list(ctx.args), _WHERE)
-    _setup_logging(opts.log)
+    setup_logging(opts.log)
     ignored = sorted(f.name for f in fields(opts) if f.name in opts.explicit and f.name not in _WORKLOAD_FLAGS)
     if ignored:
-        print("warning: blis run flags that do not shape the workload have no effect here: "
-              + ", ".join("--" + n.replace("_", "-") for n in ignored)
-              + (" (the served model is blis observe's own --model, before --)" if "model" in ignored else ""),
-              file=sys.stderr)
+        print(
+            "warning: blis run flags that do not shape the workload have no effect here: "
+            + ", ".join("--" + n.replace("_", "-") for n in ignored)
+            + (" (the served model is blis observe's own --model, before --)" if "model" in ignored else ""),
+            file=sys.stderr,
+        )
     requests = pending_requests(opts, generate_requests(opts), stream)
     if not requests:
         raise ConfigError(f"{_WHERE}: the workload has no requests")
@@ -138,12 +182,21 @@ def observe_cmd(
             bar(done, f"{failed} failed" if failed else "")
 
     def stopping() -> None:
-        print("\nstopping: cancelling the requests in flight, then writing the trace "
-              "(Ctrl-C again to quit without it)", file=sys.stderr)
+        print(
+            "\nstopping: cancelling the requests in flight, then writing the trace (Ctrl-C again to quit without it)",
+            file=sys.stderr,
+        )
 
     async def observe() -> tuple[ServerInfo, Replay]:
-        async with RealClient(url, model, api_key=api_key, chat=chat, concurrency=concurrency,
-                              timeout_s=timeout, connect_timeout_s=connect_timeout) as client:
+        async with RealClient(
+            url,
+            model,
+            api_key=api_key,
+            chat=chat,
+            concurrency=concurrency,
+            timeout_s=timeout,
+            connect_timeout_s=connect_timeout,
+        ) as client:
             try:
                 info = await client.probe()
             except EndpointUnreachable as exc:
@@ -155,16 +208,19 @@ def observe_cmd(
             except OSError as exc:
                 raise ConfigError(f"--out {out}: cannot create: {exc.strerror}") from None
             stop = asyncio.Event()
-            _stop_on_sigint(stop, stopping)
+            stop_on_sigint(stop, stopping)
             return info, await client.replay(requests, stop, on_done)
 
     info, replay = asyncio.run(observe())
     records = replay.records()
     header = TraceHeader(
-        created_at=_iso_utc(replay.started_us), mode="real", warm_up_requests=warm_up,
+        created_at=_iso_utc(replay.started_us),
+        mode="real",
+        warm_up_requests=warm_up,
         workload_spec=opts.workload_spec,
         server=TraceServer(type=info.owned_by or "openai-compatible", model=model, max_model_len=info.max_model_len),
-        network=TraceNetwork(measured_rtt_ms=round(info.rtt_ms, 3)))
+        network=TraceNetwork(measured_rtt_ms=round(info.rtt_ms, 3)),
+    )
     export_trace_v2(TraceV2(header, records), folder, flag="--out")
     _report(records, len(requests), replay.interrupted, (replay.ended_us - replay.started_us) / 1e6, folder)
 
@@ -174,11 +230,17 @@ def _report(records: Sequence["TraceRecord"], total: int, interrupted: bool, sec
     statuses = Counter(r.status for r in records)
     if interrupted:
         cut = sum(1 for r in records if r.error_message == "interrupted")
-        print(f"interrupted: recorded {len(records)} of {total} requests in {folder} "
-              f"({cut} cut off in flight, recorded as error \"interrupted\")", file=sys.stderr)
+        print(
+            f"interrupted: recorded {len(records)} of {total} requests in {folder} "
+            f'({cut} cut off in flight, recorded as error "interrupted")',
+            file=sys.stderr,
+        )
         raise SystemExit(130)  # not typer.Exit: main would add its own "error: interrupted"
-    print(f"observed {len(records)} requests in {seconds:.1f} s: {statuses['ok']} ok, {statuses['error']} errors, "
-          f"{statuses['timeout']} timeouts", file=sys.stderr)
+    print(
+        f"observed {len(records)} requests in {seconds:.1f} s: {statuses['ok']} ok, {statuses['error']} errors, "
+        f"{statuses['timeout']} timeouts",
+        file=sys.stderr,
+    )
     for message, n in Counter(r.error_message for r in records if r.status != "ok").most_common(3):
         print(f"  {n} x {message}", file=sys.stderr)
     print(f"wrote {folder / 'trace_header.yaml'} and {folder / 'trace_data.csv'}", file=sys.stderr)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from ..fileio import write_atomic
 from ..plan import RunOptions, resolve, simulate
-from ..report.render import results_json, stdout_text, write_atomic
+from ..report.render import results_json, stdout_text
 from ..workload.spec_loader import load_workload_spec
 from ..workload.trace_replay import trace_from_requests
 from ..workload.tracev2 import TraceV2, export_trace_v2

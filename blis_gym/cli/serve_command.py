@@ -8,22 +8,32 @@ from typing import Optional
 import typer
 
 from ..errors import ConfigError
+from .logs import setup_logging
+from .run_command import run_options_from_args
 
 _WHERE = "blis serve: blis run flags"
 
 
 def serve_cmd(
     ctx: typer.Context,
-    model: str = typer.Option("", "--model", help="Model to simulate and serve (blis run's --model); clients "
-                                                  "send it as 'model' (any case) or leave it out."),
+    model: str = typer.Option(
+        "",
+        "--model",
+        help="Model to simulate and serve (blis run's --model); clients send it as 'model' (any case) or leave it out.",
+    ),
     port: int = typer.Option(8000, "--port", help="Port to listen on (0: any free port, printed)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
-    instances: int = typer.Option(0, "--instances", help="A fleet: N independent single-instance servers, one "
-                                                         "simulator each, on ports --base-port .. --base-port+N-1 "
-                                                         "(for an outside router to front). Default: one server "
-                                                         "fronting the whole simulated cluster."),
-    base_port: Optional[int] = typer.Option(None, "--base-port", help="First port of an --instances fleet "
-                                                                      "(default: --port)."),
+    instances: int = typer.Option(
+        0,
+        "--instances",
+        help="A fleet: N independent single-instance servers, one "
+        "simulator each, on ports --base-port .. --base-port+N-1 "
+        "(for an outside router to front). Default: one server "
+        "fronting the whole simulated cluster.",
+    ),
+    base_port: Optional[int] = typer.Option(
+        None, "--base-port", help="First port of an --instances fleet (default: --port)."
+    ),
 ) -> None:
     """Serve /v1/completions, /v1/chat/completions, /v1/models and /health, each token released when
     the simulated cluster produces it (simulated time runs with the wall clock from start).
@@ -35,7 +45,6 @@ def serve_cmd(
     """
     from ..serve.launch import endpoints, run_forever
     from ..serve.plan import plan_serve
-    from .app import _setup_logging, run_options_from_args
 
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be in 0..65535, got {port}")
@@ -48,7 +57,7 @@ def serve_cmd(
         raise ConfigError(f"--base-port: ports {first}..{first + max(instances, 1) - 1} are not all in 1..65535")
     args = (["--model", model] if model else []) + list(ctx.args)
     opts = run_options_from_args(args, _WHERE)
-    _setup_logging(opts.log)
+    setup_logging(opts.log)
     plan = plan_serve(opts, instances)
     eps = endpoints(plan, host, first)
     cfg = plan.configs[0]
@@ -58,8 +67,11 @@ def serve_cmd(
         if instances:
             k = eps.index(e) + 1
             return f"blis serve: {e.url} serves {plan.model} (fleet server {k} of {n}: one simulated instance)"
-        what = f"{cfg.num_instances} simulated instances, {cfg.routing_policy} routing" \
-            if cfg.num_instances > 1 else "one simulated instance"
+        what = (
+            f"{cfg.num_instances} simulated instances, {cfg.routing_policy} routing"
+            if cfg.num_instances > 1
+            else "one simulated instance"
+        )
         return f"blis serve: {e.url} serves {plan.model} ({what})"
 
     try:

@@ -9,34 +9,53 @@ from typing import Optional
 
 import typer
 
+from ..config.datafiles import shipped_names
 from ..errors import ConfigError
 from .progress import ProgressBar
 
 
 def _spec_help() -> str:
-    from ..sweep.spec import shipped_sweeps
-
-    return ("Sweep file (YAML), or a shipped sweep by name: " + ", ".join(shipped_sweeps()) + ". "
-            "'base:' maps blis run options (flag names, with underscores) to values; 'axes:' lists "
-            "'option: [values]' items, crossed in order (first outermost), or 'zip: {option: [values], ...}' "
-            "items varied together. Seeds, policy bundles (policy_config) and workload specs are options too.")
+    return (
+        "Sweep file (YAML), or a shipped sweep by name: " + ", ".join(shipped_names("sweeps")) + ". "
+        "'base:' maps blis run options (flag names, with underscores) to values; 'axes:' lists "
+        "'option: [values]' items, crossed in order (first outermost), or 'zip: {option: [values], ...}' "
+        "items varied together. Seeds, policy bundles (policy_config) and workload specs are options too."
+    )
 
 
 def sweep_cmd(
     spec: str = typer.Argument(..., metavar="SWEEP", help=_spec_help()),
-    out: str = typer.Option("sweep-out", "--out", help="Folder for results.parquet, results.csv, a copy of the sweep "
-                                                        "file and points.jsonl (finished points: rerunning into the "
-                                                        "same folder resumes)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Points run at once. Default: every core of the "
-                                                                   "embedded Ray, or every CPU of the --address cluster."),
-    address: str = typer.Option("", "--address", help="A running Ray cluster (HOST:PORT from 'ray start --head', "
-                                                       "ray://HOST:PORT, or auto). Default: start Ray in this process."),
-    serial: bool = typer.Option(False, "--serial", help="Run the points one after another in this process, "
-                                                        "without Ray."),
-    plot: bool = typer.Option(False, "--plot", help="Also draw DIR/plots/METRIC.png: each metric against the first "
-                                                    "axis, a line per value of the second (needs the plot extra)."),
+    out: str = typer.Option(
+        "sweep-out",
+        "--out",
+        help="Folder for results.parquet, results.csv, a copy of the sweep "
+        "file and points.jsonl (finished points: rerunning into the "
+        "same folder resumes).",
+    ),
+    workers: Optional[int] = typer.Option(
+        None,
+        "--workers",
+        help="Points run at once. Default: every core of the embedded Ray, or every CPU of the --address cluster.",
+    ),
+    address: str = typer.Option(
+        "",
+        "--address",
+        help="A running Ray cluster (HOST:PORT from 'ray start --head', "
+        "ray://HOST:PORT, or auto). Default: start Ray in this process.",
+    ),
+    serial: bool = typer.Option(
+        False, "--serial", help="Run the points one after another in this process, without Ray."
+    ),
+    plot: bool = typer.Option(
+        False,
+        "--plot",
+        help="Also draw DIR/plots/METRIC.png: each metric against the first "
+        "axis, a line per value of the second (needs the plot extra).",
+    ),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds to wait for --address to answer."),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
+    progress: Optional[bool] = typer.Option(
+        None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."
+    ),
 ) -> None:
     """Run every point of a sweep (one Ray task each); write one row per point to a table.
 
@@ -67,12 +86,16 @@ def sweep_cmd(
 
     folder = Path(out)
     try:
-        report = run_sweep(sweep, folder, workers=workers, address=address, serial=serial, timeout_s=timeout,
-                           progress=on_progress)
+        report = run_sweep(
+            sweep, folder, workers=workers, address=address, serial=serial, timeout_s=timeout, progress=on_progress
+        )
     except KeyboardInterrupt:
-        print(f"\ninterrupted: {state['done']}/{len(sweep.points)} points done, kept in {folder / JOURNAL}; "
-              f"run the same command again to finish", file=sys.stderr)
-        raise SystemExit(130)
+        print(
+            f"\ninterrupted: {state['done']}/{len(sweep.points)} points done, kept in {folder / JOURNAL}; "
+            f"run the same command again to finish",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
     if plot:
         import pyarrow.parquet as pq
 

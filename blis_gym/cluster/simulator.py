@@ -26,12 +26,12 @@ from typing import Callable, Optional, Sequence
 
 from ..config.schema import ClusterConfig
 from ..engine.instance import QUEUED, Instance
-from ..forking import Forkable, fork_with_tuples
-from ..gcpause import gc_paused
 from ..engine.kvcache import mark_private_decodes
 from ..engine.latency import latency_model
 from ..engine.metrics import InstanceMetrics
 from ..engine.request import Request
+from ..forking import Forkable, fork_with_tuples
+from ..gcpause import gc_paused
 from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
 from ..policies.base import AdmissionPolicy, RouterState, RoutingDecision, RoutingPolicy
 from .snapshots import SnapshotProvider
@@ -78,8 +78,16 @@ class ClusterResult:
     def accounted(self) -> int:
         """Every request is in exactly one of these states at the end."""
         a = self.aggregate
-        return (a.completed + a.still_queued + a.still_running + a.dropped_unservable + self.rejected
-                + self.not_arrived + self.in_pipeline + self.in_transit)
+        return (
+            a.completed
+            + a.still_queued
+            + a.still_running
+            + a.dropped_unservable
+            + self.rejected
+            + self.not_arrived
+            + self.in_pipeline
+            + self.in_transit
+        )
 
 
 class ClusterSimulator(Forkable):
@@ -91,24 +99,39 @@ class ClusterSimulator(Forkable):
     def __deepcopy__(self, memo: dict) -> "ClusterSimulator":
         return fork_with_tuples(self, memo, lists={"_events": -1})
 
-    def __init__(self, config: ClusterConfig, requests: Sequence[Request],
-                 admission: Optional[AdmissionPolicy] = None,
-                 routing: Optional[RoutingPolicy] = None) -> None:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        requests: Sequence[Request],
+        admission: Optional[AdmissionPolicy] = None,
+        routing: Optional[RoutingPolicy] = None,
+    ) -> None:
         self.config = config
         eng = config.engine
         scheduler = SCHEDULER.make(config.scheduler)
         priority = PRIORITY.make(config.priority_policy) if scheduler is not None else None
         # Decisions are recorded whoever makes them (built-in policy or an outside agent).
         self.trace: Optional[DecisionTrace] = (
-            DecisionTrace(config.counterfactual_k) if config.trace_level == "decisions" else None)
+            DecisionTrace(config.counterfactual_k) if config.trace_level == "decisions" else None
+        )
         classes = [config.instance_class(i) for i in range(config.num_instances)]
         latencies = {c: latency_model(c.alpha, c.beta, c.roofline) for c in set(classes)}
         self.instances = [
-            Instance(f"instance_{i}", total_kv_blocks=c.total_kv_blocks, block_size=eng.block_size,
-                     max_running=eng.max_running, max_scheduled_tokens=eng.max_scheduled_tokens,
-                     long_prefill_threshold=eng.long_prefill_threshold, latency=latencies[c],
-                     horizon=config.horizon, priority=priority, scheduler=scheduler,
-                     reference_kv=config.reference_kv, speed=c.speed, cpu_tier=eng.cpu_tier)
+            Instance(
+                f"instance_{i}",
+                total_kv_blocks=c.total_kv_blocks,
+                block_size=eng.block_size,
+                max_running=eng.max_running,
+                max_scheduled_tokens=eng.max_scheduled_tokens,
+                long_prefill_threshold=eng.long_prefill_threshold,
+                latency=latencies[c],
+                horizon=config.horizon,
+                priority=priority,
+                scheduler=scheduler,
+                reference_kv=config.reference_kv,
+                speed=c.speed,
+                cpu_tier=eng.cpu_tier,
+            )
             for i, c in enumerate(classes)
         ]
         if not config.reference_kv:
@@ -120,8 +143,9 @@ class ClusterSimulator(Forkable):
         self.routing = routing
         # Snapshots are built for admission only for someone who reads them, or when building
         # them refreshes the stale cache (a side effect that must happen).
-        self._admission_snapshots = (admission is None or config.snapshot_refresh_interval > 0
-                                     or getattr(admission, "reads_snapshots", True))
+        self._admission_snapshots = (
+            admission is None or config.snapshot_refresh_interval > 0 or getattr(admission, "reads_snapshots", True)
+        )
         self.snapshots = SnapshotProvider(self.instances, config.snapshot_refresh_interval)
         self.pending = [0] * config.num_instances
         self._admit_at_arrival = config.admission_latency == 0
@@ -163,15 +187,20 @@ class ClusterSimulator(Forkable):
         self._seq = len(self._events)
         pipeline = config.admission_latency + config.routing_latency
         if 0 < config.horizon < pipeline:
-            log.warning("horizon (%d) < admission + routing latency (%d); no request can complete",
-                        config.horizon, pipeline)
+            log.warning(
+                "horizon (%d) < admission + routing latency (%d); no request can complete", config.horizon, pipeline
+            )
 
     @classmethod
     def from_config(cls, config: ClusterConfig, requests: Sequence[Request]) -> "ClusterSimulator":
         """A simulator whose decisions are all made by the config's named built-in policies."""
         opts = config.policy_options()
-        return cls(config, requests, ADMISSION.make(config.admission_policy, **opts),
-                   ROUTING.make(config.routing_policy, **opts))
+        return cls(
+            config,
+            requests,
+            ADMISSION.make(config.admission_policy, **opts),
+            ROUTING.make(config.routing_policy, **opts),
+        )
 
     @gc_paused
     def fork(self, *also, drop_arrivals: bool = False):
@@ -423,6 +452,15 @@ class ClusterSimulator(Forkable):
             else:
                 log.warning("no requests completed: the horizon may be too short or the workload empty")
         not_arrived = sum(1 for e in self._events if e[1] == ARRIVAL)
-        return ClusterResult(per, [i.id for i in self.instances], agg, self.rejected,
-                             self.config.horizon, self.config.engine.total_kv_blocks,
-                             not_arrived, len(self._events) - not_arrived, sum(self.pending), self.trace)
+        return ClusterResult(
+            per,
+            [i.id for i in self.instances],
+            agg,
+            self.rejected,
+            self.config.horizon,
+            self.config.engine.total_kv_blocks,
+            not_arrived,
+            len(self._events) - not_arrived,
+            sum(self.pending),
+            self.trace,
+        )

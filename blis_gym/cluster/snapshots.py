@@ -30,8 +30,17 @@ class SnapshotProvider:
             kv = inst.kv
             if fresh or clock - self._last_kv[i] >= self.refresh_interval:
                 used = kv.used
-                snap = Snapshot(inst.id, i, len(inst.waitq), len(inst.running), used / kv.total,
-                                kv.total - used, kv.hit_rate(), pending[i], inst.speed)
+                snap = Snapshot(
+                    inst.id,
+                    i,
+                    len(inst.waitq),
+                    len(inst.running),
+                    used / kv.total,
+                    kv.total - used,
+                    kv.hit_rate(),
+                    pending[i],
+                    inst.speed,
+                )
                 if not fresh:  # remember the KV fields for stale reads
                     self._cache[i] = snap
                     self._last_kv[i] = clock

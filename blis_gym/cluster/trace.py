@@ -56,17 +56,26 @@ def candidate_scores(scores: Optional[Sequence[float]], snaps: Sequence[Snapshot
     return [-float(s.effective_load) for s in snaps]
 
 
-def counterfactual(chosen: int, scores: Optional[Sequence[float]], snaps: Sequence[Snapshot],
-                   k: int) -> tuple[tuple, float]:
+def counterfactual(
+    chosen: int, scores: Optional[Sequence[float]], snaps: Sequence[Snapshot], k: int
+) -> tuple[tuple, float]:
     """(top-k candidates, regret of choosing instance index ``chosen``)."""
     if k <= 0 or not snaps:
         return (), 0.0
     ranked = candidate_scores(scores, snaps)
     order = sorted(range(len(snaps)), key=lambda i: (-ranked[i], snaps[i].id))
     top = tuple(
-        CandidateScore(snaps[i].id, ranked[i], snaps[i].queue_depth, snaps[i].batch_size,
-                       snaps[i].pending_requests, snaps[i].kv_utilization, snaps[i].free_kv_blocks)
-        for i in order[:k])
+        CandidateScore(
+            snaps[i].id,
+            ranked[i],
+            snaps[i].queue_depth,
+            snaps[i].batch_size,
+            snaps[i].pending_requests,
+            snaps[i].kv_utilization,
+            snaps[i].free_kv_blocks,
+        )
+        for i in order[:k]
+    )
     regret = ranked[order[0]] - ranked[chosen]
     return top, (regret if regret > 0 else 0.0)
 
@@ -84,12 +93,27 @@ class DecisionTrace(Forkable):
     def record_admission(self, request_id: str, clock: int, admitted: bool, reason: str) -> None:
         self.admissions.append(AdmissionRecord(request_id, clock, admitted, reason))
 
-    def record_routing(self, request_id: str, clock: int, chosen: int, reason: str,
-                       scores: Optional[Sequence[float]], snaps: Sequence[Snapshot]) -> None:
+    def record_routing(
+        self,
+        request_id: str,
+        clock: int,
+        chosen: int,
+        reason: str,
+        scores: Optional[Sequence[float]],
+        snaps: Sequence[Snapshot],
+    ) -> None:
         candidates, regret = counterfactual(chosen, scores, snaps, self.counterfactual_k)
-        self.routings.append(RoutingRecord(
-            request_id, clock, snaps[chosen].id, reason, tuple(scores) if scores is not None else None,
-            candidates, regret))
+        self.routings.append(
+            RoutingRecord(
+                request_id,
+                clock,
+                snaps[chosen].id,
+                reason,
+                tuple(scores) if scores is not None else None,
+                candidates,
+                regret,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -114,17 +138,20 @@ def summarize(trace: DecisionTrace) -> TraceSummary:
         if r.regret > worst:
             worst = r.regret
     mean = total / len(trace.routings) if trace.routings else 0.0
-    return TraceSummary(len(trace.admissions), admitted, len(trace.admissions) - admitted, mean, worst,
-                        len(targets), targets)
+    return TraceSummary(
+        len(trace.admissions), admitted, len(trace.admissions) - admitted, mean, worst, len(targets), targets
+    )
 
 
 def summary_lines(s: TraceSummary) -> list[str]:
     """The ``=== Trace Summary ===`` section as the reference prints it."""
-    lines = ["=== Trace Summary ===",
-             f"Total Decisions: {s.total_decisions}",
-             f"  Admitted: {s.admitted}",
-             f"  Rejected: {s.rejected}",
-             f"Unique Targets: {s.unique_targets}"]
+    lines = [
+        "=== Trace Summary ===",
+        f"Total Decisions: {s.total_decisions}",
+        f"  Admitted: {s.admitted}",
+        f"  Rejected: {s.rejected}",
+        f"Unique Targets: {s.unique_targets}",
+    ]
     if s.target_distribution:
         lines.append("Target Distribution:")
         lines += [f"  {k}: {s.target_distribution[k]}" for k in sorted(s.target_distribution)]

@@ -27,30 +27,35 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, NoReturn, Optional, Union
 
-
 from ..errors import ConfigError
-from . import yamlio
 from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
 from ..policies.registry import Registry
 from ..policies.scorers import ScorerConfig, check_scorers, parse_scorers
+from . import yamlio
+from .datafiles import shipped_dir, shipped_names
+from .pool import pool_text
 
 # The reference's full name lists. Some of these may not be built here yet; they
 # still load, and choosing one fails later with "not supported yet" rather than
 # making a valid BLIS bundle look misspelled.
 ADMISSION_POLICY_NAMES: tuple[str, ...] = ("always-admit", "token-bucket", "reject-all")
-ROUTING_POLICY_NAMES: tuple[str, ...] = (
-    "round-robin", "least-loaded", "weighted", "prefix-affinity", "always-busiest")
+ROUTING_POLICY_NAMES: tuple[str, ...] = ("round-robin", "least-loaded", "weighted", "prefix-affinity", "always-busiest")
 PRIORITY_POLICY_NAMES: tuple[str, ...] = ("constant", "slo-based", "inverted-slo")
 SCHEDULER_NAMES: tuple[str, ...] = ("fcfs", "priority-fcfs", "sjf", "reverse-priority")
 
 # Option names (``RunOptions`` field names) that a bundle can set.
 BUNDLE_OPTIONS: tuple[str, ...] = (
-    "admission_policy", "token_bucket_capacity", "token_bucket_refill_rate",
-    "routing_policy", "priority_policy", "scheduler", "instance_pool")
+    "admission_policy",
+    "token_bucket_capacity",
+    "token_bucket_refill_rate",
+    "routing_policy",
+    "priority_policy",
+    "scheduler",
+    "instance_pool",
+)
 # Key under which apply_bundle returns the bundle's scorer profile.
 BUNDLE_SCORERS_KEY = "bundle_scorers"
 
@@ -77,6 +82,7 @@ class PolicyBundle:
 
 # --- YAML reading ----------------------------------------------------------------------------
 
+
 class _Source:
     """Names the file in every error so each message stands on its own."""
 
@@ -90,8 +96,7 @@ class _Source:
 
 def shipped_bundles() -> list[str]:
     """Names of the example bundles installed with the package (``configs/policies/*.yaml``)."""
-    folder = resources.files("blis_gym.configs") / "policies"
-    return sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith(".yaml"))
+    return shipped_names("policies")
 
 
 def _read_document(src: _Source) -> Any:
@@ -100,7 +105,7 @@ def _read_document(src: _Source) -> Any:
     except FileNotFoundError:
         # A bare name of a shipped bundle works from any directory.
         if str(src.path) in shipped_bundles():
-            text = (resources.files("blis_gym.configs") / "policies" / f"{src.path}.yaml").read_text("utf-8")
+            text = (shipped_dir("policies") / f"{src.path}.yaml").read_text("utf-8")
         else:
             src.fail("", f"file not found (or name a shipped bundle: {', '.join(shipped_bundles())})")
     except IsADirectoryError:
@@ -116,13 +121,13 @@ def _one_line(text: str) -> str:
 
 # --- typed field readers ---------------------------------------------------------------------
 
+
 def _mapping(src: _Source, field: str, value: Any, allowed: tuple[str, ...]) -> Mapping[str, Any]:
     """A section as a mapping with only ``allowed`` keys; YAML null (``admission:``) is empty."""
     if value is None:
         return {}
     if not isinstance(value, dict):
-        src.fail(field or "top level",
-                 f"mapping expected (keys: {', '.join(allowed)}), got {_describe(value)}")
+        src.fail(field or "top level", f"mapping expected (keys: {', '.join(allowed)}), got {_describe(value)}")
     for key in value:
         if key not in allowed:
             name = f"{field}.{key}" if field else str(key)
@@ -156,8 +161,7 @@ def _number(src: _Source, field: str, value: Any) -> Optional[float]:
     return number
 
 
-def _policy(src: _Source, field: str, value: Any, family: str,
-            reference: tuple[str, ...], registry: Registry) -> str:
+def _policy(src: _Source, field: str, value: Any, family: str, reference: tuple[str, ...], registry: Registry) -> str:
     name = _string(src, field, value)
     valid = sorted(set(reference) | set(registry.names()))
     if name and name not in valid:
@@ -215,6 +219,7 @@ def _describe(value: Any) -> str:
 
 # --- public API ------------------------------------------------------------------------------
 
+
 def load_policy_bundle(path: Union[str, Path]) -> PolicyBundle:
     """Read and validate a policy bundle; an empty file is a bundle that sets nothing.
 
@@ -228,19 +233,21 @@ def load_policy_bundle(path: Union[str, Path]) -> PolicyBundle:
     routing = _mapping(src, "routing", doc.get("routing"), _ROUTING_KEYS)
     priority = _mapping(src, "priority", doc.get("priority"), _PRIORITY_KEYS)
     return PolicyBundle(
-        admission_policy=_policy(src, "admission.policy", admission.get("policy"),
-                                 "admission policy", ADMISSION_POLICY_NAMES, ADMISSION),
-        token_bucket_capacity=_number(src, "admission.token_bucket_capacity",
-                                      admission.get("token_bucket_capacity")),
-        token_bucket_refill_rate=_number(src, "admission.token_bucket_refill_rate",
-                                         admission.get("token_bucket_refill_rate")),
-        routing_policy=_policy(src, "routing.policy", routing.get("policy"),
-                               "routing policy", ROUTING_POLICY_NAMES, ROUTING),
+        admission_policy=_policy(
+            src, "admission.policy", admission.get("policy"), "admission policy", ADMISSION_POLICY_NAMES, ADMISSION
+        ),
+        token_bucket_capacity=_number(src, "admission.token_bucket_capacity", admission.get("token_bucket_capacity")),
+        token_bucket_refill_rate=_number(
+            src, "admission.token_bucket_refill_rate", admission.get("token_bucket_refill_rate")
+        ),
+        routing_policy=_policy(
+            src, "routing.policy", routing.get("policy"), "routing policy", ROUTING_POLICY_NAMES, ROUTING
+        ),
         scorers=_scorers(src, "routing.scorers", routing.get("scorers")),
-        priority_policy=_policy(src, "priority.policy", priority.get("policy"),
-                                "priority policy", PRIORITY_POLICY_NAMES, PRIORITY),
-        scheduler=_policy(src, "scheduler", doc.get("scheduler"),
-                          "scheduler", SCHEDULER_NAMES, SCHEDULER),
+        priority_policy=_policy(
+            src, "priority.policy", priority.get("policy"), "priority policy", PRIORITY_POLICY_NAMES, PRIORITY
+        ),
+        scheduler=_policy(src, "scheduler", doc.get("scheduler"), "scheduler", SCHEDULER_NAMES, SCHEDULER),
         instance_pool=_pool(src, doc.get("instance_pool")),
     )
 
@@ -248,8 +255,6 @@ def load_policy_bundle(path: Union[str, Path]) -> PolicyBundle:
 def _pool(src: _Source, value: Any) -> str:
     if value is None:
         return ""
-    from ..plan.pool import pool_text  # plan imports this module
-
     try:
         return pool_text(value, "instance_pool")
     except ConfigError as exc:
@@ -284,8 +289,7 @@ def apply_bundle(bundle: PolicyBundle, values: Mapping[str, Any], explicit: set[
     return out
 
 
-def effective_scorers(routing_scorers: str,
-                      bundle_scorers: tuple[ScorerConfig, ...]) -> tuple[ScorerConfig, ...]:
+def effective_scorers(routing_scorers: str, bundle_scorers: tuple[ScorerConfig, ...]) -> tuple[ScorerConfig, ...]:
     """The weighted-routing profile: ``--routing-scorers`` if given, else the bundle's.
 
     An empty result means "use the default profile". The flag text is parsed here,

@@ -1,4 +1,4 @@
-"""Reference data: trained coefficients, model defaults, workload presets, GPU specs, model facts.
+"""Reference data: trained coefficients, model defaults, workload presets and GPU specs.
 
 The shipped data lives in ``configs/`` (installed as package ``blis_gym.configs``), one concept
 per file, each tagged with a ``schema:`` key. ``load_catalog(path)`` also reads a file in BLIS's
@@ -11,33 +11,24 @@ overheads and latencies in microseconds, token counts in tokens.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NoReturn, Union
+from typing import Any
 
-
-from blis_gym.errors import ConfigError
-
-from . import yamlio
-
-if TYPE_CHECKING:
-    from importlib.resources.abc import Traversable
+from ..engine.roofline import GPUSpec
+from .datafiles import Source, fail, read_json, read_yaml, shipped_dir
 
 COEFFICIENTS_SCHEMA = "blis-gym/coefficients/v1"
 DEFAULTS_SCHEMA = "blis-gym/model-defaults/v1"
 WORKLOADS_SCHEMA = "blis-gym/workloads/v1"
 GPUS_SCHEMA = "blis-gym/gpus/v1"
-MODEL_SCHEMA = "blis-gym/model/v1"
 
 COEFFICIENTS_FILE = "coefficients.yaml"
 DEFAULTS_FILE = "model_defaults.yaml"
 WORKLOADS_FILE = "workloads.yaml"
 GPUS_FILE = "gpus.yaml"
-MODELS_DIR = "models"
 
 
 @dataclass(frozen=True)
@@ -84,20 +75,6 @@ class WorkloadPreset:
 
 
 @dataclass(frozen=True)
-class GPUSpec:
-    """GPU figures for the roofline latency model."""
-
-    tflops_peak: float  # dense peak, TFLOP/s
-    bw_peak_tbs: float  # peak HBM bandwidth, TB/s
-    bw_eff_constant: float  # fraction of peak bandwidth actually reached
-    t_overhead_us: float  # fixed per-step overhead, microseconds
-    per_layer_overhead_us: float  # per-layer launch overhead, microseconds
-    mfu_prefill: float  # model FLOPs utilisation during prefill, fraction
-    mfu_decode: float  # model FLOPs utilisation during decode, fraction
-    all_reduce_latency_us: float  # one tensor-parallel all-reduce, microseconds
-
-
-@dataclass(frozen=True)
 class Catalog:
     """Everything BLIS reads from ``defaults.yaml`` plus GPU specs, read-only."""
 
@@ -116,13 +93,14 @@ class Catalog:
         """The default GPU/TP/vLLM version for ``model`` (exact id), or None."""
         return self.model_defaults.get(model)
 
-    def find_coefficients(
-        self, model: str, tp: int, gpu: str, vllm_version: str
-    ) -> CoefficientEntry | None:
+    def find_coefficients(self, model: str, tp: int, gpu: str, vllm_version: str) -> CoefficientEntry | None:
         """The first entry matching all four exactly, as BLIS does, or None."""
         for entry in self.coefficients:
             if (entry.model, entry.tp, entry.gpu, entry.vllm_version) == (
-                model, tp, gpu, vllm_version,
+                model,
+                tp,
+                gpu,
+                vllm_version,
             ):
                 return entry
         return None
@@ -134,36 +112,57 @@ class Catalog:
 
 # --- field tables: our key -> kind, and BLIS's key -> our key --------------------------------
 
-_ENTRY = {"gpu": "str", "tp": "int", "vllm_version": "str", "alpha": "floats",
-          "beta": "floats", "total_kv_blocks": "int", "best_loss": "float"}
-_ENTRY_BLIS = {"GPU": "gpu", "tensor_parallelism": "tp", "vllm_version": "vllm_version",
-               "alpha_coeffs": "alpha", "beta_coeffs": "beta",
-               "total_kv_blocks": "total_kv_blocks", "best_loss": "best_loss"}
+_ENTRY = {
+    "gpu": "str",
+    "tp": "int",
+    "vllm_version": "str",
+    "alpha": "floats",
+    "beta": "floats",
+    "total_kv_blocks": "int",
+    "best_loss": "float",
+}
+_ENTRY_BLIS = {
+    "GPU": "gpu",
+    "tensor_parallelism": "tp",
+    "vllm_version": "vllm_version",
+    "alpha_coeffs": "alpha",
+    "beta_coeffs": "beta",
+    "total_kv_blocks": "total_kv_blocks",
+    "best_loss": "best_loss",
+}
 _DEFAULTS = {"gpu": "str", "tp": "int", "vllm_version": "str"}
 _DEFAULTS_BLIS = {"GPU": "gpu", "tensor_parallelism": "tp", "vllm_version": "vllm_version"}
 _PRESET = {f.name: "int" for f in fields(WorkloadPreset)}
-_PRESET_BLIS = {"prefix_tokens": "prefix_tokens", "prompt_tokens": "prompt_mean",
-                "prompt_tokens_stdev": "prompt_stdev", "prompt_tokens_min": "prompt_min",
-                "prompt_tokens_max": "prompt_max", "output_tokens": "output_mean",
-                "output_tokens_stdev": "output_stdev", "output_tokens_min": "output_min",
-                "output_tokens_max": "output_max"}
+_PRESET_BLIS = {
+    "prefix_tokens": "prefix_tokens",
+    "prompt_tokens": "prompt_mean",
+    "prompt_tokens_stdev": "prompt_stdev",
+    "prompt_tokens_min": "prompt_min",
+    "prompt_tokens_max": "prompt_max",
+    "output_tokens": "output_mean",
+    "output_tokens_stdev": "output_stdev",
+    "output_tokens_min": "output_min",
+    "output_tokens_max": "output_max",
+}
 _GPU = {f.name: "float" for f in fields(GPUSpec)}
-_GPU_BLIS = {"TFlopsPeak": "tflops_peak", "BwPeakTBs": "bw_peak_tbs",
-             "BwEffConstant": "bw_eff_constant", "TOverheadMicros": "t_overhead_us",
-             "perLayerOverhead": "per_layer_overhead_us", "mfuPrefill": "mfu_prefill",
-             "mfuDecode": "mfu_decode", "allReduceLatency": "all_reduce_latency_us"}
+_GPU_BLIS = {
+    "TFlopsPeak": "tflops_peak",
+    "BwPeakTBs": "bw_peak_tbs",
+    "BwEffConstant": "bw_eff_constant",
+    "TOverheadMicros": "t_overhead_us",
+    "perLayerOverhead": "per_layer_overhead_us",
+    "mfuPrefill": "mfu_prefill",
+    "mfuDecode": "mfu_decode",
+    "allReduceLatency": "all_reduce_latency_us",
+}
 _BLIS_TOP = ("models", "defaults", "workloads", "version")
 
 _ZERO: dict[str, Any] = {"int": 0, "float": 0.0, "str": "", "floats": ()}
-_WANT = {"int": "an integer", "float": "a number", "str": "a string",
-         "floats": "a list of numbers"}
+_WANT = {"int": "an integer", "float": "a number", "str": "a string", "floats": "a list of numbers"}
 _BAD = object()
 
 
 # --- validation helpers ----------------------------------------------------------------------
-
-def _fail(src: str, message: str) -> NoReturn:
-    raise ConfigError(f"{src}: {message}")
 
 
 def _is_number(value: object) -> bool:
@@ -187,23 +186,24 @@ def _mapping(src: str, where: str, node: object) -> dict[Any, Any]:
     if node is None:
         return {}
     if not isinstance(node, dict):
-        _fail(src, f"{where} must be a mapping")
+        fail(src, f"{where} must be a mapping")
     return node
 
 
-def _record(src: str, where: str, node: object, spec: Mapping[str, str],
-            rename: Mapping[str, str] | None = None) -> dict[str, Any]:
+def _record(
+    src: str, where: str, node: object, spec: Mapping[str, str], rename: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Check one mapping against ``spec`` (our keys -> kinds).
 
     With ``rename`` (BLIS key -> our key) the node uses BLIS's keys and, as in Go, a missing or
     null field takes its zero value; without it every field is required.
     """
     if not isinstance(node, dict):
-        _fail(src, f"{where} must be a mapping")
+        fail(src, f"{where} must be a mapping")
     keys = rename or {k: k for k in spec}
     for key in node:
         if key not in keys:
-            _fail(src, f"{where}: unknown field {key!r} (allowed: {', '.join(keys)})")
+            fail(src, f"{where}: unknown field {key!r} (allowed: {', '.join(keys)})")
     out: dict[str, Any] = {}
     for key, ours in keys.items():
         kind = spec[ours]
@@ -211,10 +211,10 @@ def _record(src: str, where: str, node: object, spec: Mapping[str, str],
             out[ours] = _ZERO[kind]
             continue
         if key not in node:
-            _fail(src, f"{where}.{key} is missing")
+            fail(src, f"{where}.{key} is missing")
         value = _convert(kind, node[key])
         if value is _BAD:
-            _fail(src, f"{where}.{key} must be {_WANT[kind]}")
+            fail(src, f"{where}.{key} must be {_WANT[kind]}")
         out[ours] = value
     return out
 
@@ -224,54 +224,23 @@ def _named(src: str, where: str, node: object) -> dict[str, Any]:
     table = _mapping(src, where, node)
     for key in table:
         if not isinstance(key, str):
-            _fail(src, f"{where} key {key!r} must be a string")
+            fail(src, f"{where} key {key!r} must be a string")
     return table
-
-
-# --- reading files ---------------------------------------------------------------------------
-
-
-_Source = Union[Path, "Traversable"]
-
-
-def _read_text(path: _Source, src: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        _fail(src, "file not found")
-    except IsADirectoryError:
-        _fail(src, "is a directory, expected a file")
-    except (OSError, UnicodeDecodeError) as exc:
-        _fail(src, f"cannot read file ({exc})")
-
-
-def _read_yaml(path: _Source, src: str) -> Any:
-    text = _read_text(path, src)
-    doc = yamlio.parse(text, src)
-    if doc is None:
-        _fail(src, "file is empty")
-    return doc
-
-
-def _read_json(path: Path, src: str) -> Any:
-    try:
-        return json.loads(_read_text(path, src))
-    except json.JSONDecodeError as exc:
-        _fail(src, f"invalid JSON at line {exc.lineno}: {exc.msg}")
 
 
 def _check_schema(src: str, doc: object, schema: str, body: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
-        _fail(src, "top level must be a mapping")
+        fail(src, "top level must be a mapping")
     if doc.get("schema") != schema:
-        _fail(src, f"schema must be {schema!r} (got {doc.get('schema')!r})")
+        fail(src, f"schema must be {schema!r} (got {doc.get('schema')!r})")
     for key in doc:
         if key not in ("schema", body):
-            _fail(src, f"unknown top-level key {key!r} (allowed: schema, {body})")
+            fail(src, f"unknown top-level key {key!r} (allowed: schema, {body})")
     return doc
 
 
 # --- BLIS's defaults.yaml --------------------------------------------------------------------
+
 
 def _grouped(entries: list[CoefficientEntry]) -> tuple[CoefficientEntry, ...]:
     # Group rows by model (first appearance), keeping file order within a model: lookups match
@@ -284,16 +253,16 @@ def _grouped(entries: list[CoefficientEntry]) -> tuple[CoefficientEntry, ...]:
 
 def _parse_blis(doc: object, src: str) -> Catalog:
     if not isinstance(doc, dict):
-        _fail(src, "top level must be a mapping")
+        fail(src, "top level must be a mapping")
     for key in doc:
         if key not in _BLIS_TOP:
-            _fail(src, f"unknown top-level key {key!r} (allowed: {', '.join(_BLIS_TOP)})")
+            fail(src, f"unknown top-level key {key!r} (allowed: {', '.join(_BLIS_TOP)})")
     version = doc.get("version")
     if version is not None and not isinstance(version, (str, int, float)):
-        _fail(src, "version must be a string")
+        fail(src, "version must be a string")
     rows = doc.get("models") or []
     if not isinstance(rows, list):
-        _fail(src, "models must be a list")
+        fail(src, "models must be a list")
     entries = []
     for i, row in enumerate(rows):
         spec = {**_ENTRY, "model": "str"}
@@ -312,39 +281,38 @@ def _parse_blis(doc: object, src: str) -> Catalog:
 
 def read_blis_defaults(path: str | Path) -> Catalog:
     """Read a file in BLIS's ``defaults.yaml`` format; the result has no GPU specs."""
-    return _parse_blis(_read_yaml(Path(path), str(path)), str(path))
+    return _parse_blis(read_yaml(Path(path), str(path)), str(path))
 
 
 def load_hardware_config(path: str | Path) -> Mapping[str, GPUSpec]:
     """Read GPU specs from a file in BLIS's ``hardware_config.json`` format."""
     src = str(path)
-    table = _named(src, "top level", _read_json(Path(path), src))
-    return MappingProxyType({
-        name: GPUSpec(**_record(src, f"[{name!r}]", node, _GPU, _GPU_BLIS))
-        for name, node in table.items()
-    })
+    table = _named(src, "top level", read_json(Path(path), src))
+    return MappingProxyType(
+        {name: GPUSpec(**_record(src, f"[{name!r}]", node, _GPU, _GPU_BLIS)) for name, node in table.items()}
+    )
 
 
 # --- our schema ------------------------------------------------------------------------------
 
+
 def _parse_coefficients(doc: object, src: str) -> tuple[CoefficientEntry, ...]:
-    models = _named(src, "models", _check_schema(src, doc, COEFFICIENTS_SCHEMA, "models")
-                    .get("models"))
+    models = _named(src, "models", _check_schema(src, doc, COEFFICIENTS_SCHEMA, "models").get("models"))
     entries = []
     for model, rows in models.items():
         if not isinstance(rows, list):
-            _fail(src, f"models[{model!r}] must be a list of entries")
+            fail(src, f"models[{model!r}] must be a list of entries")
         for i, row in enumerate(rows):
             values = _record(src, f"models[{model!r}][{i}]", row, _ENTRY)
             entries.append(CoefficientEntry(model=model, **values))
     return tuple(entries)
 
 
-def _parse_section(doc: object, src: str, schema: str, body: str, spec: Mapping[str, str],
-                   make: type) -> dict[str, Any]:
+def _parse_section(
+    doc: object, src: str, schema: str, body: str, spec: Mapping[str, str], make: type
+) -> dict[str, Any]:
     table = _named(src, body, _check_schema(src, doc, schema, body).get(body))
-    return {name: make(**_record(src, f"{body}[{name!r}]", node, spec))
-            for name, node in table.items()}
+    return {name: make(**_record(src, f"{body}[{name!r}]", node, spec)) for name, node in table.items()}
 
 
 _SIBLINGS = (  # file, schema, body key, field spec, record type, Catalog attribute
@@ -354,9 +322,9 @@ _SIBLINGS = (  # file, schema, body key, field spec, record type, Catalog attrib
 )
 
 
-def _load_ours(directory: _Source, doc: object, src: str,
-               fallback: Catalog | None) -> Catalog:
-    """A catalog from our coefficients file plus its sibling files in ``directory``.
+def _load_ours(directory: Source, doc: object, src: str, fallback: Catalog | None, shipped: bool = False) -> Catalog:
+    """A catalog from our coefficients file plus its sibling files in ``directory`` (``shipped``:
+    the package's own data folder).
 
     A sibling that is absent is taken from ``fallback`` (the shipped catalog) if given.
     """
@@ -367,24 +335,15 @@ def _load_ours(directory: _Source, doc: object, src: str,
             parts[attr] = getattr(fallback, attr)
             continue
         sib_src = str(sibling)
-        parts[attr] = _parse_section(_read_yaml(sibling, sib_src), sib_src, schema, body, spec,
-                                     make)
+        parts[attr] = _parse_section(read_yaml(sibling, sib_src, shipped), sib_src, schema, body, spec, make)
     return Catalog(_parse_coefficients(doc, src), source=src, **parts)
-
-
-def _shipped_dir() -> _Source:
-    try:
-        return resources.files("blis_gym.configs")
-    except ModuleNotFoundError:
-        # Not installed: the package-dir mapping is inactive, so read the repo's configs/.
-        return Path(__file__).resolve().parents[2] / "configs"
 
 
 @functools.lru_cache(maxsize=1)
 def _shipped_catalog() -> Catalog:
-    directory = _shipped_dir()
+    directory = shipped_dir()
     path = directory.joinpath(COEFFICIENTS_FILE)
-    return _load_ours(directory, _read_yaml(path, str(path)), str(path), fallback=None)
+    return _load_ours(directory, read_yaml(path, str(path), shipped=True), str(path), fallback=None, shipped=True)
 
 
 def load_catalog(defaults_path: str | None = None) -> Catalog:
@@ -399,105 +358,7 @@ def load_catalog(defaults_path: str | None = None) -> Catalog:
         return _shipped_catalog()
     path = Path(defaults_path)
     src = str(defaults_path)
-    doc = _read_yaml(path, src)
+    doc = read_yaml(path, src)
     if isinstance(doc, dict) and "schema" in doc:
         return _load_ours(path.parent, doc, src, fallback=_shipped_catalog())
     return replace(_parse_blis(doc, src), gpus=_shipped_catalog().gpus)
-
-
-# --- model architecture facts ----------------------------------------------------------------
-
-# torch_dtype -> bytes per parameter, as BLIS's roofline model counts them.
-BYTES_PER_PARAM = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "uint8": 1,
-                   "fp8": 1, "int4": 1, "nf4": 1}
-# The integer facts read first, in this order; roofline reads a missing intermediate_size as
-# 4 x hidden and ignores vocab_size, as the reference does, so only the files we ship need them.
-_SHIPPED_FACTS = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads",
-                  "vocab_size")
-_REQUIRED_FACTS = ("num_hidden_layers", "hidden_size", "num_attention_heads")
-_OPTIONAL_FACTS = ("head_dim", "max_position_embeddings",
-                   "tie_word_embeddings",
-                   # mixture-of-experts layouts, under the names different families use
-                   "num_local_experts", "num_experts", "n_routed_experts", "n_shared_experts",
-                   "num_experts_per_tok", "moe_intermediate_size",
-                   "shared_expert_intermediate_size", "decoder_sparse_step",
-                   "first_k_dense_replace", "moe_layer_freq")
-
-
-def model_facts_from_hf(path: str | Path) -> dict[str, Any]:
-    """The architecture facts roofline needs, from a HuggingFace ``config.json``.
-
-    Keys keep HuggingFace's names; ``bytes_per_param`` is derived from ``torch_dtype``.
-    A missing ``num_key_value_heads`` means multi-head attention (as many as attention heads).
-    """
-    src = str(path)
-    raw = _named(src, "top level", _read_json(Path(path), src))
-    if isinstance(raw.get("text_config"), dict):
-        raw = {**raw, **raw["text_config"]}  # multimodal: the text model is what runs
-    facts: dict[str, Any] = {}
-    archs = raw.get("architectures")
-    if isinstance(archs, list) and archs:
-        facts["architecture"] = archs[0]
-    if "model_type" in raw:
-        facts["model_type"] = raw["model_type"]
-    for key in _SHIPPED_FACTS:
-        value = raw.get(key)
-        if value is None and key not in _REQUIRED_FACTS:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool):
-            _fail(src, f"{key} must be an integer")
-        facts[key] = value
-    kv_heads = raw.get("num_key_value_heads")
-    facts["num_key_value_heads"] = kv_heads if kv_heads else raw["num_attention_heads"]
-    facts.update({key: raw[key] for key in _OPTIONAL_FACTS if raw.get(key) is not None})
-    dtype = raw.get("torch_dtype")
-    if dtype not in BYTES_PER_PARAM:
-        _fail(src, f"torch_dtype {dtype!r} is not one of {', '.join(BYTES_PER_PARAM)}")
-    facts["torch_dtype"] = dtype
-    facts["bytes_per_param"] = BYTES_PER_PARAM[dtype]
-    return facts
-
-
-@functools.lru_cache(maxsize=1)
-def _model_index() -> tuple[dict[str, Mapping[str, Any]], tuple[str, ...]]:
-    """Shipped model facts by lower-cased file stem and hf id, and the known names."""
-    index: dict[str, Mapping[str, Any]] = {}
-    names = []
-    folder = _shipped_dir().joinpath(MODELS_DIR)
-    for item in sorted(folder.iterdir(), key=lambda p: p.name):
-        if not item.name.endswith(".yaml"):
-            continue
-        src = str(item)
-        doc = _read_yaml(item, src)
-        if not isinstance(doc, dict) or doc.get("schema") != MODEL_SCHEMA:
-            _fail(src, f"schema must be {MODEL_SCHEMA!r}")
-        for key in ("name", "hf_id", *_SHIPPED_FACTS, "num_key_value_heads", "bytes_per_param"):
-            if key not in doc:
-                _fail(src, f"{key} is missing")
-        facts = MappingProxyType({k: v for k, v in doc.items() if k != "schema"})
-        stem = item.name[: -len(".yaml")]
-        names.append(stem)
-        index[stem.lower()] = facts
-        index[str(doc["hf_id"]).lower()] = facts
-    return index, tuple(names)
-
-
-def load_model_facts(name_or_hf_id: str) -> Mapping[str, Any]:
-    """Shipped architecture facts for a model, by file name (e.g. ``qwen3-14b``) or hf id
-    (e.g. ``Qwen/Qwen3-14B``), case-insensitively. Raises ConfigError for an unknown model."""
-    index, names = _model_index()
-    facts = index.get(name_or_hf_id.lower())
-    if facts is None:
-        raise ConfigError(
-            f"unknown model {name_or_hf_id!r} for roofline facts (known: {', '.join(names)})")
-    return facts
-
-
-def has_model_facts(name_or_hf_id: str) -> bool:
-    """Whether architecture facts are shipped for this model (file name or hf id, any case)."""
-    return name_or_hf_id.lower() in _model_index()[0]
-
-
-def shipped_model_names() -> tuple[str, ...]:
-    """The shipped models' file names (e.g. ``qwen3-14b``)."""
-    return _model_index()[1]

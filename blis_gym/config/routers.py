@@ -9,12 +9,13 @@ Each lives in ``configs/routers/<name>/`` as ``blis train`` wrote it (``model.zi
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
+
+from .datafiles import shipped_dir
 
 
 def _folder():
-    return resources.files("blis_gym.configs") / "routers"
+    return shipped_dir("routers")
 
 
 def shipped_models() -> list[str]:
@@ -22,8 +23,11 @@ def shipped_models() -> list[str]:
     folder = _folder()
     if not folder.is_dir():
         return []
-    return sorted(f.name for f in folder.iterdir()
-                  if f.is_dir() and ((f / "model.zip").is_file() or (f / "rllib_checkpoint").is_dir()))
+    return sorted(
+        f.name
+        for f in folder.iterdir()
+        if f.is_dir() and ((f / "model.zip").is_file() or (f / "rllib_checkpoint").is_dir())
+    )
 
 
 def model_location(name_or_path: str) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from ..errors import ConfigError, WorkloadError
+from ..policies.lookahead import LookaheadConfig
 
 if TYPE_CHECKING:
     from ..engine.roofline import RooflineSpec
@@ -40,11 +41,11 @@ class CPUTierConfig:
     def __post_init__(self) -> None:
         _positive("--kv-cpu-blocks", self.blocks)
         if not (0 <= self.offload_threshold <= 1):
-            raise ConfigError(f"--kv-offload-threshold must be a finite value in [0, 1], "
-                              f"got {self.offload_threshold}")
+            raise ConfigError(f"--kv-offload-threshold must be a finite value in [0, 1], got {self.offload_threshold}")
         if not (self.bandwidth > 0 and math.isfinite(self.bandwidth)):
-            raise ConfigError(f"--kv-transfer-bandwidth must be a finite value > 0 when --kv-cpu-blocks > 0, "
-                              f"got {self.bandwidth}")
+            raise ConfigError(
+                f"--kv-transfer-bandwidth must be a finite value > 0 when --kv-cpu-blocks > 0, got {self.bandwidth}"
+            )
         _non_negative("--kv-transfer-base-latency", self.base_latency)
 
 
@@ -99,36 +100,6 @@ def reference_step_time(beta: tuple[float, ...]) -> float:
     return beta[0] + beta[2] * SPEED_REFERENCE_DECODE
 
 
-LOOKAHEAD_OBJECTIVES = ("ttft", "time-in-system")
-
-
-@dataclass(frozen=True)
-class LookaheadConfig:
-    """The ``lookahead`` routing oracle: how each candidate's future is simulated and scored.
-
-    ``horizon`` is in ticks (None: to the end of the run); ``future`` keeps arrivals that
-    have not happened yet in the rollouts (False: only the requests already in the system);
-    ``candidates`` > 0 simulates only that many instances, those the rollout policy ranks
-    best (0: every instance).
-    """
-
-    rollout: str = "weighted"
-    horizon: int | None = None
-    objective: str = "ttft"
-    future: bool = False
-    candidates: int = 0
-
-    def __post_init__(self) -> None:
-        _non_negative("--lookahead-candidates", self.candidates)
-        if self.horizon is not None:
-            _non_negative("--lookahead-horizon", self.horizon)
-        if self.objective not in LOOKAHEAD_OBJECTIVES:
-            raise ConfigError(f"--lookahead-objective: unknown objective {self.objective!r} "
-                              f"(valid: {', '.join(LOOKAHEAD_OBJECTIVES)})")
-        if self.rollout == "lookahead":
-            raise ConfigError("--lookahead-rollout: the rollout policy cannot be lookahead itself")
-
-
 @dataclass(frozen=True)
 class ClusterConfig:
     """The cluster: instances, the arrival -> admission -> routing pipeline, policies.
@@ -172,8 +143,9 @@ class ClusterConfig:
         if self.trace_level not in ("none", "decisions"):
             raise ConfigError(f"--trace-level: unknown trace level {self.trace_level!r} (valid: none, decisions)")
         if self.pool and len(self.pool) != self.num_instances:
-            raise ConfigError(f"--instance-pool has {len(self.pool)} instances but --num-instances is "
-                              f"{self.num_instances}")
+            raise ConfigError(
+                f"--instance-pool has {len(self.pool)} instances but --num-instances is {self.num_instances}"
+            )
 
     def instance_class(self, i: int) -> InstanceClass:
         """Instance ``i``'s coefficients and KV size (the engine's own in a homogeneous cluster)."""
@@ -190,12 +162,18 @@ class ClusterConfig:
     def policy_options(self) -> dict:
         """What the policy factories may need; each registry passes a factory only what it takes."""
         e = self.engine
-        return {"block_size": e.block_size, "scorers": self.routing_scorers,
-                "token_bucket_capacity": self.token_bucket_capacity,
-                "token_bucket_refill_rate": self.token_bucket_refill_rate,
-                "routing_model": self.routing_model, "admission_model": self.admission_model,
-                "num_instances": self.num_instances, "max_running": e.max_running,
-                "total_kv_blocks": self.max_kv_blocks, "lookahead": self.lookahead}
+        return {
+            "block_size": e.block_size,
+            "scorers": self.routing_scorers,
+            "token_bucket_capacity": self.token_bucket_capacity,
+            "token_bucket_refill_rate": self.token_bucket_refill_rate,
+            "routing_model": self.routing_model,
+            "admission_model": self.admission_model,
+            "num_instances": self.num_instances,
+            "max_running": e.max_running,
+            "total_kv_blocks": self.max_kv_blocks,
+            "lookahead": self.lookahead,
+        }
 
 
 @dataclass(frozen=True)
@@ -243,4 +221,5 @@ class DistributionWorkload:
             if not (lo <= mean <= hi and lo <= std <= hi):
                 raise WorkloadError(
                     f"--{kind}-tokens ({mean}) and --{kind}-tokens-stdev ({std}) must lie in "
-                    f"[--{kind}-tokens-min, --{kind}-tokens-max] = [{lo}, {hi}]")
+                    f"[--{kind}-tokens-min, --{kind}-tokens-max] = [{lo}, {hi}]"
+                )

@@ -41,17 +41,23 @@ _DOT_FLOAT = re.compile(r"^\.[0-9]+([eE][-+]?[0-9]+)?$")
 _NULLS = {"", "~", "null", "Null", "NULL"}
 _TRUE = {"true", "True", "TRUE"}
 _FALSE = {"false", "False", "FALSE"}
-_SPECIAL_FLOATS = {".nan": math.nan, ".NaN": math.nan, ".NAN": math.nan,
-                   **{s: math.inf for s in (".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF")},
-                   **{s: -math.inf for s in ("-.inf", "-.Inf", "-.INF")}}
-_BOOL_11 = {**{s: True for s in ("y", "Y", "yes", "Yes", "YES", "on", "On", "ON")},
-            **{s: False for s in ("n", "N", "no", "No", "NO", "off", "Off", "OFF")}}
+_SPECIAL_FLOATS = {
+    ".nan": math.nan,
+    ".NaN": math.nan,
+    ".NAN": math.nan,
+    **{s: math.inf for s in (".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF")},
+    **{s: -math.inf for s in ("-.inf", "-.Inf", "-.INF")},
+}
+_BOOL_11 = {
+    **{s: True for s in ("y", "Y", "yes", "Yes", "YES", "on", "On", "ON")},
+    **{s: False for s in ("n", "N", "no", "No", "NO", "off", "Off", "OFF")},
+}
 
 
 class _NodeLoader(yaml.SafeLoader):
-    """Composes nodes, leaving plain scalars unresolved for :func:`_resolve`."""
+    """Composes nodes, leaving plain scalars unresolved for :func:`resolve_plain`."""
 
-    def resolve(self, kind, value, implicit):  # noqa: D401 - PyYAML hook
+    def resolve(self, kind, value, implicit):
         if kind is yaml.ScalarNode and implicit[0]:
             return _PLAIN
         return super().resolve(kind, value, implicit)
@@ -85,7 +91,7 @@ def _go_parse_int(text: str) -> Optional[int]:
     return None
 
 
-def _resolve(text: str) -> tuple[str, Any]:
+def resolve_plain(text: str) -> tuple[str, Any]:
     """(kind, value) of a plain scalar, kind one of null, bool, int, float, str."""
     if text in _NULLS:
         return "null", None
@@ -123,11 +129,11 @@ class _Decoder:
             kind = "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
             self.fail(path, node, f"expected a single value, got {kind}")
         if node.tag == _PLAIN:
-            return _resolve(node.value)
+            return resolve_plain(node.value)
         if node.tag == _STR:
             return "str", node.value
         if node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
-            kind, value = _resolve(node.value)
+            kind, value = resolve_plain(node.value)
             if kind in ("int", "float"):
                 return ("float", float(value)) if node.tag.endswith("float") else (kind, value)
         self.fail(path, node, f"cannot read {node.value!r} tagged {node.tag}")
@@ -189,8 +195,7 @@ class _Decoder:
         out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         merged: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge" or (
-                    key_node.tag == _PLAIN and key_node.value == "<<"):
+            if key_node.tag == "tag:yaml.org,2002:merge" or (key_node.tag == _PLAIN and key_node.value == "<<"):
                 sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
                 for source in sources:
                     for text, k, v in self.pairs(source, path):
@@ -200,8 +205,11 @@ class _Decoder:
                 self.fail(path, key_node, "mapping keys must be plain values")
             text = key_node.value
             if text in out:
-                self.fail(f"{path}.{text}" if path else text, key_node,
-                          f"key {text!r} given twice (first at line {out[text][0].start_mark.line + 1})")
+                self.fail(
+                    f"{path}.{text}" if path else text,
+                    key_node,
+                    f"key {text!r} given twice (first at line {out[text][0].start_mark.line + 1})",
+                )
             out[text] = (key_node, value_node)
         for text, pair in merged.items():
             out.setdefault(text, pair)
@@ -210,8 +218,7 @@ class _Decoder:
     def mapping(self, node: yaml.Node, item: Any, path: str) -> dict:
         if self.is_null(node):
             return {}
-        return {text: self.value(v, item, f"{path}.{text}" if path else text)
-                for text, _, v in self.pairs(node, path)}
+        return {text: self.value(v, item, f"{path}.{text}" if path else text) for text, _, v in self.pairs(node, path)}
 
     def struct(self, node: yaml.Node, cls: type, path: str) -> Any:
         if self.is_null(node):
@@ -239,7 +246,7 @@ def decode(text: str, cls: Any, where: str) -> Any:
     ``where`` starts every error message (e.g. ``"--workload-spec spec.yaml"``).
     """
     try:
-        node = yaml.compose(text, Loader=_NodeLoader)  # noqa: S506 - a SafeLoader subclass
+        node = yaml.compose(text, Loader=_NodeLoader)
     except yaml.YAMLError as exc:
         raise syntax_error(exc, where) from None
     if node is None:

@@ -28,8 +28,16 @@ if TYPE_CHECKING:
 class BatchResult:
     """What one formation changed: who was preempted and who was newly scheduled."""
 
-    __slots__ = ("preempted", "scheduled", "preemption_happened", "prefill_tokens", "decode_tokens",
-                 "prefills", "decode_context", "zero_input")
+    __slots__ = (
+        "preempted",
+        "scheduled",
+        "preemption_happened",
+        "prefill_tokens",
+        "decode_tokens",
+        "prefills",
+        "decode_context",
+        "zero_input",
+    )
 
     def __init__(self) -> None:
         self.preempted: list[Request] = []
@@ -50,14 +58,21 @@ class BatchResult:
 class VLLMBatchFormation:
     """The vLLM v1 scheduler's batch composition, one step at a time."""
 
-    def __init__(self, max_running: int, max_tokens: int, prefill_threshold: int,
-                 visit_evicted: bool = False) -> None:
+    def __init__(self, max_running: int, max_tokens: int, prefill_threshold: int, visit_evicted: bool = False) -> None:
         self.max_running = max_running
         self.max_tokens = max_tokens
         self.prefill_threshold = prefill_threshold
         self.visit_evicted = visit_evicted
 
-    def form(self, running: list[Request], waitq: deque, kv: "KVCache", sync=None, active: list | None = None, n_lazy: int = 0) -> BatchResult:
+    def form(
+        self,
+        running: list[Request],
+        waitq: deque,
+        kv: "KVCache",
+        sync=None,
+        active: list | None = None,
+        n_lazy: int = 0,
+    ) -> BatchResult:
         """Update ``running`` and ``waitq`` in place for this step.
 
         ``active`` (default: ``running`` itself) lists the running requests in order,
@@ -149,8 +164,9 @@ class VLLMBatchFormation:
         return res
 
     @staticmethod
-    def _reserve(req: Request, n: int, running: list, active: list, waitq: deque, kv: "KVCache",
-                 res: BatchResult, sync) -> bool:
+    def _reserve(
+        req: Request, n: int, running: list, active: list, waitq: deque, kv: "KVCache", res: BatchResult, sync
+    ) -> bool:
         """Reserve KV for ``n`` more tokens of ``req``, evicting from the batch tail as needed."""
         while not kv.allocate(req, req.progress, req.progress + n, ()):
             if not running:

@@ -56,7 +56,7 @@ def chain_key(prev: int, key: int) -> int:
 
 def _own(tokens: np.ndarray, block_size: int) -> np.ndarray:
     nb = len(tokens) // block_size
-    blocks = tokens[:nb * block_size].view(np.uint64).reshape(nb, block_size)
+    blocks = tokens[: nb * block_size].view(np.uint64).reshape(nb, block_size)
     return blocks @ _multipliers(block_size)  # integer matmul wraps mod 2**64
 
 
@@ -80,7 +80,7 @@ def _flat_keys(arrays: list[np.ndarray], block_size: int, counts: np.ndarray):
     """(own keys, chained prefix keys, depth) of every full block of all ``arrays``, in one
     flat uint64 array each, array after array; ``counts`` is each array's number of blocks."""
     total = int(counts.sum())
-    flat = np.concatenate([a[:n * block_size] for a, n in zip(arrays, counts.tolist())])
+    flat = np.concatenate([a[: n * block_size] for a, n in zip(arrays, counts.tolist())])
     own = flat.view(np.uint64).reshape(total, block_size) @ _multipliers(block_size)
     starts = np.cumsum(counts) - counts
     depth = np.arange(total) - np.repeat(starts, counts)  # block index within its array
@@ -90,8 +90,7 @@ def _flat_keys(arrays: list[np.ndarray], block_size: int, counts: np.ndarray):
     return own, up[depth] * (sums - np.repeat(before, counts) + _SEED_R), depth
 
 
-def unshared_prefixes(arrays: Iterable[np.ndarray], block_size: int, depths: list[int],
-                      chunk: int = 512) -> list[bool]:
+def unshared_prefixes(arrays: Iterable[np.ndarray], block_size: int, depths: list[int], chunk: int = 512) -> list[bool]:
     """For each array: whether no other array shares its prefix up to the end of its block
     ``depths[i]`` (True as well when it has no such block). ``arrays`` is read ``chunk`` at a
     time: beyond a chunk, only keys (8 bytes a block) are held."""
@@ -101,7 +100,7 @@ def unshared_prefixes(arrays: Iterable[np.ndarray], block_size: int, depths: lis
     done = 0
     while batch := list(islice(arrays, chunk)):
         counts = np.fromiter((len(a) // block_size for a in batch), dtype=np.int64, count=len(batch))
-        want = np.asarray(depths[done:done + len(batch)], dtype=np.int64)
+        want = np.asarray(depths[done : done + len(batch)], dtype=np.int64)
         done += len(batch)
         has = want < counts
         at = np.zeros(len(batch), np.uint64)

@@ -15,10 +15,10 @@ from ..forking import Forkable, fork_with_tuples
 from . import eventq
 from .batching import VLLMBatchFormation
 from .kvcache import KVCache
-from .tiered_kv import TieredKVCache
 from .latency import BlackboxLatency
 from .metrics import InstanceMetrics
 from .request import COMPLETED, Request
+from .tiered_kv import TieredKVCache
 
 log = logging.getLogger("blis_gym")
 
@@ -57,21 +57,41 @@ class Instance(Forkable):
     def __deepcopy__(self, memo: dict) -> "Instance":
         return fork_with_tuples(self, memo, lists={"events": -1}, maps={"_due": 0, "_claims": 0})
 
-    def __init__(self, instance_id: str, *, total_kv_blocks: int, block_size: int,
-                 max_running: int, max_scheduled_tokens: int, long_prefill_threshold: int,
-                 latency: BlackboxLatency, horizon: int,
-                 priority=None, scheduler=None, reference_kv: bool = False, speed: float = 1.0,
-                 cpu_tier=None) -> None:
+    def __init__(
+        self,
+        instance_id: str,
+        *,
+        total_kv_blocks: int,
+        block_size: int,
+        max_running: int,
+        max_scheduled_tokens: int,
+        long_prefill_threshold: int,
+        latency: BlackboxLatency,
+        horizon: int,
+        priority=None,
+        scheduler=None,
+        reference_kv: bool = False,
+        speed: float = 1.0,
+        cpu_tier=None,
+    ) -> None:
         self.id = instance_id
         self.speed = speed  # decode speed relative to the fleet's fastest class (routers see it)
         self.tiered = cpu_tier is not None  # cpu_tier: a CPUTierConfig (see tiered_kv)
         if self.tiered:
-            self.kv = TieredKVCache(total_kv_blocks, block_size, cpu_tier.blocks, cpu_tier.offload_threshold,
-                                    cpu_tier.bandwidth, cpu_tier.base_latency, reference_rollback=reference_kv)
+            self.kv = TieredKVCache(
+                total_kv_blocks,
+                block_size,
+                cpu_tier.blocks,
+                cpu_tier.offload_threshold,
+                cpu_tier.bandwidth,
+                cpu_tier.base_latency,
+                reference_rollback=reference_kv,
+            )
         else:
             self.kv = KVCache(total_kv_blocks, block_size, reference_rollback=reference_kv)
-        self.former = VLLMBatchFormation(max_running, max_scheduled_tokens, long_prefill_threshold,
-                                         visit_evicted=reference_kv)
+        self.former = VLLMBatchFormation(
+            max_running, max_scheduled_tokens, long_prefill_threshold, visit_evicted=reference_kv
+        )
         self.latency = latency
         self.horizon = horizon
         self.reference_kv = reference_kv
@@ -166,8 +186,9 @@ class Instance(Forkable):
             return
         need = self._blocks_needed(req)
         if need > self.kv.total:
-            log.warning("dropping request %s: it needs %d KV blocks but the cache has only %d",
-                        req.id, need, self.kv.total)
+            log.warning(
+                "dropping request %s: it needs %d KV blocks but the cache has only %d", req.id, need, self.kv.total
+            )
             self._drop(req)
             return
         self.waitq.append(req)
@@ -241,8 +262,10 @@ class Instance(Forkable):
             # No request was skipped for lack of budget, so formation counted every token.
             if self._by_shape:
                 adv = self.latency.step_time_shape(
-                    res.prefills, res.decode_tokens + lazy_now + res.zero_input,
-                    res.decode_context + self._lazy_base + lazy_now * s)
+                    res.prefills,
+                    res.decode_tokens + lazy_now + res.zero_input,
+                    res.decode_context + self._lazy_base + lazy_now * s,
+                )
             else:
                 adv = self.latency.step_time_counts(res.prefill_tokens, res.decode_tokens + lazy_now)
         else:
@@ -427,7 +450,7 @@ class Instance(Forkable):
         if first is None or not reqs or reqs[-1].run_seq < first:
             return reqs
         ahead = [r for r in reqs if r.run_seq < first]
-        for req in reqs[len(ahead):]:
+        for req in reqs[len(ahead) :]:
             self._sync(req, s)
             self._activate(req)
         return ahead

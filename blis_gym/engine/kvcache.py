@@ -176,7 +176,7 @@ class KVCache(Forkable):
         else:
             if bs > 1:
                 return self._decode_token(req, start)
-            new_tokens = req.output[start - req.n_in:start - req.n_in + 1]
+            new_tokens = req.output[start - req.n_in : start - req.n_in + 1]
         n = len(new_tokens)
         blocks = req.kv_blocks
         had = len(blocks)
@@ -206,8 +206,7 @@ class KVCache(Forkable):
             if prefill:
                 keys = req.input_keys(bs)
                 bkeys = req.input_block_keys(bs)
-                if not self.front and (start + i) % bs == 0 \
-                        and self.total - self.hw >= (n - i + bs - 1) // bs:
+                if not self.front and (start + i) % bs == 0 and self.total - self.hw >= (n - i + bs - 1) // bs:
                     self._take_untouched(req, new_tokens, i, start, keys, bkeys)
                     return True
             hashes = self.hash
@@ -257,8 +256,8 @@ class KVCache(Forkable):
         j0 = (start + i) // bs
         ids = range(b0, b0 + nb)
         self.ref_count.extend([1] * nb)
-        own = bkeys[j0:j0 + full]
-        chained = keys[j0:j0 + full]
+        own = bkeys[j0 : j0 + full]
+        chained = keys[j0 : j0 + full]
         self.tkey.extend(own)
         self.hash.extend(chained)
         if nb > full:

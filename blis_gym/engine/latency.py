@@ -8,26 +8,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..errors import ConfigError
-
-
-class AlphaOverheads:
-    """The per-request overheads every step-time model shares, from ``self.alpha``: queueing
-    delay ``alpha0 + alpha1 * input length`` and per-output-token time ``alpha2`` (µs)."""
-
-    alpha: tuple[float, ...]
-
-    def queueing_time(self, n_in: int) -> int:
-        a = self.alpha
-        return int(a[0] + a[1] * float(n_in))
-
-    def output_token_time(self) -> int:
-        return int(self.alpha[2])
-
-    def scheduling_time(self) -> int:
-        return 0
-
-    def preemption_time(self) -> int:
-        return 0
+from .overheads import AlphaOverheads
+from .roofline import RooflineLatency
 
 
 @dataclass(frozen=True)
@@ -67,10 +49,8 @@ class BlackboxLatency(AlphaOverheads):
         return int(b[0] + b[1] * float(miss) + b[2] * float(decode))
 
 
-
 def latency_model(alpha: tuple[float, ...], beta: tuple[float, ...], roofline=None):
     """The step-time model for an instance: roofline when a spec is given, else blackbox."""
     if roofline is not None:
-        from .roofline import RooflineLatency  # roofline imports the catalog; keep it lazy
         return RooflineLatency(roofline, alpha)
     return BlackboxLatency(alpha, beta)

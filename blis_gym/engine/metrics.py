@@ -33,8 +33,19 @@ class InstanceMetrics(Forkable):
     """Counters and per-request figures of one instance (or, merged, of the cluster)."""
 
     # Request records are never changed once made, so a fork shares them.
-    _FORK_FLAT = frozenset({"ttfts", "itls", "scheduling_delays", "_itl_prefix", "_itl_count_diff", "e2es",
-                            "waitq_depths", "batch_sizes", "requests"})
+    _FORK_FLAT = frozenset(
+        {
+            "ttfts",
+            "itls",
+            "scheduling_delays",
+            "_itl_prefix",
+            "_itl_count_diff",
+            "e2es",
+            "waitq_depths",
+            "batch_sizes",
+            "requests",
+        }
+    )
     _FORK_SHARED = frozenset({"_itl_histogram"})
 
     def __init__(self) -> None:
@@ -66,8 +77,8 @@ class InstanceMetrics(Forkable):
 
     def register(self, req: Request) -> None:
         self.requests[req.id] = RequestRecord(
-            req.id, req.arrival / 1e6, req.n_in, req.n_out, req.slo_class, req.tenant_id, req.assigned,
-            req.client_id)
+            req.id, req.arrival / 1e6, req.n_in, req.n_out, req.slo_class, req.tenant_id, req.assigned, req.client_id
+        )
 
     def drop(self, req: Request) -> None:
         self.dropped_unservable += 1

@@ -31,15 +31,39 @@ class Request(Forkable):
     """
 
     __slots__ = (
-        "id", "index", "arrival", "input", "output", "n_in", "n_out",
-        "state", "progress", "num_new", "computed", "ttft_set", "first_token_time",
-        "itl_steps", "priority",
-        "slo_class", "tenant_id", "client_id", "session_id", "assigned",
+        "id",
+        "index",
+        "arrival",
+        "input",
+        "output",
+        "n_in",
+        "n_out",
+        "state",
+        "progress",
+        "num_new",
+        "computed",
+        "ttft_set",
+        "first_token_time",
+        "itl_steps",
+        "priority",
+        "slo_class",
+        "tenant_id",
+        "client_id",
+        "session_id",
+        "assigned",
         # KV-cache bookkeeping, owned by engine.kvcache.
-        "kv_blocks", "kv_chain", "kv_tail_len", "_input_keys", "_input_bkeys", "_seq_bkeys",
+        "kv_blocks",
+        "kv_chain",
+        "kv_tail_len",
+        "_input_keys",
+        "_input_bkeys",
+        "_seq_bkeys",
         # Lazy decoding, owned by engine.instance: steps [lazy_from, lazy_until] run
         # without touching the request; lazy_itl indexes the instance's step ITLs.
-        "lazy_from", "lazy_until", "lazy_itl", "run_seq",
+        "lazy_from",
+        "lazy_until",
+        "lazy_itl",
+        "run_seq",
         # True when no lookup can ever hit this request's decode blocks (see
         # kvcache.mark_private_decodes): they need no keys and may be claimed in bulk.
         "private_decode",
@@ -49,10 +73,18 @@ class Request(Forkable):
     _FORK_FLAT = frozenset({"itl_steps", "kv_blocks"})
     _FORK_SHARED = frozenset({"input", "output", "_input_keys", "_input_bkeys", "_seq_bkeys"})
 
-    def __init__(self, rid: str, index: int, arrival: int,
-                 input_tokens: Sequence[int], output_tokens: Sequence[int],
-                 slo_class: str = "", tenant_id: str = "", client_id: str = "",
-                 session_id: str = "") -> None:
+    def __init__(
+        self,
+        rid: str,
+        index: int,
+        arrival: int,
+        input_tokens: Sequence[int],
+        output_tokens: Sequence[int],
+        slo_class: str = "",
+        tenant_id: str = "",
+        client_id: str = "",
+        session_id: str = "",
+    ) -> None:
         self.id = rid
         self.index = index
         self.arrival = arrival
@@ -134,7 +166,7 @@ class Request(Forkable):
                 keys = self._seq_bkeys = own_keys(np.concatenate((self.input, self.output)), block_size)
             return keys[end // block_size - 1]
         # Unaligned only after the reference's leak has reset a request's blocks mid-sequence.
-        return block_key(np.concatenate((self.input, self.output))[end - block_size:end])
+        return block_key(np.concatenate((self.input, self.output))[end - block_size : end])
 
     def input_block_keys(self, block_size: int) -> list[int]:
         """Own-content identity (``block_key``) of each full input block."""

@@ -30,12 +30,25 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from ..config.catalog import GPUSpec
 from ..errors import ConfigError
 from ..gomath import go_int64, go_round
-from .latency import AlphaOverheads
+from .overheads import AlphaOverheads
 
 _EXACT = 1 << 53  # integers below this are exact floats
+
+
+@dataclass(frozen=True)
+class GPUSpec:
+    """GPU figures for the roofline latency model."""
+
+    tflops_peak: float  # dense peak, TFLOP/s
+    bw_peak_tbs: float  # peak HBM bandwidth, TB/s
+    bw_eff_constant: float  # fraction of peak bandwidth actually reached
+    t_overhead_us: float  # fixed per-step overhead, microseconds
+    per_layer_overhead_us: float  # per-layer launch overhead, microseconds
+    mfu_prefill: float  # model FLOPs utilisation during prefill, fraction
+    mfu_decode: float  # model FLOPs utilisation during decode, fraction
+    all_reduce_latency_us: float  # one tensor-parallel all-reduce, microseconds
 
 
 @dataclass(frozen=True)
@@ -79,14 +92,27 @@ class RooflineSpec:
 
     def __post_init__(self) -> None:
         a, g = self.arch, self.gpu
-        problems = [f"{what} must be > 0, got {value}" for what, value in (
-            ("num_attention_heads", a.heads), ("num_hidden_layers", a.layers), ("hidden_size", a.hidden))
-            if value <= 0]
-        problems += [f"{what} must be a finite number > 0, got {value}" for what, value in (
-            ("bytes per parameter (torch_dtype)", a.bytes_per_param), ("TFlopsPeak", g.tflops_peak),
-            ("BwPeakTBs", g.bw_peak_tbs), ("BwEffConstant", g.bw_eff_constant),
-            ("mfuPrefill", g.mfu_prefill), ("mfuDecode", g.mfu_decode))
-            if not (value > 0 and math.isfinite(value))]
+        problems = [
+            f"{what} must be > 0, got {value}"
+            for what, value in (
+                ("num_attention_heads", a.heads),
+                ("num_hidden_layers", a.layers),
+                ("hidden_size", a.hidden),
+            )
+            if value <= 0
+        ]
+        problems += [
+            f"{what} must be a finite number > 0, got {value}"
+            for what, value in (
+                ("bytes per parameter (torch_dtype)", a.bytes_per_param),
+                ("TFlopsPeak", g.tflops_peak),
+                ("BwPeakTBs", g.bw_peak_tbs),
+                ("BwEffConstant", g.bw_eff_constant),
+                ("mfuPrefill", g.mfu_prefill),
+                ("mfuDecode", g.mfu_decode),
+            )
+            if not (value > 0 and math.isfinite(value))
+        ]
         if self.tp <= 0:
             problems.append(f"--tp must be > 0, got {self.tp}")
         if self.ep <= 0:
@@ -130,8 +156,7 @@ class RooflineLatency(AlphaOverheads):
         self._comm_us = comm * 1e6
         self._fixed_us = g.t_overhead_us
         bpp = a.bytes_per_param
-        self.exact_aggregates = (not a.is_moe and D % H == 0 and float(bpp).is_integer()
-                                 and tp & (tp - 1) == 0)
+        self.exact_aggregates = not a.is_moe and D % H == 0 and float(bpp).is_integer() and tp & (tp - 1) == 0
         # The step time depends on the batch only through its shape (see the module docstring).
         self.shape_only = self.exact_aggregates or a.is_moe
         self.batch_view = "shape" if self.shape_only else "requests"
@@ -181,16 +206,23 @@ class RooflineLatency(AlphaOverheads):
             if self.spec.arch.is_moe:
                 p_phase = self._moe_phase(n, ns2 / 2, s, prefill=True)
             else:
-                p_phase = self._phase(2 * self._g1 * n + self._g2 * ns2, 2 * self._s1 * n + self._s2 * ns2,
-                                      self._m1 * n + self._m2 * s, self.spec.gpu.mfu_prefill)
+                p_phase = self._phase(
+                    2 * self._g1 * n + self._g2 * ns2,
+                    2 * self._s1 * n + self._s2 * ns2,
+                    self._m1 * n + self._m2 * s,
+                    self.spec.gpu.mfu_prefill,
+                )
         if decodes:
             if self.spec.arch.is_moe:
                 d_phase = self._moe_phase(decodes, decode_context, decode_context, prefill=False)
             else:
                 c = decode_context
-                d_phase = self._phase(2 * (self._g1 * decodes + self._g2 * c),
-                                      2 * (self._s1 * decodes + self._s2 * c),
-                                      self._m1 * decodes + self._m2 * c, self.spec.gpu.mfu_decode)
+                d_phase = self._phase(
+                    2 * (self._g1 * decodes + self._g2 * c),
+                    2 * (self._s1 * decodes + self._s2 * c),
+                    self._m1 * decodes + self._m2 * c,
+                    self.spec.gpu.mfu_decode,
+                )
         return self._finish(p_phase + d_phase)
 
     # --- arithmetic ------------------------------------------------------------------------
@@ -250,13 +282,15 @@ class RooflineLatency(AlphaOverheads):
         expert_gemm = 2 * tokens * expert_w * a.experts_per_token * moe_layers
         vector = (5 * H * attn_context + 2 * tokens * D) * L
         mfu = g.mfu_prefill if prefill else g.mfu_decode
-        compute = ((attn_gemm + dense_gemm) / tp + expert_gemm / gpus) / (self._peak * mfu) \
-            + (vector / tp) / self._vector_peak
+        compute = ((attn_gemm + dense_gemm) / tp + expert_gemm / gpus) / (self._peak * mfu) + (
+            vector / tp
+        ) / self._vector_peak
         # Bytes: resident weights read once per phase, experts only as touched.
         e, k = a.experts, a.experts_per_token
         touched = e * (1.0 - (1.0 - k / e) ** tokens) if tokens > 0 else 0.0
-        weights = (attn_w * L + 3 * D * dense_ff * a.dense_layers + shared_w * moe_layers) / tp \
-            + touched * expert_w * moe_layers / gpus
+        weights = (
+            attn_w * L + 3 * D * dense_ff * a.dense_layers + shared_w * moe_layers
+        ) / tp + touched * expert_w * moe_layers / gpus
         kv = 2 * L * kvh * dh
         dynamic = (kv * tokens + kv * kv_context + L * D * tokens) / tp
         memory = (weights + dynamic) * a.bytes_per_param / self._eff_bw

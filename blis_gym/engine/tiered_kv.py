@@ -24,7 +24,8 @@ from collections import OrderedDict
 from heapq import heapify, heappop, heappush
 from itertools import filterfalse
 
-from .blockhash import M64, _R as CHAIN_R
+from .blockhash import _R as CHAIN_R
+from .blockhash import M64
 from .kvcache import KVCache
 from .request import COMPLETED, Request
 
@@ -36,8 +37,16 @@ class TieredKVCache(KVCache):
 
     _FORK_FLAT = KVCache._FORK_FLAT | {"_hashed_free", "_cpu", "_by_prefix", "quirks"}
 
-    def __init__(self, total_blocks: int, block_size: int, cpu_blocks: int, threshold: float,
-                 bandwidth: float, base_latency: int, reference_rollback: bool = False) -> None:
+    def __init__(
+        self,
+        total_blocks: int,
+        block_size: int,
+        cpu_blocks: int,
+        threshold: float,
+        bandwidth: float,
+        base_latency: int,
+        reference_rollback: bool = False,
+    ) -> None:
         super().__init__(total_blocks, block_size, reference_rollback)
         if cpu_blocks <= 0:
             raise ValueError(f"cpu_blocks must be > 0, got {cpu_blocks}")
@@ -277,8 +286,9 @@ class TieredKVCache(KVCache):
         hashed = [b for b in free if b < self.hw and self.hash[b] is not None]
         assert self._offload_candidates() == hashed, "offload candidates disagree with the free list"
         filed = sorted(k for keys in self._by_prefix.values() for k in keys)
-        assert filed == sorted(self._cpu) and all(self._cpu[k][0] == p for p, keys in self._by_prefix.items()
-                                                  for k in keys), "CPU copies are misfiled"
+        assert filed == sorted(self._cpu) and all(
+            self._cpu[k][0] == p for p, keys in self._by_prefix.items() for k in keys
+        ), "CPU copies are misfiled"
         if not self.reference_rollback:
             assert self.cpu_used == len(self._cpu), "CPU use differs from the copies held"
             assert self.cpu_used <= self.cpu_capacity, "CPU tier over capacity"

@@ -16,8 +16,8 @@ import logging
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..plan import RunOptions, resolve, simulate
 from ..cluster.trace import summarize
+from ..plan import RunOptions, resolve, simulate
 from ..report.summary import metrics_block
 
 MODEL = "meta-llama/llama-3.1-8b-instruct"
@@ -39,10 +39,18 @@ class Row:
     ttft_p99_ms: float
 
 
-def run_profile(label: str, options: dict, num_instances: int = 4, num_requests: int = 1000,
-                rate: float = 5000.0, seed: int = 42) -> Row:
-    opts = RunOptions(model=MODEL, num_instances=num_instances, num_requests=num_requests, rate=rate,
-                      seed=seed, trace_level="decisions", **options)
+def run_profile(
+    label: str, options: dict, num_instances: int = 4, num_requests: int = 1000, rate: float = 5000.0, seed: int = 42
+) -> Row:
+    opts = RunOptions(
+        model=MODEL,
+        num_instances=num_instances,
+        num_requests=num_requests,
+        rate=rate,
+        seed=seed,
+        trace_level="decisions",
+        **options,
+    )
     result = simulate(resolve(opts))
     targets = summarize(result.trace).target_distribution
     dist = tuple(targets.get(iid, 0) for iid in result.instance_ids)
@@ -50,8 +58,7 @@ def run_profile(label: str, options: dict, num_instances: int = 4, num_requests:
 
 
 def table(rows: Sequence[Row]) -> str:
-    lines = [f"{'Configuration':<26} {'Distribution':<22} {'TTFT p99 (ms)':>13}",
-             f"{'-' * 26} {'-' * 22} {'-' * 13}"]
+    lines = [f"{'Configuration':<26} {'Distribution':<22} {'TTFT p99 (ms)':>13}", f"{'-' * 26} {'-' * 22} {'-' * 13}"]
     for r in rows:
         dist = " / ".join(f"{n:>3}" for n in r.distribution)
         lines.append(f"{r.label:<26} {dist:<22} {r.ttft_p99_ms:>13,.0f}")

@@ -8,5 +8,12 @@ them on time and records each answer.
 from .client import EndpointUnreachable, Observation, PendingRequest, RealClient, Replay, ServerInfo
 from .workload import pending_requests
 
-__all__ = ["EndpointUnreachable", "Observation", "PendingRequest", "RealClient", "Replay", "ServerInfo",
-           "pending_requests"]
+__all__ = [
+    "EndpointUnreachable",
+    "Observation",
+    "PendingRequest",
+    "RealClient",
+    "Replay",
+    "ServerInfo",
+    "pending_requests",
+]

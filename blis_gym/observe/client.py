@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -136,15 +137,32 @@ class Replay:
         tokens asked for, arrival µs after the start) and what was observed (output tokens)."""
         rows = []
         for req, obs in self.sent:
-            rows.append(TraceRecord(
-                request_id=req.request_id, client_id=req.client_id, tenant_id=req.tenant_id,
-                slo_class=req.slo_class, session_id=req.session_id, round_index=req.round_index,
-                prefix_group=req.prefix_group, streaming=req.streaming, input_tokens=req.input_tokens,
-                output_tokens=obs.output_tokens, text_tokens=req.text_tokens, image_tokens=req.image_tokens,
-                audio_tokens=req.audio_tokens, video_tokens=req.video_tokens, reason_ratio=req.reason_ratio,
-                arrival_time_us=req.arrival_us, send_time_us=obs.send_time_us,
-                first_chunk_time_us=obs.first_chunk_time_us, last_chunk_time_us=obs.last_chunk_time_us,
-                num_chunks=obs.num_chunks, status=obs.status, error_message=obs.error_message))
+            rows.append(
+                TraceRecord(
+                    request_id=req.request_id,
+                    client_id=req.client_id,
+                    tenant_id=req.tenant_id,
+                    slo_class=req.slo_class,
+                    session_id=req.session_id,
+                    round_index=req.round_index,
+                    prefix_group=req.prefix_group,
+                    streaming=req.streaming,
+                    input_tokens=req.input_tokens,
+                    output_tokens=obs.output_tokens,
+                    text_tokens=req.text_tokens,
+                    image_tokens=req.image_tokens,
+                    audio_tokens=req.audio_tokens,
+                    video_tokens=req.video_tokens,
+                    reason_ratio=req.reason_ratio,
+                    arrival_time_us=req.arrival_us,
+                    send_time_us=obs.send_time_us,
+                    first_chunk_time_us=obs.first_chunk_time_us,
+                    last_chunk_time_us=obs.last_chunk_time_us,
+                    num_chunks=obs.num_chunks,
+                    status=obs.status,
+                    error_message=obs.error_message,
+                )
+            )
         rows.sort(key=lambda r: r.request_id)
         return tuple(rows)
 
@@ -185,6 +203,22 @@ def _json(text: str, what: str) -> Any:
         raise _BadResponse(f"{what} is not JSON: {text[:ERROR_BODY_CHARS]!r}") from None
 
 
+def stop_on_sigint(stop: asyncio.Event, note: Callable[[], None]) -> None:
+    """The first Ctrl-C sets ``stop`` (the replay winds down and the trace is written); a second
+    one interrupts at once, without a trace. No-op where the loop cannot take signals."""
+    loop = asyncio.get_running_loop()
+
+    def first() -> None:
+        loop.remove_signal_handler(signal.SIGINT)
+        note()
+        stop.set()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, first)
+    except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+        pass
+
+
 class RealClient:
     """An OpenAI-compatible server at ``url`` (scheme, host, port; a trailing ``/v1`` is
     allowed) serving ``model``. Use as ``async with RealClient(...) as client``.
@@ -193,8 +227,17 @@ class RealClient:
     opening a connection (and the whole of each probe request).
     """
 
-    def __init__(self, url: str, model: str, *, api_key: str = "", chat: bool = False,
-                 concurrency: int = 64, timeout_s: float = 300.0, connect_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        *,
+        api_key: str = "",
+        chat: bool = False,
+        concurrency: int = 64,
+        timeout_s: float = 300.0,
+        connect_timeout_s: float = 5.0,
+    ) -> None:
         base = url.rstrip("/")
         if base.endswith("/v1"):  # the OpenAI SDKs' base URL convention
             base = base[:-3]
@@ -255,14 +298,14 @@ class RealClient:
             rtts.append((time.perf_counter() - t0) * 1e3)
         rtt = statistics.median(rtts) if rtts else 0.0
         if first.status_code != 200:
-            return ServerInfo(rtt_ms=rtt, warning=f"GET {url} answered HTTP {first.status_code}; "
-                                                  f"no server details recorded")
+            return ServerInfo(
+                rtt_ms=rtt, warning=f"GET {url} answered HTTP {first.status_code}; no server details recorded"
+            )
         try:
             listing = first.json()
             entries = [e for e in listing["data"] if isinstance(e, dict)]
         except (ValueError, KeyError, TypeError):
-            return ServerInfo(rtt_ms=rtt, warning=f"GET {url} did not answer a model list; "
-                                                  f"no server details recorded")
+            return ServerInfo(rtt_ms=rtt, warning=f"GET {url} did not answer a model list; no server details recorded")
         models = tuple(str(e.get("id", "")) for e in entries)
         entry = next((e for e in entries if e.get("id") == self.model), entries[0] if entries else {})
         owned = entry.get("owned_by")
@@ -270,17 +313,25 @@ class RealClient:
         warning = ""
         if models and self.model not in models:
             warning = f"{self.base} does not list model {self.model!r} (it serves: {', '.join(models)})"
-        return ServerInfo(owned_by=owned if isinstance(owned, str) else "",
-                          max_model_len=max_len if isinstance(max_len, int) and not isinstance(max_len, bool) else 0,
-                          models=models, rtt_ms=rtt, warning=warning)
+        return ServerInfo(
+            owned_by=owned if isinstance(owned, str) else "",
+            max_model_len=max_len if isinstance(max_len, int) and not isinstance(max_len, bool) else 0,
+            models=models,
+            rtt_ms=rtt,
+            warning=warning,
+        )
 
     # --- one request ----------------------------------------------------------------------------
 
     def body(self, req: PendingRequest) -> dict[str, Any]:
         """The JSON body for ``req``: BLIS's count prompt, the request's own output length."""
         prompt = f"Token count: {req.input_tokens}"
-        body: dict[str, Any] = {"model": self.model, "max_tokens": max(req.output_tokens, 1),
-                                "stream": req.streaming, "ignore_eos": True}
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": max(req.output_tokens, 1),
+            "stream": req.streaming,
+            "ignore_eos": True,
+        }
         if self.chat:
             body["messages"] = [{"role": "user", "content": prompt}]
         else:
@@ -375,8 +426,12 @@ class RealClient:
 
     # --- the replay -----------------------------------------------------------------------------
 
-    async def replay(self, requests: Sequence[PendingRequest], stop: Optional[asyncio.Event] = None,
-                     on_done: Optional[Callable[[int, int], None]] = None) -> Replay:
+    async def replay(
+        self,
+        requests: Sequence[PendingRequest],
+        stop: Optional[asyncio.Event] = None,
+        on_done: Optional[Callable[[int, int], None]] = None,
+    ) -> Replay:
         """Send ``requests`` (in arrival order) each at its arrival time after now, those already
         due at once, at most ``concurrency`` in flight; return when every answer is in, or as soon
         as ``stop`` is set: then nothing more is sent, requests in flight are cancelled and
@@ -399,6 +454,7 @@ class RealClient:
                     counts[1] += obs.status != "ok"
                     if on_done is not None:
                         on_done(counts[0], counts[1])
+
             return callback
 
         async def dispatch() -> None:

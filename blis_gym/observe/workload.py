@@ -37,8 +37,9 @@ def _trace_rows(opts: RunOptions) -> dict[int, TraceRecord]:
     return {r.request_id: r for r in load_trace_v2(path).records}
 
 
-def pending_requests(opts: RunOptions, requests: Sequence[Request],
-                     stream: Optional[bool] = None) -> list[PendingRequest]:
+def pending_requests(
+    opts: RunOptions, requests: Sequence[Request], stream: Optional[bool] = None
+) -> list[PendingRequest]:
     """``requests`` (generated for ``opts``) as requests to send, in arrival order (ties by
     number). ``stream`` True or False overrides what the workload says."""
     clients = {}
@@ -60,18 +61,27 @@ def pending_requests(opts: RunOptions, requests: Sequence[Request],
             round_index = rounds.get(r.session_id, 0) if r.session_id else 0
             if r.session_id:
                 rounds[r.session_id] = round_index + 1
-        out.append(PendingRequest(
-            request_id=number, arrival_us=r.arrival,
-            # A trace row's lengths are what was sent (BLIS's replay adds 50 prefix tokens per group).
-            input_tokens=row.input_tokens if row is not None else r.n_in,
-            output_tokens=row.output_tokens if row is not None else r.n_out,
-            streaming=streaming if stream is None else stream,
-            client_id=r.client_id or (row.client_id if row is not None else ""),
-            tenant_id=r.tenant_id, slo_class=r.slo_class, session_id=r.session_id, round_index=round_index,
-            prefix_group=row.prefix_group if row is not None else (client.prefix_group if client is not None else ""),
-            text_tokens=row.text_tokens if row is not None else 0,
-            image_tokens=row.image_tokens if row is not None else 0,
-            audio_tokens=row.audio_tokens if row is not None else 0,
-            video_tokens=row.video_tokens if row is not None else 0,
-            reason_ratio=row.reason_ratio if row is not None else 0.0))
+        out.append(
+            PendingRequest(
+                request_id=number,
+                arrival_us=r.arrival,
+                # A trace row's lengths are what was sent (BLIS's replay adds 50 prefix tokens per group).
+                input_tokens=row.input_tokens if row is not None else r.n_in,
+                output_tokens=row.output_tokens if row is not None else r.n_out,
+                streaming=streaming if stream is None else stream,
+                client_id=r.client_id or (row.client_id if row is not None else ""),
+                tenant_id=r.tenant_id,
+                slo_class=r.slo_class,
+                session_id=r.session_id,
+                round_index=round_index,
+                prefix_group=row.prefix_group
+                if row is not None
+                else (client.prefix_group if client is not None else ""),
+                text_tokens=row.text_tokens if row is not None else 0,
+                image_tokens=row.image_tokens if row is not None else 0,
+                audio_tokens=row.audio_tokens if row is not None else 0,
+                video_tokens=row.video_tokens if row is not None else 0,
+                reason_ratio=row.reason_ratio if row is not None else 0.0,
+            )
+        )
     return out

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
-from ..config.catalog import (Catalog, CoefficientEntry, GPUSpec, load_hardware_config, has_model_facts,
-                              load_model_facts, model_facts_from_hf, shipped_model_names)
-from ..engine.roofline import ModelArch, RooflineSpec
+from ..config.catalog import Catalog, CoefficientEntry, load_hardware_config
+from ..config.model_facts import has_model_facts, load_model_facts, model_facts_from_hf, shipped_model_names
+from ..engine.roofline import GPUSpec, ModelArch, RooflineSpec
 from ..errors import ConfigError
 from .options import RunOptions
 
@@ -62,15 +62,17 @@ def catalog_entry(catalog: Catalog, model: str, gpu: str, tp: int, version: str)
     if rows:
         hint = f"available for this model: {', '.join(rows)}"
     else:
-        close = [k for k in known if model.split('/')[-1][:6] in k][:5] or known[:5]
+        close = [k for k in known if model.split("/")[-1][:6] in k][:5] or known[:5]
         hint = f"unknown model; known models include {', '.join(close)} ({len(known)} in all)"
     raise ConfigError(
         f"--model {model}: no trained coefficients for GPU={gpu or '?'}, TP={tp}, "
         f"vLLM={version or '?'} in {catalog.source} ({hint}); pass --alpha-coeffs and --beta-coeffs "
-        f"to use your own, or --latency-model roofline")
+        f"to use your own, or --latency-model roofline"
+    )
 
 
 # --- roofline inputs -----------------------------------------------------------------------
+
 
 def _first(facts: Mapping[str, Any], *keys: str) -> int:
     for key in keys:
@@ -90,13 +92,23 @@ def arch_from_facts(facts: Mapping[str, Any]) -> ModelArch:
         shared = _first(facts, "shared_expert_intermediate_size")
         if not shared and _first(facts, "n_shared_experts"):
             shared = facts["n_shared_experts"] * expert_ff
-        moe = {"experts": experts, "experts_per_token": _first(facts, "num_experts_per_tok"),
-               "expert_intermediate": expert_ff, "shared_intermediate": shared,
-               "dense_layers": _first(facts, "first_k_dense_replace")}
+        moe = {
+            "experts": experts,
+            "experts_per_token": _first(facts, "num_experts_per_tok"),
+            "expert_intermediate": expert_ff,
+            "shared_intermediate": shared,
+            "dense_layers": _first(facts, "first_k_dense_replace"),
+        }
     return ModelArch(
-        layers=facts["num_hidden_layers"], hidden=facts["hidden_size"], heads=facts["num_attention_heads"],
-        kv_heads=_first(facts, "num_key_value_heads"), intermediate=_first(facts, "intermediate_size"),
-        bytes_per_param=float(facts["bytes_per_param"]), vocab=_first(facts, "vocab_size"), **moe)
+        layers=facts["num_hidden_layers"],
+        hidden=facts["hidden_size"],
+        heads=facts["num_attention_heads"],
+        kv_heads=_first(facts, "num_key_value_heads"),
+        intermediate=_first(facts, "intermediate_size"),
+        bytes_per_param=float(facts["bytes_per_param"]),
+        vocab=_first(facts, "vocab_size"),
+        **moe,
+    )
 
 
 def load_arch(folder: str, model: str) -> ModelArch:
@@ -142,6 +154,7 @@ def has_roofline_inputs(o: RunOptions, model: str, gpu: str, catalog: Catalog) -
 
 # --- the choice ------------------------------------------------------------------------------
 
+
 def choose_latency(o: RunOptions, catalog_loader: Callable[[], Catalog]) -> LatencyChoice:
     """Blackbox or roofline for this run, with its coefficients and KV size (see module doc)."""
     alpha, beta = tuple(o.alpha_coeffs), tuple(o.beta_coeffs)
@@ -159,8 +172,7 @@ def choose_latency(o: RunOptions, catalog_loader: Callable[[], Catalog]) -> Late
     model, gpu, tp, version = _with_model_defaults(o, catalog)
     entry = catalog.find_coefficients(model, tp, gpu, version)
     if entry is None and o.latency_model == "auto" and tp > 0 and has_roofline_inputs(o, model, gpu, catalog):
-        log.warning("no trained coefficients for model=%s on GPU=%s, TP=%d; using the roofline model",
-                    model, gpu, tp)
+        log.warning("no trained coefficients for model=%s on GPU=%s, TP=%d; using the roofline model", model, gpu, tp)
         return LatencyChoice(model, ZERO_ALPHA, ZERO_ALPHA, kv_blocks, roofline_spec(o, model, gpu, tp, catalog))
     entry = entry or catalog_entry(catalog, model, gpu, tp, version)  # raises, naming what there is
     kv = o.total_kv_blocks if o.total_kv_blocks is not None else entry.total_kv_blocks
@@ -181,8 +193,9 @@ def _with_model_defaults(o: RunOptions, catalog: Catalog) -> tuple[str, str, int
             log.warning("no --hardware given for model=%s; using default GPU=%s", model, defaults.gpu)
             gpu = defaults.gpu
         if not version and defaults.vllm_version:
-            log.warning("no --vllm-version given for model=%s; using default vLLM version=%s",
-                        model, defaults.vllm_version)
+            log.warning(
+                "no --vllm-version given for model=%s; using default vLLM version=%s", model, defaults.vllm_version
+            )
             version = defaults.vllm_version
     return model, gpu, tp, version
 
@@ -196,13 +209,18 @@ def _roofline_from_files(o: RunOptions, catalog: Catalog, kv_blocks: int) -> Lat
     """BLIS's roofline branch: a config folder and/or hardware file given, coefficients zero."""
     model = o.model
     if not o.model_config_folder and not has_model_facts(model):
-        raise ConfigError(f"roofline: provide --model-config-folder, a folder containing config.json "
-                          f"for model={model} (facts are shipped for: {', '.join(shipped_model_names())})")
+        raise ConfigError(
+            f"roofline: provide --model-config-folder, a folder containing config.json "
+            f"for model={model} (facts are shipped for: {', '.join(shipped_model_names())})"
+        )
     if not o.hardware_config and o.hardware not in catalog.gpus:
-        raise ConfigError(f"roofline: provide --hardware-config, a hardware config file "
-                          f"(e.g. hardware_config.json); GPUs shipped: {', '.join(sorted(catalog.gpus))}")
+        raise ConfigError(
+            f"roofline: provide --hardware-config, a hardware config file "
+            f"(e.g. hardware_config.json); GPUs shipped: {', '.join(sorted(catalog.gpus))}"
+        )
     if not o.hardware or o.tp <= 0:
-        raise ConfigError("roofline (--model-config-folder/--hardware-config) also needs --hardware "
-                          f"(got {o.hardware or 'none'}) and --tp > 0 (got {o.tp})")
-    return LatencyChoice(model, ZERO_ALPHA, ZERO_ALPHA, kv_blocks,
-                         roofline_spec(o, model, o.hardware, o.tp, catalog))
+        raise ConfigError(
+            "roofline (--model-config-folder/--hardware-config) also needs --hardware "
+            f"(got {o.hardware or 'none'}) and --tp > 0 (got {o.tp})"
+        )
+    return LatencyChoice(model, ZERO_ALPHA, ZERO_ALPHA, kv_blocks, roofline_spec(o, model, o.hardware, o.tp, catalog))

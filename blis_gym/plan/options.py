@@ -6,6 +6,7 @@ set, and what :func:`blis_gym.plan.resolve` turns into a validated run.
 
 from __future__ import annotations
 
+import logging
 import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -13,6 +14,18 @@ from typing import Any, Optional, Union
 
 from ..config.schema import MAX_INT64
 from ..errors import ConfigError
+
+#: ``--log`` levels (BLIS's names) and the Python logging level each stands for.
+LOG_LEVELS = {
+    "trace": logging.DEBUG,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "fatal": logging.CRITICAL,
+    "panic": logging.CRITICAL,
+}
 
 
 @dataclass(frozen=True)
@@ -129,8 +142,7 @@ _FILE_EXCLUDED = frozenset({"results_path", "export_trace", "log", "summarize_tr
 FILE_OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(RunOptions) if f.name not in _FILE_EXCLUDED)
 #: Options naming files: in a configuration file, a relative path is read from the file's folder
 #: when that file exists (names of shipped files are left alone).
-PATH_OPTIONS = ("model_config_folder", "hardware_config", "workload_spec", "workload_traces_filepath",
-                "policy_config")
+PATH_OPTIONS = ("model_config_folder", "hardware_config", "workload_spec", "workload_traces_filepath", "policy_config")
 
 
 def option_types(cls) -> dict[str, type]:
@@ -166,8 +178,7 @@ def coerce_option(where: str, kind: type, value: Any) -> Any:
     else:
         ok = isinstance(value, kind)
     if not ok:
-        raise ConfigError(f"{where}: expected {'a list of numbers' if kind is tuple else kind.__name__}"
-                          f", got {value!r}")
+        raise ConfigError(f"{where}: expected {'a list of numbers' if kind is tuple else kind.__name__}, got {value!r}")
     return value
 
 

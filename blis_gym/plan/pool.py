@@ -19,65 +19,17 @@ Scenarios and policy bundles also take the YAML form, a list of entries::
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Callable
 
 from ..config.catalog import Catalog
+from ..config.pool import FLAG, parse_pool
 from ..config.schema import SPEED_REFERENCE_DECODE, InstanceClass, reference_step_time
 from ..engine.roofline import RooflineLatency
 from ..errors import ConfigError
 from .latency import DEFAULT_TOTAL_KV_BLOCKS, ZERO_ALPHA, catalog_entry, has_roofline_inputs, roofline_spec
 from .options import RunOptions
 
-FLAG = "--instance-pool"
 _CONFLICTS = ("hardware", "tp", "alpha_coeffs", "beta_coeffs")
-
-
-def parse_pool(text: str, where: str = FLAG) -> list[tuple[str, int, int]]:
-    """(GPU, TP, count) per comma-separated entry of ``GPU:TP[:xCOUNT]``; errors name ``where``."""
-    out = []
-    for entry in text.split(","):
-        parts = [p.strip() for p in entry.strip().split(":")]
-        count = 1
-        if len(parts) == 3 and parts[2][:1] in "xX":
-            count_text = parts[2][1:]
-            count = int(count_text) if count_text.isdigit() else 0
-            parts = parts[:2]
-        if len(parts) != 2 or not parts[0] or not parts[1].isdigit() or int(parts[1]) < 1 or count < 1:
-            raise ConfigError(f"{where}: entry {entry.strip()!r} is not GPU:TP or GPU:TP:xCOUNT "
-                              f"(e.g. H100:2:x2,A100-80:1:x2)")
-        out.append((parts[0], int(parts[1]), count))
-    return out
-
-
-_ENTRY_KEYS = ("gpu", "tp", "count")
-
-
-def pool_text(value: Any, where: str) -> str:
-    """The ``--instance-pool`` string for a YAML value: that string itself, or a list of
-    ``{gpu, tp, count}`` entries. Raises :class:`ConfigError` naming ``where`` and the entry."""
-    if isinstance(value, str):
-        if value:
-            parse_pool(value, where)  # fail here, naming the file, rather than at resolution
-        return value
-    if not isinstance(value, list) or not value:
-        raise ConfigError(f"{where}: a GPU:TP[:xCOUNT],... string or a non-empty list of "
-                          f"{{gpu, tp, count}} entries expected, got {value!r}")
-    parts = []
-    for i, entry in enumerate(value):
-        at = f"{where}[{i}]"
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{at}: a mapping with keys gpu, tp and count (optional) expected, got {entry!r}")
-        unknown = [k for k in entry if k not in _ENTRY_KEYS]
-        if unknown:
-            raise ConfigError(f"{at}: unknown key {unknown[0]!r} (allowed: {', '.join(_ENTRY_KEYS)})")
-        gpu, tp, count = entry.get("gpu"), entry.get("tp"), entry.get("count", 1)
-        if not isinstance(gpu, str) or not gpu or ":" in gpu or "," in gpu:
-            raise ConfigError(f"{at}.gpu: a GPU name such as H100 expected, got {gpu!r}")
-        for key, number in (("tp", tp), ("count", count)):
-            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-                raise ConfigError(f"{at}.{key}: a positive integer expected, got {number!r}")
-        parts.append(f"{gpu}:{tp}:x{count}")
-    return ",".join(parts)
 
 
 def resolve_pool(o: RunOptions, catalog_loader: Callable[[], Catalog]) -> tuple[InstanceClass, ...]:

@@ -17,25 +17,23 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from ..cluster.simulator import ClusterResult, ClusterSimulator
-from ..config.bundle import (BUNDLE_OPTIONS, BUNDLE_SCORERS_KEY, apply_bundle, effective_scorers,
-                             load_policy_bundle)
+from ..config.bundle import BUNDLE_OPTIONS, BUNDLE_SCORERS_KEY, apply_bundle, effective_scorers, load_policy_bundle
 from ..config.catalog import Catalog, load_catalog
+from ..config.fitness import parse_fitness_weights
 from ..config.routers import model_location, shipped_models
-from ..config.schema import ClusterConfig, CPUTierConfig, EngineConfig, LookaheadConfig
+from ..config.schema import ClusterConfig, CPUTierConfig, EngineConfig
 from ..engine.latency import BlackboxLatency
 from ..engine.request import Request
 from ..errors import ConfigError, WorkloadError
-from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
 from ..goparse import parse_float
-from ..report.fitness import parse_fitness_weights
+from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
+from ..policies.lookahead import LookaheadConfig
 from .latency import LATENCY_MODELS, LatencyChoice, choose_latency
-from .options import RunOptions
+from .options import LOG_LEVELS, RunOptions
 from .pool import resolve_pool
 from .workloads import WORKLOAD_TYPES, build_workload
 
 log = logging.getLogger("blis_gym")
-
-LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "panic")
 
 
 @dataclass(frozen=True)
@@ -53,12 +51,6 @@ class RunPlan:
 def _finite_positive(flag: str, value: float) -> None:
     if not (value > 0 and math.isfinite(value)):
         raise ConfigError(f"{flag} must be a finite value > 0, got {value}")
-
-
-def _check_unsupported(o: RunOptions) -> None:
-    """Flags for features not built yet fail loudly rather than doing nothing."""
-    if o.trace_level not in ("none", "decisions"):
-        raise ConfigError(f"--trace-level: unknown trace level {o.trace_level!r} (valid: none, decisions)")
 
 
 def _validate_flags(o: RunOptions) -> None:
@@ -85,8 +77,10 @@ def _validate_flags(o: RunOptions) -> None:
     if o.kv_transfer_base_latency < 0:
         raise ConfigError(f"--kv-transfer-base-latency must be >= 0, got {o.kv_transfer_base_latency}")
     if o.kv_cpu_blocks > 0 and not (o.kv_transfer_bandwidth > 0 and math.isfinite(o.kv_transfer_bandwidth)):
-        raise ConfigError("--kv-transfer-bandwidth must be a finite value > 0 when --kv-cpu-blocks > 0, "
-                          f"got {o.kv_transfer_bandwidth}")
+        raise ConfigError(
+            "--kv-transfer-bandwidth must be a finite value > 0 when --kv-cpu-blocks > 0, "
+            f"got {o.kv_transfer_bandwidth}"
+        )
     if o.admission_policy == "token-bucket":
         _finite_positive("--token-bucket-capacity", o.token_bucket_capacity)
         _finite_positive("--token-bucket-refill-rate", o.token_bucket_refill_rate)
@@ -96,14 +90,16 @@ def _validate_flags(o: RunOptions) -> None:
     _check_model("--admission-policy", o.admission_policy, "--admission-model", o.admission_model)
     PRIORITY.validate(o.priority_policy)
     SCHEDULER.validate(o.scheduler)
-    _check_unsupported(o)
+    if o.trace_level not in ("none", "decisions"):
+        raise ConfigError(f"--trace-level: unknown trace level {o.trace_level!r} (valid: none, decisions)")
     if o.trace_level == "none" and o.counterfactual_k > 0:
         log.warning("--counterfactual-k=%d has no effect without --trace-level decisions", o.counterfactual_k)
     if o.trace_level == "none" and o.summarize_trace:
         log.warning("--summarize-trace has no effect without --trace-level decisions")
     if o.routing_policy != "weighted" and o.routing_scorers:
-        log.warning("--routing-scorers has no effect when routing policy is %r (only applies to 'weighted')",
-                    o.routing_policy)
+        log.warning(
+            "--routing-scorers has no effect when routing policy is %r (only applies to 'weighted')", o.routing_policy
+        )
     if o.results_path:
         parent = os.path.dirname(os.path.abspath(o.results_path))
         if not os.path.isdir(parent):
@@ -113,24 +109,28 @@ def _validate_flags(o: RunOptions) -> None:
         if not os.access(parent, os.W_OK):
             raise ConfigError(f"--results-path {o.results_path}: directory {parent} is not writable")
     if o.export_trace and os.path.exists(o.export_trace) and not os.path.isdir(o.export_trace):
-        raise ConfigError(f"--export-trace {o.export_trace}: is a file; give a folder (it gets "
-                          f"trace_header.yaml and trace_data.csv)")
+        raise ConfigError(
+            f"--export-trace {o.export_trace}: is a file; give a folder (it gets trace_header.yaml and trace_data.csv)"
+        )
 
 
 def _lookahead(o: RunOptions) -> LookaheadConfig:
     """The --lookahead-* flags as a config (validated there); they only matter to that policy."""
     if o.lookahead_rollout not in ROUTING.names():
-        raise ConfigError(f"--lookahead-rollout: unknown routing policy {o.lookahead_rollout!r} "
-                          f"(valid: {', '.join(ROUTING.names())})")
+        raise ConfigError(
+            f"--lookahead-rollout: unknown routing policy {o.lookahead_rollout!r} (valid: {', '.join(ROUTING.names())})"
+        )
     horizon = None
     if o.lookahead_horizon != "end":
         seconds = parse_float(o.lookahead_horizon.strip())
         if seconds is None or not (seconds >= 0 and math.isfinite(seconds)):
-            raise ConfigError(f"--lookahead-horizon must be a number of seconds >= 0 or 'end', "
-                              f"got {o.lookahead_horizon!r}")
+            raise ConfigError(
+                f"--lookahead-horizon must be a number of seconds >= 0 or 'end', got {o.lookahead_horizon!r}"
+            )
         horizon = int(seconds * 1e6)
-    return LookaheadConfig(o.lookahead_rollout, horizon, o.lookahead_objective, o.lookahead_future,
-                           o.lookahead_candidates)
+    return LookaheadConfig(
+        o.lookahead_rollout, horizon, o.lookahead_objective, o.lookahead_future, o.lookahead_candidates
+    )
 
 
 def _check_model(policy_flag: str, policy: str, model_flag: str, path: str) -> None:
@@ -177,26 +177,49 @@ def resolve(o: RunOptions) -> RunPlan:
         choice = choose_latency(o, catalog_loader)
     model = choice.model
     engine = EngineConfig(
-        total_kv_blocks=choice.total_kv_blocks, alpha=choice.alpha, beta=choice.beta,
-        block_size=o.block_size_in_tokens, max_running=o.max_num_running_reqs,
-        max_scheduled_tokens=o.max_num_scheduled_tokens, long_prefill_threshold=o.long_prefill_token_threshold,
+        total_kv_blocks=choice.total_kv_blocks,
+        alpha=choice.alpha,
+        beta=choice.beta,
+        block_size=o.block_size_in_tokens,
+        max_running=o.max_num_running_reqs,
+        max_scheduled_tokens=o.max_num_scheduled_tokens,
+        long_prefill_threshold=o.long_prefill_token_threshold,
         roofline=choice.roofline,
-        cpu_tier=CPUTierConfig(o.kv_cpu_blocks, o.kv_offload_threshold, o.kv_transfer_bandwidth,
-                               o.kv_transfer_base_latency) if o.kv_cpu_blocks > 0 else None)
+        cpu_tier=CPUTierConfig(
+            o.kv_cpu_blocks, o.kv_offload_threshold, o.kv_transfer_bandwidth, o.kv_transfer_base_latency
+        )
+        if o.kv_cpu_blocks > 0
+        else None,
+    )
     if choice.roofline is None:
         BlackboxLatency(choice.alpha, choice.beta)  # validates the coefficients
     workload = build_workload(o, catalog_loader)
     config = ClusterConfig(
-        engine=engine, num_instances=len(pool) or o.num_instances, horizon=workload.horizon, seed=o.seed,
-        admission_latency=o.admission_latency, routing_latency=o.routing_latency,
-        snapshot_refresh_interval=o.snapshot_refresh_interval, admission_policy=o.admission_policy,
-        routing_policy=o.routing_policy, priority_policy=o.priority_policy, scheduler=o.scheduler,
-        routing_model=model_location(o.routing_model), admission_model=model_location(o.admission_model),
-        routing_scorers=scorers, token_bucket_capacity=o.token_bucket_capacity,
-        token_bucket_refill_rate=o.token_bucket_refill_rate, trace_level=o.trace_level,
-        counterfactual_k=o.counterfactual_k, reference_kv=o.reference_kv, lookahead=_lookahead(o), pool=pool)
-    return RunPlan(config, workload.requests, o.results_path, model, fitness,
-                   o.summarize_trace and o.trace_level == "decisions")
+        engine=engine,
+        num_instances=len(pool) or o.num_instances,
+        horizon=workload.horizon,
+        seed=o.seed,
+        admission_latency=o.admission_latency,
+        routing_latency=o.routing_latency,
+        snapshot_refresh_interval=o.snapshot_refresh_interval,
+        admission_policy=o.admission_policy,
+        routing_policy=o.routing_policy,
+        priority_policy=o.priority_policy,
+        scheduler=o.scheduler,
+        routing_model=model_location(o.routing_model),
+        admission_model=model_location(o.admission_model),
+        routing_scorers=scorers,
+        token_bucket_capacity=o.token_bucket_capacity,
+        token_bucket_refill_rate=o.token_bucket_refill_rate,
+        trace_level=o.trace_level,
+        counterfactual_k=o.counterfactual_k,
+        reference_kv=o.reference_kv,
+        lookahead=_lookahead(o),
+        pool=pool,
+    )
+    return RunPlan(
+        config, workload.requests, o.results_path, model, fitness, o.summarize_trace and o.trace_level == "decisions"
+    )
 
 
 def generate_requests(o: RunOptions) -> list[Request]:

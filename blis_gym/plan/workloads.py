@@ -47,14 +47,19 @@ def _spec_workload(o: RunOptions) -> Workload:
     if max_requests < 0:
         raise WorkloadError(f"--num-requests must be >= 0 with --workload-spec (0 = no cap), got {max_requests}")
     if max_requests == 0 and horizon == MAX_INT64:
-        raise WorkloadError(f"--workload-spec {o.workload_spec}: generation needs a bound: num_requests "
-                            f"(in the spec or --num-requests) or a horizon (in the spec or --horizon)")
+        raise WorkloadError(
+            f"--workload-spec {o.workload_spec}: generation needs a bound: num_requests "
+            f"(in the spec or --num-requests) or a horizon (in the spec or --horizon)"
+        )
     if o.prefix_groups != 1:
-        raise WorkloadError("--prefix-groups applies to generated distribution workloads; "
-                            "a workload spec sets prefix_group per client")
+        raise WorkloadError(
+            "--prefix-groups applies to generated distribution workloads; a workload spec sets prefix_group per client"
+        )
     if "rate" in given:
-        log.warning("--rate has no effect with --workload-spec: the spec's aggregate_rate (%g req/s) applies",
-                    spec.aggregate_rate)
+        log.warning(
+            "--rate has no effect with --workload-spec: the spec's aggregate_rate (%g req/s) applies",
+            spec.aggregate_rate,
+        )
     return Workload(generate_spec_requests(replace(spec, seed=seed), horizon, max_requests), horizon)
 
 
@@ -76,16 +81,37 @@ def build_workload(o: RunOptions, catalog_loader: Callable[[], Catalog]) -> Work
         raise WorkloadError(f"--rate must be a finite value > 0, got {o.rate}")
     if o.workload == "distribution":
         spec = DistributionWorkload(
-            o.rate, o.num_requests, o.prefix_tokens, o.prompt_tokens, o.prompt_tokens_stdev,
-            o.prompt_tokens_min, o.prompt_tokens_max, o.output_tokens, o.output_tokens_stdev,
-            o.output_tokens_min, o.output_tokens_max, prefix_groups=o.prefix_groups)
+            o.rate,
+            o.num_requests,
+            o.prefix_tokens,
+            o.prompt_tokens,
+            o.prompt_tokens_stdev,
+            o.prompt_tokens_min,
+            o.prompt_tokens_max,
+            o.output_tokens,
+            o.output_tokens_stdev,
+            o.output_tokens_min,
+            o.output_tokens_max,
+            prefix_groups=o.prefix_groups,
+        )
         spec.check_flag_ranges()
     else:
         preset = catalog_loader().preset(o.workload)
         if preset is None:
             raise WorkloadError(f"--workload {o.workload}: preset not found in the defaults file")
         spec = DistributionWorkload(
-            o.rate, o.num_requests, preset.prefix_tokens, preset.prompt_mean, preset.prompt_stdev,
-            preset.prompt_min, preset.prompt_max, preset.output_mean, preset.output_stdev,
-            preset.output_min, preset.output_max, name=o.workload, prefix_groups=o.prefix_groups)
+            o.rate,
+            o.num_requests,
+            preset.prefix_tokens,
+            preset.prompt_mean,
+            preset.prompt_stdev,
+            preset.prompt_min,
+            preset.prompt_max,
+            preset.output_mean,
+            preset.output_stdev,
+            preset.output_min,
+            preset.output_max,
+            name=o.workload,
+            prefix_groups=o.prefix_groups,
+        )
     return Workload(generate_distribution(spec, o.seed, o.horizon), o.horizon)

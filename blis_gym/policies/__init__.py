@@ -13,5 +13,14 @@ from .priority import PRIORITY
 from .routing import ROUTING
 from .scheduler import SCHEDULER
 
-__all__ = ["ADMISSION", "ROUTING", "PRIORITY", "SCHEDULER", "AdmissionPolicy", "RoutingPolicy",
-           "RouterState", "RoutingDecision", "Snapshot"]
+__all__ = [
+    "ADMISSION",
+    "ROUTING",
+    "PRIORITY",
+    "SCHEDULER",
+    "AdmissionPolicy",
+    "RoutingPolicy",
+    "RouterState",
+    "RoutingDecision",
+    "Snapshot",
+]

@@ -34,10 +34,11 @@ class TokenBucket:
 
     reads_snapshots = False
 
-    def __init__(self, token_bucket_capacity: float = 10000.0,
-                 token_bucket_refill_rate: float = 1000.0) -> None:
-        for flag, v in (("--token-bucket-capacity", token_bucket_capacity),
-                        ("--token-bucket-refill-rate", token_bucket_refill_rate)):
+    def __init__(self, token_bucket_capacity: float = 10000.0, token_bucket_refill_rate: float = 1000.0) -> None:
+        for flag, v in (
+            ("--token-bucket-capacity", token_bucket_capacity),
+            ("--token-bucket-refill-rate", token_bucket_refill_rate),
+        ):
             if not (v > 0 and math.isfinite(v)):
                 raise ConfigError(f"{flag} must be a finite value > 0, got {v}")
         self.capacity = float(token_bucket_capacity)

@@ -21,12 +21,30 @@ class Snapshot:
     homogeneous cluster).
     """
 
-    __slots__ = ("id", "index", "queue_depth", "batch_size", "kv_utilization",
-                 "free_kv_blocks", "cache_hit_rate", "pending_requests", "speed")
+    __slots__ = (
+        "id",
+        "index",
+        "queue_depth",
+        "batch_size",
+        "kv_utilization",
+        "free_kv_blocks",
+        "cache_hit_rate",
+        "pending_requests",
+        "speed",
+    )
 
-    def __init__(self, id: str, index: int, queue_depth: int = 0, batch_size: int = 0,
-                 kv_utilization: float = 0.0, free_kv_blocks: int = 0,
-                 cache_hit_rate: float = 0.0, pending_requests: int = 0, speed: float = 1.0) -> None:
+    def __init__(
+        self,
+        id: str,
+        index: int,
+        queue_depth: int = 0,
+        batch_size: int = 0,
+        kv_utilization: float = 0.0,
+        free_kv_blocks: int = 0,
+        cache_hit_rate: float = 0.0,
+        pending_requests: int = 0,
+        speed: float = 1.0,
+    ) -> None:
         self.id = id
         self.index = index
         self.queue_depth = queue_depth
@@ -38,8 +56,17 @@ class Snapshot:
         self.speed = speed
 
     def copy(self) -> "Snapshot":
-        return Snapshot(self.id, self.index, self.queue_depth, self.batch_size, self.kv_utilization,
-                        self.free_kv_blocks, self.cache_hit_rate, self.pending_requests, self.speed)
+        return Snapshot(
+            self.id,
+            self.index,
+            self.queue_depth,
+            self.batch_size,
+            self.kv_utilization,
+            self.free_kv_blocks,
+            self.cache_hit_rate,
+            self.pending_requests,
+            self.speed,
+        )
 
     @property
     def effective_load(self) -> int:
@@ -47,8 +74,10 @@ class Snapshot:
         return self.queue_depth + self.batch_size + self.pending_requests
 
     def __repr__(self) -> str:
-        return (f"Snapshot({self.id}, queue={self.queue_depth}, batch={self.batch_size}, "
-                f"pending={self.pending_requests}, kv={self.kv_utilization:.3f})")
+        return (
+            f"Snapshot({self.id}, queue={self.queue_depth}, batch={self.batch_size}, "
+            f"pending={self.pending_requests}, kv={self.kv_utilization:.3f})"
+        )
 
 
 class RouterState(NamedTuple):

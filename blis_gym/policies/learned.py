@@ -1,7 +1,8 @@
-"""The learned policies, ``rl`` in both families: a trained model decides (see blis_gym.agents.deploy).
+"""The learned policies, ``rl`` in both families: a trained model decides.
 
-Registered here so the CLI and the registries know the name; the model code
-(and torch) is imported only when such a policy is built.
+Registered here by name, so that validation, help and the registries know them; each factory
+is an entry point into the RL layer (:mod:`blis_gym.agents.deploy`), imported only when such
+a policy is built. The simulator core never imports the RL layer (or torch).
 """
 
 from __future__ import annotations
@@ -9,20 +10,5 @@ from __future__ import annotations
 from .admission import ADMISSION
 from .routing import ROUTING
 
-
-@ROUTING.register("rl", learned=True)
-def _rl_routing(routing_model: str, block_size: int, num_instances: int, max_running: int,
-                total_kv_blocks: int):
-    from ..agents.deploy import LearnedRouting
-
-    return LearnedRouting(routing_model, block_size=block_size, num_instances=num_instances,
-                          max_running=max_running, total_kv_blocks=total_kv_blocks)
-
-
-@ADMISSION.register("rl", learned=True)
-def _rl_admission(admission_model: str, block_size: int, num_instances: int, max_running: int,
-                  total_kv_blocks: int):
-    from ..agents.deploy import LearnedAdmission
-
-    return LearnedAdmission(admission_model, block_size=block_size, num_instances=num_instances,
-                            max_running=max_running, total_kv_blocks=total_kv_blocks)
+ROUTING.register_entry_point("rl", "blis_gym.agents.deploy:learned_routing", learned=True)
+ADMISSION.register_entry_point("rl", "blis_gym.agents.deploy:learned_admission", learned=True)

@@ -19,13 +19,46 @@ rollouts leave out future arrivals (a greedy oracle): cheaper, and on
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
-from ..config.schema import LookaheadConfig
 from ..engine.request import Request
+from ..errors import ConfigError
 from .base import RouterState, RoutingDecision
 from .prefix_index import PrefixCacheIndex
 from .routing import ROUTING
+
+LOOKAHEAD_OBJECTIVES = ("ttft", "time-in-system")
+
+
+@dataclass(frozen=True)
+class LookaheadConfig:
+    """The ``lookahead`` routing oracle: how each candidate's future is simulated and scored.
+
+    ``horizon`` is in ticks (None: to the end of the run); ``future`` keeps arrivals that
+    have not happened yet in the rollouts (False: only the requests already in the system);
+    ``candidates`` > 0 simulates only that many instances, those the rollout policy ranks
+    best (0: every instance).
+    """
+
+    rollout: str = "weighted"
+    horizon: int | None = None
+    objective: str = "ttft"
+    future: bool = False
+    candidates: int = 0
+
+    def __post_init__(self) -> None:
+        if self.candidates < 0:
+            raise ConfigError(f"--lookahead-candidates must be >= 0, got {self.candidates}")
+        if self.horizon is not None and self.horizon < 0:
+            raise ConfigError(f"--lookahead-horizon must be >= 0, got {self.horizon}")
+        if self.objective not in LOOKAHEAD_OBJECTIVES:
+            raise ConfigError(
+                f"--lookahead-objective: unknown objective {self.objective!r} "
+                f"(valid: {', '.join(LOOKAHEAD_OBJECTIVES)})"
+            )
+        if self.rollout == "lookahead":
+            raise ConfigError("--lookahead-rollout: the rollout policy cannot be lookahead itself")
 
 
 def rollout_cost(sim, objective: str) -> int:
@@ -47,14 +80,20 @@ def rollout_cost(sim, objective: str) -> int:
 class Lookahead:
     """Route where a simulated future is best (see the module docstring)."""
 
-    def __init__(self, lookahead: LookaheadConfig = LookaheadConfig(), block_size: int = 16,
-                 scorers: tuple = (), prefix_index: Optional[PrefixCacheIndex] = None) -> None:
+    def __init__(
+        self,
+        lookahead: LookaheadConfig = LookaheadConfig(),
+        block_size: int = 16,
+        scorers: tuple = (),
+        prefix_index: Optional[PrefixCacheIndex] = None,
+    ) -> None:
         self.options = lookahead
         # The rollout policy's prefix index must follow the routes actually taken, not the
         # rollout's own picks: without a shared index (which its owner keeps), we keep one.
         self._own_index = PrefixCacheIndex(block_size) if prefix_index is None else None
-        self.rollout = ROUTING.make(lookahead.rollout, block_size=block_size, scorers=scorers,
-                                    prefix_index=prefix_index or self._own_index)
+        self.rollout = ROUTING.make(
+            lookahead.rollout, block_size=block_size, scorers=scorers, prefix_index=prefix_index or self._own_index
+        )
         self.sim = None
 
     def bind_simulator(self, sim) -> None:
@@ -101,8 +140,9 @@ class Lookahead:
             keep[-1] = base.target
         return sorted(keep)
 
-    def candidate_costs(self, req: Request, state: RouterState, base: Optional[RoutingDecision] = None,
-                        also: Optional[int] = None) -> list[Optional[int]]:
+    def candidate_costs(
+        self, req: Request, state: RouterState, base: Optional[RoutingDecision] = None, also: Optional[int] = None
+    ) -> list[Optional[int]]:
         """The rollout cost (request-ticks) of routing ``req`` to each candidate instance now
         (``None`` for instances not simulated); ``also`` is simulated whatever the ranking."""
         costs: list[Optional[int]] = [None] * len(state.snapshots)
@@ -125,4 +165,3 @@ class Lookahead:
         fork.route(fork.hold_routing(f_req, f_state), target)
         fork.advance()
         return rollout_cost(fork, opts.objective)
-

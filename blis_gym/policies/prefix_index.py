@@ -96,7 +96,7 @@ class PrefixCacheIndex:
                     excess -= 1
                     if not excess:
                         if i + 1 < len(keys):
-                            log.appendleft((rid, keys[i + 1:]))
+                            log.appendleft((rid, keys[i + 1 :]))
                         return
 
     @property

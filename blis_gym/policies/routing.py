@@ -10,9 +10,9 @@ from typing import Callable, Sequence
 
 from ..engine.request import Request
 from .base import RouterState, RoutingDecision, Snapshot
-from .scorers import DEFAULT_SCORERS, ScorerConfig, make_scorer, normalized_weights
 from .prefix_index import PrefixCacheIndex
 from .registry import Registry
+from .scorers import DEFAULT_SCORERS, ScorerConfig, make_scorer, normalized_weights
 
 ROUTING: Registry = Registry("routing policy", "--routing-policy")
 # profile -> (request, snapshots, prefix index, its recordings, scores) of the last scoring
@@ -95,8 +95,7 @@ class WeightedScoring:
     The decision carries every instance's composite score.
     """
 
-    def __init__(self, scorers: Sequence[ScorerConfig] = (), block_size: int = 16,
-                 prefix_index=None) -> None:
+    def __init__(self, scorers: Sequence[ScorerConfig] = (), block_size: int = 16, prefix_index=None) -> None:
         profile = tuple(scorers) or DEFAULT_SCORERS
         self.profile = profile
         self.weights = normalized_weights(profile)

@@ -100,16 +100,18 @@ def check_scorers(configs: Iterable[ScorerConfig], where: str) -> tuple[ScorerCo
     """Reject unknown, duplicate, and non-positive or non-finite weights; ``where`` prefixes errors."""
     seen: set[str] = set()
     out = []
-    for i, c in enumerate(configs):
+    for c in configs:
         if c.name not in SCORER_NAMES:
             raise ConfigError(f"{where}: unknown scorer {c.name!r} (valid: {', '.join(SCORER_NAMES)})")
         if c.name in seen:
             raise ConfigError(f"{where}: duplicate scorer {c.name!r}; each scorer may appear at most once")
         seen.add(c.name)
-        if isinstance(c.weight, bool) or not isinstance(c.weight, (int, float)) \
-                or not (c.weight > 0 and math.isfinite(c.weight)):
-            raise ConfigError(f"{where}: scorer {c.name!r} weight must be a finite positive number, "
-                              f"got {c.weight!r}")
+        if (
+            isinstance(c.weight, bool)
+            or not isinstance(c.weight, (int, float))
+            or not (c.weight > 0 and math.isfinite(c.weight))
+        ):
+            raise ConfigError(f"{where}: scorer {c.name!r} weight must be a finite positive number, got {c.weight!r}")
         out.append(ScorerConfig(c.name, float(c.weight)))
     return tuple(out)
 

@@ -24,16 +24,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+from ..config.fitness import FITNESS_KEYS, unknown_key_error
 from ..engine.metrics import InstanceMetrics
-from ..errors import ConfigError
-from ..goparse import name_value_pairs, parse_float
-
-FITNESS_KEYS: tuple[str, ...] = (
-    "throughput", "tokens_per_sec",
-    "p99_ttft", "p50_ttft", "mean_ttft",
-    "p99_e2e", "p50_e2e", "mean_e2e",
-)
-"""Metric names accepted in ``--fitness-weights``, in the reference's listing order."""
 
 REFERENCE_RPS = 100.0  # requests/s scoring 0.5
 REFERENCE_TPS = 10000.0  # output tokens/s scoring 0.5
@@ -43,6 +35,7 @@ HEADER = "=== Fitness Evaluation ==="
 
 
 # --- distributions ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Distribution:
@@ -102,6 +95,7 @@ def distribution(values: Iterable[float]) -> Distribution:
 
 # --- cluster figures --------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RawMetrics:
     """The latency and throughput figures that fitness is computed from.
@@ -136,38 +130,8 @@ def raw_metrics(aggregate: InstanceMetrics) -> RawMetrics:
     )
 
 
-# --- weights ----------------------------------------------------------------------------------
-
-def _unknown_key_error(key: str, flag: str) -> ConfigError:
-    return ConfigError(f"{flag}: unknown fitness metric key {key!r} (valid keys: {', '.join(FITNESS_KEYS)})")
-
-
-def parse_fitness_weights(text: str, flag: str = "--fitness-weights") -> dict[str, float]:
-    """Parse ``"key:weight,key:weight"`` into a dict (empty text gives an empty dict).
-
-    Entries are split on ',' and trimmed; each must be ``key:number`` with a finite,
-    non-negative number. A key given twice keeps its last weight. Unknown keys are
-    rejected here too, after every entry has parsed (the first in sorted order is named).
-    Raises :class:`ConfigError` naming ``flag`` and the offending entry.
-    """
-    weights: dict[str, float] = {}
-    if text == "":
-        return weights
-    for key, value_text in name_value_pairs(text, flag, "key:weight", "throughput:0.5,p99_ttft:0.3"):
-        value = parse_float(value_text)
-        if value is None:
-            raise ConfigError(f"{flag}: weight for {key!r} is not a number: {value_text!r}")
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(
-                f"{flag}: weight for {key!r} must be a finite non-negative number, got {value_text!r}")
-        weights[key] = value
-    for key in sorted(weights):
-        if key not in FITNESS_KEYS:
-            raise _unknown_key_error(key, flag)
-    return weights
-
-
 # --- score ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class FitnessResult:
@@ -184,16 +148,19 @@ def metric_value(raw: RawMetrics, key: str) -> float:
     if key == "tokens_per_sec":
         return raw.tokens_per_sec / (raw.tokens_per_sec + REFERENCE_TPS)
     latency = {
-        "p99_ttft": raw.ttft.p99, "p50_ttft": raw.ttft.p50, "mean_ttft": raw.ttft.mean,
-        "p99_e2e": raw.e2e.p99, "p50_e2e": raw.e2e.p50, "mean_e2e": raw.e2e.mean,
+        "p99_ttft": raw.ttft.p99,
+        "p50_ttft": raw.ttft.p50,
+        "mean_ttft": raw.ttft.mean,
+        "p99_e2e": raw.e2e.p99,
+        "p50_e2e": raw.e2e.p50,
+        "mean_e2e": raw.e2e.mean,
     }
     if key not in latency:
         raise KeyError(key)
     return 1.0 / (1.0 + latency[key] / REFERENCE_TICKS)
 
 
-def compute_fitness(raw: RawMetrics, weights: Mapping[str, float],
-                    flag: str = "--fitness-weights") -> FitnessResult:
+def compute_fitness(raw: RawMetrics, weights: Mapping[str, float], flag: str = "--fitness-weights") -> FitnessResult:
     """Score = sum of weight * normalised value, accumulated over the keys in sorted order.
 
     Raises :class:`ConfigError` for a key outside :data:`FITNESS_KEYS`.
@@ -201,7 +168,7 @@ def compute_fitness(raw: RawMetrics, weights: Mapping[str, float],
     keys = sorted(weights)
     for key in keys:
         if key not in FITNESS_KEYS:
-            raise _unknown_key_error(key, flag)
+            raise unknown_key_error(key, flag)
     score = 0.0
     components: dict[str, float] = {}
     for key in keys:

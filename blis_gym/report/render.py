@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 from typing import Optional
 
 from ..cluster.simulator import ClusterResult
 from ..cluster.trace import summarize, summary_lines
-from ..errors import BlisError
 from . import gojson
 from .fitness import compute_fitness, fitness_lines, raw_metrics
 from .slo import per_slo_distributions, per_slo_lines
@@ -25,8 +21,12 @@ def _metrics_section(instance_id: str, m) -> list[str]:
     return [HEADER, gojson.dumps(metrics_block(instance_id, m))]
 
 
-def stdout_text(result: ClusterResult, priority_policy: str = "constant",
-                fitness_weights: Optional[dict] = None, summarize_trace: bool = False) -> str:
+def stdout_text(
+    result: ClusterResult,
+    priority_policy: str = "constant",
+    fitness_weights: Optional[dict] = None,
+    summarize_trace: bool = False,
+) -> str:
     """Everything the reference prints on stdout for this run, in its section order."""
     lines: list[str] = []
     if len(result.instances) > 1:
@@ -70,29 +70,3 @@ def results_json(result: ClusterResult) -> str:
     if rows:
         doc["requests"] = rows
     return gojson.dumps(doc)
-
-
-def write_atomic(path: str, text: str, flag: str = "--results-path") -> None:
-    """Write ``text`` to ``path`` via a temporary file, so a failure leaves no half-written file.
-
-    ``flag`` names the option that chose the path, for error messages. The file gets the
-    usual permissions (0666 less the umask), not the temporary file's 0600.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".blis-", dir=directory)
-    except OSError as exc:
-        raise BlisError(f"{flag} {path}: cannot write: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise BlisError(f"{flag} {path}: cannot write: {exc.strerror}") from None
-        raise

@@ -29,8 +29,7 @@ class SLOMetrics:
     e2e: Distribution = field(default_factory=Distribution)
 
 
-def _group_by_class(aggregate: InstanceMetrics, per_request: Mapping[str, float],
-                    what: str) -> dict[str, list[float]]:
+def _group_by_class(aggregate: InstanceMetrics, per_request: Mapping[str, float], what: str) -> dict[str, list[float]]:
     """Values of ``per_request`` grouped by their request's SLO class; unknown requests are skipped."""
     groups: dict[str, list[float]] = {}
     missing = 0
@@ -52,8 +51,10 @@ def per_slo_distributions(aggregate: InstanceMetrics) -> dict[str, SLOMetrics]:
     """
     ttft = _group_by_class(aggregate, aggregate.ttfts, "TTFT")
     e2e = _group_by_class(aggregate, aggregate.e2es, "E2E latency")
-    return {cls: SLOMetrics(distribution(ttft.get(cls, ())), distribution(e2e.get(cls, ())))
-            for cls in sorted(set(ttft) | set(e2e))}
+    return {
+        cls: SLOMetrics(distribution(ttft.get(cls, ())), distribution(e2e.get(cls, ())))
+        for cls in sorted(set(ttft) | set(e2e))
+    }
 
 
 def slo_attainment(aggregate: InstanceMetrics, targets: Mapping[str, float]) -> float:

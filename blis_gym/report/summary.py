@@ -9,11 +9,15 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, insort
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ..engine.metrics import InstanceMetrics
+from .slo import per_slo_distributions
+
+if TYPE_CHECKING:
+    from ..cluster.simulator import ClusterResult
 
 
 def percentile_ms(sorted_vals: Sequence, p: float) -> float:
@@ -78,10 +82,26 @@ def metrics_block(instance_id: str, m: InstanceMetrics) -> dict:
         "total_output_tokens": m.total_output_tokens,
         "vllm_estimated_duration_s": runtime,
     }
-    zero = {k: 0.0 for k in (
-        "responses_per_sec", "tokens_per_sec", "e2e_mean_ms", "e2e_p90_ms", "e2e_p95_ms", "e2e_p99_ms",
-        "ttft_mean_ms", "ttft_p90_ms", "ttft_p95_ms", "ttft_p99_ms", "itl_mean_ms", "itl_p90_ms",
-        "itl_p95_ms", "itl_p99_ms", "scheduling_delay_p99_ms")}
+    zero = {
+        k: 0.0
+        for k in (
+            "responses_per_sec",
+            "tokens_per_sec",
+            "e2e_mean_ms",
+            "e2e_p90_ms",
+            "e2e_p95_ms",
+            "e2e_p99_ms",
+            "ttft_mean_ms",
+            "ttft_p90_ms",
+            "ttft_p95_ms",
+            "ttft_p99_ms",
+            "itl_mean_ms",
+            "itl_p90_ms",
+            "itl_p95_ms",
+            "itl_p99_ms",
+            "scheduling_delay_p99_ms",
+        )
+    }
     out.update(zero)
     if m.completed > 0:
         ttft = _sorted_ticks(m.ttfts.values())
@@ -144,8 +164,9 @@ class Anomalies:
     dropped_unservable: int
 
     def any(self) -> bool:
-        return bool(self.priority_inversions or self.hol_blocking_events
-                    or self.rejected_requests or self.dropped_unservable)
+        return bool(
+            self.priority_inversions or self.hol_blocking_events or self.rejected_requests or self.dropped_unservable
+        )
 
 
 def hol_blocking_events(per_instance: Sequence[InstanceMetrics]) -> int:
@@ -198,3 +219,23 @@ def kv_rates(aggregate: InstanceMetrics, per_instance: Sequence[InstanceMetrics]
         thrash += m.kv_thrashing_rate
     n = len(per_instance)
     return rate, (hit / n if n else 0.0), (thrash / n if n else 0.0)
+
+
+def result_metrics(result: ClusterResult) -> dict:
+    """The figures ``blis run`` prints: the cluster block, one block per instance, and per SLO
+    class (``"default"`` for requests without one) TTFT and E2E mean and p99 in ms."""
+    return {
+        "cluster": metrics_block("cluster", result.aggregate),
+        "instances": {iid: metrics_block(iid, m) for iid, m in zip(result.instance_ids, result.instances)},
+        "rejected_requests": result.rejected,
+        "per_slo": {
+            cls: {
+                "ttft_mean_ms": m.ttft.mean / 1e3,
+                "ttft_p99_ms": m.ttft.p99 / 1e3,
+                "e2e_mean_ms": m.e2e.mean / 1e3,
+                "e2e_p99_ms": m.e2e.p99 / 1e3,
+                "completed": m.e2e.count,
+            }
+            for cls, m in per_slo_distributions(result.aggregate).items()
+        },
+    }

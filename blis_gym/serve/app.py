@@ -46,8 +46,14 @@ _WORDS = tuple(json.dumps(w).encode() for w in FILLER)  # each filler token as a
 class BadRequest(Exception):
     """A request the API refuses before it reaches the simulation."""
 
-    def __init__(self, message: str, status: int = 400, param: Optional[str] = None,
-                 code: Optional[str] = None, kind: str = "invalid_request_error") -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        param: Optional[str] = None,
+        code: Optional[str] = None,
+        kind: str = "invalid_request_error",
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.param = param
@@ -100,8 +106,11 @@ def _prompt_ids(body: dict, ids: TokenIds) -> np.ndarray:
         prompt = prompt[0]  # a batch of one
     if isinstance(prompt, str):
         out = _text_ids(ids, prompt, "prompt")
-    elif (isinstance(prompt, list) and prompt
-          and all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 1 << 62 for t in prompt)):
+    elif (
+        isinstance(prompt, list)
+        and prompt
+        and all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 1 << 62 for t in prompt)
+    ):
         out = np.array(prompt, dtype=np.int64)
     elif prompt is None:
         raise BadRequest("prompt is required", param="prompt")
@@ -166,8 +175,10 @@ class _Shape:
         self.created = created
         self.model = model
         obj = "chat.completion.chunk" if chat else "text_completion"
-        head = (f'data: {{"id":{json.dumps(rid)},"object":"{obj}","created":{created},'
-                f'"model":{json.dumps(model)},"choices":[{{"index":0,').encode()
+        head = (
+            f'data: {{"id":{json.dumps(rid)},"object":"{obj}","created":{created},'
+            f'"model":{json.dumps(model)},"choices":[{{"index":0,'
+        ).encode()
         if chat:
             self.first = head + b'"delta":{"role":"assistant","content":'
             self.head = head + b'"delta":{"content":'
@@ -202,12 +213,19 @@ class _Shape:
         text = filler_text(0, stream.request.n_out)
         if self.chat:
             body = self._common("chat.completion")
-            body["choices"] = [{"index": 0, "message": {"role": "assistant", "content": text},
-                                "logprobs": None, "finish_reason": "length"}]
+            body["choices"] = [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": None,
+                    "finish_reason": "length",
+                }
+            ]
         else:
             body = self._common("text_completion")
-            body["choices"] = [{"index": 0, "text": text, "logprobs": None, "finish_reason": "length",
-                                "stop_reason": None}]
+            body["choices"] = [
+                {"index": 0, "text": text, "logprobs": None, "finish_reason": "length", "stop_reason": None}
+            ]
         body["usage"] = _usage(stream)
         body["blis_sim"] = stream.sim_timing()
         return body
@@ -232,13 +250,18 @@ class _EventStream:
         n_out = stream.request.n_out
         try:
             while n := await stream.tokens():
-                await send({"type": "http.response.body", "body": shape.chunks(stream.sent - n, n, n_out),
-                            "more_body": True})
+                await send(
+                    {"type": "http.response.body", "body": shape.chunks(stream.sent - n, n, n_out), "more_body": True}
+                )
             await stream.finished()
             last = shape.usage_chunk(stream) + _DONE
         except Rejected as exc:  # the server is stopping mid-stream
-            last = (b"data: " + json.dumps(_error_body(str(exc), exc.kind, None, exc.status), separators=_COMPACT).encode()
-                    + b"\n\n" + _DONE)
+            last = (
+                b"data: "
+                + json.dumps(_error_body(str(exc), exc.kind, None, exc.status), separators=_COMPACT).encode()
+                + b"\n\n"
+                + _DONE
+            )
         await send({"type": "http.response.body", "body": last, "more_body": False})
 
 
@@ -295,9 +318,21 @@ def create_app(engine: RealtimeEngine, model: str) -> Starlette:
         return await generate(request, chat=True)
 
     async def models(request: HTTPRequest) -> JSONResponse:
-        return JSONResponse({"object": "list", "data": [
-            {"id": model, "object": "model", "created": created, "owned_by": "blis-gym", "root": model,
-             "parent": None}]})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": model,
+                        "object": "model",
+                        "created": created,
+                        "owned_by": "blis-gym",
+                        "root": model,
+                        "parent": None,
+                    }
+                ],
+            }
+        )
 
     async def health(request: HTTPRequest) -> Response:
         return Response(status_code=200)
@@ -313,12 +348,15 @@ def create_app(engine: RealtimeEngine, model: str) -> Starlette:
         finally:
             await engine.close()
 
-    app = Starlette(routes=[
-        Route("/v1/completions", completions, methods=["POST"]),
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/v1/models", models, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
-        Route("/blis/stats", stats, methods=["GET"]),
-    ], lifespan=lifespan)
+    app = Starlette(
+        routes=[
+            Route("/v1/completions", completions, methods=["POST"]),
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/blis/stats", stats, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
     app.state.engine = engine
     return app

@@ -79,14 +79,25 @@ def endpoints(plan: ServePlan, host: str, port: int) -> list[Endpoint]:
 
 
 def _server(endpoint: Endpoint, model: str) -> _Server:
-    config = uvicorn.Config(create_app(endpoint.engine, model), log_level="warning", access_log=False,
-                            log_config=None, lifespan="on", timeout_graceful_shutdown=GRACE_S, backlog=4096,
-                            timeout_keep_alive=30)
+    config = uvicorn.Config(
+        create_app(endpoint.engine, model),
+        log_level="warning",
+        access_log=False,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACE_S,
+        backlog=4096,
+        timeout_keep_alive=30,
+    )
     return _Server(config)
 
 
-async def serve(eps: Sequence[Endpoint], model: str, started: Optional[Callable[[], None]] = None,
-                stop: Optional[asyncio.Event] = None) -> None:
+async def serve(
+    eps: Sequence[Endpoint],
+    model: str,
+    started: Optional[Callable[[], None]] = None,
+    stop: Optional[asyncio.Event] = None,
+) -> None:
     """Run every endpoint's server until ``stop`` is set (or they all stop); ``started()`` is
     called once all of them listen."""
     for e in eps:
@@ -143,8 +154,8 @@ def run_forever(eps: Sequence[Endpoint], model: str, describe: Callable[[Endpoin
 class BackgroundServers:
     """``blis serve`` in a background thread (tests, benchmarks)::
 
-        with BackgroundServers(plan) as urls:    # bound to 127.0.0.1, free ports
-            ...
+    with BackgroundServers(plan) as urls:    # bound to 127.0.0.1, free ports
+        ...
     """
 
     def __init__(self, plan: ServePlan, host: str = "127.0.0.1", port: int = 0, timeout_s: float = 30.0) -> None:

@@ -35,8 +35,9 @@ def plan_serve(opts: RunOptions, fleet: int = 0) -> ServePlan:
         if opts.instance_pool:
             raise ConfigError("--instances (a fleet of single-instance servers) excludes --instance-pool")
         if "num_instances" in opts.explicit and opts.num_instances != 1:
-            raise ConfigError("--instances (a fleet of single-instance servers) excludes --num-instances; "
-                              "use one or the other")
+            raise ConfigError(
+                "--instances (a fleet of single-instance servers) excludes --num-instances; use one or the other"
+            )
         opts = replace(opts, num_instances=1)
     config = replace(resolve(opts).config, horizon=MAX_INT64)
     return ServePlan(opts.model, (config,) * (fleet or 1))

@@ -192,9 +192,13 @@ class RequestStream:
     def sim_timing(self) -> dict:
         """The simulator's own figures for this request (µs; times since engine start)."""
         req = self.request
-        out = {"request_id": req.id, "instance": req.assigned, "arrival_us": req.arrival,
-               "ttft_us": req.first_token_time if self.ticks else None,
-               "e2e_us": self.end - req.arrival if self.end is not None else None}
+        out = {
+            "request_id": req.id,
+            "instance": req.assigned,
+            "arrival_us": req.arrival,
+            "ttft_us": req.first_token_time if self.ticks else None,
+            "e2e_us": self.end - req.arrival if self.end is not None else None,
+        }
         return out
 
 
@@ -256,8 +260,12 @@ class RealtimeEngine:
         release lateness (ms: p50 and p99 to the 0.1 ms bucket's top, the max exact)."""
         hist = self._late_hist
         total = sum(hist)
-        out = {"requests": self._next_index, "in_flight": len(self._streams), "sim_time_us": self._until,
-               "releases": total}
+        out = {
+            "requests": self._next_index,
+            "in_flight": len(self._streams),
+            "sim_time_us": self._until,
+            "releases": total,
+        }
         if total:
             lat = {}
             for name, q in (("p50", 0.5), ("p99", 0.99)):
@@ -378,12 +386,18 @@ class RealtimeEngine:
             stream.end = tick
             stream._notify()
         elif req.assigned:
-            stream._fail(Rejected(
-                f"the simulated instance cannot hold this request in its KV cache ({req.n_in} prompt + "
-                f"{req.n_out} output tokens)", 400, "invalid_request_error"))
+            stream._fail(
+                Rejected(
+                    f"the simulated instance cannot hold this request in its KV cache ({req.n_in} prompt + "
+                    f"{req.n_out} output tokens)",
+                    400,
+                    "invalid_request_error",
+                )
+            )
         else:
-            stream._fail(Rejected(f"rejected by the admission policy ({self.config.admission_policy})",
-                                  429, "rate_limit_error"))
+            stream._fail(
+                Rejected(f"rejected by the admission policy ({self.config.admission_policy})", 429, "rate_limit_error")
+            )
 
     def _fail_all(self, error: Rejected) -> None:
         streams = list(self._streams.values())

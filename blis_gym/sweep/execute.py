@@ -15,9 +15,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ..distributed import INSTALL_HINT, RaySession, cluster_cpus, need_ray
 from ..errors import ConfigError
+from ..fileio import write_atomic
 from ..plan import cli_flags
-from ..report.render import write_atomic
 from .point import run_point, summary_line
 from .spec import Point, SweepSpec
 from .table import SWEEP_COPY, Journal, read_journal, write_table
@@ -63,10 +64,9 @@ def _run_serial(pending: list[Point], record: Callable[[dict, bool], None]) -> N
         record(_entry(point, result, LOCAL_NODE, time.perf_counter() - started), True)
 
 
-def _run_ray(ray: Any, pending: list[Point], workers: Optional[int], embedded: bool,
-             record: Callable[[dict, bool], None]) -> None:
-    from ..distributed import cluster_cpus
-
+def _run_ray(
+    ray: Any, pending: list[Point], workers: Optional[int], embedded: bool, record: Callable[[dict, bool], None]
+) -> None:
     remote = ray.remote(num_cpus=1, max_retries=0)(_task)
 
     def node_name(node_id: str) -> str:
@@ -88,8 +88,9 @@ def _run_ray(ray: Any, pending: list[Point], workers: Optional[int], embedded: b
                     result, node_id, seconds = ray.get(ref)
                 except ray.exceptions.RayError as exc:  # the worker or node was lost: retry next run
                     first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-                    record(_entry(point, {"metrics": {}, "error": f"ray: {type(exc).__name__}: {first}"},
-                                  "", 0.0), False)
+                    record(
+                        _entry(point, {"metrics": {}, "error": f"ray: {type(exc).__name__}: {first}"}, "", 0.0), False
+                    )
                     continue
                 record(_entry(point, result, node_name(node_id), seconds), True)
     finally:
@@ -124,8 +125,6 @@ class _LocalPoints(threading.Thread):
 
 def _connect(address: str, workers: Optional[int], timeout_s: float) -> Any:
     """A RaySession joined to the cluster at ``address`` (ConfigError if it does not answer)."""
-    from ..distributed import RaySession
-
     session = RaySession(address, workers, timeout_s, what="blis sweep").start()
     try:
         session.wait()
@@ -135,13 +134,12 @@ def _connect(address: str, workers: Optional[int], timeout_s: float) -> Any:
     return session
 
 
-def _run_on_ray(pending: list[Point], session: Any, workers: Optional[int],
-                record: Callable[[dict, bool], None]) -> None:
+def _run_on_ray(
+    pending: list[Point], session: Any, workers: Optional[int], record: Callable[[dict, bool], None]
+) -> None:
     """Ray tasks for ``pending``: on the cluster ``session`` joined, or (``session`` None) on an
     embedded Ray, which takes seconds to start: meanwhile a thread of this process runs points
     (the results are the same wherever a point runs)."""
-    from ..distributed import RaySession
-
     queue = list(pending)
     embedded = session is None
     if embedded:
@@ -172,9 +170,16 @@ def point_args(point: Point) -> str:
     return shlex.join(cli_flags(replace(point.run_options(), log="warn")))
 
 
-def run_sweep(spec: SweepSpec, out: Path, *, workers: Optional[int] = None, address: str = "",
-              serial: bool = False, timeout_s: float = 10.0,
-              progress: Optional[Callable[[int, int, int], None]] = None) -> SweepReport:
+def run_sweep(
+    spec: SweepSpec,
+    out: Path,
+    *,
+    workers: Optional[int] = None,
+    address: str = "",
+    serial: bool = False,
+    timeout_s: float = 10.0,
+    progress: Optional[Callable[[int, int, int], None]] = None,
+) -> SweepReport:
     """Run the points of ``spec`` not yet journalled in ``out``; write the table when all are done.
 
     ``progress(done, total, failed)`` is called as points finish (``done`` counts resumed ones).
@@ -183,14 +188,10 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: Optional[int] = None, addr
     try:
         import pyarrow  # noqa: F401  (fail before running anything)
     except ImportError:
-        from ..distributed import INSTALL_HINT
-
         raise ConfigError(f"blis sweep writes Parquet with pyarrow: {INSTALL_HINT}") from None
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file, not a folder")
     if not serial:
-        from ..distributed import need_ray
-
         need_ray("blis sweep (or --serial, which runs without Ray)")
     # A cluster that does not answer fails here, before anything is written.
     session = _connect(address, workers, timeout_s) if address and not serial else None
@@ -201,8 +202,14 @@ def run_sweep(spec: SweepSpec, out: Path, *, workers: Optional[int] = None, addr
             session.close()
 
 
-def _sweep(spec: SweepSpec, out: Path, session: Any, workers: Optional[int], serial: bool,
-           progress: Optional[Callable[[int, int, int], None]]) -> SweepReport:
+def _sweep(
+    spec: SweepSpec,
+    out: Path,
+    session: Any,
+    workers: Optional[int],
+    serial: bool,
+    progress: Optional[Callable[[int, int, int], None]],
+) -> SweepReport:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -241,8 +248,16 @@ def _sweep(spec: SweepSpec, out: Path, session: Any, workers: Optional[int], ser
     rows = []
     for point in spec.points:
         entry = entries[point.key]
-        rows.append({"point": point.index, **point.axis_values, "blis_run_args": point_args(point),
-                     **entry["metrics"], "error": entry["error"], "node": entry["node"]})
+        rows.append(
+            {
+                "point": point.index,
+                **point.axis_values,
+                "blis_run_args": point_args(point),
+                **entry["metrics"],
+                "error": entry["error"],
+                "node": entry["node"],
+            }
+        )
         if entry["error"]:
             report.failures.append(summary_line(point.index, point.axis_values, entry["error"]))
     report.files = write_table(out, spec.columns, rows)

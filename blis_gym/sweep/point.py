@@ -20,11 +20,31 @@ from .spec import Point
 #: The cluster block's figures, in the order ``blis run`` prints them (``instance_id`` left out;
 #: ``kv_allocation_failures``, printed only when non-zero, is 0 otherwise).
 METRICS: tuple[str, ...] = (
-    "completed_requests", "still_queued", "still_running", "injected_requests", "total_input_tokens",
-    "total_output_tokens", "vllm_estimated_duration_s", "responses_per_sec", "tokens_per_sec",
-    "e2e_mean_ms", "e2e_p90_ms", "e2e_p95_ms", "e2e_p99_ms", "ttft_mean_ms", "ttft_p90_ms", "ttft_p95_ms",
-    "ttft_p99_ms", "itl_mean_ms", "itl_p90_ms", "itl_p95_ms", "itl_p99_ms", "scheduling_delay_p99_ms",
-    "kv_allocation_failures", "preemption_count", "dropped_unservable",
+    "completed_requests",
+    "still_queued",
+    "still_running",
+    "injected_requests",
+    "total_input_tokens",
+    "total_output_tokens",
+    "vllm_estimated_duration_s",
+    "responses_per_sec",
+    "tokens_per_sec",
+    "e2e_mean_ms",
+    "e2e_p90_ms",
+    "e2e_p95_ms",
+    "e2e_p99_ms",
+    "ttft_mean_ms",
+    "ttft_p90_ms",
+    "ttft_p95_ms",
+    "ttft_p99_ms",
+    "itl_mean_ms",
+    "itl_p90_ms",
+    "itl_p95_ms",
+    "itl_p99_ms",
+    "scheduling_delay_p99_ms",
+    "kv_allocation_failures",
+    "preemption_count",
+    "dropped_unservable",
 )
 #: Beyond the cluster block: admission rejections, and the fitness score when the point sets weights.
 EXTRA_METRICS = ("rejected_requests", "fitness")
@@ -65,8 +85,10 @@ def run_point(point: Point) -> dict[str, Any]:
         return {"metrics": {}, "error": str(exc)}
     except Exception as exc:  # a crash: keep the sweep going, say where
         frame = traceback.extract_tb(exc.__traceback__)[-1]
-        return {"metrics": {}, "error": f"crash: {type(exc).__name__}: {exc} "
-                                        f"({os.path.basename(frame.filename)}:{frame.lineno})"}
+        return {
+            "metrics": {},
+            "error": f"crash: {type(exc).__name__}: {exc} ({os.path.basename(frame.filename)}:{frame.lineno})",
+        }
 
 
 def summary_line(point_index: int, axis_values: Mapping[str, Any], error: str) -> str:

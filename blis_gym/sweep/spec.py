@@ -26,16 +26,16 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from importlib import resources
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Union
 
 from ..config import yamlio
+from ..config.datafiles import shipped_dir, shipped_names
+from ..config.pool import pool_text
 from ..errors import ConfigError
 from ..plan import RunOptions
 from ..plan.options import FILE_OPTIONS, coerce_option, option_types, resolve_paths
-from ..plan.pool import pool_text
 
 _TYPES = option_types(RunOptions)
 _TOP_KEYS = ("description", "base", "axes")
@@ -76,8 +76,9 @@ class SweepSpec:
 def _option(where: str, key: Any) -> str:
     name = str(key).replace("-", "_")
     if name not in FILE_OPTIONS:
-        raise ConfigError(f"{where}: unknown option {key!r} (blis run options, with underscores: "
-                          f"{', '.join(FILE_OPTIONS)})")
+        raise ConfigError(
+            f"{where}: unknown option {key!r} (blis run options, with underscores: {', '.join(FILE_OPTIONS)})"
+        )
     return name
 
 
@@ -99,9 +100,10 @@ def _values(where: str, name: str, values: Any, folder: Path) -> list[Any]:
 def _axis(where: str, item: Any, folder: Path) -> list[dict[str, Any]]:
     """One axis as its list of {option: value} settings."""
     if not isinstance(item, dict) or len(item) != 1:
-        raise ConfigError(f"{where}: expected one 'option: [values]' or 'zip: {{option: [values], ...}}' "
-                          f"mapping, got {item!r}")
-    (key, values), = item.items()
+        raise ConfigError(
+            f"{where}: expected one 'option: [values]' or 'zip: {{option: [values], ...}}' mapping, got {item!r}"
+        )
+    ((key, values),) = item.items()
     if key != ZIP:
         name = _option(where, key)
         return [{name: v} for v in _values(f"{where}.{key}", name, values, folder)]
@@ -120,12 +122,12 @@ def _axis(where: str, item: Any, folder: Path) -> list[dict[str, Any]]:
 
 
 def sweeps_dir():
-    return resources.files("blis_gym.configs") / "sweeps"
+    return shipped_dir("sweeps")
 
 
 def shipped_sweeps() -> list[str]:
     """Sweeps shipped with the package (``blis sweep NAME``)."""
-    return sorted(f.name[:-5] for f in sweeps_dir().iterdir() if f.name.endswith(".yaml"))
+    return shipped_names("sweeps")
 
 
 def _locate(source: Union[str, Path]) -> Path:
@@ -167,8 +169,9 @@ def load_sweep(source: Union[str, Path]) -> SweepSpec:
     if isinstance(raw_axes, dict):
         raw_axes = [{k: v} for k, v in raw_axes.items()]
     if not isinstance(raw_axes, list) or not raw_axes:
-        raise ConfigError(f"{where}: axes: expected a non-empty list of 'option: [values]' items "
-                          f"(or a mapping of option: [values])")
+        raise ConfigError(
+            f"{where}: axes: expected a non-empty list of 'option: [values]' items (or a mapping of option: [values])"
+        )
     axes = [_axis(f"{where}: axes[{i}]", item, folder) for i, item in enumerate(raw_axes)]
     columns: list[str] = []
     for i, axis in enumerate(axes):
@@ -183,5 +186,4 @@ def load_sweep(source: Union[str, Path]) -> SweepSpec:
         values = {k: v for setting in combo for k, v in setting.items()}
         points.append(Point(index, values, {**base, **values}))
     description = doc.get("description", "")
-    return SweepSpec(name, text, str(description) if description is not None else "", tuple(columns),
-                     tuple(points))
+    return SweepSpec(name, text, str(description) if description is not None else "", tuple(columns), tuple(points))

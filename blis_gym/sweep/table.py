@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import ConfigError
-from ..report.render import write_atomic
+from ..fileio import write_atomic
 from .point import EXTRA_METRICS, METRICS
 
 JOURNAL = "points.jsonl"

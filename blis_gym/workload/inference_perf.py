@@ -13,8 +13,16 @@ One difference from BLIS: ``system_prompt_len: 0`` means no shared prefix
 
 from __future__ import annotations
 
-from .spec import (ActiveWindow, ArrivalSpec, ClientSpec, DistSpec, InferencePerfSpec, LifecycleSpec,
-                   MultiTurnSpec, ReasoningSpec)
+from .spec import (
+    ActiveWindow,
+    ArrivalSpec,
+    ClientSpec,
+    DistSpec,
+    InferencePerfSpec,
+    LifecycleSpec,
+    MultiTurnSpec,
+    ReasoningSpec,
+)
 
 CHAT_ROUNDS = 5
 CHAT_THINK_TIME_US = 500_000
@@ -48,19 +56,26 @@ def expand(ip: InferencePerfSpec) -> tuple[str, tuple[ClientSpec, ...]]:
     reasoning = None
     if sp.enable_multi_turn_chat:
         reasoning = ReasoningSpec(
-            DistSpec("constant", {"value": 0.0}),
-            MultiTurnSpec(CHAT_ROUNDS, CHAT_THINK_TIME_US, "accumulate"))
+            DistSpec("constant", {"value": 0.0}), MultiTurnSpec(CHAT_ROUNDS, CHAT_THINK_TIME_US, "accumulate")
+        )
     n = sp.num_unique_system_prompts * sp.num_users_per_system_prompt
     clients = []
     for p in range(sp.num_unique_system_prompts):
         group = f"prompt-{p}"
         for u in range(sp.num_users_per_system_prompt):
-            clients.append(ClientSpec(
-                id=f"{group}-user-{u}", tenant_id=group, slo_class="batch", rate_fraction=1.0 / n,
-                arrival=ArrivalSpec("poisson"),
-                input_distribution=DistSpec("constant", {"value": float(sp.question_len)}),
-                output_distribution=DistSpec("constant", {"value": float(sp.output_len)}),
-                prefix_group=group if sp.system_prompt_len > 0 else "",
-                prefix_length=sp.system_prompt_len, reasoning=reasoning,
-                lifecycle=LifecycleSpec(windows) if windows else None))
+            clients.append(
+                ClientSpec(
+                    id=f"{group}-user-{u}",
+                    tenant_id=group,
+                    slo_class="batch",
+                    rate_fraction=1.0 / n,
+                    arrival=ArrivalSpec("poisson"),
+                    input_distribution=DistSpec("constant", {"value": float(sp.question_len)}),
+                    output_distribution=DistSpec("constant", {"value": float(sp.output_len)}),
+                    prefix_group=group if sp.system_prompt_len > 0 else "",
+                    prefix_length=sp.system_prompt_len,
+                    reasoning=reasoning,
+                    lifecycle=LifecycleSpec(windows) if windows else None,
+                )
+            )
     return ("reasoning" if sp.enable_multi_turn_chat else "language"), tuple(clients)

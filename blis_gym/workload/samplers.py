@@ -40,6 +40,7 @@ class LengthSampler(Protocol):
 
 # --- arrivals ---------------------------------------------------------------------------------
 
+
 class PoissonArrivals:
     """Exponential gaps (CV 1) at ``rate`` requests per µs."""
 
@@ -159,7 +160,10 @@ def _weibull(spec: ArrivalSpec, rate: float) -> ArrivalSampler:
 
 
 ARRIVALS: Mapping[str, Callable[[ArrivalSpec, float], ArrivalSampler]] = {
-    "poisson": _poisson, "gamma": _gamma, "weibull": _weibull}
+    "poisson": _poisson,
+    "gamma": _gamma,
+    "weibull": _weibull,
+}
 
 
 def arrival_sampler(spec: ArrivalSpec, rate_per_us: float) -> ArrivalSampler:
@@ -168,6 +172,7 @@ def arrival_sampler(spec: ArrivalSpec, rate_per_us: float) -> ArrivalSampler:
 
 
 # --- lengths ----------------------------------------------------------------------------------
+
 
 class GaussianLength:
     """A normal draw clamped to [min, max] and rounded half away from zero; min == max draws nothing."""

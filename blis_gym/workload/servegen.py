@@ -94,7 +94,8 @@ def _first_window_pdfs(path: Path, sg: ServeGenDataSpec) -> tuple[dict[int, floa
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise WorkloadError(f"{path}: cannot read dataset JSON ({' '.join(str(exc).split())})") from None
     if not isinstance(dataset, dict) or not all(
-            isinstance(w, dict) and all(isinstance(v, str) for v in w.values()) for w in dataset.values()):
+        isinstance(w, dict) and all(isinstance(v, str) for v in w.values()) for w in dataset.values()
+    ):
         raise WorkloadError(f"{path}: expected {{window_start: {{input_tokens: str, output_tokens: str}}}}")
     windows = []
     for key, window in dataset.items():
@@ -108,8 +109,10 @@ def _first_window_pdfs(path: Path, sg: ServeGenDataSpec) -> tuple[dict[int, floa
             continue
         inputs, outputs = window.get("input_tokens", ""), window.get("output_tokens", "")
         if inputs and outputs:
-            return (parse_pdf(inputs, f"{path}: window {key}: input_tokens"),
-                    parse_pdf(outputs, f"{path}: window {key}: output_tokens"))
+            return (
+                parse_pdf(inputs, f"{path}: window {key}: input_tokens"),
+                parse_pdf(outputs, f"{path}: window {key}: output_tokens"),
+            )
     raise WorkloadError(f"{path}: no window in the span has both input_tokens and output_tokens")
 
 
@@ -121,9 +124,13 @@ def _chunk_client(folder: Path, chunk: str, sg: ServeGenDataSpec) -> Optional[Cl
     process = pattern.lower()
     arrival = ArrivalSpec(process, cv) if process in ("gamma", "weibull") else ArrivalSpec("poisson")
     return ClientSpec(
-        id=f"servegen-chunk-{chunk}", tenant_id=f"chunk-{chunk}", rate_fraction=rate, arrival=arrival,
+        id=f"servegen-chunk-{chunk}",
+        tenant_id=f"chunk-{chunk}",
+        rate_fraction=rate,
+        arrival=arrival,
         input_distribution=DistSpec("empirical", {str(k): v for k, v in inputs.items()}),
-        output_distribution=DistSpec("empirical", {str(k): v for k, v in outputs.items()}))
+        output_distribution=DistSpec("empirical", {str(k): v for k, v in outputs.items()}),
+    )
 
 
 def servegen_clients(sg: ServeGenDataSpec, folder: Path) -> tuple[ClientSpec, ...]:
@@ -135,7 +142,7 @@ def servegen_clients(sg: ServeGenDataSpec, folder: Path) -> tuple[ClientSpec, ..
         raise WorkloadError(f"servegen_data.path {sg.path}: no {_PREFIX}*{_TRACE} files in {folder}")
     clients = []
     for name in traces:
-        client = _chunk_client(folder, name[len(_PREFIX):-len(_TRACE)], sg)
+        client = _chunk_client(folder, name[len(_PREFIX) : -len(_TRACE)], sg)
         if client is not None:
             clients.append(client)
     if not clients:

@@ -170,6 +170,7 @@ class WorkloadSpec:
 
 # --- validation -------------------------------------------------------------------------------
 
+
 def _fail(where: str, key: str, problem: str) -> None:
     raise ConfigError(f"{where}: {key}: {problem}")
 
@@ -209,8 +210,11 @@ def validate_dist(where: str, key: str, d: DistSpec) -> None:
             _fail(where, f"{key}.params.{name}", f"unknown parameter for {d.type} (valid: {', '.join(needed)})")
     for name in needed:
         if name not in d.params:
-            _fail(where, f"{key}.params", f"{d.type} distribution requires parameter {name!r} "
-                                          f"(needs: {', '.join(needed)})")
+            _fail(
+                where,
+                f"{key}.params",
+                f"{d.type} distribution requires parameter {name!r} (needs: {', '.join(needed)})",
+            )
     p = d.params
     if d.type == "gaussian":
         if p["std_dev"] < 0:
@@ -234,8 +238,7 @@ def validate_dist(where: str, key: str, d: DistSpec) -> None:
 
 def _validate_arrival(where: str, key: str, a: ArrivalSpec) -> None:
     if a.process not in ARRIVAL_PROCESSES:
-        _fail(where, f"{key}.process",
-              f"unknown arrival process {a.process!r} (valid: {', '.join(ARRIVAL_PROCESSES)})")
+        _fail(where, f"{key}.process", f"unknown arrival process {a.process!r} (valid: {', '.join(ARRIVAL_PROCESSES)})")
     if a.cv is None:
         return
     if not (_finite(a.cv) and a.cv > 0):
@@ -252,8 +255,11 @@ def _validate_multimodal(where: str, key: str, mm: MultimodalSpec) -> None:
         tokens: DistSpec = getattr(mm, f"{kind}_distribution")
         count: DistSpec = getattr(mm, f"{kind}_count_distribution")
         if bool(tokens.type) != bool(count.type):
-            given, missing = ((f"{kind}_distribution", f"{kind}_count_distribution") if tokens.type
-                              else (f"{kind}_count_distribution", f"{kind}_distribution"))
+            given, missing = (
+                (f"{kind}_distribution", f"{kind}_count_distribution")
+                if tokens.type
+                else (f"{kind}_count_distribution", f"{kind}_distribution")
+            )
             _fail(where, f"{key}.{given}", f"needs {missing} as well")
         if tokens.type:
             validate_dist(where, f"{key}.{kind}_distribution", tokens)
@@ -283,8 +289,11 @@ def _validate_client(where: str, key: str, c: ClientSpec) -> None:
             _fail(where, f"{key}.lifecycle.windows", "give at least one window (start_us, end_us)")
         for i, w in enumerate(c.lifecycle.windows):
             if not 0 <= w.start_us < w.end_us:
-                _fail(where, f"{key}.lifecycle.windows[{i}]",
-                      f"need 0 <= start_us < end_us, got [{w.start_us}, {w.end_us})")
+                _fail(
+                    where,
+                    f"{key}.lifecycle.windows[{i}]",
+                    f"need 0 <= start_us < end_us, got [{w.start_us}, {w.end_us})",
+                )
     if c.multimodal is not None:
         _validate_multimodal(where, f"{key}.multimodal", c.multimodal)
     r = c.reasoning
@@ -299,11 +308,13 @@ def _validate_client(where: str, key: str, c: ClientSpec) -> None:
             if mt.think_time_us < 0:
                 _fail(where, f"{at}.think_time_us", f"must be >= 0, got {mt.think_time_us}")
             if mt.context_growth and mt.context_growth not in CONTEXT_GROWTH:
-                _fail(where, f"{at}.context_growth",
-                      f"unknown value {mt.context_growth!r} (valid: {', '.join(CONTEXT_GROWTH)}; omit for fixed)")
+                _fail(
+                    where,
+                    f"{at}.context_growth",
+                    f"unknown value {mt.context_growth!r} (valid: {', '.join(CONTEXT_GROWTH)}; omit for fixed)",
+                )
             if c.multimodal is not None:
-                _fail(where, key, "multimodal and reasoning.multi_turn cannot be combined "
-                                  "(multi-turn rounds are text)")
+                _fail(where, key, "multimodal and reasoning.multi_turn cannot be combined (multi-turn rounds are text)")
 
 
 def validate_inference_perf(where: str, ip: InferencePerfSpec) -> None:

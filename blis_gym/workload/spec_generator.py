@@ -59,9 +59,11 @@ class _Multimodal:
 
     def __init__(self, mm: MultimodalSpec) -> None:
         self.text = length_sampler(mm.text_distribution)
-        self.media = [(length_sampler(getattr(mm, f"{k}_count_distribution")),
-                       length_sampler(getattr(mm, f"{k}_distribution")))
-                      for k in ("image", "audio", "video") if getattr(mm, f"{k}_distribution").type]
+        self.media = [
+            (length_sampler(getattr(mm, f"{k}_count_distribution")), length_sampler(getattr(mm, f"{k}_distribution")))
+            for k in ("image", "audio", "video")
+            if getattr(mm, f"{k}_distribution").type
+        ]
 
     def length(self, rng: IntnStream) -> int:
         total = self.text.sample(rng) if self.text is not None else 0
@@ -212,6 +214,9 @@ def generate_spec_requests(spec: WorkloadSpec, horizon: int, max_requests: int) 
             generators.append(client.generate(horizon, cap, pending))
     rows = _merge(generators, pending, max_requests)
     clients = spec.clients
-    return [Request(f"request_{k}", k, t, tokens, output, clients[ci].slo_class, clients[ci].tenant_id,
-                    clients[ci].id, session)
-            for k, (t, ci, _, tokens, output, session) in enumerate(rows)]
+    return [
+        Request(
+            f"request_{k}", k, t, tokens, output, clients[ci].slo_class, clients[ci].tenant_id, clients[ci].id, session
+        )
+        for k, (t, ci, _, tokens, output, session) in enumerate(rows)
+    ]

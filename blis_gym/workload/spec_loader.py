@@ -17,11 +17,11 @@ import functools
 import logging
 import os
 from dataclasses import replace
-from importlib import resources
 from pathlib import Path
 from typing import Optional
 
 from ..config import yamltyped
+from ..config.datafiles import shipped_dir, shipped_names
 from ..errors import ConfigError, WorkloadError
 from . import inference_perf, servegen
 from .spec import ClientSpec, DistSpec, WorkloadSpec, validate, validate_inference_perf
@@ -30,12 +30,12 @@ log = logging.getLogger("blis_gym")
 
 
 def _spec_dir():
-    return resources.files("blis_gym.configs") / "specs"
+    return shipped_dir("specs")
 
 
 def shipped_specs() -> list[str]:
     """Names of the workload specs installed with the package (``configs/specs/*.yaml``)."""
-    return sorted(f.name[:-5] for f in _spec_dir().iterdir() if f.name.endswith(".yaml"))
+    return shipped_names("specs")
 
 
 def shipped_spec_description(name: str) -> str:
@@ -58,8 +58,9 @@ def _locate(name_or_path: str) -> tuple[str, Optional[Path], str]:
         return (_spec_dir() / f"{name_or_path}.yaml").read_text("utf-8"), None, name_or_path
     if path.is_dir():
         raise ConfigError(f"--workload-spec {name_or_path}: is a directory, expected a YAML file")
-    raise ConfigError(f"--workload-spec {name_or_path}: no such file or shipped spec "
-                      f"(shipped: {', '.join(shipped_specs())})")
+    raise ConfigError(
+        f"--workload-spec {name_or_path}: no such file or shipped spec (shipped: {', '.join(shipped_specs())})"
+    )
 
 
 def _find(relative: str, folder: Optional[Path]) -> Path:
@@ -86,17 +87,25 @@ def _read_pdf_file(where: str, key: str, d: DistSpec, folder: Optional[Path]) ->
 
 def _with_pdf_files(where: str, c: ClientSpec, i: int, folder: Optional[Path]) -> ClientSpec:
     at = f"clients[{i}]"
-    changes = {k: _read_pdf_file(where, f"{at}.{k}", getattr(c, k), folder)
-               for k in ("input_distribution", "output_distribution")}
+    changes = {
+        k: _read_pdf_file(where, f"{at}.{k}", getattr(c, k), folder)
+        for k in ("input_distribution", "output_distribution")
+    }
     if c.multimodal is not None:
         mm = c.multimodal
-        changes["multimodal"] = replace(mm, **{
-            f.name: _read_pdf_file(where, f"{at}.multimodal.{f.name}", getattr(mm, f.name), folder)
-            for f in mm.__dataclass_fields__.values()})
+        changes["multimodal"] = replace(
+            mm,
+            **{
+                f.name: _read_pdf_file(where, f"{at}.multimodal.{f.name}", getattr(mm, f.name), folder)
+                for f in mm.__dataclass_fields__.values()
+            },
+        )
     if c.reasoning is not None:
         d = c.reasoning.reason_ratio_distribution
-        changes["reasoning"] = replace(c.reasoning, reason_ratio_distribution=_read_pdf_file(
-            where, f"{at}.reasoning.reason_ratio_distribution", d, folder))
+        changes["reasoning"] = replace(
+            c.reasoning,
+            reason_ratio_distribution=_read_pdf_file(where, f"{at}.reasoning.reason_ratio_distribution", d, folder),
+        )
     return replace(c, **changes)
 
 
@@ -108,9 +117,14 @@ def expand(spec: WorkloadSpec, where: str, folder: Optional[Path]) -> WorkloadSp
         else:
             validate_inference_perf(where, spec.inference_perf)
             category, clients = inference_perf.expand(spec.inference_perf)
-            spec = replace(spec, clients=clients, category=spec.category or category,
-                           aggregate_rate=spec.aggregate_rate if spec.aggregate_rate > 0
-                           else inference_perf.mean_rate(spec.inference_perf))
+            spec = replace(
+                spec,
+                clients=clients,
+                category=spec.category or category,
+                aggregate_rate=spec.aggregate_rate
+                if spec.aggregate_rate > 0
+                else inference_perf.mean_rate(spec.inference_perf),
+            )
     if spec.servegen_data is not None:
         if spec.clients:
             log.warning("%s: servegen_data is ignored because the spec has clients", where)
@@ -119,8 +133,10 @@ def expand(spec: WorkloadSpec, where: str, folder: Optional[Path]) -> WorkloadSp
             if not sg.path:
                 raise ConfigError(f"{where}: servegen_data.path: required (a folder of ServeGen chunk files)")
             if sg.span_start < 0 or sg.span_end < 0 or (sg.span_end and sg.span_end <= sg.span_start):
-                raise ConfigError(f"{where}: servegen_data: need 0 <= span_start < span_end (seconds; 0 = open), "
-                                  f"got [{sg.span_start}, {sg.span_end})")
+                raise ConfigError(
+                    f"{where}: servegen_data: need 0 <= span_start < span_end (seconds; 0 = open), "
+                    f"got [{sg.span_start}, {sg.span_end})"
+                )
             try:
                 clients = servegen.servegen_clients(sg, _find(sg.path, folder))
             except WorkloadError as exc:

@@ -41,13 +41,25 @@ def requests_from_trace(trace: TraceV2, seed: int, where: str = "trace") -> list
     out = []
     for i, rec in enumerate(trace.records):
         if rec.input_tokens < 0 or rec.output_tokens < 0:
-            raise WorkloadError(f"{where}: row {i + 1}: token counts must be >= 0, got input "
-                                f"{rec.input_tokens}, output {rec.output_tokens}")
+            raise WorkloadError(
+                f"{where}: row {i + 1}: token counts must be >= 0, got input "
+                f"{rec.input_tokens}, output {rec.output_tokens}"
+            )
         tokens = rng.take(rec.input_tokens)
         if rec.prefix_group:
             tokens = np.concatenate((prefixes[rec.prefix_group], tokens))
-        out.append(Request(f"request_{rec.request_id}", i, rec.arrival_time_us, tokens, rng.take(rec.output_tokens),
-                           slo_class=rec.slo_class, tenant_id=rec.tenant_id, session_id=rec.session_id))
+        out.append(
+            Request(
+                f"request_{rec.request_id}",
+                i,
+                rec.arrival_time_us,
+                tokens,
+                rng.take(rec.output_tokens),
+                slo_class=rec.slo_class,
+                tenant_id=rec.tenant_id,
+                session_id=rec.session_id,
+            )
+        )
     rng.close()
     return out
 
@@ -61,16 +73,28 @@ def request_number(request_id: str, fallback: int) -> int:
     return int(m.group(1)) if m else fallback
 
 
-def trace_from_requests(requests: Sequence[Request], streaming: Optional[dict[str, bool]] = None,
-                        workload_spec: str = "", created_at: str = "") -> TraceV2:
+def trace_from_requests(
+    requests: Sequence[Request],
+    streaming: Optional[dict[str, bool]] = None,
+    workload_spec: str = "",
+    created_at: str = "",
+) -> TraceV2:
     """A ``generated`` trace of ``requests`` (arrival order). ``streaming`` maps a client id to
     its spec's ``streaming`` flag."""
     streaming = streaming or {}
     records = tuple(
-        TraceRecord(request_number(r.id, i), client_id=r.client_id, tenant_id=r.tenant_id, slo_class=r.slo_class,
-                    session_id=r.session_id, streaming=streaming.get(r.client_id, False),
-                    input_tokens=r.n_in, output_tokens=r.n_out,
-                    arrival_time_us=r.arrival)
-        for i, r in enumerate(requests))
+        TraceRecord(
+            request_number(r.id, i),
+            client_id=r.client_id,
+            tenant_id=r.tenant_id,
+            slo_class=r.slo_class,
+            session_id=r.session_id,
+            streaming=streaming.get(r.client_id, False),
+            input_tokens=r.n_in,
+            output_tokens=r.n_out,
+            arrival_time_us=r.arrival,
+        )
+        for i, r in enumerate(requests)
+    )
     header = TraceHeader(mode="generated", created_at=created_at, workload_spec=workload_spec)
     return TraceV2(header, records)

@@ -60,13 +60,14 @@ def load_trace(path: str | Path, horizon: int = MAX_INT64) -> list[Request]:
                     continue
                 if len(row) != width or len(row) < 5:
                     raise WorkloadError(
-                        f"{name}: line {line}: expected {max(width, 5)} columns "
-                        f"({','.join(COLUMNS)}), got {len(row)}")
+                        f"{name}: line {line}: expected {max(width, 5)} columns ({','.join(COLUMNS)}), got {len(row)}"
+                    )
                 try:
                     seconds = float(row[0])
                 except ValueError:
                     raise WorkloadError(
-                        f"{name}: line {line}: arrival_time must be a number of seconds, got {row[0]!r}") from None
+                        f"{name}: line {line}: arrival_time must be a number of seconds, got {row[0]!r}"
+                    ) from None
                 if not math.isfinite(seconds) or seconds < 0:
                     raise WorkloadError(f"{name}: line {line}: arrival_time must be finite and >= 0, got {row[0]!r}")
                 arrival = int(seconds * 1e6)

@@ -17,15 +17,15 @@ or row is one :class:`WorkloadError` naming the file and row.
 from __future__ import annotations
 
 import csv
-import io
 import math
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-from ..config import yamlio
+from ..config.yamltyped import decode, resolve_plain
 from ..errors import WorkloadError
+from ..fileio import write_atomic
 
 HEADER_FILE = "trace_header.yaml"
 DATA_FILE = "trace_data.csv"
@@ -33,11 +33,28 @@ STATUSES = ("ok", "error", "timeout")
 MODES = ("real", "generated")
 
 COLUMNS: tuple[str, ...] = (
-    "request_id", "client_id", "tenant_id", "slo_class", "session_id", "round_index",
-    "prefix_group", "streaming", "input_tokens", "output_tokens",
-    "text_tokens", "image_tokens", "audio_tokens", "video_tokens", "reason_ratio",
-    "arrival_time_us", "send_time_us", "first_chunk_time_us", "last_chunk_time_us",
-    "num_chunks", "status", "error_message",
+    "request_id",
+    "client_id",
+    "tenant_id",
+    "slo_class",
+    "session_id",
+    "round_index",
+    "prefix_group",
+    "streaming",
+    "input_tokens",
+    "output_tokens",
+    "text_tokens",
+    "image_tokens",
+    "audio_tokens",
+    "video_tokens",
+    "reason_ratio",
+    "arrival_time_us",
+    "send_time_us",
+    "first_chunk_time_us",
+    "last_chunk_time_us",
+    "num_chunks",
+    "status",
+    "error_message",
 )
 _REQUIRED = 20  # columns every row must have (status and error_message may be missing)
 
@@ -112,6 +129,7 @@ class TraceV2:
 
 # --- writing ------------------------------------------------------------------------------------
 
+
 def _shortest(x: float) -> tuple[str, int]:
     """Shortest round-trip digits of ``abs(x)`` and the decimal point's place: 0.DIGITS x 10^dp."""
     text = repr(abs(x))
@@ -169,16 +187,19 @@ _INDICATORS = set("-?:,[]{}#&*!|>'\"%@`")
 def _yaml_str(s: str) -> str:
     """A string as yaml.v3 writes it: plain when that reads back as the same string, double
     quotes when plain would read as another type, single quotes when plain cannot hold it."""
-    from ..config.yamltyped import _resolve
-
     if s == "":
         return '""'
     if "\n" in s:
         return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    if _resolve(s)[0] != "str" or s in _OLD_BOOLS or _TIMESTAMP.match(s):
+    if resolve_plain(s)[0] != "str" or s in _OLD_BOOLS or _TIMESTAMP.match(s):
         return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    plain_ok = (s[0] not in _INDICATORS or (s[0] in "-?:" and len(s) > 1 and s[1] != " ")) \
-        and s == s.strip() and ": " not in s and " #" not in s and not s.endswith(":")
+    plain_ok = (
+        (s[0] not in _INDICATORS or (s[0] in "-?:" and len(s) > 1 and s[1] != " "))
+        and s == s.strip()
+        and ": " not in s
+        and " #" not in s
+        and not s.endswith(":")
+    )
     return s if plain_ok else "'" + s.replace("'", "''") + "'"
 
 
@@ -193,7 +214,9 @@ def _yaml_value(v: Any) -> str:
 
 
 def _omitted(value: Any) -> bool:
-    return value is None or value == "" or (not isinstance(value, bool) and isinstance(value, (int, float)) and value == 0)
+    return (
+        value is None or value == "" or (not isinstance(value, bool) and isinstance(value, (int, float)) and value == 0)
+    )
 
 
 def header_yaml(header: TraceHeader) -> str:
@@ -206,8 +229,11 @@ def header_yaml(header: TraceHeader) -> str:
         if f.name not in always and _omitted(value):
             continue
         if isinstance(value, (TraceServer, TraceNetwork)):
-            inner = [f"    {g.name}: {_yaml_value(getattr(value, g.name))}" for g in fields(value)
-                     if not _omitted(getattr(value, g.name))]
+            inner = [
+                f"    {g.name}: {_yaml_value(getattr(value, g.name))}"
+                for g in fields(value)
+                if not _omitted(getattr(value, g.name))
+            ]
             lines.append(f"{f.name}: {{}}" if not inner else f"{f.name}:")
             lines += inner
         else:
@@ -241,8 +267,6 @@ def data_csv(records: Sequence[TraceRecord]) -> str:
 def export_trace_v2(trace: TraceV2, folder: Union[str, Path], flag: str = "--export-trace") -> tuple[Path, Path]:
     """Write ``trace_header.yaml`` and ``trace_data.csv`` into ``folder`` (created if needed),
     each through a temporary file; returns both paths."""
-    from ..report.render import write_atomic
-
     out = Path(folder)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -255,6 +279,7 @@ def export_trace_v2(trace: TraceV2, folder: Union[str, Path], flag: str = "--exp
 
 
 # --- reading ------------------------------------------------------------------------------------
+
 
 def trace_files(location: Union[str, Path]) -> tuple[Path, Path]:
     """(header, data) paths of a trace: a folder holding both files, or the CSV itself with the
@@ -292,8 +317,20 @@ def _go_atoi(text: str) -> int:
     return value
 
 
-_GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
-             "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
+_GO_BOOLS = {
+    "1": True,
+    "t": True,
+    "T": True,
+    "TRUE": True,
+    "true": True,
+    "True": True,
+    "0": False,
+    "f": False,
+    "F": False,
+    "FALSE": False,
+    "false": False,
+    "False": False,
+}
 
 
 def _go_float(text: str) -> float:
@@ -333,14 +370,13 @@ def _record(row: list[str], where: str) -> TraceRecord:
 def load_trace_v2(location: Union[str, Path]) -> TraceV2:
     """Read a v2 trace (a folder, or its CSV with the header beside it); WorkloadError names
     the file, and the row (1 = the first after the column names) for a bad row."""
-    from ..config.yamltyped import decode
-
     header_path, data_path = trace_files(location)
     try:
         header_text = header_path.read_text("utf-8")
     except FileNotFoundError:
-        raise WorkloadError(f"{header_path}: trace header not found (a v2 trace is a folder with "
-                            f"{HEADER_FILE} and {DATA_FILE})") from None
+        raise WorkloadError(
+            f"{header_path}: trace header not found (a v2 trace is a folder with {HEADER_FILE} and {DATA_FILE})"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise WorkloadError(f"{header_path}: cannot read trace header ({exc})") from None
     header = decode(header_text, TraceHeader, str(header_path))
@@ -361,8 +397,7 @@ def load_trace_v2(location: Union[str, Path]) -> TraceV2:
             for row in reader:
                 where = f"{data_path}: row {len(records) + 1} (line {reader.line_num})"
                 if len(row) < _REQUIRED:
-                    raise WorkloadError(f"{where}: {len(row)} columns, expected {len(COLUMNS)} "
-                                        f"({','.join(COLUMNS)})")
+                    raise WorkloadError(f"{where}: {len(row)} columns, expected {len(COLUMNS)} ({','.join(COLUMNS)})")
                 records.append(_record(row, where))
         except csv.Error as exc:
             raise WorkloadError(f"{data_path}: line {reader.line_num}: malformed CSV ({exc})") from None

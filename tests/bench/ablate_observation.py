@@ -55,10 +55,10 @@ def train(x: np.ndarray, y: np.ndarray, n_actions: int, *, epochs: int, seed: in
 
     torch.manual_seed(seed)
     mean, std = x.mean(axis=0), np.sqrt(x.var(axis=0) + 1e-8)
-    policy = ActorCriticPolicy(spaces.Box(-np.inf, np.inf, (x.shape[1],), np.float32), spaces.Discrete(n_actions),
-                               lambda _: 1e-3, net_arch=net)
-    fit(policy, np.clip((x - mean) / std, -10, 10).astype(np.float32), y, epochs=epochs, learning_rate=1e-3,
-        seed=seed)
+    policy = ActorCriticPolicy(
+        spaces.Box(-np.inf, np.inf, (x.shape[1],), np.float32), spaces.Discrete(n_actions), lambda _: 1e-3, net_arch=net
+    )
+    fit(policy, np.clip((x - mean) / std, -10, 10).astype(np.float32), y, epochs=epochs, learning_rate=1e-3, seed=seed)
     return policy, mean, std
 
 
@@ -84,8 +84,11 @@ def play(env, policy, mean, std, cols: np.ndarray, seeds: range) -> dict:
         p99.append(c["ttft_p99_ms"])
         mean_ttft.append(c["ttft_mean_ms"])
         e2e.append(c["e2e_mean_ms"])
-    return {"ttft_p99_ms": float(np.mean(p99)), "ttft_mean_ms": float(np.mean(mean_ttft)),
-            "e2e_mean_ms": float(np.mean(e2e))}
+    return {
+        "ttft_p99_ms": float(np.mean(p99)),
+        "ttft_mean_ms": float(np.mean(mean_ttft)),
+        "e2e_mean_ms": float(np.mean(e2e)),
+    }
 
 
 def main(argv=None) -> int:
@@ -107,8 +110,11 @@ def main(argv=None) -> int:
     env = gym.make(args.env, scenario=args.scenario)
     n_inst = env.unwrapped.num_instances
     if x.shape[1] != env.observation_space.shape[0]:
-        print(f"error: {args.data} holds {x.shape[1]}-value observations; {args.scenario} has "
-              f"{env.observation_space.shape[0]}", file=sys.stderr)
+        print(
+            f"error: {args.data} holds {x.shape[1]}-value observations; {args.scenario} has "
+            f"{env.observation_space.shape[0]}",
+            file=sys.stderr,
+        )
         return 2
     last = it == it.max()
     rows = {}
@@ -121,18 +127,36 @@ def main(argv=None) -> int:
         policy, mu, sd = train(xm[~last], y[~last], n_inst, epochs=args.epochs, seed=0, net=[256, 256])
         held = float((act(policy, mu, sd, xm[last]) == y[last]).mean())
         policy, mu, sd = train(xm, y, n_inst, epochs=args.epochs, seed=0, net=[256, 256])
-        row = {"hidden": hidden, "held_out_accuracy": held,
-               **play(env, policy, mu, sd, cols, range(args.seed, args.seed + args.episodes))}
+        row = {
+            "hidden": hidden,
+            "held_out_accuracy": held,
+            **play(env, policy, mu, sd, cols, range(args.seed, args.seed + args.episodes)),
+        }
         rows[name] = row
-        print(f"{name:<52} accuracy {held:6.1%}  TTFT mean {row['ttft_mean_ms']:7.1f}  "
-              f"p99 {row['ttft_p99_ms']:7.1f}  E2E mean {row['e2e_mean_ms']:8.1f} ms  "
-              f"[{time.perf_counter() - t0:.0f} s]", flush=True)
-    print(f"({len(y)} labels from {args.data}; accuracy on its last iteration, held out of the fit; "
-          f"{args.episodes} episodes from seed {args.seed}. States come from the full-feature learner.)")
+        print(
+            f"{name:<52} accuracy {held:6.1%}  TTFT mean {row['ttft_mean_ms']:7.1f}  "
+            f"p99 {row['ttft_p99_ms']:7.1f}  E2E mean {row['e2e_mean_ms']:8.1f} ms  "
+            f"[{time.perf_counter() - t0:.0f} s]",
+            flush=True,
+        )
+    print(
+        f"({len(y)} labels from {args.data}; accuracy on its last iteration, held out of the fit; "
+        f"{args.episodes} episodes from seed {args.seed}. States come from the full-feature learner.)"
+    )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"data": args.data, "scenario": args.scenario, "episodes": args.episodes,
-                       "seed": args.seed, "labels": int(len(y)), "results": rows}, f, indent=2)
+            json.dump(
+                {
+                    "data": args.data,
+                    "scenario": args.scenario,
+                    "episodes": args.episodes,
+                    "seed": args.seed,
+                    "labels": int(len(y)),
+                    "results": rows,
+                },
+                f,
+                indent=2,
+            )
     return 0
 
 

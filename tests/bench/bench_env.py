@@ -47,8 +47,12 @@ def main(argv=None) -> int:
     ap.add_argument("--reward", default=None, help="override the scenario's reward")
     ap.add_argument("--episodes", type=int, default=3)
     ap.add_argument("--seed", type=int, default=100)
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="play the episodes this many times and report the fastest (as timeit does)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="play the episodes this many times and report the fastest (as timeit does)",
+    )
     ap.add_argument("--json", metavar="OUT", help="write the figures to this JSON file")
     args = ap.parse_args(argv)
     logging.getLogger("blis_gym").setLevel(logging.ERROR)  # e.g. reject-all's "none completed"
@@ -58,23 +62,40 @@ def main(argv=None) -> int:
         kw["reward"] = args.reward
     env = gym.make(args.env, **kw)
     # The oracle is left out: it forks the run per candidate, a cost of its own, not the env's.
-    agents = {"random": None, **{n: make_baseline(n, env) for n in baseline_names(env)
-                                 if ("+" not in n or n.startswith("always-admit+")) and n not in ROUTING.oracles()}}
+    agents = {
+        "random": None,
+        **{
+            n: make_baseline(n, env)
+            for n in baseline_names(env)
+            if ("+" not in n or n.startswith("always-admit+")) and n not in ROUTING.oracles()
+        },
+    }
     rows = {}
     for name, agent in agents.items():
         if agent is None:
             choose = lambda obs: env.action_space.sample()  # noqa: E731
         else:
             choose = lambda obs, a=agent: a.predict(obs)[0]  # noqa: E731
-        n, secs = min((play(env, choose, args.episodes, args.seed) for _ in range(args.repeat)),
-                      key=lambda r: r[1])
+        n, secs = min((play(env, choose, args.episodes, args.seed) for _ in range(args.repeat)), key=lambda r: r[1])
         rows[name] = {"decisions": n, "seconds": secs, "decisions_per_s": n / secs}
-        print(f"{args.env} {args.scenario:<14} {name:<28} {n:>7} decisions {secs:7.2f} s "
-              f"{n / secs:>9,.0f} decisions/s", flush=True)
+        print(
+            f"{args.env} {args.scenario:<14} {name:<28} {n:>7} decisions {secs:7.2f} s {n / secs:>9,.0f} decisions/s",
+            flush=True,
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"env": args.env, "scenario": args.scenario, "episodes": args.episodes, "repeat": args.repeat,
-                       "python": platform.python_version(), "results": rows}, f, indent=2)
+            json.dump(
+                {
+                    "env": args.env,
+                    "scenario": args.scenario,
+                    "episodes": args.episodes,
+                    "repeat": args.repeat,
+                    "python": platform.python_version(),
+                    "results": rows,
+                },
+                f,
+                indent=2,
+            )
     return 0
 
 

@@ -56,10 +56,12 @@ def main() -> None:
     for name in args.scenario or scenario_names():
         sim = paused(name, args.at)
         fork = timed(sim.fork, args.repeat)
-        drop = timed(lambda: sim.fork(drop_arrivals=True), args.repeat)
+        drop = timed(lambda sim=sim: sim.fork(drop_arrivals=True), args.repeat)
         inflight = sum(len(i.waitq) + len(i.running) for i in sim.instances)
-        print(f"{name:<18} {inflight:>9} {min(fork):>9.2f} {statistics.median(fork):>8.2f} "
-              f"{statistics.median(drop):>16.2f}")
+        print(
+            f"{name:<18} {inflight:>9} {min(fork):>9.2f} {statistics.median(fork):>8.2f} "
+            f"{statistics.median(drop):>16.2f}"
+        )
 
 
 if __name__ == "__main__":

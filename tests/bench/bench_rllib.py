@@ -75,8 +75,7 @@ def main(argv=None) -> int:
     cfg = load_agent_config(args.config)
     cfg = replace(cfg, hyperparameters={**cfg.hyperparameters, "n_steps": args.n_steps}, checkpoint_every=0)
     n = args.envs
-    common = dict(env_id=args.env, scenario=args.scenario, timesteps=args.timesteps, seed=args.seed,
-                  log=lambda _: None)
+    common = dict(env_id=args.env, scenario=args.scenario, timesteps=args.timesteps, seed=args.seed, log=lambda _: None)
     rows: dict[str, dict] = {}
 
     def record(name: str, fn) -> None:
@@ -87,26 +86,47 @@ def main(argv=None) -> int:
         figures.setdefault("wall", time.perf_counter() - started)
         figures["steps_per_s"] = figures["steps"] / figures["seconds"]
         rows[name] = figures
-        print(f"{args.env} {args.scenario:<10} {name:<18} {figures['steps']:>7} steps {figures['seconds']:7.1f} s "
-              f"{figures['steps_per_s']:>8,.0f} steps/s   (wall with setup {figures['wall']:.1f} s)", flush=True)
+        print(
+            f"{args.env} {args.scenario:<10} {name:<18} {figures['steps']:>7} steps {figures['seconds']:7.1f} s "
+            f"{figures['steps_per_s']:>8,.0f} steps/s   (wall with setup {figures['wall']:.1f} s)",
+            flush=True,
+        )
 
     def report(r) -> dict:
         return {"steps": r.steps, "seconds": r.seconds}
 
     with tempfile.TemporaryDirectory() as tmp:
         record("env-random", lambda: env_random(args.env, args.scenario, args.timesteps, args.seed))
-        record("sb3-subproc", lambda: report(train(cfg, **common, out=Path(tmp) / "sb3", n_envs=n, subproc=True,
-                                                   progress=False)))
+        record(
+            "sb3-subproc",
+            lambda: report(train(cfg, **common, out=Path(tmp) / "sb3", n_envs=n, subproc=True, progress=False)),
+        )
         with ray_session(workers=max(os.cpu_count() or 1, n), what="bench_rllib.py"):
-            record("rllib-1-runner", lambda: report(train_rllib(cfg, **common, out=Path(tmp) / "rl1",
-                                                                env_runners=1, n_envs=n)))
-            record(f"rllib-{n}-runners", lambda: report(train_rllib(cfg, **common, out=Path(tmp) / "rl2",
-                                                                    env_runners=n, n_envs=1)))
+            record(
+                "rllib-1-runner",
+                lambda: report(train_rllib(cfg, **common, out=Path(tmp) / "rl1", env_runners=1, n_envs=n)),
+            )
+            record(
+                f"rllib-{n}-runners",
+                lambda: report(train_rllib(cfg, **common, out=Path(tmp) / "rl2", env_runners=n, n_envs=1)),
+            )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"env": args.env, "scenario": args.scenario, "config": args.config, "envs": n,
-                       "n_steps": args.n_steps, "timesteps": args.timesteps, "cpus": os.cpu_count(),
-                       "python": platform.python_version(), "results": rows}, f, indent=2)
+            json.dump(
+                {
+                    "env": args.env,
+                    "scenario": args.scenario,
+                    "config": args.config,
+                    "envs": n,
+                    "n_steps": args.n_steps,
+                    "timesteps": args.timesteps,
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "results": rows,
+                },
+                f,
+                indent=2,
+            )
     return 0
 
 

@@ -40,52 +40,153 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 MODEL = "meta-llama/llama-3.1-8b-instruct"
 FIXTURES = REPO_ROOT / "tests" / "data" / "fixtures"
-ROOFLINE = ["--model-config-folder", str(FIXTURES / "model_configs" / "llama-3.1-8b-instruct"),
-            "--hardware-config", str(FIXTURES / "blis_hardware_config.json"), "--hardware", "H100"]
+ROOFLINE = [
+    "--model-config-folder",
+    str(FIXTURES / "model_configs" / "llama-3.1-8b-instruct"),
+    "--hardware-config",
+    str(FIXTURES / "blis_hardware_config.json"),
+    "--hardware",
+    "H100",
+]
 
 WORKLOADS: dict[str, list[str]] = {
     "default-2000": [
-        "--model", MODEL, "--num-requests", "2000", "--rate", "20",
+        "--model",
+        MODEL,
+        "--num-requests",
+        "2000",
+        "--rate",
+        "20",
     ],
     "4inst-rate5000": [
-        "--model", MODEL, "--num-instances", "4", "--rate", "5000",
-        "--num-requests", "1000",
+        "--model",
+        MODEL,
+        "--num-instances",
+        "4",
+        "--rate",
+        "5000",
+        "--num-requests",
+        "1000",
     ],
     # The same two runs with decision tracing and top-5 counterfactuals on.
     "default-2000-traced": [
-        "--model", MODEL, "--num-requests", "2000", "--rate", "20",
-        "--trace-level", "decisions", "--counterfactual-k", "5", "--summarize-trace",
+        "--model",
+        MODEL,
+        "--num-requests",
+        "2000",
+        "--rate",
+        "20",
+        "--trace-level",
+        "decisions",
+        "--counterfactual-k",
+        "5",
+        "--summarize-trace",
     ],
     "4inst-rate5000-traced": [
-        "--model", MODEL, "--num-instances", "4", "--rate", "5000",
-        "--num-requests", "1000",
-        "--trace-level", "decisions", "--counterfactual-k", "5", "--summarize-trace",
+        "--model",
+        MODEL,
+        "--num-instances",
+        "4",
+        "--rate",
+        "5000",
+        "--num-requests",
+        "1000",
+        "--trace-level",
+        "decisions",
+        "--counterfactual-k",
+        "5",
+        "--summarize-trace",
     ],
     # Weighted routing with the default scorer profile (prefix index included), traced.
     "4inst-weighted-traced": [
-        "--model", MODEL, "--num-instances", "4", "--rate", "5000",
-        "--num-requests", "1000", "--routing-policy", "weighted", "--prefix-tokens", "256",
-        "--trace-level", "decisions", "--counterfactual-k", "5", "--summarize-trace",
+        "--model",
+        MODEL,
+        "--num-instances",
+        "4",
+        "--rate",
+        "5000",
+        "--num-requests",
+        "1000",
+        "--routing-policy",
+        "weighted",
+        "--prefix-tokens",
+        "256",
+        "--trace-level",
+        "decisions",
+        "--counterfactual-k",
+        "5",
+        "--summarize-trace",
     ],
     # Roofline step times (zero coefficients, a config folder and a hardware file).
     "roofline-2000": [
-        "--model", MODEL, "--num-requests", "2000", "--rate", "20", *ROOFLINE, "--tp", "1",
+        "--model",
+        MODEL,
+        "--num-requests",
+        "2000",
+        "--rate",
+        "20",
+        *ROOFLINE,
+        "--tp",
+        "1",
     ],
     "roofline-4inst": [
-        "--model", MODEL, "--num-instances", "4", "--rate", "5000", "--num-requests", "1000",
-        *ROOFLINE, "--tp", "2",
+        "--model",
+        MODEL,
+        "--num-instances",
+        "4",
+        "--rate",
+        "5000",
+        "--num-requests",
+        "1000",
+        *ROOFLINE,
+        "--tp",
+        "2",
     ],
     # A CPU KV tier that offloads (about 2500 blocks) and reloads (about 900), and the same run
     # single-tier: the tier's cost. (BLIS's block leak livelocks both runs.)
     "tiered-4inst": [
-        "--model", MODEL, "--num-instances", "4", "--rate", "40", "--num-requests", "3000",
-        "--prefix-tokens", "512", "--prompt-tokens", "256", "--output-tokens", "256",
-        "--total-kv-blocks", "1200", "--kv-cpu-blocks", "400", "--kv-offload-threshold", "0.5",
+        "--model",
+        MODEL,
+        "--num-instances",
+        "4",
+        "--rate",
+        "40",
+        "--num-requests",
+        "3000",
+        "--prefix-tokens",
+        "512",
+        "--prompt-tokens",
+        "256",
+        "--output-tokens",
+        "256",
+        "--total-kv-blocks",
+        "1200",
+        "--kv-cpu-blocks",
+        "400",
+        "--kv-offload-threshold",
+        "0.5",
     ],
     "tiered-4inst-single": [
-        "--model", MODEL, "--num-instances", "4", "--rate", "40", "--num-requests", "3000",
-        "--prefix-tokens", "512", "--prompt-tokens", "256", "--output-tokens", "256",
-        "--total-kv-blocks", "1200", "--kv-cpu-blocks", "0", "--kv-offload-threshold", "0.5",
+        "--model",
+        MODEL,
+        "--num-instances",
+        "4",
+        "--rate",
+        "40",
+        "--num-requests",
+        "3000",
+        "--prefix-tokens",
+        "512",
+        "--prompt-tokens",
+        "256",
+        "--output-tokens",
+        "256",
+        "--total-kv-blocks",
+        "1200",
+        "--kv-cpu-blocks",
+        "0",
+        "--kv-offload-threshold",
+        "0.5",
     ],
 }
 
@@ -96,6 +197,7 @@ REL_TOL = 1e-9
 # --------------------------------------------------------------------------- #
 # Running one child and measuring it
 # --------------------------------------------------------------------------- #
+
 
 @dataclass
 class RunResult:
@@ -122,8 +224,7 @@ def run_child(argv: list[str], cwd: Path, timeout: float | None) -> RunResult:
     """
     with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=str(cwd), stdout=out_f, stderr=err_f,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, cwd=str(cwd), stdout=out_f, stderr=err_f, stdin=subprocess.DEVNULL)
         peak: float | None = None
         if hasattr(os, "wait4"):
             killer = None
@@ -159,6 +260,7 @@ def run_child(argv: list[str], cwd: Path, timeout: float | None) -> RunResult:
 # --------------------------------------------------------------------------- #
 # Cluster metrics extraction / comparison
 # --------------------------------------------------------------------------- #
+
 
 def extract_cluster_metrics(stdout: str) -> dict[str, Any] | None:
     """Return the JSON object of the last metrics block with instance_id == cluster."""
@@ -216,6 +318,7 @@ def diff_metrics(ours: dict[str, Any], ref: dict[str, Any]) -> list[str]:
 # Benchmark driver
 # --------------------------------------------------------------------------- #
 
+
 @dataclass
 class SideStats:
     walls: list[float] = field(default_factory=list)
@@ -236,8 +339,7 @@ class SideStats:
         }
 
 
-def measure(argv: list[str], cwd: Path, repeat: int, timeout: float | None,
-            label: str, verbose: bool) -> SideStats:
+def measure(argv: list[str], cwd: Path, repeat: int, timeout: float | None, label: str, verbose: bool) -> SideStats:
     st = SideStats()
     for i in range(repeat):
         r = run_child(argv, cwd, timeout)
@@ -270,15 +372,18 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def bench_main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=3, help="runs per workload (default 3)")
-    ap.add_argument("--reference", metavar="BIN",
-                    help="optional reference `blis` binary to compare against")
-    ap.add_argument("--reference-cwd", metavar="DIR",
-                    help="working directory for the reference (where its defaults.yaml is)")
+    ap.add_argument("--reference", metavar="BIN", help="optional reference `blis` binary to compare against")
+    ap.add_argument(
+        "--reference-cwd", metavar="DIR", help="working directory for the reference (where its defaults.yaml is)"
+    )
     ap.add_argument("--json", metavar="OUT", help="write all figures to this JSON file")
-    ap.add_argument("--workload", action="append", choices=sorted(WORKLOADS),
-                    help="run only this workload (repeatable; default all)")
-    ap.add_argument("--timeout", type=float, default=600.0,
-                    help="per-run timeout in seconds (default 600)")
+    ap.add_argument(
+        "--workload",
+        action="append",
+        choices=sorted(WORKLOADS),
+        help="run only this workload (repeatable; default all)",
+    )
+    ap.add_argument("--timeout", type=float, default=600.0, help="per-run timeout in seconds (default 600)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no per-run progress lines")
     args = ap.parse_args(argv)
 
@@ -307,15 +412,15 @@ def bench_main(argv: list[str] | None = None) -> int:
         flags = WORKLOADS[name] + ["--log", "error"]
         if verbose:
             print(f"{name}: blis run {' '.join(flags)}", file=sys.stderr)
-        ours = measure([sys.executable, "-m", "blis_gym", "run", *flags], REPO_ROOT,
-                       args.repeat, args.timeout, "ours", verbose)
+        ours = measure(
+            [sys.executable, "-m", "blis_gym", "run", *flags], REPO_ROOT, args.repeat, args.timeout, "ours", verbose
+        )
         entry: dict[str, Any] = {"flags": flags, "ours": ours.summary()}
         if ours.failures:
             exit_code = 1
             entry["ours"]["last_error"] = ours.last_error
         if ref_bin is not None:
-            ref = measure([str(ref_bin), "run", *flags], ref_cwd, args.repeat,
-                          args.timeout, "ref", verbose)
+            ref = measure([str(ref_bin), "run", *flags], ref_cwd, args.repeat, args.timeout, "ref", verbose)
             entry["reference"] = ref.summary()
             if ref.failures:
                 entry["reference"]["last_error"] = ref.last_error
@@ -364,12 +469,16 @@ def _print_table(results: dict[str, Any], with_ref: bool) -> None:
             sides.append(("ref", e["reference"]))
         for side, s in sides:
             fail = f"  ({s['failures']} failed)" if s["failures"] else ""
-            print(f"{name:<{w}} {side:<5} {_fmt(s['wall_median_s'], '9.3f')} "
-                  f"{_fmt(s['wall_min_s'], '8.3f')} {_fmt(s['peak_rss_max_mib'], '9.1f')}{fail}")
+            print(
+                f"{name:<{w}} {side:<5} {_fmt(s['wall_median_s'], '9.3f')} "
+                f"{_fmt(s['wall_min_s'], '8.3f')} {_fmt(s['peak_rss_max_mib'], '9.1f')}{fail}"
+            )
         if with_ref:
-            print(f"{name:<{w}} {'ratio':<5} {_fmt(e['ratio_wall_median'], '9.2f')} "
-                  f"{_fmt(e['ratio_wall_min'], '8.2f')} {_fmt(e['ratio_peak_rss'], '9.2f')}"
-                  "   (ours/ref)")
+            print(
+                f"{name:<{w}} {'ratio':<5} {_fmt(e['ratio_wall_median'], '9.2f')} "
+                f"{_fmt(e['ratio_wall_min'], '8.2f')} {_fmt(e['ratio_peak_rss'], '9.2f')}"
+                "   (ours/ref)"
+            )
     if with_ref:
         print()
         for name, e in results["workloads"].items():

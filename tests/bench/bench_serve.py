@@ -35,8 +35,23 @@ import numpy as np
 
 
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "blis_gym", "serve", "--model", args.model, "--port", "0", "--",
-           "--num-instances", str(args.num_instances), "--routing-policy", args.routing_policy, "--log", "error"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "blis_gym",
+        "serve",
+        "--model",
+        args.model,
+        "--port",
+        "0",
+        "--",
+        "--num-instances",
+        str(args.num_instances),
+        "--routing-policy",
+        args.routing_policy,
+        "--log",
+        "error",
+    ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -91,8 +106,10 @@ class RawClient:
 
     async def stream(self, n_in: int, n_out: int) -> tuple[float, float, dict]:
         body = json.dumps({"prompt": f"Token count: {n_in}", "max_tokens": n_out, "stream": True}).encode()
-        head = (f"POST /v1/completions HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"POST /v1/completions HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
         buf = bytearray()
         first = None
         t0 = time.perf_counter()
@@ -112,7 +129,7 @@ class RawClient:
             raise RuntimeError(bytes(buf[:200]).decode(errors="replace"))
         # Each write was one HTTP chunk: the final event is the last "data: {" before [DONE].
         at = buf.rindex(b"data: {")
-        final = json.loads(bytes(buf[at + 6:buf.index(b"\n\n", at)]))
+        final = json.loads(bytes(buf[at + 6 : buf.index(b"\n\n", at)]))
         return (first - t0) * 1e6, (last - t0) * 1e6, final["blis_sim"]
 
 
@@ -191,12 +208,23 @@ def summarize(k: int, rows: list, errors: int, wall: float) -> dict:
     de = (arr[:, 1] - arr[:, 3]) / 1e3
 
     def q(a: np.ndarray) -> dict:
-        return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "max": float(a.max())} \
-            if len(a) else {}
+        return (
+            {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "max": float(a.max())}
+            if len(a)
+            else {}
+        )
 
-    return {"k": k, "requests": len(rows), "errors": errors, "wall_s": wall,
-            "tokens_per_s": sum(r[4] for r in rows) / wall, "sim_ttft_p50_ms": float(np.median(arr[:, 2]) / 1e3),
-            "sim_e2e_p50_ms": float(np.median(arr[:, 3]) / 1e3), "ttft_drift_ms": q(dt), "e2e_drift_ms": q(de)}
+    return {
+        "k": k,
+        "requests": len(rows),
+        "errors": errors,
+        "wall_s": wall,
+        "tokens_per_s": sum(r[4] for r in rows) / wall,
+        "sim_ttft_p50_ms": float(np.median(arr[:, 2]) / 1e3),
+        "sim_e2e_p50_ms": float(np.median(arr[:, 3]) / 1e3),
+        "ttft_drift_ms": q(dt),
+        "e2e_drift_ms": q(de),
+    }
 
 
 def server_stats(url: str) -> dict:
@@ -209,8 +237,13 @@ def main() -> None:
     ap.add_argument("--num-instances", type=int, default=4)
     ap.add_argument("--routing-policy", default="round-robin")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[50, 200, 1000])
-    ap.add_argument("--client", choices=["httpx", "raw"], nargs="+", default=["httpx", "raw"],
-                    help="httpx: one httpx.AsyncClient per stream; raw: a minimal asyncio HTTP/1.1 client")
+    ap.add_argument(
+        "--client",
+        choices=["httpx", "raw"],
+        nargs="+",
+        default=["httpx", "raw"],
+        help="httpx: one httpx.AsyncClient per stream; raw: a minimal asyncio HTTP/1.1 client",
+    )
     ap.add_argument("--duration", type=float, default=8.0, help="seconds each K sends requests for")
     ap.add_argument("--prompt-tokens", type=int, default=256)
     ap.add_argument("--max-tokens", type=int, default=48)
@@ -234,11 +267,14 @@ def main() -> None:
             results.append(res)
             t, e = res["ttft_drift_ms"], res["e2e_drift_ms"]
             late = res["server"].get("release_lateness_ms", {})
-            print(f"{client:5s} K={k:5d}  {res['requests']:6d} req  {res['errors']} err  "
-                  f"{res['tokens_per_s']:7.0f} tok/s  sim TTFT p50 {res['sim_ttft_p50_ms']:6.1f} ms, "
-                  f"E2E p50 {res['sim_e2e_p50_ms']:7.1f} ms | drift TTFT p50 {t['p50']:7.1f} p99 {t['p99']:7.1f}, "
-                  f"E2E p50 {e['p50']:7.1f} p99 {e['p99']:7.1f} ms | server release late p50 "
-                  f"{late.get('p50', 0):.1f} p99 {late.get('p99', 0):.1f} ms", flush=True)
+            print(
+                f"{client:5s} K={k:5d}  {res['requests']:6d} req  {res['errors']} err  "
+                f"{res['tokens_per_s']:7.0f} tok/s  sim TTFT p50 {res['sim_ttft_p50_ms']:6.1f} ms, "
+                f"E2E p50 {res['sim_e2e_p50_ms']:7.1f} ms | drift TTFT p50 {t['p50']:7.1f} p99 {t['p99']:7.1f}, "
+                f"E2E p50 {e['p50']:7.1f} p99 {e['p99']:7.1f} ms | server release late p50 "
+                f"{late.get('p50', 0):.1f} p99 {late.get('p99', 0):.1f} ms",
+                flush=True,
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "results": results}, f, indent=2)

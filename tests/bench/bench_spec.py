@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_run import (  # noqa: E402  (this folder is not a package)
+from bench_run import (
     MODEL,
     REPO_ROOT,
     _fmt,
@@ -64,8 +64,7 @@ TARGET_GEN_REQUESTS = 100_000
 
 
 def run_flags(spec: Path) -> list[str]:
-    return ["--model", MODEL, "--num-instances", str(NUM_INSTANCES),
-            "--workload-spec", str(spec), "--log", "error"]
+    return ["--model", MODEL, "--num-instances", str(NUM_INSTANCES), "--workload-spec", str(spec), "--log", "error"]
 
 
 def _generation_worker(spec_path: str, n: int, repeat: int) -> None:
@@ -90,8 +89,7 @@ def _generation_worker(spec_path: str, n: int, repeat: int) -> None:
     print(json.dumps({"load_s": load_s, "times_s": times, "produced": produced}))
 
 
-def bench_generation(spec_path: Path, n: int, repeat: int, timeout: float,
-                     verbose: bool) -> dict[str, Any]:
+def bench_generation(spec_path: Path, n: int, repeat: int, timeout: float, verbose: bool) -> dict[str, Any]:
     """Best-of-``repeat`` time of ``generate_spec_requests(spec, no horizon, n)``.
 
     The timing runs inside one child Python (a direct call, no CLI), not in
@@ -99,8 +97,11 @@ def bench_generation(spec_path: Path, n: int, repeat: int, timeout: float,
     child forked from a large process inherits its peak RSS in ``ru_maxrss``,
     which would spoil the memory figures of the runs that follow.
     """
-    r = run_child([sys.executable, str(Path(__file__).resolve()), "--generation-worker",
-                   str(spec_path), str(n), str(repeat)], REPO_ROOT, timeout)
+    r = run_child(
+        [sys.executable, str(Path(__file__).resolve()), "--generation-worker", str(spec_path), str(n), str(repeat)],
+        REPO_ROOT,
+        timeout,
+    )
     if verbose and r.stderr.strip():
         print(r.stderr.rstrip(), file=sys.stderr)
     out: dict[str, Any] = {"requests": n}
@@ -110,42 +111,50 @@ def bench_generation(spec_path: Path, n: int, repeat: int, timeout: float,
         return out
     data = json.loads(r.stdout.strip().splitlines()[-1])
     best = min(data["times_s"])
-    out.update({
-        "produced": data["produced"],
-        "load_s": data["load_s"],
-        "times_s": data["times_s"],
-        "best_s": best,
-        "requests_per_s": data["produced"] / best if best > 0 else None,
-        "peak_rss_mib": r.peak_rss_kib / 1024.0 if r.peak_rss_kib is not None else None,
-    })
+    out.update(
+        {
+            "produced": data["produced"],
+            "load_s": data["load_s"],
+            "times_s": data["times_s"],
+            "best_s": best,
+            "requests_per_s": data["produced"] / best if best > 0 else None,
+            "peak_rss_mib": r.peak_rss_kib / 1024.0 if r.peak_rss_kib is not None else None,
+        }
+    )
     return out
 
 
 def bench_main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--spec", default=str(DEFAULT_SPEC),
-                    help="workload spec to run (default tests/bench/specs/mixed-4client.yaml)")
+    ap.add_argument(
+        "--spec", default=str(DEFAULT_SPEC), help="workload spec to run (default tests/bench/specs/mixed-4client.yaml)"
+    )
     ap.add_argument("--repeat", type=int, default=3, help="runs of ours (default 3)")
-    ap.add_argument("--ref-repeat", type=int, default=None,
-                    help="runs of the reference (default: --repeat)")
-    ap.add_argument("--gen-requests", type=int, default=TARGET_GEN_REQUESTS,
-                    help=f"requests to generate in the generation timing (default {TARGET_GEN_REQUESTS})")
-    ap.add_argument("--gen-repeat", type=int, default=3,
-                    help="generation timings; the best counts (default 3)")
+    ap.add_argument("--ref-repeat", type=int, default=None, help="runs of the reference (default: --repeat)")
+    ap.add_argument(
+        "--gen-requests",
+        type=int,
+        default=TARGET_GEN_REQUESTS,
+        help=f"requests to generate in the generation timing (default {TARGET_GEN_REQUESTS})",
+    )
+    ap.add_argument("--gen-repeat", type=int, default=3, help="generation timings; the best counts (default 3)")
     ap.add_argument("--skip-gen", action="store_true", help="skip the generation timing")
     ap.add_argument("--skip-run", action="store_true", help="skip the CLI runs")
-    ap.add_argument("--reference", metavar="BIN",
-                    help="optional reference `blis` binary (or wrapper script) to compare against")
-    ap.add_argument("--reference-cwd", metavar="DIR",
-                    help="working directory for the reference (default: the binary's folder)")
-    ap.add_argument("--reference-defaults", metavar="FILE",
-                    help="pass `--defaults-filepath FILE` to the reference (not needed with a "
-                         "wrapper that adds it, nor when DIR holds defaults.yaml)")
+    ap.add_argument(
+        "--reference", metavar="BIN", help="optional reference `blis` binary (or wrapper script) to compare against"
+    )
+    ap.add_argument(
+        "--reference-cwd", metavar="DIR", help="working directory for the reference (default: the binary's folder)"
+    )
+    ap.add_argument(
+        "--reference-defaults",
+        metavar="FILE",
+        help="pass `--defaults-filepath FILE` to the reference (not needed with a "
+        "wrapper that adds it, nor when DIR holds defaults.yaml)",
+    )
     ap.add_argument("--json", metavar="OUT", help="write all figures to this JSON file")
-    ap.add_argument("--timeout", type=float, default=900.0,
-                    help="per-run timeout in seconds (default 900)")
-    ap.add_argument("--check-targets", action="store_true",
-                    help="exit 2 if a speed or memory target is missed")
+    ap.add_argument("--timeout", type=float, default=900.0, help="per-run timeout in seconds (default 900)")
+    ap.add_argument("--check-targets", action="store_true", help="exit 2 if a speed or memory target is missed")
     ap.add_argument("-q", "--quiet", action="store_true", help="no per-run progress lines")
     args = ap.parse_args(argv)
 
@@ -180,8 +189,12 @@ def bench_main(argv: list[str] | None = None) -> int:
         "repeat": args.repeat,
         "ref_repeat": ref_repeat if ref_bin else None,
         "reference": str(ref_bin) if ref_bin else None,
-        "targets": {"wall_ratio_max": TARGET_WALL_RATIO, "rss_ratio_max": TARGET_RSS_RATIO,
-                    "gen_s_max": TARGET_GEN_S, "gen_requests": TARGET_GEN_REQUESTS},
+        "targets": {
+            "wall_ratio_max": TARGET_WALL_RATIO,
+            "rss_ratio_max": TARGET_RSS_RATIO,
+            "gen_s_max": TARGET_GEN_S,
+            "gen_requests": TARGET_GEN_REQUESTS,
+        },
     }
     exit_code = 0
     missed: list[str] = []
@@ -201,8 +214,9 @@ def bench_main(argv: list[str] | None = None) -> int:
     if not args.skip_run:
         if verbose:
             print(f"run: blis run {' '.join(flags)}", file=sys.stderr)
-        ours = measure([sys.executable, "-m", "blis_gym", "run", *flags], REPO_ROOT,
-                       args.repeat, args.timeout, "ours", verbose)
+        ours = measure(
+            [sys.executable, "-m", "blis_gym", "run", *flags], REPO_ROOT, args.repeat, args.timeout, "ours", verbose
+        )
         run: dict[str, Any] = {"ours": ours.summary()}
         if ours.failures:
             exit_code = 1
@@ -255,9 +269,11 @@ def _print_report(results: dict[str, Any]) -> None:
         target = ""
         if "target_met" in gen:
             target = f"   target < {TARGET_GEN_S:g}s: {'met' if gen['target_met'] else 'MISSED'}"
-        print(f"generation: {gen['produced']} requests, best {gen['best_s']:.3f}s "
-              f"({gen['requests_per_s']:,.0f} requests/s; runs {times}; load {gen['load_s']:.3f}s; "
-              f"peak {_cell(gen['peak_rss_mib'], '.0f')} MiB){target}")
+        print(
+            f"generation: {gen['produced']} requests, best {gen['best_s']:.3f}s "
+            f"({gen['requests_per_s']:,.0f} requests/s; runs {times}; load {gen['load_s']:.3f}s; "
+            f"peak {_cell(gen['peak_rss_mib'], '.0f')} MiB){target}"
+        )
     run = results.get("run")
     if not run:
         return
@@ -270,16 +286,18 @@ def _print_report(results: dict[str, Any]) -> None:
     sides = [("ours", run["ours"])] + ([("ref", run["reference"])] if with_ref else [])
     for side, s in sides:
         fail = f"  ({s['failures']} failed)" if s["failures"] else ""
-        print(f"{side:<5} {s['runs']:>4} {_cell(s['wall_median_s'], '9.3f')} "
-              f"{_cell(s['wall_min_s'], '8.3f')} {_cell(s['peak_rss_max_mib'], '9.1f')}{fail}")
+        print(
+            f"{side:<5} {s['runs']:>4} {_cell(s['wall_median_s'], '9.3f')} "
+            f"{_cell(s['wall_min_s'], '8.3f')} {_cell(s['peak_rss_max_mib'], '9.1f')}{fail}"
+        )
     if with_ref:
-        print(f"{'ratio':<5} {'':>4} {_cell(run['ratio_wall_median'], '9.3f')} "
-              f"{_cell(run['ratio_wall_min'], '8.3f')} {_cell(run['ratio_peak_rss'], '9.3f')}   (ours/ref)")
+        print(
+            f"{'ratio':<5} {'':>4} {_cell(run['ratio_wall_median'], '9.3f')} "
+            f"{_cell(run['ratio_wall_min'], '8.3f')} {_cell(run['ratio_peak_rss'], '9.3f')}   (ours/ref)"
+        )
         print()
-        print(f"wall target (median ratio <= {TARGET_WALL_RATIO}): "
-              f"{'met' if run['wall_target_met'] else 'MISSED'}")
-        print(f"memory target (peak RSS ratio <= {TARGET_RSS_RATIO:g}): "
-              f"{'met' if run['rss_target_met'] else 'MISSED'}")
+        print(f"wall target (median ratio <= {TARGET_WALL_RATIO}): {'met' if run['wall_target_met'] else 'MISSED'}")
+        print(f"memory target (peak RSS ratio <= {TARGET_RSS_RATIO:g}): {'met' if run['rss_target_met'] else 'MISSED'}")
         if run.get("metrics_agree"):
             print("metrics agree")
         else:

@@ -43,8 +43,7 @@ axes:
 
 def timed_command(args: list[str]) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "blis_gym", "sweep", *args, "--no-progress"], check=True,
-                   capture_output=True)
+    subprocess.run([sys.executable, "-m", "blis_gym", "sweep", *args, "--no-progress"], check=True, capture_output=True)
     return time.perf_counter() - started
 
 
@@ -69,8 +68,10 @@ def overheads(spec_path: Path, out: Path, workers: int) -> dict:
     serial_us = (time.perf_counter() - started) / n * 1e6
     sizes = (len(pickle.dumps(point)), len(pickle.dumps(result)))
 
-    rows = [{"point": p.index, **p.axis_values, "blis_run_args": "", **result["metrics"], "error": "", "node": "local"}
-            for p in spec.points]
+    rows = [
+        {"point": p.index, **p.axis_values, "blis_run_args": "", **result["metrics"], "error": "", "node": "local"}
+        for p in spec.points
+    ]
     folder = Path(tempfile.mkdtemp(prefix="bench-table-"))
     started = time.perf_counter()
     write_table(folder, spec.columns, rows)
@@ -96,9 +97,16 @@ def overheads(spec_path: Path, out: Path, workers: int) -> dict:
         launch_ms = (time.perf_counter() - started) / 200 * 1e3
         down_started = time.perf_counter()
     down = time.perf_counter() - down_started
-    return {"ray_start_s": up, "ray_shutdown_s": down, "task_round_trip_ms": launch_ms,
-            "pickle_round_trip_us": serial_us, "point_bytes": sizes[0], "result_bytes": sizes[1],
-            "table_write_ms": table_ms, "journal_append_us": journal_us}
+    return {
+        "ray_start_s": up,
+        "ray_shutdown_s": down,
+        "task_round_trip_ms": launch_ms,
+        "pickle_round_trip_us": serial_us,
+        "point_bytes": sizes[0],
+        "result_bytes": sizes[1],
+        "table_write_ms": table_ms,
+        "journal_append_us": journal_us,
+    }
 
 
 def main() -> None:
@@ -117,21 +125,30 @@ def main() -> None:
     points = 8 * 2 * 4
     figures = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "points": points, "requests_per_point": args.requests, "workers": args.workers,
-        "serial_wall_s": serial_s, "ray_wall_s": ray_s, "ratio": ray_s / serial_s,
-        "serial_compute_s": journal_seconds(serial_out), "ray_compute_s": journal_seconds(ray_out),
+        "points": points,
+        "requests_per_point": args.requests,
+        "workers": args.workers,
+        "serial_wall_s": serial_s,
+        "ray_wall_s": ray_s,
+        "ratio": ray_s / serial_s,
+        "serial_compute_s": journal_seconds(serial_out),
+        "ray_compute_s": journal_seconds(ray_out),
         **overheads(spec, tmp / "probe", args.workers),
     }
     figures["ray_compute_slowdown"] = figures["ray_compute_s"] / figures["serial_compute_s"]
     print(f"{points} points of {args.requests} requests, {args.workers} workers ({figures['machine']})")
     print(f"  serial (--serial):        {serial_s:7.2f} s wall, {figures['serial_compute_s']:.2f} s simulating")
-    print(f"  Ray (--workers {args.workers}):       {ray_s:7.2f} s wall, {figures['ray_compute_s']:.2f} s simulating "
-          f"(x{figures['ray_compute_slowdown']:.2f} per point)")
+    print(
+        f"  Ray (--workers {args.workers}):       {ray_s:7.2f} s wall, {figures['ray_compute_s']:.2f} s simulating "
+        f"(x{figures['ray_compute_slowdown']:.2f} per point)"
+    )
     print(f"  ratio Ray / serial:       {figures['ratio']:7.3f}")
     print(f"  Ray start / shutdown:     {figures['ray_start_s']:.2f} s / {figures['ray_shutdown_s']:.2f} s")
     print(f"  task round trip:          {figures['task_round_trip_ms']:.2f} ms (no-op task, batch of 200)")
-    print(f"  pickle point + result:    {figures['pickle_round_trip_us']:.0f} us "
-          f"({figures['point_bytes']} + {figures['result_bytes']} bytes)")
+    print(
+        f"  pickle point + result:    {figures['pickle_round_trip_us']:.0f} us "
+        f"({figures['point_bytes']} + {figures['result_bytes']} bytes)"
+    )
     print(f"  journal append:           {figures['journal_append_us']:.0f} us per point")
     print(f"  Parquet + CSV, {points} rows: {figures['table_write_ms']:.1f} ms")
     if args.json:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from helpers_sim import random_run_options, run_and_check  # noqa: E402
+from helpers_sim import random_run_options, run_and_check
 
 
 class _Timeout(Exception):
@@ -55,15 +55,17 @@ def main(argv: list[str] | None = None) -> int:
         except _Timeout:
             failures += 1
             print(f"trial {trial}: did not finish in {args.timeout} s")
-        except Exception as exc:  # noqa: BLE001 - report every failure and go on
+        except Exception as exc:
             failures += 1
             print(f"trial {trial}: {type(exc).__name__}: {exc}")
         finally:
             signal.alarm(0)
         slowest = max(slowest, (time.perf_counter() - t0, trial))
-    print(f"{args.trials} runs in {time.perf_counter() - started:.1f} s: {failures} failed; "
-          f"{kinds['roofline']} roofline, {kinds['cpu tier']} with a CPU tier ({kinds['both']} both); "
-          f"slowest trial {slowest[1]} ({slowest[0]:.2f} s)")
+    print(
+        f"{args.trials} runs in {time.perf_counter() - started:.1f} s: {failures} failed; "
+        f"{kinds['roofline']} roofline, {kinds['cpu tier']} with a CPU tier ({kinds['both']} both); "
+        f"slowest trial {slowest[1]} ({slowest[0]:.2f} s)"
+    )
     return 1 if failures else 0
 
 

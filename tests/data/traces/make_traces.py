@@ -5,6 +5,7 @@ arrival in seconds, token arrays as JSON lists.
 
 Run: python tests/data/traces/make_traces.py  (writes next to this file)
 """
+
 import csv
 import json
 import os
@@ -25,9 +26,15 @@ def write(name, rows):
         w = csv.writer(f, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
         w.writerow(["arrival_time", "request_id", "model", "prefill_tokens", "decode_tokens"])
         for i, (t, p, d) in enumerate(rows):
-            w.writerow([f"{t:.6f}", f"req_{i}", "llama",
-                        json.dumps(p, separators=(",", ":")),
-                        json.dumps(d, separators=(",", ":"))])
+            w.writerow(
+                [
+                    f"{t:.6f}",
+                    f"req_{i}",
+                    "llama",
+                    json.dumps(p, separators=(",", ":")),
+                    json.dumps(d, separators=(",", ":")),
+                ]
+            )
 
 
 def shared_prefix(rng):
@@ -70,7 +77,7 @@ def repeats(rng):
     """Six distinct prompts (two shorter than a block), each sent many times: prefix-affinity hits."""
     prompts = [toks(rng, n) for n in (9, 15, 160, 333, 700, 1210)]
     rows, t = [], 0.0
-    for i in range(120):
+    for _ in range(120):
         t += float(rng.uniform(0.001, 0.012))
         p = prompts[int(rng.integers(0, len(prompts)))]
         rows.append((round(t, 6), p, toks(rng, int(rng.integers(5, 200)))))

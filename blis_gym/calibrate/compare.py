@@ -42,8 +42,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
+from ..report.fitness import percentile
 from ..workload.tracev2 import TraceRecord
-from .fitness import percentile
 
 #: Bytes a token takes on the wire (an int32 token id), as BLIS's network model says.
 BYTES_PER_TOKEN = 4
@@ -58,8 +58,7 @@ KNOWN_LIMITATIONS: tuple[str, ...] = (
     "If the real server uses speculative decoding, actual token generation patterns differ from "
     "sim's sequential model.",
     # Ours.
-    "Real ITL is measured per streamed chunk; it equals the per-token ITL only when each chunk "
-    "carries one token.",
+    "Real ITL is measured per streamed chunk; it equals the per-token ITL only when each chunk carries one token.",
 )
 
 
@@ -167,6 +166,7 @@ class CalibrationReport:
 
 # --- network delays (BLIS's sim/workload/network.go) ---------------------------------------------
 
+
 def upload_delay_us(bandwidth_mbps: float, token_count: int) -> float:
     """Time (µs) to send ``token_count`` input tokens at ``bandwidth_mbps``; 0 when the
     bandwidth is not positive."""
@@ -186,6 +186,7 @@ def download_delay_us(bandwidth_mbps: float, token_count: int) -> float:
 
 
 # --- pairing -------------------------------------------------------------------------------------
+
 
 def prepare_calibration_pairs(
     real_records: Sequence[TraceRecord],
@@ -247,6 +248,7 @@ def prepare_calibration_pairs(
 
 
 # --- statistics ----------------------------------------------------------------------------------
+
 
 def percentile_from_sorted(sorted_values: Sequence[float], p: float) -> float:
     """The ``p``-th percentile (0-100) of ascending values, linearly interpolated between the
@@ -311,21 +313,34 @@ def compute_calibration(real: Sequence[float], sim: Sequence[float], metric_name
     r_value = pearson_correlation(real, sim) if len(real) >= 3 else 0.0
     return MetricComparison(
         count=len(real),
-        real_p50=percentile_from_sorted(real_sorted, 50), sim_p50=percentile_from_sorted(sim_sorted, 50),
-        real_p90=percentile_from_sorted(real_sorted, 90), sim_p90=percentile_from_sorted(sim_sorted, 90),
-        real_p95=percentile_from_sorted(real_sorted, 95), sim_p95=percentile_from_sorted(sim_sorted, 95),
-        real_p99=percentile_from_sorted(real_sorted, 99), sim_p99=percentile_from_sorted(sim_sorted, 99),
-        mape=mape, pearson_r=r_value, bias_direction=bias, quality=quality_rating(mape, r_value))
+        real_p50=percentile_from_sorted(real_sorted, 50),
+        sim_p50=percentile_from_sorted(sim_sorted, 50),
+        real_p90=percentile_from_sorted(real_sorted, 90),
+        sim_p90=percentile_from_sorted(sim_sorted, 90),
+        real_p95=percentile_from_sorted(real_sorted, 95),
+        sim_p95=percentile_from_sorted(sim_sorted, 95),
+        real_p99=percentile_from_sorted(real_sorted, 99),
+        sim_p99=percentile_from_sorted(sim_sorted, 99),
+        mape=mape,
+        pearson_r=r_value,
+        bias_direction=bias,
+        quality=quality_rating(mape, r_value),
+    )
 
 
 def build_calibration_report(pairs: CalibrationPairs, config_match: Optional[ConfigMatch] = None) -> CalibrationReport:
     """The report of ``pairs``: counts, a comparison per metric that has pairs, the config match."""
     info = TraceInfo(
         num_requests=pairs.matched_count + pairs.excluded_warm_up + pairs.unmatched_real + pairs.excluded_non_ok,
-        warm_up_excluded=pairs.excluded_warm_up, matched_pairs=pairs.matched_count,
-        token_mismatches=pairs.token_mismatch_count, unmatched_real=pairs.unmatched_real,
-        unmatched_sim=pairs.unmatched_sim, non_ok_excluded=pairs.excluded_non_ok,
-        negative_latencies=pairs.negative_latencies, ttft_non_streaming_excluded=pairs.ttft_non_streaming)
+        warm_up_excluded=pairs.excluded_warm_up,
+        matched_pairs=pairs.matched_count,
+        token_mismatches=pairs.token_mismatch_count,
+        unmatched_real=pairs.unmatched_real,
+        unmatched_sim=pairs.unmatched_sim,
+        non_ok_excluded=pairs.excluded_non_ok,
+        negative_latencies=pairs.negative_latencies,
+        ttft_non_streaming_excluded=pairs.ttft_non_streaming,
+    )
     metrics: dict[str, MetricComparison] = {}
     for name in METRIC_NAMES:
         pair: LatencyPair = getattr(pairs, name)
@@ -335,6 +350,7 @@ def build_calibration_report(pairs: CalibrationPairs, config_match: Optional[Con
 
 
 # --- output --------------------------------------------------------------------------------------
+
 
 def _finite(x: float) -> Optional[float]:
     return x if math.isfinite(x) else None  # JSON has no NaN
@@ -346,8 +362,10 @@ def report_dict(report: CalibrationReport, extra: Optional[dict[str, Any]] = Non
     info = {k: v for k, v in vars(report.trace_info).items() if not (k == "duration" and v == "")}
     out: dict[str, Any] = {"time_unit": "microseconds", "trace_info": info}
     out.update(extra or {})
-    out["metrics"] = {name: {k: (_finite(v) if isinstance(v, float) else v) for k, v in vars(m).items()}
-                      for name, m in report.metrics.items()}
+    out["metrics"] = {
+        name: {k: (_finite(v) if isinstance(v, float) else v) for k, v in vars(m).items()}
+        for name, m in report.metrics.items()
+    }
     cm = report.config_match
     out["config_match"] = {k: list(v) for k, v in vars(cm).items() if v}
     out["known_limitations"] = list(report.known_limitations)
@@ -368,8 +386,20 @@ def format_table(report: CalibrationReport) -> str:
         f"{t.unmatched_sim} sim  token mismatches: {t.token_mismatches}",
         "",
     ]
-    head = ("metric", "count", "real p50", "sim p50", "real p90", "sim p90", "real p99", "sim p99",
-            "MAPE %", "pearson r", "bias", "quality")
+    head = (
+        "metric",
+        "count",
+        "real p50",
+        "sim p50",
+        "real p90",
+        "sim p90",
+        "real p99",
+        "sim p99",
+        "MAPE %",
+        "pearson r",
+        "bias",
+        "quality",
+    )
     rows = [head]
     for name in METRIC_NAMES:
         m = report.metrics.get(name)
@@ -377,13 +407,29 @@ def format_table(report: CalibrationReport) -> str:
             rows.append((name, "0") + ("-",) * (len(head) - 2))
             continue
         r_text = f"{m.pearson_r:.3f}" if math.isfinite(m.pearson_r) else "nan"
-        rows.append((name, str(m.count), _ms(m.real_p50), _ms(m.sim_p50), _ms(m.real_p90), _ms(m.sim_p90),
-                     _ms(m.real_p99), _ms(m.sim_p99), f"{m.mape * 100:.2f}", r_text, m.bias_direction or "-",
-                     m.quality))
+        rows.append(
+            (
+                name,
+                str(m.count),
+                _ms(m.real_p50),
+                _ms(m.sim_p50),
+                _ms(m.real_p90),
+                _ms(m.sim_p90),
+                _ms(m.real_p99),
+                _ms(m.sim_p99),
+                f"{m.mape * 100:.2f}",
+                r_text,
+                m.bias_direction or "-",
+                m.quality,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     for row in rows:
-        lines.append("  ".join(c.ljust(w) if i in (0, 10, 11) else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i in (0, 10, 11) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))
+            ).rstrip()
+        )
     lines.append("(latencies in ms, client-side; MAPE over requests with a non-zero real value)")
     cm = report.config_match
     for label, items in (("matched", cm.matched), ("defaulted", cm.defaulted), ("overridden", cm.overridden)):
