@@ -4,7 +4,7 @@ The event loop and the environments' steps allocate many short-lived objects
 but make no reference cycles, so everything they drop is freed by reference
 counting at once. The cyclic collector would still run every few hundred
 allocations and re-scan the live objects (requests, their block lists) to
-find nothing: about a tenth of the run time. ``tests/test_invariants.py``
+find nothing: about a tenth of the run time. ``tests/unit/test_invariants.py``
 checks that a whole simulation leaves no cyclic garbage behind.
 """
 

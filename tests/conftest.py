@@ -1,55 +1,38 @@
-"""Shared test helpers: run the CLI in-process and parse its output."""
+"""Fixtures for every test folder, and each folder's markers.
+
+The folders are the kinds of test: ``unit/`` (the code on its own terms), ``parity/`` (against
+recorded BLIS runs), ``integration/server/`` (starts HTTP servers on localhost),
+``integration/ray/`` (starts Ray on localhost), ``docs/`` (the documentation site and its
+commands). Shared helpers live in ``testkit/``.
+"""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import pytest
 
 from blis_gym.cli.app import main
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parent / "data"
-FIXTURES = DATA / "fixtures"  # small hand-written files in BLIS's formats, shipped with the repo
-
-# BLIS's own reference files. CI places a read-only copy of shared/ beside the clone; a user who
-# clones only this repository has none, so tests that compare against those files skip there.
-REFERENCE_DATA = ROOT.parent / "shared" / "reference" / "data"
-HAVE_REFERENCE = REFERENCE_DATA.is_dir()
-REFERENCE_REASON = (
-    f"needs BLIS's reference data in ../shared/reference/data ({REFERENCE_DATA} not found; "
-    "CI has it, a bare clone does not)"
-)
-# Only the folder's absence skips: with the folder present, a missing or changed file fails.
-# BLIS_GYM_REQUIRE_REFERENCE=1 turns the skip off, so a CI job whose copy went missing fails
-# loudly instead of passing on skips.
-requires_reference = pytest.mark.skipif(
-    not HAVE_REFERENCE and os.environ.get("BLIS_GYM_REQUIRE_REFERENCE", "") in ("", "0"),
-    reason=REFERENCE_REASON,
-)
+TESTS = Path(__file__).resolve().parent
+# Folder (relative to tests/) -> the markers every test in it carries.
+FOLDER_MARKERS = {
+    "unit": ("unit",),
+    "parity": ("parity",),
+    "integration/server": ("integration", "server"),
+    "integration/ray": ("integration", "multinode"),
+    "docs": ("docs",),
+}
 
 
-def metric_blocks(stdout: str) -> list[dict]:
-    """The JSON objects printed after each '=== Simulation Metrics ===' header."""
-    blocks = []
-    for part in stdout.split("=== Simulation Metrics ===\n")[1:]:
-        end = part.index("\n}") + 2
-        blocks.append(json.loads(part[:end]))
-    return blocks
-
-
-def assert_close(actual: dict, expected: dict, rel: float = 1e-9, skip=("simulation_duration_s",)) -> None:
-    for key, want in expected.items():
-        if key in skip:
-            continue
-        assert key in actual, f"missing metric {key}"
-        got = actual[key]
-        if isinstance(want, (int, float)) and not isinstance(want, bool):
-            assert got == pytest.approx(want, rel=rel, abs=1e-12), f"{key}: {got} != {want}"
-        else:
-            assert got == want, f"{key}: {got!r} != {want!r}"
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.parent.relative_to(TESTS).as_posix()
+        markers = FOLDER_MARKERS.get(folder)
+        if markers is None:
+            raise pytest.UsageError(f"{item.nodeid}: test files live in one of tests/{{{', '.join(FOLDER_MARKERS)}}}")
+        for name in markers:
+            item.add_marker(name)
 
 
 @pytest.fixture
@@ -68,38 +51,15 @@ def blis(capsys):
     return _run
 
 
-def trained_twice(cfg, tmp_path: Path, *, timesteps: int, seed: int):
-    """Train ``cfg`` twice on Routing-v0's default scenario with one seed; both loaded agents,
-    after checking their policy weights are identical (training is deterministic for a seed)."""
-    import numpy as np
-
-    from blis_gym.agents.model import TrainedAgent
-    from blis_gym.agents.train import train
-
-    for run in ("a", "b"):
-        train(
-            cfg,
-            env_id="blis_gym/Routing-v0",
-            scenario="default",
-            timesteps=timesteps,
-            seed=seed,
-            out=tmp_path / run,
-            progress=False,
-            log=lambda _: None,
-        )
-    a, b = (TrainedAgent.load(tmp_path / r) for r in "ab")
-    for pa, pb in zip(a.model.policy.parameters(), b.model.policy.parameters()):
-        assert np.array_equal(pa.detach().numpy(), pb.detach().numpy())
-    return a, b
-
-
 @pytest.fixture(scope="module")
-def ray_local():
+def ray_local(request):
     """One embedded Ray (2 CPUs) shared by a module's tests that need it; shut down after the
-    module, so that no Ray thread outlives it into other modules' tests (its error listener
-    writes to whatever stderr capture was current).
+    module, so that no Ray thread outlives it into other modules' tests.
 
-    Commands under test reuse it (``blis_gym.distributed.ray_session`` joins a connected Ray)."""
+    Commands under test reuse it (``blis_gym.distributed.ray_session`` joins a connected Ray).
+    Only tests under ``integration/ray`` (marker ``multinode``) may start Ray."""
+    if "multinode" not in FOLDER_MARKERS.get(request.path.parent.relative_to(TESTS).as_posix(), ()):
+        pytest.fail(f"{request.node.nodeid} starts Ray: move it to tests/integration/ray")
     ray = pytest.importorskip("ray", reason="needs the distributed extra (pip install 'blis-gym[distributed]')")
     from blis_gym.distributed import ray_session
 

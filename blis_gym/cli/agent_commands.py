@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from ..config import yamlio
+from ..config.datafiles import shipped_names
 from ..distributed import need_ray
 from ..errors import ConfigError
 from ..plan.options import cli_flags
@@ -59,7 +60,7 @@ def train_cmd(
     config: str = typer.Option(
         "",
         "--config",
-        help="Agent config: a shipped recipe (ppo, ppo-plain, ppo-prefix, a2c, dqn, dagger) or a YAML file.",
+        help=f"Agent config: a shipped recipe ({', '.join(shipped_names('agents'))}) or a YAML file.",
     ),
     env: str = typer.Option(
         ROUTING_ENV, "--env", help="blis_gym/Routing-v0, blis_gym/Admission-v0 or blis_gym/AdmissionRouting-v0."
@@ -67,7 +68,7 @@ def train_cmd(
     scenario: str = typer.Option(
         "default",
         "--scenario",
-        help="A shipped scenario (default, prefix-heavy, overload, stale-signals) or a YAML file.",
+        help=f"A shipped scenario ({', '.join(shipped_names('scenarios'))}) or a YAML file.",
     ),
     timesteps: int = typer.Option(100_000, "--timesteps", help="Environment steps (decisions) to train for."),
     seed: int = typer.Option(0, "--seed", help="Seed of the model and of the first training workloads."),
@@ -213,7 +214,9 @@ def evaluate_cmd(
     ),
     baselines: str = typer.Option("all", "--baselines", help="all, none, or comma-separated baseline names."),
     env: str = typer.Option(ROUTING_ENV, "--env", help="The environment the agents play."),
-    scenario: str = typer.Option("default", "--scenario", help="A shipped scenario or a YAML file."),
+    scenario: str = typer.Option(
+        "default", "--scenario", help=f"A shipped scenario ({', '.join(shipped_names('scenarios'))}) or a YAML file."
+    ),
     episodes: int = typer.Option(5, "--episodes", help="Episodes per policy (workload seeds SEED, SEED+1, ...)."),
     seed: Optional[int] = typer.Option(
         None, "--seed", help="First workload seed (default: 2**30, never drawn in training)."

@@ -14,27 +14,10 @@ import typer
 
 from ..errors import ConfigError
 from ..fileio import write_atomic
+from ..plan.options import WORKLOAD_OPTIONS
 from .logs import setup_logging
 from .run_command import run_options_from_args
 
-# blis run flags that pick the workload: calibrate's workload is the trace.
-_WORKLOAD_FLAGS = (
-    "workload",
-    "workload_spec",
-    "workload_traces_filepath",
-    "rate",
-    "num_requests",
-    "prefix_tokens",
-    "prefix_groups",
-    "prompt_tokens",
-    "prompt_tokens_stdev",
-    "prompt_tokens_min",
-    "prompt_tokens_max",
-    "output_tokens",
-    "output_tokens_stdev",
-    "output_tokens_min",
-    "output_tokens_max",
-)
 # blis run flags for output calibrate does not write.
 _OUTPUT_FLAGS = ("results_path", "export_trace")
 
@@ -87,7 +70,7 @@ def calibrate_cmd(
     if plot:
         check_plot_available()  # before the simulation, not after it
     opts = run_options_from_args(list(ctx.args), "blis calibrate (blis run flags after --)")
-    given = [flag_name(n) for n in _WORKLOAD_FLAGS if n in opts.explicit]
+    given = [flag_name(n) for n in WORKLOAD_OPTIONS if n in opts.explicit]  # the trace is the workload
     if given:
         raise ConfigError(f"blis calibrate replays the trace as the workload; drop {', '.join(given)}")
     given = [flag_name(n) for n in _OUTPUT_FLAGS if n in opts.explicit]

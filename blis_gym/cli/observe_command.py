@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import typer
 
 from ..errors import ConfigError
+from ..plan.options import WORKLOAD_OPTIONS
 from .logs import setup_logging
 from .progress import ProgressBar
 from .run_command import run_options_from_args
@@ -24,29 +25,7 @@ if TYPE_CHECKING:
 
 _WHERE = "blis observe: workload flags after --"
 # blis run flags that shape the requests; any other given after -- has no effect here.
-_WORKLOAD_FLAGS = frozenset(
-    {
-        "seed",
-        "horizon",
-        "log",
-        "defaults_filepath",
-        "workload",
-        "workload_spec",
-        "workload_traces_filepath",
-        "rate",
-        "num_requests",
-        "prefix_tokens",
-        "prefix_groups",
-        "prompt_tokens",
-        "prompt_tokens_stdev",
-        "prompt_tokens_min",
-        "prompt_tokens_max",
-        "output_tokens",
-        "output_tokens_stdev",
-        "output_tokens_min",
-        "output_tokens_max",
-    }
-)
+_WORKLOAD_FLAGS = frozenset({"seed", "horizon", "log", "defaults_filepath", *WORKLOAD_OPTIONS})
 
 
 def _iso_utc(us: int) -> str:

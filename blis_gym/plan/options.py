@@ -135,6 +135,25 @@ def cli_flags(o: RunOptions) -> list[str]:
     return args
 
 
+#: Options that choose a run's requests or shape them (lengths, rate, count, prefixes).
+WORKLOAD_OPTIONS: tuple[str, ...] = (
+    "workload",
+    "workload_spec",
+    "workload_traces_filepath",
+    "rate",
+    "num_requests",
+    "prefix_tokens",
+    "prefix_groups",
+    "prompt_tokens",
+    "prompt_tokens_stdev",
+    "prompt_tokens_min",
+    "prompt_tokens_max",
+    "output_tokens",
+    "output_tokens_stdev",
+    "output_tokens_min",
+    "output_tokens_max",
+)
+
 # Options a configuration file (a scenario, a sweep) may not set: they concern output files,
 # the terminal and the differential tests.
 _FILE_EXCLUDED = frozenset({"results_path", "export_trace", "log", "summarize_trace", "explicit", "reference_kv"})

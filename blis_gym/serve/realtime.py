@@ -4,7 +4,7 @@ Simulated time (ticks, µs) is wall time since the engine started. One asyncio t
 the simulation: it runs every event due by now (never one in the future), then sleeps until
 the next event is due or a request comes in. A request arrives at the current tick (after
 every tick already run, so the run is the one a workload holding it from the start would
-give: ``tests/test_serve.py`` checks that), goes through the configured admission and
+give: ``tests/unit/test_serve_open_run.py`` checks that), goes through the configured admission and
 routing policies, and is simulated like any other.
 
 Token times are the simulator's own figures, not step boundaries: the first token comes at

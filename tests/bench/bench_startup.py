@@ -48,8 +48,9 @@ def timed(cmd: list[str], runs: int, cwd: str) -> tuple[float, float]:
 
 def slowest_imports(python: str, cwd: str, top: int) -> list[tuple[float, str]]:
     """(cumulative ms, module) of the ``top`` slowest imports of the target command."""
-    done = subprocess.run([python, "-X", "importtime", "-m", "blis_gym", *RUN], cwd=cwd, capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        [python, "-X", "importtime", "-m", "blis_gym", *RUN], cwd=cwd, capture_output=True, text=True, check=True
+    )
     rows = []
     for line in done.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
@@ -81,9 +82,11 @@ def main() -> None:
         print(f"{name:<28} {results[name][0]:>9.3f} {results[name][1]:>7.3f}")
     median = results["blis run --num-requests 1"][0]
     verdict = "met" if median < TARGET_S else "missed"
-    print(f"target: blis run --num-requests 1 under {TARGET_S} s: {verdict} "
-          f"(median {median:.3f} s = {median / TARGET_S:.2f} x the target; "
-          f"the interpreter alone {results['python -c pass'][0]:.3f} s)")
+    print(
+        f"target: blis run --num-requests 1 under {TARGET_S} s: {verdict} "
+        f"(median {median:.3f} s = {median / TARGET_S:.2f} x the target; "
+        f"the interpreter alone {results['python -c pass'][0]:.3f} s)"
+    )
     if args.imports:
         print("\nslowest imports (cumulative ms) of blis run --num-requests 1:")
         for ms, name in slowest_imports(args.python, cwd, 25):

@@ -2,7 +2,7 @@
 
     python tests/bench/fuzz_runs.py [--trials 200] [--start 0] [--timeout 60]
 
-Each trial is ``helpers_sim.random_run_options(trial)`` (the suite runs the first 12): it must
+Each trial is ``testkit.sim.random_run_options(trial)`` (the suite runs the first 12): it must
 finish within the timeout with every request completed or dropped and every instance's KV
 books balanced, no block held once its requests are gone. Prints one line per failure and a
 summary (how many used roofline, a CPU tier, preempted, dropped); exits 1 on any failure.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from helpers_sim import random_run_options, run_and_check
+from testkit.sim import random_run_options, run_and_check
 
 
 class _Timeout(Exception):
