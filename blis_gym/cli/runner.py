@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from ..fileio import write_atomic
 from ..plan import RunOptions, resolve, simulate
 from ..report.render import results_json, stdout_text
-from ..workload.spec_loader import load_workload_spec
-from ..workload.trace_replay import trace_from_requests
-from ..workload.tracev2 import TraceV2, export_trace_v2
 from .progress import ProgressBar
+
+if TYPE_CHECKING:
+    from ..workload.tracev2 import TraceV2
 
 log = logging.getLogger("blis_gym")
 
@@ -25,6 +26,8 @@ def execute(opts: RunOptions, progress: bool = False) -> str:
         write_atomic(plan.results_path, results_json(result))
         log.info("metrics written to: %s", plan.results_path)
     if opts.export_trace:
+        from ..workload.tracev2 import export_trace_v2  # lazy: only runs that export a trace need it
+
         export_trace_v2(generated_trace(opts, plan.requests), opts.export_trace)
         log.info("trace written to: %s", opts.export_trace)
     return text
@@ -32,6 +35,9 @@ def execute(opts: RunOptions, progress: bool = False) -> str:
 
 def generated_trace(opts: RunOptions, requests: list) -> TraceV2:
     """The run's requests as a ``generated`` trace v2 (streaming per client from the spec)."""
+    from ..workload.spec_loader import load_workload_spec
+    from ..workload.trace_replay import trace_from_requests
+
     streaming = {}
     if opts.workload_spec:
         streaming = {c.id: c.streaming for c in load_workload_spec(opts.workload_spec).clients}

@@ -19,10 +19,6 @@ from ..config.schema import MAX_INT64, DistributionWorkload
 from ..engine.request import Request
 from ..errors import WorkloadError
 from ..workload import generate_distribution, load_trace
-from ..workload.spec_generator import generate_spec_requests
-from ..workload.spec_loader import load_workload_spec
-from ..workload.trace_replay import requests_from_trace
-from ..workload.tracev2 import is_trace_v2, load_trace_v2
 from .options import RunOptions
 
 log = logging.getLogger("blis_gym")
@@ -39,6 +35,10 @@ class Workload:
 
 
 def _spec_workload(o: RunOptions) -> Workload:
+    # lazy, as the trace v2 reader below: a run imports the workload machinery it uses
+    from ..workload.spec_generator import generate_spec_requests
+    from ..workload.spec_loader import load_workload_spec
+
     spec = load_workload_spec(o.workload_spec)
     given = o.explicit
     seed = o.seed if "seed" in given else spec.seed
@@ -73,6 +73,9 @@ def build_workload(o: RunOptions, catalog_loader: Callable[[], Catalog]) -> Work
         if o.prefix_groups != 1:
             raise WorkloadError("--prefix-groups applies to generated workloads, not --workload traces")
         path = o.workload_traces_filepath
+        from ..workload.trace_replay import requests_from_trace
+        from ..workload.tracev2 import is_trace_v2, load_trace_v2
+
         if is_trace_v2(path):  # a v2 trace folder (or its CSV), replayed as BLIS's LoadTraceV2Requests
             trace = load_trace_v2(path)
             return Workload(requests_from_trace(trace, o.seed, f"--workload-traces-filepath {path}"), o.horizon)

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 TARGET_S = 0.25
 RUN = ["run", "--model", "meta-llama/llama-3.1-8b-instruct", "--num-requests", "1", "--log", "error"]
@@ -35,22 +37,50 @@ def _blis(python: str) -> list[str]:
     return [script] if os.path.isfile(script) else [python, "-m", "blis_gym"]
 
 
-def timed(cmd: list[str], runs: int, cwd: str) -> tuple[float, float]:
+_FOLDERS = """
+import importlib.util
+for name in ("blis_gym", "blis_gym.envs", "blis_gym.baselines", "blis_gym.agents"):
+    print(*importlib.util.find_spec(name).submodule_search_locations, sep="\\n")
+"""
+
+
+def package_folders(python: str) -> list[Path]:
+    """The installed package's source folders (``envs/`` and the others are mapped ones)."""
+    done = subprocess.run([python, "-c", _FOLDERS], capture_output=True, text=True, check=True)
+    return [Path(line) for line in done.stdout.splitlines() if line]
+
+
+def set_bytecode(python: str, cached: bool) -> dict[str, str]:
+    """Compile the package's bytecode cache (``cached``) or delete it; the environment to run
+    the commands in (with ``PYTHONDONTWRITEBYTECODE=1`` when not cached, so none is written)."""
+    env = dict(os.environ)
+    folders = package_folders(python)
+    if cached:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        subprocess.run([python, "-m", "compileall", "-q", *map(str, folders)], check=True, stdout=subprocess.DEVNULL)
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        for folder in folders:
+            for cache in folder.rglob("__pycache__"):
+                shutil.rmtree(cache)
+    return env
+
+
+def timed(cmd: list[str], runs: int, cwd: str, env: dict[str, str]) -> tuple[float, float]:
     """(median, min) wall seconds of ``cmd`` over ``runs`` fresh processes (one warm-up first)."""
-    subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         times.append(time.perf_counter() - started)
     return statistics.median(times), min(times)
 
 
-def slowest_imports(python: str, cwd: str, top: int) -> list[tuple[float, str]]:
+def slowest_imports(python: str, cwd: str, env: dict[str, str], top: int) -> list[tuple[float, str]]:
     """(cumulative ms, module) of the ``top`` slowest imports of the target command."""
-    done = subprocess.run(
-        [python, "-X", "importtime", "-m", "blis_gym", *RUN], cwd=cwd, capture_output=True, text=True, check=True
-    )
+    cmd = [python, "-X", "importtime", "-m", "blis_gym", *RUN]
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=True)
     rows = []
     for line in done.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
@@ -65,8 +95,14 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20, help="runs per command (after one warm-up)")
     ap.add_argument("--python", default=sys.executable, help="the interpreter of the install to measure")
     ap.add_argument("--imports", action="store_true", help="also list the slowest imports of the target command")
+    ap.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="delete the package's bytecode cache and run without one (PYTHONDONTWRITEBYTECODE=1)",
+    )
     args = ap.parse_args()
     blis = _blis(args.python)
+    env = set_bytecode(args.python, cached=not args.no_bytecode)
     cwd = tempfile.mkdtemp(prefix="blis-startup-")  # any directory: the command needs no files
     rows = [
         ("python -c pass", [args.python, "-c", "pass"]),
@@ -75,10 +111,11 @@ def main() -> None:
         ("blis --help", [*blis, "--help"]),
         ("blis run --num-requests 1", [*blis, *RUN]),
     ]
-    print(f"{'command':<28} {'median s':>9} {'min s':>7}   ({args.runs} runs each, {' '.join(blis)})")
+    mode = "no bytecode cache" if args.no_bytecode else "bytecode cached"
+    print(f"{'command':<28} {'median s':>9} {'min s':>7}   ({args.runs} runs each, {mode}, {' '.join(blis)})")
     results = {}
     for name, cmd in rows:
-        results[name] = timed(cmd, args.runs, cwd)
+        results[name] = timed(cmd, args.runs, cwd, env)
         print(f"{name:<28} {results[name][0]:>9.3f} {results[name][1]:>7.3f}")
     median = results["blis run --num-requests 1"][0]
     verdict = "met" if median < TARGET_S else "missed"
@@ -89,7 +126,7 @@ def main() -> None:
     )
     if args.imports:
         print("\nslowest imports (cumulative ms) of blis run --num-requests 1:")
-        for ms, name in slowest_imports(args.python, cwd, 25):
+        for ms, name in slowest_imports(args.python, cwd, env, 25):
             print(f"  {ms:8.1f}  {name}")
 
 
