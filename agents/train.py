@@ -58,6 +58,16 @@ def _check(env_id: str, timesteps: int, seed: int, n_envs: int, out: Path) -> No
         raise ConfigError(f"--out {out}: is a file, not a folder")
 
 
+def _close_logger(model) -> None:
+    """Close the model's logger: its TensorBoard writer flushes the event file and ends its thread
+    (left open, the thread runs on for the life of the process)."""
+    try:
+        logger = model.logger
+    except AttributeError:  # interrupted before learn() made one
+        return
+    logger.close()
+
+
 def train(
     config: AgentConfig,
     *,
@@ -190,6 +200,7 @@ def train(
     if isinstance(venv, VecNormalize):
         venv.save(str(out / VECNORM_FILE))
     venv.close()
+    _close_logger(model)
     report = TrainReport(out, int(model.num_timesteps), seconds, interrupted, accuracy)
     meta.update(
         steps_done=report.steps,

@@ -200,3 +200,5 @@ class BackgroundServers:
             self._thread.join(self.timeout_s)
         for e in self.endpoints:
             e.sock.close()
+        if exc[0] is None and self._thread is not None and self._thread.is_alive():
+            raise RuntimeError(f"blis serve did not stop within {self.timeout_s:g} s")

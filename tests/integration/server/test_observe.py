@@ -27,6 +27,7 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
+from blis_gym.cli.app import main  # noqa: E402
 from blis_gym.observe import PendingRequest, RealClient, pending_requests  # noqa: E402
 from blis_gym.plan import RunOptions, generate_requests  # noqa: E402
 from blis_gym.workload.tracev2 import DATA_FILE, HEADER_FILE, export_trace_v2, load_trace_v2  # noqa: E402
@@ -143,8 +144,16 @@ class Served:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        # log_config=None: uvicorn's default is a logging.config.dictConfig(), which closes every
+        # logging handler in this process; absl's (imported with ray.rllib) then closes the stream
+        # it was made with: under pytest, a capture file (see tests/conftest.py).
         config = uvicorn.Config(
-            fake.app(), log_level="critical", lifespan="off", access_log=False, timeout_graceful_shutdown=1
+            fake.app(),
+            log_level="critical",
+            log_config=None,
+            lifespan="off",
+            access_log=False,
+            timeout_graceful_shutdown=1,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
@@ -158,9 +167,15 @@ class Served:
             time.sleep(0.01)
 
     def stop(self) -> None:
+        """Stop the server and wait for its thread; RuntimeError if it would not end."""
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        if self.thread.is_alive():  # connections that would not close in the grace time
+            self.server.force_exit = True
+            self.thread.join(timeout=5)
         self.sock.close()
+        if self.thread.is_alive():
+            raise RuntimeError(f"fake server at {self.url} did not stop")
 
 
 @pytest.fixture
@@ -175,29 +190,23 @@ def serve():
         return s
 
     yield start
-    for s in started:
-        s.stop()
-
-
-@pytest.fixture(autouse=True)
-def _real_stderr(capsys):
-    """No per-test capture here: the fake server's threads can outlive a test's capture stream,
-    and in the full suite writing to a closed one brought the whole run down."""
-    with capsys.disabled():
-        yield
+    errors = []
+    for s in started:  # every one, even if one of them would not stop
+        try:
+            s.stop()
+        except RuntimeError as exc:
+            errors.append(str(exc))
+    assert not errors, errors
 
 
 def observe(capsys, *args: str) -> tuple[int, str]:
-    """Run ``blis observe ARGS`` as its own process (the fake server stays in this one): (exit
-    code, stderr). A process of its own keeps the client's timing and output apart from what
-    earlier tests left in this one (a Ray session's threads, swapped and closed stderrs)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "blis_gym", "observe", "--no-progress", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return done.returncode, done.stderr
+    """Run ``blis observe ARGS`` in-process: (exit code, stderr)."""
+    try:
+        main(["observe", "--no-progress", *args])
+        rc = 0
+    except SystemExit as exc:
+        rc = exc.code if isinstance(exc.code, int) else 1
+    return rc, capsys.readouterr().err
 
 
 def started_us(folder: Path) -> int:
