@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import threading
 from typing import Any, Iterator, Optional
 
@@ -52,6 +51,8 @@ def _host_port(address: str) -> Optional[tuple[str, int]]:
 
 def check_reachable(address: str, timeout_s: float = 10.0) -> None:
     """Raise ConfigError unless something accepts TCP connections at ``address`` within ``timeout_s``."""
+    import socket  # lazy: every blis command imports this module, few connect anywhere
+
     hp = _host_port(address)
     if hp is None:
         return

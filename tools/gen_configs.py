@@ -2,6 +2,7 @@
 """Regenerate configs/*.yaml and configs/models/*.yaml from BLIS's reference data.
 
     python3 tools/gen_configs.py [REFERENCE_DATA_DIR] [--out CONFIGS_DIR]
+    python3 tools/gen_configs.py --cache      # only configs/catalog.json, from the YAML files
 
 REFERENCE_DATA_DIR holds defaults.yaml, hardware_config.json and model_configs/*/config.json
 (default: ../shared/reference/data beside the repo). Output is deterministic.
@@ -108,7 +109,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", nargs="?", type=Path, default=REPO.parent / "shared" / "reference" / "data")
     parser.add_argument("--out", type=Path, default=REPO / "configs")
+    parser.add_argument(
+        "--cache", action="store_true", help="only rewrite catalog.json from the catalog's YAML files (after an edit)"
+    )
     args = parser.parse_args(argv)
+    if args.cache:
+        print(f"wrote {cat.write_shipped_cache(args.out)}")
+        return
     try:
         blis = cat.read_blis_defaults(args.data / "defaults.yaml")
         gpus = {**cat.load_hardware_config(args.data / "hardware_config.json"), **EXTRA_GPUS}
@@ -120,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     write(args.out / cat.WORKLOADS_FILE, section_doc(cat.WORKLOADS_SCHEMA, "presets", blis.workloads))
     write(args.out / cat.GPUS_FILE, section_doc(cat.GPUS_SCHEMA, "gpus", gpus))
     for doc in models:
-        write(args.out / cat.MODELS_DIR / f"{doc['name']}.yaml", doc)
+        write(args.out / model_facts.MODELS_DIR / f"{doc['name']}.yaml", doc)
+    print(f"wrote {cat.write_shipped_cache(args.out)}")
 
 
 if __name__ == "__main__":

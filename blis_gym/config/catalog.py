@@ -11,14 +11,17 @@ overheads and latencies in microseconds, token counts in tokens.
 from __future__ import annotations
 
 import functools
+import json
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Callable
 
 from ..engine.roofline import GPUSpec
-from .datafiles import Source, fail, read_json, read_yaml, shipped_dir
+from . import yamlio
+from .datafiles import Source, fail, read_json, read_text, read_yaml, shipped_dir
 
 COEFFICIENTS_SCHEMA = "blis-gym/coefficients/v1"
 DEFAULTS_SCHEMA = "blis-gym/model-defaults/v1"
@@ -29,6 +32,9 @@ COEFFICIENTS_FILE = "coefficients.yaml"
 DEFAULTS_FILE = "model_defaults.yaml"
 WORKLOADS_FILE = "workloads.yaml"
 GPUS_FILE = "gpus.yaml"
+CATALOG_FILES = (COEFFICIENTS_FILE, DEFAULTS_FILE, WORKLOADS_FILE, GPUS_FILE)
+# The shipped catalog files' documents as JSON (see write_shipped_cache).
+CACHE_FILE = "catalog.json"
 
 
 @dataclass(frozen=True)
@@ -322,9 +328,11 @@ _SIBLINGS = (  # file, schema, body key, field spec, record type, Catalog attrib
 )
 
 
-def _load_ours(directory: Source, doc: object, src: str, fallback: Catalog | None, shipped: bool = False) -> Catalog:
-    """A catalog from our coefficients file plus its sibling files in ``directory`` (``shipped``:
-    the package's own data folder).
+def _load_ours(
+    directory: Source, doc: object, src: str, fallback: Catalog | None, read: Callable[[Source, str], Any] = read_yaml
+) -> Catalog:
+    """A catalog from our coefficients file plus its sibling files in ``directory``, each read
+    with ``read(path, src)``.
 
     A sibling that is absent is taken from ``fallback`` (the shipped catalog) if given.
     """
@@ -335,15 +343,48 @@ def _load_ours(directory: Source, doc: object, src: str, fallback: Catalog | Non
             parts[attr] = getattr(fallback, attr)
             continue
         sib_src = str(sibling)
-        parts[attr] = _parse_section(read_yaml(sibling, sib_src, shipped), sib_src, schema, body, spec, make)
+        parts[attr] = _parse_section(read(sibling, sib_src), sib_src, schema, body, spec, make)
     return Catalog(_parse_coefficients(doc, src), source=src, **parts)
+
+
+def _checksum(text: str) -> str:
+    return f"{zlib.crc32(text.encode('utf-8')):08x}-{len(text)}"
+
+
+def shipped_documents(directory: Source) -> dict[str, Any]:
+    """The shipped catalog files' YAML documents, by file name: from ``catalog.json`` (written by
+    :func:`write_shipped_cache`) when it was made from exactly these files, else parsed."""
+    texts = {name: read_text(directory.joinpath(name), str(directory.joinpath(name))) for name in CATALOG_FILES}
+    checksums = {name: _checksum(text) for name, text in texts.items()}
+    try:
+        cached = json.loads(directory.joinpath(CACHE_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        cached = None
+    if isinstance(cached, dict) and cached.get("checksums") == checksums:
+        return cached["documents"]
+    return {name: yamlio.parse(text, str(directory.joinpath(name)), shipped=True) for name, text in texts.items()}
+
+
+def write_shipped_cache(directory: Path) -> Path:
+    """Write ``catalog.json`` beside the catalog files in ``directory``: their documents as JSON,
+    which loads in a fraction of the time YAML takes, with a checksum of each file it came from."""
+    texts = {name: (directory / name).read_text("utf-8") for name in CATALOG_FILES}
+    doc = {
+        "generated_by": "blis_gym.config.catalog.write_shipped_cache (tools/gen_configs.py --cache); do not edit",
+        "checksums": {name: _checksum(text) for name, text in texts.items()},
+        "documents": {name: yamlio.parse(text, name, shipped=True) for name, text in texts.items()},
+    }
+    path = directory / CACHE_FILE
+    path.write_text(json.dumps(doc, indent=1) + "\n", "utf-8")  # key order is meaning (first match wins)
+    return path
 
 
 @functools.lru_cache(maxsize=1)
 def _shipped_catalog() -> Catalog:
     directory = shipped_dir()
+    docs = shipped_documents(directory)
     path = directory.joinpath(COEFFICIENTS_FILE)
-    return _load_ours(directory, read_yaml(path, str(path), shipped=True), str(path), fallback=None, shipped=True)
+    return _load_ours(directory, docs[COEFFICIENTS_FILE], str(path), fallback=None, read=lambda f, _: docs[f.name])
 
 
 def load_catalog(defaults_path: str | None = None) -> Catalog:

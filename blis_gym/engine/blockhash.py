@@ -26,8 +26,33 @@ _SEED_R = np.uint64((CHAIN_SEED * _R) & M64)
 _pow: list[np.ndarray] = []  # [R**i, R**-i] for i < len, grown on demand
 
 
+# The first 64 multipliers the generator below draws, written out: blocks of up to 64 tokens
+# (every usual block size) need no random generator at start-up (numpy.random costs ~10 ms).
+# tests/unit/test_invariants.py checks them against the generator.
+# fmt: off
+_FIRST_MULTIPLIERS = np.array([
+    0x9827161bb0bdd001, 0x82500efc833e5d2d, 0xd59464303d5c5541, 0xe39ef1f0d5640e65, 0xc746e28b301c6ecb,
+    0xede22c1ba9cf59ed, 0x7bd25c02bb540d6f, 0x4cf2ca32d4c40d4b, 0x38f3d58516951f1f, 0xdec9446474b85a59,
+    0xc35a491abfa39419, 0xa35720c95a83c861, 0xb203869a25224b47, 0x9da2b5bcbd2fba8b, 0x38e3f02ac3182d5f,
+    0xab7551dd0153f669, 0x3bffc35010fca6a7, 0x4560c31e7eb87777, 0x9d735178ae68cacd, 0x2f5148a76615b69f,
+    0x6dffbd4c182e878b, 0x3744fd4905fd5f25, 0x5bd5bb32f871d13b, 0xd3741059e72c7bd9, 0x31a0860b0f68f21,
+    0xbd9374bbf2d6dbff, 0xb923df355bb3b0a7, 0xa6eecaef801ffdd5, 0xac5675799727fe4b, 0x71b930dbaf2d9f7f,
+    0xd75543ea4e22615b, 0xcf6d7cb4def712ff, 0xc6e030a8f673400f, 0xc2e77497bafeac2d, 0xd1c584239a09d393,
+    0xcfb6cc37ceaefc5f, 0xaf5c992891d7eb0f, 0x7115ae57bedecd39, 0x81e73eef427a453d, 0x1c13042a864e29a1,
+    0x5f44ef4cb2c4e2d5, 0x6b74c03a0bd52dcb, 0x61d99c1b22f8455, 0xbb3abba3e224eb13, 0xce5f09ab6b3e63cb,
+    0xcde6dcd3147ed0b9, 0xb9372d38cf322db1, 0x8c9662af193fae91, 0x3931142db5b241c7, 0x4e0cdc05a4d8aecd,
+    0x86634aa517e6f0ef, 0xe7433f0e2068ee19, 0x877ae5a84b196887, 0x666b76a465c72bfb, 0x87e4ad553aaf47cb,
+    0x87db4186fff95fdd, 0x8c342a5d445d54ff, 0xc808edf7ea5699cb, 0x8f103843cd265397, 0xd87f1c39ffffcda3,
+    0x996c9ffcf037e945, 0x9e351b4cb2b10f89, 0xa3656163d842a81f, 0xd794b1ddcd60e317,
+], dtype=np.uint64)
+# fmt: on
+
+
 @functools.lru_cache(maxsize=8)
 def _multipliers(n: int) -> np.ndarray:
+    """``n`` fixed odd 64-bit multipliers: 2 * (the first ``n`` draws of a seeded PCG64) + 1."""
+    if n <= len(_FIRST_MULTIPLIERS):
+        return _FIRST_MULTIPLIERS[:n].copy()
     rng = np.random.default_rng(0xB10C)
     return rng.integers(0, 1 << 63, n, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 

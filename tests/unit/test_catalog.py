@@ -410,3 +410,32 @@ def test_shipped_yaml_reads_the_same_with_libyaml(tmp_path: Path) -> None:
     with pytest.raises(yaml.YAMLError, match="duplicate key"):
         yamlio.load("a: 1\na: 2\n", shipped=True)
     assert yamlio.load("x: 1e3\n", shipped=True) == {"x": 1000.0}
+
+
+def test_catalog_json_is_the_yaml_files_documents(tmp_path: Path) -> None:
+    """configs/catalog.json (read instead of the YAML: faster start-up) is fresh, and gives the
+    very documents the YAML files give; an edited YAML file is read itself, cache or not."""
+    import shutil
+
+    from blis_gym.config import catalog as cat
+    from blis_gym.config import yamlio
+
+    shipped = ROOT / "configs"
+    cache = json.loads((shipped / cat.CACHE_FILE).read_text("utf-8"))
+    texts = {name: (shipped / name).read_text("utf-8") for name in cat.CATALOG_FILES}
+    assert cache["checksums"] == {n: cat._checksum(t) for n, t in texts.items()}, (
+        "configs/catalog.json is stale: run python tools/gen_configs.py --cache"
+    )
+    # Order matters (the first matching coefficients row wins): compare as JSON text.
+    assert json.dumps(cache["documents"]) == json.dumps({n: yamlio.load(t) for n, t in texts.items()})
+    assert cat.shipped_documents(shipped) is not None
+
+    for name in cat.CATALOG_FILES:
+        shutil.copy(shipped / name, tmp_path / name)
+    shutil.copy(shipped / cat.CACHE_FILE, tmp_path / cat.CACHE_FILE)
+    assert cat.shipped_documents(tmp_path) == cache["documents"]
+    edited = texts[cat.WORKLOADS_FILE].replace("prompt_mean: 256", "prompt_mean: 257", 1)
+    assert edited != texts[cat.WORKLOADS_FILE]
+    (tmp_path / cat.WORKLOADS_FILE).write_text(edited, "utf-8")
+    docs = cat.shipped_documents(tmp_path)
+    assert docs[cat.WORKLOADS_FILE] == yamlio.load(edited) != cache["documents"][cat.WORKLOADS_FILE]

@@ -218,3 +218,9 @@ def test_intn_stream_matches_the_generator(n: int) -> None:
     assert [a.uint64() for _ in range(1000)] == [b.uint64() for _ in range(1000)]
     with pytest.raises(ValueError):
         IntnStream(a, 0)
+
+
+def test_inverse_of_rn_is_the_exact_quotient_rounded_once():
+    from fractions import Fraction
+
+    assert gorand._INV_RN == float(Fraction(1) / Fraction("3.442619855899"))

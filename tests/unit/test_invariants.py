@@ -453,3 +453,18 @@ def test_random_roofline_and_tiered_runs_terminate_with_everything_accounted(tri
     """The first 12 of the randomized sweep (``tests/bench/fuzz_runs.py`` runs 200+): roofline
     on random models, GPUs and TPs, CPU KV tiers, caches sized near the longest request."""
     run_and_check(random_run_options(trial))
+
+
+def test_written_out_block_multipliers_are_the_generators():
+    """The first 64 block-key multipliers are a table (no random generator at start-up); they are
+    the generator's own, and a longer draw starts with them."""
+    import numpy as np
+
+    from blis_gym.engine import blockhash
+
+    def drawn(n):
+        return np.random.default_rng(0xB10C).integers(0, 1 << 63, n, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+
+    for n in (1, 4, 16, 63, 64):
+        assert np.array_equal(blockhash._multipliers(n), drawn(n))
+    assert np.array_equal(blockhash._multipliers(100)[:64], blockhash._FIRST_MULTIPLIERS)
