@@ -229,3 +229,18 @@ def test_importing_loads_only_what_is_used(module, absent):
     code = f"import sys, {module}; print(' '.join(sorted(m for m in {absent!r} if m in sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.split() == []
+
+
+def test_a_short_run_loads_only_what_it_uses():
+    """``blis run`` on the shipped data and a generated workload reads no YAML, draws no numpy
+    random numbers and loads neither Gymnasium nor the workload-spec and trace readers."""
+    absent = ("yaml", "numpy.random", "gymnasium", "asyncio", "blis_gym.workload.spec", "blis_gym.workload.tracev2")
+    code = (
+        "import io, sys, contextlib\n"
+        "from blis_gym.cli.app import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['run', '--model', 'meta-llama/llama-3.1-8b-instruct', '--num-requests', '1', '--log', 'error'])\n"
+        f"print(' '.join(m for m in {absent!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.split() == []
