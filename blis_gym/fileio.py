@@ -1,11 +1,28 @@
-"""Writing output files whole or not at all."""
+"""Reading input files that may be gzip-compressed, and writing output files whole or not at all."""
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import os
 import tempfile
+from typing import IO, Union
 
 from .errors import BlisError
+
+# Trace rows may hold a whole prompt's token ids (a 126k-token prompt is a 1 MB field).
+csv.field_size_limit(2**31 - 1)
+
+
+def open_text(path: Union[str, os.PathLike]) -> IO[str]:
+    """``path`` as UTF-8 text for the csv and json readers, decompressed when it is gzip (told
+    by its first bytes, not its name)."""
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == b"\x1f\x8b"
+    if gz:
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
 
 
 def write_atomic(path: str, text: str, flag: str = "--results-path") -> None:

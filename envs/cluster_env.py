@@ -51,6 +51,7 @@ from ..cluster.simulator import ClusterResult, ClusterSimulator, Decision
 from ..config.fitness import parse_fitness_weights
 from ..gcpause import gc_paused
 from ..plan import generate_requests
+from ..plan.options import HELD_OUT_SEED
 from ..policies import ADMISSION, ROUTING
 from ..policies.prefix_index import PrefixCacheIndex
 from ..policies.scorers import parse_scorers
@@ -62,9 +63,8 @@ from .scenario import DEFAULT_SCENARIO, Scenario, default_rejection_penalty, loa
 
 ADMISSION_KIND, ROUTING_KIND = "admission", "routing"
 OBS_HIGH = 1e6
-# reset() without a seed draws workload seeds below this; seeds from here up are never drawn,
-# so episodes seeded with them are held out from training (blis evaluate's default).
-HELD_OUT_SEED = 2**30
+# reset() without a seed draws workload seeds below HELD_OUT_SEED; seeds from there up are never
+# drawn, so episodes seeded with them are held out from training (blis evaluate's default).
 
 
 class ClusterEnv(gym.Env):

@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 
 from typer.core import TyperCommand
 
-from ..config.datafiles import shipped_names
+from ..config.datafiles import SHIPPED_TRACES, shipped_names
 from ..config.schema import MAX_INT64
 from ..errors import BlisError, ConfigError
 from ..plan.options import RunOptions
@@ -159,9 +159,10 @@ def run(
         "",
         "--workload-traces-filepath",
         help=(
-            "Trace for --workload traces: BLIS's CSV (token id arrays), or a trace v2 folder "
+            "Trace for --workload traces: BLIS's CSV (token id arrays), a trace v2 folder "
             "(trace_header.yaml + trace_data.csv, replayed as BLIS's LoadTraceV2Requests: token ids "
-            "drawn for --seed)."
+            "drawn for --seed), a Mooncake JSONL, Azure LLM inference CSV or BurstGPT CSV trace (plain "
+            "or .gz, recognised by content), or a shipped trace by name: " + ", ".join(SHIPPED_TRACES) + "."
         ),
         rich_help_panel=WORKLOAD,
     ),
@@ -201,6 +202,35 @@ def run(
     ),
     output_tokens_max: int = typer.Option(
         7000, "--output-tokens-max", help="Maximum output length.", rich_help_panel=WORKLOAD
+    ),
+    trace_start: float = typer.Option(
+        0.0,
+        "--trace-start",
+        help="With --workload traces: replay from this many seconds into the trace's own clock "
+        "(Mooncake's timestamps; for wall-clock traces, seconds since the first request); arrivals "
+        "are re-based to it.",
+        rich_help_panel=WORKLOAD,
+    ),
+    trace_duration: float = typer.Option(
+        0.0,
+        "--trace-duration",
+        help="With --workload traces: replay only requests arriving in [start, start + this) seconds (0 = to the end).",
+        rich_help_panel=WORKLOAD,
+    ),
+    trace_speedup: float = typer.Option(
+        1.0,
+        "--trace-speedup",
+        help="With --workload traces: divide every arrival time by this (e.g. 4: four times the "
+        "traffic), after the window is cut.",
+        rich_help_panel=WORKLOAD,
+    ),
+    trace_window_spans: str = typer.Option(
+        "",
+        "--trace-window-spans",
+        help="With --workload traces and --trace-duration: draw the window's start from --seed, "
+        "a whole second inside START:END seconds; with two spans (e.g. 0:2400,2400:3600) seeds from "
+        "2^30 up (held out from training) draw from the second. Overrides --trace-start.",
+        rich_help_panel=WORKLOAD,
     ),
     num_instances: int = typer.Option(1, "--num-instances", help="Number of instances.", rich_help_panel=CLUSTER),
     instance_pool: str = typer.Option(

@@ -16,6 +16,14 @@ if TYPE_CHECKING:
 
 Source = Union[Path, "Traversable"]
 
+#: The production traces shipped in ``configs/traces/`` by name (its README: sources, licences).
+SHIPPED_TRACES = {
+    "mooncake-conversation": "mooncake_conversation_trace.jsonl.gz",
+    "mooncake-synthetic": "mooncake_synthetic_trace.jsonl.gz",
+    "azure-conversation": "AzureLLMInferenceTrace_conv.csv.gz",
+    "azure-code": "AzureLLMInferenceTrace_code.csv.gz",
+}
+
 
 def fail(src: str, message: str) -> NoReturn:
     raise ConfigError(f"{src}: {message}")

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..forking import Forkable
 from .blockhash import CHAIN_SEED, block_key, own_keys, prefix_keys, prefix_keys_many
+from .segments import SegmentedPrompt
 
 QUEUED = 0
 RUNNING = 1
@@ -20,6 +21,8 @@ COMPLETED = 2
 def _int64_array(tokens) -> np.ndarray:
     if type(tokens) is np.ndarray and tokens.dtype == np.int64 and tokens.flags.c_contiguous:
         return tokens  # the generators' arrays, as they are
+    if type(tokens) is SegmentedPrompt:
+        return tokens  # a trace's shared segments: tokens made on demand (see engine.segments)
     return np.ascontiguousarray(tokens, dtype=np.int64)
 
 
@@ -88,7 +91,7 @@ class Request(Forkable):
         self.id = rid
         self.index = index
         self.arrival = arrival
-        # Token ids live in int64 arrays: they are only ever sliced and hashed.
+        # Token ids live in int64 arrays (or a SegmentedPrompt): they are only sliced and hashed.
         self.input = _int64_array(input_tokens)
         self.output = _int64_array(output_tokens)
         self.n_in = len(input_tokens)
@@ -142,17 +145,24 @@ class Request(Forkable):
         """Prefix identities of each full input block (computed once, chained)."""
         keys = self._input_keys
         if keys is None:
-            keys, self._input_bkeys = prefix_keys(self.input, block_size)
+            tokens = self.input
+            if type(tokens) is SegmentedPrompt:
+                keys, self._input_bkeys = tokens.keys(block_size)
+            else:
+                keys, self._input_bkeys = prefix_keys(tokens, block_size)
             self._input_keys = keys
         return keys
 
     @staticmethod
     def key_inputs(requests: Sequence["Request"], block_size: int) -> None:
         """Compute ``input_keys`` of many requests at once (numpy calls per batch, not per request)."""
-        todo = [r for r in requests if r._input_keys is None]
+        todo = [r for r in requests if r._input_keys is None and type(r.input) is not SegmentedPrompt]
         for r, (keys, bkeys) in zip(todo, prefix_keys_many([r.input for r in todo], block_size)):
             r._input_keys = keys
             r._input_bkeys = bkeys
+        for r in requests:
+            if r._input_keys is None:  # segmented prompts: keyed segment by segment
+                r.input_keys(block_size)
 
     def block_key_ending_at(self, end: int, block_size: int) -> int:
         """``block_key`` of the tokens at positions ``[end - block_size, end)`` of input + output.
@@ -161,12 +171,23 @@ class Request(Forkable):
         the key of the block that ``end`` fills.
         """
         if end % block_size == 0:
-            keys = self._seq_bkeys
-            if keys is None:
-                keys = self._seq_bkeys = own_keys(np.concatenate((self.input, self.output)), block_size)
-            return keys[end // block_size - 1]
+            if end <= self.n_in:  # a block of the input, filled by a later prefill chunk
+                return self.input_block_keys(block_size)[end // block_size - 1]
+            first, keys = self.decode_block_keys(block_size)
+            return keys[end // block_size - 1 - first]
         # Unaligned only after the reference's leak has reset a request's blocks mid-sequence.
-        return block_key(np.concatenate((self.input, self.output))[end - block_size : end])
+        return block_key(np.concatenate((np.asarray(self.input), self.output))[end - block_size : end])
+
+    def decode_block_keys(self, block_size: int) -> tuple[int, list[int]]:
+        """(j, keys): the ``block_key`` of every full block of input + output from block ``j`` on,
+        the one holding the last input token (computed once). A block's key is its tokens'
+        alone, so the input blocks before it are not made."""
+        first = self.n_in // block_size
+        keys = self._seq_bkeys
+        if keys is None:
+            tail = np.concatenate((self.input[first * block_size :], self.output))
+            keys = self._seq_bkeys = own_keys(tail, block_size)
+        return first, keys
 
     def input_block_keys(self, block_size: int) -> list[int]:
         """Own-content identity (``block_key``) of each full input block."""

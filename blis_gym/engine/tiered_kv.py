@@ -171,15 +171,14 @@ class TieredKVCache(KVCache):
         end = len(blocks) - (1 if req.kv_tail_len else 0)
         if end <= j0:
             return  # no full decode block: nothing of it can meet its next run either
-        req.block_key_ending_at(bs, bs)  # makes req._seq_bkeys, the own keys of its blocks
-        own = req._seq_bkeys
+        first, own = req.decode_block_keys(bs)
         hashes = self.hash
         tkey = self.tkey
         h2b = self.hash_to_block
         chain = req.kv_chain  # the prefix of its full input blocks: decode keys nothing
         for j in range(j0, end):
             b = blocks[j]
-            k = own[j]
+            k = own[j - first]
             chain = (chain * CHAIN_R + k) & M64  # chain_key, inlined
             tkey[b] = k
             hashes[b] = chain

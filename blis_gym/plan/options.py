@@ -15,6 +15,10 @@ from typing import Any, Optional, Union
 from ..config.schema import MAX_INT64
 from ..errors import ConfigError
 
+#: Workload seeds from here up are never drawn for training (an environment's own draws stay
+#: below it): evaluation episodes use them, and trace windows come from the held-out span.
+HELD_OUT_SEED = 2**30
+
 #: ``--log`` levels (BLIS's names) and the Python logging level each stands for.
 LOG_LEVELS = {
     "trace": logging.DEBUG,
@@ -62,6 +66,11 @@ class RunOptions:
     output_tokens_stdev: int = 256
     output_tokens_min: int = 2
     output_tokens_max: int = 7000
+    # ours: the part of a trace replayed, and how fast (see workload.windows)
+    trace_start: float = 0.0  # seconds on the trace's clock
+    trace_duration: float = 0.0  # seconds; 0 = to the end
+    trace_speedup: float = 1.0
+    trace_window_spans: str = ""  # A:B[,C:D]: the window's start drawn from --seed
     # cluster and policies
     num_instances: int = 1
     instance_pool: str = ""  # ours: a heterogeneous fleet, GPU:TP[:xCOUNT],...
@@ -152,6 +161,10 @@ WORKLOAD_OPTIONS: tuple[str, ...] = (
     "output_tokens_stdev",
     "output_tokens_min",
     "output_tokens_max",
+    "trace_start",
+    "trace_duration",
+    "trace_speedup",
+    "trace_window_spans",
 )
 
 # Options a configuration file (a scenario, a sweep) may not set: they concern output files,

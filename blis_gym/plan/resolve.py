@@ -90,6 +90,12 @@ def _validate_flags(o: RunOptions) -> None:
     _check_model("--admission-policy", o.admission_policy, "--admission-model", o.admission_model)
     PRIORITY.validate(o.priority_policy)
     SCHEDULER.validate(o.scheduler)
+    if (o.trace_start, o.trace_duration, o.trace_speedup, o.trace_window_spans) != (0.0, 0.0, 1.0, ""):
+        from ..workload.windows import TraceWindow  # lazy: only runs that cut a trace
+
+        TraceWindow.from_flags(o.trace_start, o.trace_duration, o.trace_speedup, o.trace_window_spans)  # checks
+        if o.workload != "traces" or o.workload_spec:
+            log.warning("--trace-* options apply only to --workload traces; they have no effect here")
     if o.trace_level not in ("none", "decisions"):
         raise ConfigError(f"--trace-level: unknown trace level {o.trace_level!r} (valid: none, decisions)")
     if o.trace_level == "none" and o.counterfactual_k > 0:

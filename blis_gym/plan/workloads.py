@@ -19,7 +19,7 @@ from ..config.schema import MAX_INT64, DistributionWorkload
 from ..engine.request import Request
 from ..errors import WorkloadError
 from ..workload import generate_distribution, load_trace
-from .options import RunOptions
+from .options import HELD_OUT_SEED, RunOptions
 
 log = logging.getLogger("blis_gym")
 
@@ -63,6 +63,38 @@ def _spec_workload(o: RunOptions) -> Workload:
     return Workload(generate_spec_requests(replace(spec, seed=seed), horizon, max_requests), horizon)
 
 
+def _trace_workload(o: RunOptions) -> Workload:
+    """A recorded trace (BLIS's CSV, trace v2, Mooncake, Azure, BurstGPT; a shipped one by name),
+    or the window of it the --trace-* flags select."""
+    # lazy, as the spec readers above: a run imports the workload machinery it uses
+    from ..workload.public_traces import PUBLIC_FORMATS, detect_format, read_trace, trace_location
+    from ..workload.trace_replay import requests_from_trace
+    from ..workload.tracev2 import is_trace_v2, load_trace_v2
+    from ..workload.windows import TraceWindow
+
+    window = TraceWindow.from_flags(
+        o.trace_start, o.trace_duration, o.trace_speedup, o.trace_window_spans, o.seed, HELD_OUT_SEED
+    )
+    given = o.workload_traces_filepath
+    path = trace_location(given)
+    if is_trace_v2(path):  # a v2 trace folder (or its CSV), replayed as BLIS's LoadTraceV2Requests
+        requests = requests_from_trace(load_trace_v2(path), o.seed, f"--workload-traces-filepath {path}")
+        if not window.whole:
+            requests = window.apply(requests, renumber=False)
+    elif (kind := detect_format(path)) in PUBLIC_FORMATS:
+        requests = read_trace(path, kind).requests(window, o.horizon)
+    elif window.whole:
+        return Workload(load_trace(path, o.horizon), o.horizon)
+    else:  # BLIS's CSV (or no known format: its reader says what is wrong)
+        requests = window.apply(load_trace(path), renumber=True, horizon=o.horizon)
+    if not requests and not window.whole:
+        raise WorkloadError(
+            f"--workload-traces-filepath {given}: no request arrives in the window {window.describe()} "
+            f"(--trace-start {window.start_us / 1e6:g}, --trace-duration {o.trace_duration:g})"
+        )
+    return Workload(requests, o.horizon)
+
+
 def build_workload(o: RunOptions, catalog_loader: Callable[[], Catalog]) -> Workload:
     """The run's requests (drawn for ``o.seed``) and horizon; raises BlisError on bad input."""
     if o.workload_spec:
@@ -72,14 +104,7 @@ def build_workload(o: RunOptions, catalog_loader: Callable[[], Catalog]) -> Work
             raise WorkloadError("--workload-traces-filepath is required when using --workload traces")
         if o.prefix_groups != 1:
             raise WorkloadError("--prefix-groups applies to generated workloads, not --workload traces")
-        path = o.workload_traces_filepath
-        from ..workload.trace_replay import requests_from_trace
-        from ..workload.tracev2 import is_trace_v2, load_trace_v2
-
-        if is_trace_v2(path):  # a v2 trace folder (or its CSV), replayed as BLIS's LoadTraceV2Requests
-            trace = load_trace_v2(path)
-            return Workload(requests_from_trace(trace, o.seed, f"--workload-traces-filepath {path}"), o.horizon)
-        return Workload(load_trace(path, o.horizon), o.horizon)
+        return _trace_workload(o)
     if not (o.rate > 0 and math.isfinite(o.rate)):
         raise WorkloadError(f"--rate must be a finite value > 0, got {o.rate}")
     if o.workload == "distribution":

@@ -162,6 +162,12 @@ class Lookahead:
             fork.routing_observers.append(f_self.on_routed)
         if opts.horizon is not None:
             fork.stop_at = min(fork.stop_at, state.clock + opts.horizon)
-        fork.route(fork.hold_routing(f_req, f_state), target)
-        fork.advance()
-        return rollout_cost(fork, opts.objective)
+        try:
+            fork.route(fork.hold_routing(f_req, f_state), target)
+            fork.advance()
+            return rollout_cost(fork, opts.objective)
+        finally:
+            # The fork's copy of this oracle points back at the fork (which observes it): break
+            # that cycle, so reference counting frees the fork now. The runs that fork pause the
+            # cyclic collector (gcpause), and a long run's forks would pile up until it ends.
+            f_self.sim = None

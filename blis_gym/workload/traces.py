@@ -14,13 +14,18 @@ file. Trace replay draws no random numbers.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import math
 from pathlib import Path
+from typing import Sequence
+
+import numpy as np
 
 from ..config.schema import MAX_INT64
 from ..engine.request import Request
 from ..errors import WorkloadError
+from ..fileio import open_text
 
 _I64 = 1 << 63  # token ids are stored as int64
 COLUMNS = ("arrival_time", "request_id", "model", "prefill_tokens", "decode_tokens")
@@ -41,7 +46,7 @@ def load_trace(path: str | Path, horizon: int = MAX_INT64) -> list[Request]:
     """Read a CSV trace into requests, validating every row; raises WorkloadError naming the line."""
     name = str(path)
     try:
-        handle = open(path, newline="", encoding="utf-8")
+        handle = open_text(path)
     except FileNotFoundError:
         raise WorkloadError(f"{name}: trace file not found") from None
     except OSError as exc:
@@ -79,6 +84,29 @@ def load_trace(path: str | Path, horizon: int = MAX_INT64) -> list[Request]:
                 out.append(Request(f"request_{idx}", idx, arrival, inputs, outputs))
         except csv.Error as exc:
             raise WorkloadError(f"{name}: line {reader.line_num}: malformed CSV: {exc}") from None
-        except UnicodeDecodeError:
-            raise WorkloadError(f"{name}: not a UTF-8 text file") from None
+        except (UnicodeDecodeError, EOFError, gzip.BadGzipFile):
+            raise WorkloadError(f"{name}: not a UTF-8 text file (or gzip of one)") from None
     return out
+
+
+def arrival_text(t: int) -> str:
+    """A number of seconds that BLIS's reader (``int64(seconds * 1e6)``) and ours read back as
+    ``t`` microseconds exactly (``t / 1e6`` printed plainly may read as ``t - 1``)."""
+    f = t / 1e6
+    while int(f * 1e6) < t:
+        f = math.nextafter(f, math.inf)
+    while int(f * 1e6) > t:
+        f = math.nextafter(f, -math.inf)
+    return repr(f)
+
+
+def write_trace(requests: Sequence[Request], path: str | Path) -> None:
+    """Write ``requests`` as BLIS's CSV trace, token by token, in their order: replayed, they run
+    as they do here (a production trace's window, for BLIS itself say)."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(COLUMNS)
+        for r in requests:
+            prompt = json.dumps(np.asarray(r.input).tolist(), separators=(",", ":"))
+            output = json.dumps(np.asarray(r.output).tolist(), separators=(",", ":"))
+            out.writerow([arrival_text(r.arrival), r.id, "trace", prompt, output])
