@@ -70,23 +70,26 @@ def _trace_workload(o: RunOptions) -> Workload:
     from ..workload.public_traces import PUBLIC_FORMATS, detect_format, read_trace, trace_location
     from ..workload.trace_replay import requests_from_trace
     from ..workload.tracev2 import is_trace_v2, load_trace_v2
-    from ..workload.windows import TraceWindow
+    from ..workload.windows import TraceWindow, arrivals_of
 
-    window = TraceWindow.from_flags(
-        o.trace_start, o.trace_duration, o.trace_speedup, o.trace_window_spans, o.seed, HELD_OUT_SEED
-    )
+    flags = (o.trace_start, o.trace_duration, o.trace_speedup, o.trace_window_spans, o.seed, HELD_OUT_SEED)
     given = o.workload_traces_filepath
     path = trace_location(given)
     if is_trace_v2(path):  # a v2 trace folder (or its CSV), replayed as BLIS's LoadTraceV2Requests
         requests = requests_from_trace(load_trace_v2(path), o.seed, f"--workload-traces-filepath {path}")
+        window = TraceWindow.choose(arrivals_of(requests), *flags)
         if not window.whole:
             requests = window.apply(requests, renumber=False)
     elif (kind := detect_format(path)) in PUBLIC_FORMATS:
-        requests = read_trace(path, kind).requests(window, o.horizon)
-    elif window.whole:
+        table = read_trace(path, kind)
+        window = TraceWindow.choose(table.arrival_us, *flags)
+        requests = table.requests(window, o.horizon)
+    elif (window := TraceWindow.from_flags(*flags)).whole:
         return Workload(load_trace(path, o.horizon), o.horizon)
     else:  # BLIS's CSV (or no known format: its reader says what is wrong)
-        requests = window.apply(load_trace(path), renumber=True, horizon=o.horizon)
+        requests = load_trace(path)
+        window = TraceWindow.choose(arrivals_of(requests), *flags)
+        requests = window.apply(requests, renumber=True, horizon=o.horizon)
     if not requests and not window.whole:
         raise WorkloadError(
             f"--workload-traces-filepath {given}: no request arrives in the window {window.describe()} "

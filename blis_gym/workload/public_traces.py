@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import calendar
 import csv
+import functools
 import gzip
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +89,7 @@ def detect_format(path: Union[str, Path]) -> Optional[str]:
     return None
 
 
-@dataclass
+@dataclass(frozen=True)
 class TraceTable:
     """A trace's rows, in file order: arrival on the trace's own clock (µs), prompt and output
     lengths, and (Mooncake) each prompt's block ids."""
@@ -107,7 +109,7 @@ class TraceTable:
         rows = np.flatnonzero(window.selects(self.arrival_us))
         store = SegmentStore(MOONCAKE_BLOCK)
         out_first = _OUTPUT_FIRST + np.concatenate((np.zeros(1, np.int64), np.cumsum(self.n_out)))
-        fresh = int(max((max(b) for b in self.blocks if b), default=-1)) + 1 if self.blocks is not None else 0
+        fresh = 0  # segment ids for prompts that share nothing (the trace lists no blocks)
         out: list[Request] = []
         for row in rows.tolist():
             arrival = window.arrival(int(self.arrival_us[row]))
@@ -128,8 +130,19 @@ class TraceTable:
 
 
 def read_trace(path: Union[str, Path], kind: str) -> TraceTable:
-    """Read a Mooncake, Azure or BurstGPT trace (``kind`` from :func:`detect_format`)."""
-    name = str(path)
+    """Read a Mooncake, Azure or BurstGPT trace (``kind`` from :func:`detect_format`). The last
+    few tables read are kept (an environment reads its trace at every reset) for as long as
+    their files do not change."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return _read_trace(str(path), kind, 0, 0)  # which reports the problem
+    return _read_trace(str(path), kind, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_trace(name: str, kind: str, mtime_ns: int, size: int) -> TraceTable:
+    path = name
     reader = {MOONCAKE: _read_mooncake, AZURE: _read_azure, BURSTGPT: _read_burstgpt}[kind]
     try:
         with open_text(path) as f:
@@ -178,14 +191,10 @@ class _Rows:
     def table(self, blocks: Optional[list[Sequence[int]]] = None) -> TraceTable:
         if not self.arrival:
             raise WorkloadError(f"{self.name}: the trace has no requests")
-        as_array = np.asarray
-        return TraceTable(
-            self.name,
-            as_array(self.arrival, dtype=np.int64),
-            as_array(self.n_in, dtype=np.int64),
-            as_array(self.n_out, dtype=np.int64),
-            blocks,
-        )
+        columns = [np.asarray(c, dtype=np.int64) for c in (self.arrival, self.n_in, self.n_out)]
+        for c in columns:
+            c.setflags(write=False)  # tables are shared (read_trace keeps the last few)
+        return TraceTable(self.name, *columns, blocks)
 
 
 def _read_mooncake(name: str, f: IO[str]) -> TraceTable:

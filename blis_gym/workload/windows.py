@@ -22,6 +22,8 @@ import numpy as np
 
 from ..errors import ConfigError
 
+_DRAWS = 1000  # windows drawn for a seed before giving up on finding one that holds a request
+
 
 def _splitmix64(x: int) -> int:
     """SplitMix64's output for ``x``: a fixed, well-mixed 64-bit function of the seed."""
@@ -72,11 +74,19 @@ class TraceWindow:
 
     @classmethod
     def from_flags(
-        cls, start_s: float, duration_s: float, speedup: float, spans: str = "", seed: int = 0, held_out: int = 0
+        cls,
+        start_s: float,
+        duration_s: float,
+        speedup: float,
+        spans: str = "",
+        seed: int = 0,
+        held_out: int = 0,
+        draw: int = 0,
     ) -> "TraceWindow":
         """The window of ``--trace-start``, ``--trace-duration`` (0: to the end) and
-        ``--trace-speedup``, or drawn for ``seed`` from ``--trace-window-spans`` (``held_out``:
-        the first seed of the second span); ConfigError naming the flag for a value out of range."""
+        ``--trace-speedup``, or the ``draw``-th drawn for ``seed`` from ``--trace-window-spans``
+        (``held_out``: the first seed of the second span); ConfigError naming the flag for a
+        value out of range."""
         for flag, value in (("--trace-start", start_s), ("--trace-duration", duration_s)):
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{flag} must be a finite number of seconds >= 0, got {value}")
@@ -89,8 +99,23 @@ class TraceWindow:
                 raise ConfigError("--trace-window-spans needs --trace-duration > 0 (the length of each window)")
             chosen = parse_spans(spans, duration)
             first, last = chosen[0] if seed < held_out or len(chosen) == 1 else chosen[1]
-            start = first + (_splitmix64(seed) % ((last - first - duration) // 1_000_000 + 1)) * 1_000_000
+            x = _splitmix64(seed)
+            for _ in range(draw):
+                x = _splitmix64(x)
+            start = first + (x % ((last - first - duration) // 1_000_000 + 1)) * 1_000_000
         return cls(start, duration, _exact(speedup))
+
+    @classmethod
+    def choose(cls, arrivals_us: np.ndarray, *flags) -> "TraceWindow":
+        """``from_flags(*flags)``; a window drawn from spans that holds none of ``arrivals_us`` (a
+        lull in the trace) is drawn again, from the seed's next draw."""
+        window = cls.from_flags(*flags)
+        drawn = len(flags) > 3 and flags[3]
+        for draw in range(1, _DRAWS if drawn else 1):
+            if window.selects(arrivals_us).any():
+                break
+            window = cls.from_flags(*flags, draw=draw)
+        return window
 
     @property
     def whole(self) -> bool:
@@ -119,9 +144,8 @@ class TraceWindow:
         """The ``requests`` (fresh, not yet run) in the window, re-based and sped up, in order;
         one arriving after ``horizon`` ticks ends the list (as in a CSV trace). With
         ``renumber`` they are named ``request_0, 1, ...`` as in a trace of just them."""
-        arrivals = np.fromiter((r.arrival for r in requests), dtype=np.int64, count=len(requests))
         kept = []
-        for i in np.flatnonzero(self.selects(arrivals)).tolist():
+        for i in np.flatnonzero(self.selects(arrivals_of(requests))).tolist():
             r = requests[i]
             r.arrival = self.arrival(r.arrival)
             if horizon is not None and r.arrival > horizon:
@@ -131,3 +155,8 @@ class TraceWindow:
                 r.id = f"request_{r.index}"
             kept.append(r)
         return kept
+
+
+def arrivals_of(requests: Sequence) -> np.ndarray:
+    """The requests' arrival ticks, as an int64 array."""
+    return np.fromiter((r.arrival for r in requests), dtype=np.int64, count=len(requests))

@@ -110,7 +110,7 @@ def test_pickle_round_trip_continues_identically():
 def test_env_fork_steps_identically(scenario):
     env = gym.make("blis_gym/Routing-v0", scenario=scenario, num_requests=200).unwrapped
     env.reset(seed=11)
-    acts = np.random.default_rng(1).integers(0, env.action_space.n, 400).tolist()
+    acts = np.random.default_rng(1).integers(0, env.action_space.n, 2000).tolist()  # any episode ends
     for a in acts[:80]:
         env.step(a)
     fork = env.fork()

@@ -26,6 +26,22 @@ SHARED_TRACES = ROOT.parent / "shared" / "traces"
 MODEL = "meta-llama/llama-3.1-8b-instruct"
 
 
+def replay(blis, trace, *flags):
+    """``blis run`` of the model on ``trace`` (a path or a shipped name), quietly: (code, out, err)."""
+    return blis(
+        "run",
+        "--model",
+        MODEL,
+        "--workload",
+        "traces",
+        "--workload-traces-filepath",
+        str(trace),
+        "--log",
+        "error",
+        *map(str, flags),
+    )
+
+
 def requests_of(path, **kw):
     return generate_requests(RunOptions(model=MODEL, workload="traces", workload_traces_filepath=str(path), **kw))
 
@@ -154,30 +170,13 @@ def test_a_mooncake_window_runs_as_the_same_window_written_as_blis_csv(blis, tmp
     csv_path = tmp_path / "window.csv"
     write_trace(requests_of("mooncake-conversation", trace_start=300, trace_duration=20, trace_speedup=2), csv_path)
     assert max(len(line) for line in open(csv_path)) > 131_072  # beyond csv's default field limit
-    flags = ["run", "--model", MODEL, "--num-instances", "3", "--routing-policy", "weighted", "--log", "error"]
-    code, from_trace, err = blis(
-        *flags,
-        "--workload",
-        "traces",
-        "--workload-traces-filepath",
-        "mooncake-conversation",
-        *window,
-        "--results-path",
-        str(tmp_path / "a.json"),
-    )
+    cluster = ["--num-instances", "3", "--routing-policy", "weighted"]
+    code, from_trace, err = replay(blis, "mooncake-conversation", *window, *cluster, "--results-path", tmp_path / "a")
     assert code == 0, err
-    code, from_csv, err = blis(
-        *flags,
-        "--workload",
-        "traces",
-        "--workload-traces-filepath",
-        str(csv_path),
-        "--results-path",
-        str(tmp_path / "b.json"),
-    )
+    code, from_csv, err = replay(blis, csv_path, *cluster, "--results-path", tmp_path / "b")
     assert code == 0, err
     assert from_trace == from_csv
-    assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
+    assert (tmp_path / "a").read_text() == (tmp_path / "b").read_text()
     cluster = metric_blocks(from_trace)[-1]
     assert cluster["completed_requests"] > 50 and cluster["ttft_mean_ms"] > 0
 
@@ -188,9 +187,7 @@ def test_a_100k_token_csv_row_is_read(blis, tmp_path):
     path.write_text(
         f'arrival_time,request_id,model,prefill_tokens,decode_tokens\n0.0,r,m,"{json.dumps(tokens)}","[1,2,3]"\n'
     )
-    code, out, err = blis(
-        "run", "--model", MODEL, "--workload", "traces", "--workload-traces-filepath", str(path), "--log", "error"
-    )
+    code, out, err = replay(blis, str(path))
     assert code == 0, err
     assert metric_blocks(out)[-1]["total_input_tokens"] == 100_000
 
@@ -257,19 +254,7 @@ def test_bad_trace_rows_fail_on_one_line(blis, tmp_path, name, text, needle):
     path = tmp_path / name
     path.write_text(text)
     results = tmp_path / "results.json"
-    code, out, err = blis(
-        "run",
-        "--model",
-        MODEL,
-        "--workload",
-        "traces",
-        "--workload-traces-filepath",
-        str(path),
-        "--results-path",
-        str(results),
-        "--log",
-        "error",
-    )
+    code, out, err = replay(blis, str(path), "--results-path", str(results))
     assert code == 2 and out == ""
     line = the_error(err)
     assert line.startswith(f"error: {path}: ") and needle in line, err
@@ -289,9 +274,7 @@ def test_bad_trace_rows_fail_on_one_line(blis, tmp_path, name, text, needle):
     ],
 )
 def test_bad_windows_fail_on_one_line(blis, tmp_path, flags, needle):
-    code, out, err = blis(
-        "run", "--model", MODEL, "--workload", "traces", "--workload-traces-filepath", "azure-code", *flags
-    )
+    code, out, err = replay(blis, "azure-code", *flags)
     assert code == 2 and out == "" and needle in the_error(err)
 
 
@@ -299,9 +282,7 @@ def test_an_unreadable_gzip_is_one_line(blis, tmp_path):
     path = tmp_path / "broken.jsonl.gz"
     data = gzip.compress(b'{"timestamp": 0, "input_length": 5, "output_length": 1, "hash_ids": [1]}\n' * 50)
     path.write_bytes(data[: len(data) // 2])  # cut short
-    code, out, err = blis(
-        "run", "--model", MODEL, "--workload", "traces", "--workload-traces-filepath", str(path), "--log", "error"
-    )
+    code, out, err = replay(blis, str(path))
     assert code == 2 and str(path) in the_error(err)
 
 
@@ -330,3 +311,19 @@ def test_trace_flags_are_copied_by_cli_flags_and_sweepable(tmp_path):
         (600.0, 1.0),
         (600.0, 4.0),
     ]
+
+
+def test_a_drawn_window_in_a_lull_is_drawn_again(blis):
+    """Azure's code trace has lulls of minutes: a window drawn from the spans that holds no request
+    is drawn again from the seed's next draw, in the env and in blis run alike."""
+    table = pt.read_trace(pt.trace_location("azure-code"), pt.AZURE)
+    draws = [TraceWindow.from_flags(0, 10, 1, "0:3436", seed=2, held_out=2**30, draw=k) for k in range(3)]
+    assert [w.selects(table.arrival_us).any() for w in draws] == [False, False, True]  # two lulls, then traffic
+    chosen = TraceWindow.choose(table.arrival_us, 0, 10, 1, "0:3436", 2, 2**30)
+    assert chosen == draws[2]
+    assert chosen.selects(table.arrival_us).sum() == 146
+    code, out, err = replay(
+        blis, "azure-code", "--trace-duration", "10", "--trace-window-spans", "0:3436", "--seed", "2"
+    )
+    assert code == 0, err
+    assert metric_blocks(out)[-1]["injected_requests"] == 146
