@@ -161,6 +161,18 @@ def test_windows_apply_to_every_format(tmp_path):
     from_csv = requests_of(path, **kw)
     assert [(r.id, r.arrival, r.n_in, r.n_out) for r in from_csv] == [(r.id, r.arrival, r.n_in, r.n_out) for r in mc]
     assert [r.input_keys(16) for r in from_csv] == [r.input_keys(16) for r in mc]
+    # trace v2: the window keeps the trace's own request ids
+    from blis_gym.workload.trace_replay import trace_from_requests
+    from blis_gym.workload.tracev2 import export_trace_v2
+
+    export_trace_v2(trace_from_requests(requests_of(PUBLIC / "mooncake.jsonl"), {}), tmp_path / "v2")
+    v2 = requests_of(tmp_path / "v2", **kw)
+    assert [(r.id, r.arrival, r.n_in) for r in v2] == [
+        ("request_1", 0, 1024),
+        ("request_2", 0, 1536),
+        ("request_3", 475_000, 1700),
+        ("request_4", 625_000, 300),
+    ]
 
 
 def test_a_mooncake_window_runs_as_the_same_window_written_as_blis_csv(blis, tmp_path):
@@ -179,6 +191,23 @@ def test_a_mooncake_window_runs_as_the_same_window_written_as_blis_csv(blis, tmp
     assert (tmp_path / "a").read_text() == (tmp_path / "b").read_text()
     cluster = metric_blocks(from_trace)[-1]
     assert cluster["completed_requests"] > 50 and cluster["ttft_mean_ms"] > 0
+
+
+def test_what_a_window_does_depends_on_what_is_shared_not_on_the_token_values(blis, tmp_path):
+    """The same window written as BLIS's CSV with every token id renamed (t -> 7t + 3: the same
+    sharing, other block keys) prints what the trace itself prints."""
+    reqs = requests_of("mooncake-conversation", trace_start=900, trace_duration=15, trace_speedup=3)
+    for r in reqs:
+        r.input = np.asarray(r.input) * 7 + 3
+        r.output = r.output * 7 + 3
+    write_trace(reqs, tmp_path / "renamed.csv")
+    cluster = ["--num-instances", "3", "--routing-policy", "prefix-affinity"]
+    _, from_trace, _ = replay(
+        blis, "mooncake-conversation", "--trace-start", 900, "--trace-duration", 15, "--trace-speedup", 3, *cluster
+    )
+    code, renamed, err = replay(blis, tmp_path / "renamed.csv", *cluster)
+    assert code == 0, err
+    assert renamed == from_trace and metric_blocks(renamed)[-1]["completed_requests"] == len(reqs)
 
 
 def test_a_100k_token_csv_row_is_read(blis, tmp_path):
