@@ -14,10 +14,21 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..cluster.simulator import Decision
+from ..config.bundle import load_policy_bundle, shipped_bundles
 from ..errors import ConfigError
 from ..plan import RunOptions
 from ..policies import ADMISSION, ROUTING
-from ..policies.scorers import parse_scorers
+from ..policies.scorers import UPSTREAM_DEFAULT_SCORERS, ScorerConfig, parse_scorers
+
+#: Weighted profiles played as baselines of their own, beside ``weighted`` (the reference's default):
+UPSTREAM_BASELINE = "weighted-upstream"  # upstream BLIS's default profile
+TUNED_BASELINE = "weighted-tuned"  # the scenario's tuned profile (blis sweep tune-SCENARIO)
+
+
+def tuned_profile(scenario: str) -> Optional[tuple[ScorerConfig, ...]]:
+    """The shipped tuned profile of ``scenario`` (``configs/policies/tuned-SCENARIO.yaml``), if any."""
+    name = f"tuned-{scenario}"
+    return load_policy_bundle(name).scorers if name in shipped_bundles() else None
 
 
 def _envs_of(env) -> list:
@@ -63,6 +74,11 @@ class Baseline:
         """The policy names this kind of baseline accepts."""
         raise NotImplementedError
 
+    @classmethod
+    def names_for(cls, env) -> list[str]:
+        """The names it accepts on ``env`` (some depend on the scenario)."""
+        return cls.names()
+
     def cli_policies(self) -> dict:
         """The ``blis run`` policy options that select this baseline's policies."""
         raise NotImplementedError
@@ -103,19 +119,40 @@ class Baseline:
 
 
 class RoutingBaseline(Baseline):
-    """A routing heuristic, or the lookahead oracle (which forks the env's paused simulation)."""
+    """A routing heuristic, a named weighted profile (upstream's default; the scenario's tuned
+    one), or the lookahead oracle (which forks the env's paused simulation)."""
 
     env_class = "RoutingEnv"
 
+    def __init__(self, name: str, env, options: dict) -> None:
+        self.policy = name
+        if name in (UPSTREAM_BASELINE, TUNED_BASELINE):
+            if "scorers" in options:
+                raise ConfigError(f"baseline {name!r} is a scorer profile of its own; give scorers to 'weighted'")
+            scenario = _envs_of(env)[0].scenario.name
+            profile = UPSTREAM_DEFAULT_SCORERS if name == UPSTREAM_BASELINE else tuned_profile(scenario)
+            if profile is None:
+                raise ConfigError(f"baseline {name!r}: scenario {scenario!r} has no tuned profile")
+            self.policy = "weighted"
+            options = {**options, "scorers": profile}
+        super().__init__(name, env, options)
+
     @classmethod
     def names(cls) -> list[str]:
-        return ROUTING.names() + ROUTING.oracles()
+        return ROUTING.names() + [UPSTREAM_BASELINE] + ROUTING.oracles()
+
+    @classmethod
+    def names_for(cls, env) -> list[str]:
+        names = cls.names()
+        if tuned_profile(_envs_of(env)[0].scenario.name) is not None:
+            names.insert(names.index(UPSTREAM_BASELINE) + 1, TUNED_BASELINE)
+        return names
 
     def cli_policies(self) -> dict:
-        return {"routing_policy": self.name}
+        return {"routing_policy": self.policy}
 
     def _new_policies(self, u):
-        policy = ROUTING.make(self.name, **self._policy_options(u))
+        policy = ROUTING.make(self.policy, **self._policy_options(u))
         bind = getattr(policy, "bind_simulator", None)
         if bind is not None:
             bind(u.sim)
@@ -185,20 +222,22 @@ def _kind(env) -> type[Baseline]:
 
 def baseline_names(env) -> list[str]:
     """Names ``make_baseline`` accepts for ``env``."""
-    return _kind(env).names()
+    return _kind(env).names_for(env)
 
 
 def make_baseline(name: str, env, **options: Any) -> Baseline:
     """The built-in policy ``name`` as an agent for ``env`` (a blis_gym env or a vector of them).
 
-    ``name`` is a CLI policy name: a routing policy for Routing-v0, an admission
-    policy for Admission-v0, ``ADMISSION+ROUTING`` for AdmissionRouting-v0.
+    ``name`` is a CLI policy name: a routing policy for Routing-v0 (or ``weighted-upstream``,
+    upstream BLIS's default profile, or ``weighted-tuned``, the scenario's tuned profile where
+    one is shipped), an admission policy for Admission-v0, ``ADMISSION+ROUTING`` for
+    AdmissionRouting-v0.
     Options override the scenario's policy settings, named like the CLI flags:
     ``scorers="queue-depth:1"`` (or ``routing_scorers=``) for ``weighted``,
     ``token_bucket_capacity=``, ``token_bucket_refill_rate=``.
     """
     kind = _kind(env)
-    valid = kind.names()
+    valid = kind.names_for(env)
     if name not in valid:
         first = _envs_of(env)[0]
         raise ConfigError(

@@ -264,7 +264,9 @@ def run(
         "--routing-scorers",
         help=(
             "Weighted-routing profile as name:weight,... over prefix-affinity, queue-depth, "
-            "kv-utilization, load-balance. Default: prefix-affinity:3,queue-depth:2,kv-utilization:2."
+            "kv-utilization, load-balance, and upstream's precise-prefix-cache, no-hit-lru, "
+            "active-requests, running-requests, load-aware, vllm-dp. "
+            "Default: prefix-affinity:3,queue-depth:2,kv-utilization:2."
         ),
         rich_help_panel=CLUSTER,
     ),
@@ -303,7 +305,8 @@ def run(
         "--policy-config",
         help=(
             "YAML policy bundle (BLIS schema), or a shipped one by name (weighted-default, "
-            "token-bucket, slo-priority, pathological, pathological-scheduler). Flags given on the "
+            "token-bucket, slo-priority, pathological, pathological-scheduler, and the tuned "
+            "profiles tuned-prefix-heavy, tuned-mooncake-conversation). Flags given on the "
             "command line override it."
         ),
         rich_help_panel=CLUSTER,
@@ -348,6 +351,16 @@ def run(
         0,
         "--snapshot-refresh-interval",
         help="KV snapshot refresh interval (microseconds; 0 = always fresh).",
+        rich_help_panel=CLUSTER,
+    ),
+    cache_signal_delay: int = typer.Option(
+        _D.cache_signal_delay,
+        "--cache-signal-delay",
+        help=(
+            "How stale (microseconds) the prefix caches that the precise-prefix-cache and no-hit-lru "
+            "scorers ask may be: a copy is taken when a decision finds the last one this old "
+            "(0 = live). No effect on other policies."
+        ),
         rich_help_panel=CLUSTER,
     ),
     trace_level: str = typer.Option(

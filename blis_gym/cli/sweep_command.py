@@ -74,21 +74,31 @@ def sweep_cmd(
     # Points' default-resolution warnings would repeat once per point; errors end up in the table.
     logging.getLogger("blis_gym").setLevel(logging.ERROR)
     show = sys.stderr.isatty() if progress is None else progress
-    bar = ProgressBar(len(sweep.points), "points", eta=True) if show else None
-    state = {"done": 0}
+    state: dict = {"done": 0, "bar": None, "what": "points"}
 
     def on_progress(done: int, total: int, failed: int) -> None:
-        if bar is not None:
-            if state["done"] == 0 and bar.base == 0:
+        if show:
+            bar = state["bar"]
+            if bar is None:  # a bar per sweep run (the selection's validation is a second one)
+                bar = state["bar"] = ProgressBar(total, state["what"], eta=True)
                 bar.base = done  # resumed points: no pace from them
             bar(done, f"{failed} failed" if failed else "")
         state["done"] = done
 
     folder = Path(out)
-    try:
-        report = run_sweep(
-            sweep, folder, workers=workers, address=address, serial=serial, timeout_s=timeout, progress=on_progress
+
+    def run(spec, where: Path):
+        return run_sweep(
+            spec, where, workers=workers, address=address, serial=serial, timeout_s=timeout, progress=on_progress
         )
+
+    try:
+        report = run(sweep, folder)
+        if sweep.selection is not None:
+            from ..sweep.select import run_selection
+
+            state.update(done=0, bar=None, what="validation points")
+            chosen = run_selection(sweep, folder, report.rows, lambda spec, where: run(spec, where).rows)
     except KeyboardInterrupt:
         print(
             f"\ninterrupted: {state['done']}/{len(sweep.points)} points done, kept in {folder / JOURNAL}; "
@@ -109,6 +119,16 @@ def sweep_cmd(
     print(f"{report.total} points ({ran}); {len(report.failures)} failed", file=sys.stderr)
     for path in report.files:
         print(f"wrote {path}", file=sys.stderr)
+    if sweep.selection is not None:
+        sel, best = sweep.selection, chosen.validation[0]
+        trained = next(i for i, s in enumerate(chosen.training, 1) if s.value == best.value)
+        print(
+            f"selected {sel.among} = {best.value}: mean {sel.metric} {best.mean:.4g} on validation "
+            f"({len(chosen.validation)} finalists; {trained} of {len(chosen.training)} in training)",
+            file=sys.stderr,
+        )
+        for path in chosen.files:
+            print(f"wrote {path}", file=sys.stderr)
     for line in report.failures:
         print(f"failed: {line}", file=sys.stderr)
     if report.failures:

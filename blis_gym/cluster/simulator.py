@@ -146,7 +146,7 @@ class ClusterSimulator(Forkable):
         self._admission_snapshots = (
             admission is None or config.snapshot_refresh_interval > 0 or getattr(admission, "reads_snapshots", True)
         )
-        self.snapshots = SnapshotProvider(self.instances, config.snapshot_refresh_interval)
+        self.snapshots = SnapshotProvider(self.instances, config.snapshot_refresh_interval, config.cache_signal_delay)
         self.pending = [0] * config.num_instances
         self._admit_at_arrival = config.admission_latency == 0
         self._route_at_admission = config.routing_latency == 0
@@ -338,7 +338,11 @@ class ClusterSimulator(Forkable):
                     # admission may run now: no other event's effects come in between.
                     kind = ADMISSION_DECISION
                 if kind == ADMISSION_DECISION:
-                    state = self.router_state() if self._admission_snapshots else None
+                    if self._admission_snapshots:
+                        state = self.router_state()
+                    else:  # nobody reads them, but a decision still refreshes stale cache views
+                        state = None
+                        self.snapshots.refresh_caches(t)
                     if self.admission is None:
                         self._paused = Decision("admission", req, state, t)
                         return self._paused

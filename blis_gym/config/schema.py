@@ -114,6 +114,8 @@ class ClusterConfig:
     admission_latency: int = 0
     routing_latency: int = 0
     snapshot_refresh_interval: int = 0
+    # How old (ticks) the caches that precise-prefix-cache and no-hit-lru ask may be (upstream's default).
+    cache_signal_delay: int = 50_000
     admission_policy: str = "always-admit"
     routing_policy: str = "round-robin"
     priority_policy: str = "constant"
@@ -139,6 +141,7 @@ class ClusterConfig:
         _non_negative("--admission-latency", self.admission_latency)
         _non_negative("--routing-latency", self.routing_latency)
         _non_negative("--snapshot-refresh-interval", self.snapshot_refresh_interval)
+        _non_negative("--cache-signal-delay", self.cache_signal_delay)
         _non_negative("--counterfactual-k", self.counterfactual_k)
         if self.trace_level not in ("none", "decisions"):
             raise ConfigError(f"--trace-level: unknown trace level {self.trace_level!r} (valid: none, decisions)")

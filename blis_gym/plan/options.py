@@ -87,6 +87,7 @@ class RunOptions:
     routing_latency: int = 0
     policy_config: str = ""
     snapshot_refresh_interval: int = 0
+    cache_signal_delay: int = 50_000  # µs; upstream BLIS's flag (f90a1e3a)
     # ours: the lookahead routing oracle (--routing-policy lookahead)
     lookahead_rollout: str = "weighted"
     lookahead_horizon: str = "end"  # seconds, or "end"

@@ -208,6 +208,7 @@ def resolve(o: RunOptions) -> RunPlan:
         admission_latency=o.admission_latency,
         routing_latency=o.routing_latency,
         snapshot_refresh_interval=o.snapshot_refresh_interval,
+        cache_signal_delay=o.cache_signal_delay,
         admission_policy=o.admission_policy,
         routing_policy=o.routing_policy,
         priority_policy=o.priority_policy,

@@ -98,6 +98,9 @@ class Lookahead:
 
     def bind_simulator(self, sim) -> None:
         self.sim = sim
+        bind = getattr(self.rollout, "bind_simulator", None)
+        if bind is not None:  # a rollout profile that asks the caches (the forks copy its views)
+            bind(sim)
 
     def on_workload(self, requests) -> None:
         hook = getattr(self.rollout, "on_workload", None)

@@ -12,7 +12,7 @@ from ..engine.request import Request
 from .base import RouterState, RoutingDecision, Snapshot
 from .prefix_index import PrefixCacheIndex
 from .registry import Registry
-from .scorers import DEFAULT_SCORERS, ScorerConfig, make_scorer, normalized_weights
+from .scorers import CACHE_SCORERS, DEFAULT_SCORERS, ScorerConfig, make_scorer, normalized_weights
 
 ROUTING: Registry = Registry("routing policy", "--routing-policy")
 # profile -> (request, snapshots, prefix index, its recordings, scores) of the last scoring
@@ -92,7 +92,8 @@ class WeightedScoring:
 
     Each scorer's value is clamped to [0, 1]; weights are normalized to sum
     to 1; ties go to the lowest index. Stateful scorers observe each choice.
-    The decision carries every instance's composite score.
+    The decision carries every instance's composite score. Scorers that read
+    the instances' caches see them once a simulator binds the policy.
     """
 
     def __init__(self, scorers: Sequence[ScorerConfig] = (), block_size: int = 16, prefix_index=None) -> None:
@@ -109,6 +110,22 @@ class WeightedScoring:
             self.observers.append(own.observe)
         self._index = prefix_index
         self.scorers = [make_scorer(cfg.name, block_size, prefix_index) for cfg in profile]
+        self._cache_scorers = [fn for cfg, fn in zip(profile, self.scorers) if cfg.name in CACHE_SCORERS]
+        self.observers += [fn.observe for fn in self.scorers if hasattr(fn, "observe")]
+
+    @property
+    def reads_caches(self) -> bool:
+        """True when a scorer asks the instances' caches (it needs ``bind_views``)."""
+        return bool(self._cache_scorers)
+
+    def bind_views(self, views) -> None:
+        """Give the cache-reading scorers one cache view per instance, in instance order."""
+        for fn in self._cache_scorers:
+            fn.views = views
+
+    def bind_simulator(self, sim) -> None:
+        if self._cache_scorers:
+            self.bind_views(sim.snapshots.cache_views())
 
     def scores(self, req: Request, snaps: Sequence[Snapshot]) -> list:
         """Composite score of every instance, in snapshot order (no side effects).
@@ -117,6 +134,8 @@ class WeightedScoring:
         the last result per profile is kept: an agent and a critic scoring the same
         decision with the same profile and index compute it once.
         """
+        if self._cache_scorers:  # caches change under the same snapshots; no-hit-lru has state
+            return self._scores(req, snaps)
         index = self._index
         version = index.recordings if index is not None else 0  # what prefix-affinity reads
         last = _LAST_SCORES.get(self._memo_key)

@@ -40,6 +40,7 @@ class SweepReport:
     ran: int = 0
     failures: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)  # the table, in point order
     seconds: float = 0.0
     compute_seconds: float = 0.0
 
@@ -261,5 +262,6 @@ def _sweep(
         if entry["error"]:
             report.failures.append(summary_line(point.index, point.axis_values, entry["error"]))
     report.files = write_table(out, spec.columns, rows)
+    report.rows = rows
     report.seconds = time.perf_counter() - started
     return report

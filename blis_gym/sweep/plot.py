@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError
-from .point import EXTRA_METRICS, METRICS
+from .metrics import EXTRA_METRICS, METRICS
 
 OVERVIEW = ("ttft_p99_ms", "ttft_mean_ms", "e2e_p99_ms", "itl_mean_ms", "responses_per_sec", "rejected_requests")
 PLOTS_DIR = "plots"

@@ -13,6 +13,12 @@ A sweep file is a YAML mapping::
           hardware: [H100, A100-80]
           tp: [2, 4]
       - seed: [1, 2, 3]
+    select:                                        # optional: pick the best value of one axis
+      among: routing_policy                        # the axis whose values compete
+      metric: ttft_p99_ms                          # mean over the other axes; lowest wins
+      finalists: 2                                 # the best few go on to validation
+      validate: {seed: [101, 102, 103]}            # the axes they are judged on again
+      bundle: tuned.yaml                           # routing_scorers only: the winner as a policy bundle
 
 Option names are ``blis run``'s flags with underscores (``routing-policy`` is read as
 ``routing_policy``); policy bundles (``policy_config``), workload specs (``workload_spec``) and
@@ -26,9 +32,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from ..config import yamlio
 from ..config.datafiles import shipped_dir, shipped_names
@@ -36,9 +42,11 @@ from ..config.pool import pool_text
 from ..errors import ConfigError
 from ..plan import RunOptions
 from ..plan.options import FILE_OPTIONS, coerce_option, option_types, resolve_paths
+from .metrics import METRICS
 
 _TYPES = option_types(RunOptions)
-_TOP_KEYS = ("description", "base", "axes")
+_TOP_KEYS = ("description", "base", "axes", "select")
+_SELECT_KEYS = ("among", "metric", "finalists", "validate", "bundle")
 ZIP = "zip"
 
 
@@ -63,6 +71,19 @@ class Point:
 
 
 @dataclass(frozen=True)
+class Selection:
+    """A sweep's ``select:``: the values of axis ``among`` ranked by the mean of ``metric``
+    (lowest first) over the sweep's other points; the best ``finalists`` run again with the
+    ``validate`` axes in place of those axes, and the best there wins."""
+
+    among: str
+    metric: str
+    finalists: int
+    validate: Mapping[str, tuple]  # axis option -> its validation values
+    bundle: str  # file name in the output folder for the winning profile ("" = none)
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """A validated sweep: where it came from, its text, axis columns and points."""
 
@@ -71,6 +92,36 @@ class SweepSpec:
     description: str
     columns: tuple[str, ...]  # axis options, in axis order (a zip's keys in its order)
     points: tuple[Point, ...]
+    base: Mapping[str, Any] = field(default_factory=dict)
+    axes: tuple = ()  # each axis as its list of {option: value} settings
+    selection: Optional[Selection] = None
+
+    def restricted(self, among: str, values: Sequence[Any], validate: Mapping[str, Sequence[Any]]) -> "SweepSpec":
+        """This sweep with axis ``among`` cut to ``values`` and the ``validate`` axes' values
+        replaced (a selection's validation round; no selection of its own)."""
+        axes = []
+        for axis in self.axes:
+            (name, *_), first = axis[0].keys(), axis[0]
+            if among in first:
+                axis = [s for s in axis if s[among] in values]
+            elif name in validate:
+                axis = [{name: v} for v in validate[name]]
+            axes.append(axis)
+        return _expand(self.path, self.text, self.description, self.columns, self.base, axes, None)
+
+
+def _expand(path, text, description, columns, base, axes, selection) -> SweepSpec:
+    points = []
+    for index, combo in enumerate(itertools.product(*axes)):
+        values = {k: v for setting in combo for k, v in setting.items()}
+        points.append(Point(index, values, {**base, **values}))
+    return SweepSpec(path, text, description, tuple(columns), tuple(points), base, tuple(axes), selection)
+
+
+def _known_keys(where: str, doc: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = [k for k in doc if k not in allowed]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(allowed)})")
 
 
 def _option(where: str, key: Any) -> str:
@@ -154,9 +205,7 @@ def load_sweep(source: Union[str, Path]) -> SweepSpec:
     where = f"sweep file {name}"
     if not isinstance(doc, dict):
         raise ConfigError(f"{where}: expected a mapping with keys base and axes")
-    unknown = [k for k in doc if k not in _TOP_KEYS]
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(_TOP_KEYS)})")
+    _known_keys(where, doc, _TOP_KEYS)
     folder = path.resolve().parent
     base_doc = doc.get("base") or {}
     if not isinstance(base_doc, dict):
@@ -181,9 +230,41 @@ def load_sweep(source: Union[str, Path]) -> SweepSpec:
             if col in base:
                 raise ConfigError(f"{where}: axes[{i}]: {col} is also set in base; set it in one place")
             columns.append(col)
-    points = []
-    for index, combo in enumerate(itertools.product(*axes)):
-        values = {k: v for setting in combo for k, v in setting.items()}
-        points.append(Point(index, values, {**base, **values}))
+    selection = _selection(f"{where}: select", doc.get("select"), axes, columns, folder)
     description = doc.get("description", "")
-    return SweepSpec(name, text, str(description) if description is not None else "", tuple(columns), tuple(points))
+    description = str(description) if description is not None else ""
+    return _expand(name, text, description, columns, base, axes, selection)
+
+
+def _selection(where: str, doc: Any, axes: list, columns: list[str], folder: Path) -> Optional[Selection]:
+    if doc is None:
+        return None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: expected a mapping with keys {', '.join(_SELECT_KEYS)}")
+    _known_keys(where, doc, _SELECT_KEYS)
+    among = _option(f"{where}.among", doc.get("among", ""))
+    single = [name for axis in axes if len(axis[0]) == 1 for name in axis[0]]
+    if among not in single:
+        raise ConfigError(f"{where}.among: {among} is not an axis of its own (axes: {', '.join(single)})")
+    metric = doc.get("metric", "ttft_p99_ms")
+    if metric not in METRICS:
+        raise ConfigError(f"{where}.metric: unknown metric {metric!r} (valid: {', '.join(METRICS)})")
+    finalists = doc.get("finalists", 3)
+    if isinstance(finalists, bool) or not isinstance(finalists, int) or finalists < 1:
+        raise ConfigError(f"{where}.finalists: expected a whole number >= 1, got {finalists!r}")
+    validate_doc = doc.get("validate") or {}
+    if not isinstance(validate_doc, dict):
+        raise ConfigError(f"{where}.validate: expected a mapping of option: [values]")
+    validate = {}
+    for key, values in validate_doc.items():
+        name = _option(f"{where}.validate", key)
+        if name == among or name not in single:
+            others = ", ".join(c for c in single if c != among)
+            raise ConfigError(f"{where}.validate: {name} is not one of the other axes ({others})")
+        validate[name] = tuple(_values(f"{where}.validate.{key}", name, values, folder))
+    bundle = doc.get("bundle", "") or ""
+    if bundle and among != "routing_scorers":
+        raise ConfigError(f"{where}.bundle: a policy bundle holds a routing_scorers winner; among is {among}")
+    if bundle and (not isinstance(bundle, str) or "/" in bundle or not bundle.endswith((".yaml", ".yml"))):
+        raise ConfigError(f"{where}.bundle: expected a file name ending in .yaml, got {bundle!r}")
+    return Selection(among, metric, finalists, validate, bundle)

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import ConfigError
 from ..fileio import write_atomic
-from .point import EXTRA_METRICS, METRICS
+from .metrics import EXTRA_METRICS, METRICS
 
 JOURNAL = "points.jsonl"
 PARQUET = "results.parquet"

@@ -93,6 +93,31 @@ def test_weighted_baseline_with_a_scorer_profile_equals_blis_run():
     assert info["metrics"] == cli_metrics(agent, env)
 
 
+@pytest.mark.parametrize("delay", [0, 50_000])
+def test_profile_baselines_equal_blis_run_with_their_profiles(delay):
+    """weighted-upstream asks the instances' caches (as stale as the delay); weighted-tuned is the
+    scenario's shipped bundle. Played through the env, each equals blis run with its profile."""
+    env = gym.make("blis_gym/Routing-v0", scenario="prefix-heavy", num_requests=300, cache_signal_delay=delay)
+    assert {"weighted-upstream", "weighted-tuned"} <= set(baseline_names(env))
+    for name in ("weighted-upstream", "weighted-tuned"):
+        agent = make_baseline(name, env)
+        _, info = episode(env, agent)
+        run = cli_options_for(agent, env.unwrapped.scenario.run)
+        assert run.routing_policy == "weighted" and run.cache_signal_delay == delay
+        assert info["metrics"] == cli_metrics(agent, env), name
+    upstream = cli_options_for(make_baseline("weighted-upstream", env), env.unwrapped.scenario.run)
+    assert upstream.routing_scorers == "precise-prefix-cache:2.0,queue-depth:1.0,kv-utilization:1.0"
+
+
+def test_weighted_tuned_is_offered_only_where_a_tuned_profile_is_shipped():
+    env = gym.make("blis_gym/Routing-v0", num_requests=50)  # the default scenario: none
+    assert "weighted-tuned" not in baseline_names(env) and "weighted-upstream" in baseline_names(env)
+    with pytest.raises(ConfigError, match="unknown baseline 'weighted-tuned'"):
+        make_baseline("weighted-tuned", env)
+    with pytest.raises(ConfigError, match="a scorer profile of its own"):
+        make_baseline("weighted-upstream", env, scorers="queue-depth:1")
+
+
 @pytest.mark.parametrize("name", ADMISSION.names())
 def test_admission_baseline_equals_blis_run(name):
     env = gym.make("blis_gym/Admission-v0", scenario="overload", num_requests=300)

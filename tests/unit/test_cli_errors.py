@@ -239,6 +239,7 @@ def test_roofline_inputs_and_unknown_values(blis, extra, keywords):
         pytest.param(
             ["--snapshot-refresh-interval", "-1"], ("--snapshot-refresh-interval", "-1"), id="snapshot-refresh-neg"
         ),
+        pytest.param(["--cache-signal-delay", "-1"], ("--cache-signal-delay", "-1"), id="cache-signal-delay-neg"),
         pytest.param(["--horizon", "-5"], ("--horizon", "-5"), id="horizon-neg"),
         pytest.param(["--tp", "-1"], ("--tp", "-1"), id="tp-neg"),
         pytest.param(["--counterfactual-k", "-1"], ("--counterfactual-k", "-1"), id="counterfactual-k-neg"),

@@ -14,7 +14,7 @@ from testkit.sweep import SMALL, table, write
 from blis_gym.report.fitness import go_fixed
 from blis_gym.sweep import load_sweep
 from blis_gym.sweep.execute import run_sweep
-from blis_gym.sweep.point import METRICS, slo_column
+from blis_gym.sweep.metrics import METRICS, slo_column
 from blis_gym.sweep.spec import shipped_sweeps
 from blis_gym.sweep.table import JOURNAL, PARQUET, read_journal
 
