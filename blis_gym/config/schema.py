@@ -100,6 +100,9 @@ def reference_step_time(beta: tuple[float, ...]) -> float:
     return beta[0] + beta[2] * SPEED_REFERENCE_DECODE
 
 
+CACHE_SIGNAL_DELAY = 50_000  # ticks (50 ms): upstream BLIS's default (llm-d's KV-event lag)
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     """The cluster: instances, the arrival -> admission -> routing pipeline, policies.
@@ -114,8 +117,8 @@ class ClusterConfig:
     admission_latency: int = 0
     routing_latency: int = 0
     snapshot_refresh_interval: int = 0
-    # How old (ticks) the caches that precise-prefix-cache and no-hit-lru ask may be (upstream's default).
-    cache_signal_delay: int = 50_000
+    # How old (ticks) the caches that precise-prefix-cache and no-hit-lru ask may be.
+    cache_signal_delay: int = CACHE_SIGNAL_DELAY
     admission_policy: str = "always-admit"
     routing_policy: str = "round-robin"
     priority_policy: str = "constant"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from ..config.schema import MAX_INT64
+from ..config.schema import CACHE_SIGNAL_DELAY, MAX_INT64
 from ..errors import ConfigError
 
 #: Workload seeds from here up are never drawn for training (an environment's own draws stay
@@ -87,7 +87,7 @@ class RunOptions:
     routing_latency: int = 0
     policy_config: str = ""
     snapshot_refresh_interval: int = 0
-    cache_signal_delay: int = 50_000  # µs; upstream BLIS's flag (f90a1e3a)
+    cache_signal_delay: int = CACHE_SIGNAL_DELAY  # µs; upstream BLIS's flag (f90a1e3a)
     # ours: the lookahead routing oracle (--routing-policy lookahead)
     lookahead_rollout: str = "weighted"
     lookahead_horizon: str = "end"  # seconds, or "end"

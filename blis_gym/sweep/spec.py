@@ -101,11 +101,11 @@ class SweepSpec:
         replaced (a selection's validation round; no selection of its own)."""
         axes = []
         for axis in self.axes:
-            (name, *_), first = axis[0].keys(), axis[0]
-            if among in first:
+            names = list(axis[0])  # among and the validate axes are single-option axes
+            if names == [among]:
                 axis = [s for s in axis if s[among] in values]
-            elif name in validate:
-                axis = [{name: v} for v in validate[name]]
+            elif len(names) == 1 and names[0] in validate:
+                axis = [{names[0]: v} for v in validate[names[0]]]
             axes.append(axis)
         return _expand(self.path, self.text, self.description, self.columns, self.base, axes, None)
 

@@ -142,10 +142,9 @@ def read_trace(path: Union[str, Path], kind: str) -> TraceTable:
 
 @functools.lru_cache(maxsize=4)
 def _read_trace(name: str, kind: str, mtime_ns: int, size: int) -> TraceTable:
-    path = name
     reader = {MOONCAKE: _read_mooncake, AZURE: _read_azure, BURSTGPT: _read_burstgpt}[kind]
     try:
-        with open_text(path) as f:
+        with open_text(name) as f:
             return reader(name, f)
     except FileNotFoundError:
         raise WorkloadError(f"{name}: trace file not found") from None

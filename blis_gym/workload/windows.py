@@ -106,12 +106,21 @@ class TraceWindow:
         return cls(start, duration, _exact(speedup))
 
     @classmethod
-    def choose(cls, arrivals_us: np.ndarray, *flags) -> "TraceWindow":
-        """``from_flags(*flags)``; a window drawn from spans that holds none of ``arrivals_us`` (a
-        lull in the trace) is drawn again, from the seed's next draw."""
+    def choose(
+        cls,
+        arrivals_us: np.ndarray,
+        start_s: float,
+        duration_s: float,
+        speedup: float,
+        spans: str = "",
+        seed: int = 0,
+        held_out: int = 0,
+    ) -> "TraceWindow":
+        """``from_flags`` of the same arguments; a window drawn from ``spans`` that holds none of
+        ``arrivals_us`` (a lull in the trace) is drawn again, from the seed's next draw."""
+        flags = (start_s, duration_s, speedup, spans, seed, held_out)
         window = cls.from_flags(*flags)
-        drawn = len(flags) > 3 and flags[3]
-        for draw in range(1, _DRAWS if drawn else 1):
+        for draw in range(1, _DRAWS if spans else 1):
             if window.selects(arrivals_us).any():
                 break
             window = cls.from_flags(*flags, draw=draw)

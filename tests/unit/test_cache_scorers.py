@@ -14,7 +14,7 @@ import pytest
 from blis_gym.cluster.simulator import ClusterSimulator
 from blis_gym.cluster.snapshots import CacheView, SnapshotProvider
 from blis_gym.engine.request import Request
-from blis_gym.policies import ROUTING, Snapshot
+from blis_gym.policies import ROUTING, RouterState, Snapshot
 from blis_gym.policies.scorers import (
     SCORER_NAMES,
     NoHitLRUScorer,
@@ -128,8 +128,6 @@ def test_no_hit_lru_spreads_cold_requests_least_recently_used_first():
 def test_weighted_routing_feeds_its_choices_to_no_hit_lru():
     policy = ROUTING.make("weighted", scorers=parse_scorers("no-hit-lru:1"), block_size=16)
     policy.bind_views([FixedView(0)] * 3)
-    from blis_gym.policies import RouterState
-
     state = RouterState(snaps((0, 0, 0), (0, 0, 0), (0, 0, 0)), 0)
     targets = [policy.route(req(f"r{i}"), state).target for i in range(6)]
     assert targets == [0, 1, 2, 0, 1, 2]  # cold requests rotate

@@ -9,6 +9,9 @@ import pytest
 from testkit import metric_blocks
 from testkit.sweep import table, write
 
+from blis_gym.config.bundle import shipped_bundles
+from blis_gym.envs import load_scenario
+from blis_gym.plan.options import HELD_OUT_SEED
 from blis_gym.sweep import load_sweep
 from blis_gym.sweep.select import SELECTION_CSV, VALIDATION_DIR, rank
 
@@ -129,10 +132,6 @@ def test_a_select_loads_with_defaults(tmp_path):
 
 @pytest.mark.parametrize("scenario", ["prefix-heavy", "mooncake-conversation"])
 def test_a_tuning_sweep_plays_its_scenario_on_seeds_below_the_held_out_ones(scenario):
-    from blis_gym.config.bundle import shipped_bundles
-    from blis_gym.envs import load_scenario
-    from blis_gym.plan.options import HELD_OUT_SEED
-
     spec = load_sweep(f"tune-{scenario}")
     run = load_scenario(scenario).run
     assert set(run.explicit) - {"seed"} == set(spec.base)  # every option the scenario sets, no more
