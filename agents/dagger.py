@@ -360,7 +360,7 @@ def train_dagger(
         save(out / MODEL_FILE, out / VECNORM_FILE)
     venv.close()
     (out / DAGGER_CSV).write_text(_csv(history), "utf-8")
-    n_obs = observation_size(meta["num_instances"])
+    n_obs = observation_size(meta["num_instances"], meta.get("cache_observation", False))
     np.savez_compressed(
         out / DAGGER_DATA,
         observations=np.concatenate(obs_parts) if obs_parts else np.zeros((0, n_obs), np.float32),

@@ -31,20 +31,29 @@ class _Learned:
         self, model_path: str, *, block_size: int, num_instances: int, max_running: int, total_kv_blocks: int
     ) -> None:
         self.agent = TrainedAgent.load(model_path)
-        self.agent.check(self.env_id, observation_size(num_instances), self.n_actions or num_instances, self.flag)
+        # A model trained with cache_observation reads the instances' caches as the env showed them.
+        self.reads_caches = bool(self.agent.meta.get("cache_observation", False))
+        size = observation_size(num_instances, self.reads_caches)
+        self.agent.check(self.env_id, size, self.n_actions or num_instances, self.flag)
         self.index = PrefixCacheIndex(block_size)
         self._shape = (num_instances, max_running, block_size, total_kv_blocks)
         self.builder = ObservationBuilder.for_workload((), *self._shape)
         self.instances: Sequence = ()
+        self.views = None
+        self._requests: Sequence[Request] = ()
 
     def bind_simulator(self, sim) -> None:
-        """The run's instances: the observation reads their work in flight."""
+        """The run's instances: the observation reads their work in flight (and caches, if trained so)."""
         self.instances = sim.instances
+        if self.reads_caches:
+            self.views = sim.snapshots.cache_views()
+            self.builder = ObservationBuilder.for_workload(self._requests, *self._shape, self.views)
 
     def on_workload(self, requests: Sequence[Request]) -> None:
         """A new run: forget the index; scale the clock by its last arrival, as the env does."""
         self.index = PrefixCacheIndex(self.index.block_size)
-        self.builder = ObservationBuilder.for_workload(requests, *self._shape)
+        self._requests = requests
+        self.builder = ObservationBuilder.for_workload(requests, *self._shape, self.views)
 
     def on_routed(self, req: Request, target: int) -> None:
         self.index.observe(req, target)

@@ -101,6 +101,7 @@ def train(
     env_kwargs = {"scenario": scenario, **config.env}
     probe = make_env(env_id, **env_kwargs)  # validates the scenario and overrides (clear errors)
     num_instances = probe.unwrapped.num_instances
+    cache_observation = probe.unwrapped.scenario.env.cache_observation
     probe.close()
     out.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -111,7 +112,8 @@ def train(
         "timesteps": timesteps,
         "n_envs": n_envs,
         "num_instances": num_instances,
-        "observation_size": observation_size(num_instances),
+        "observation_size": observation_size(num_instances, cache_observation),
+        "cache_observation": cache_observation,
         "blis_gym_version": __version__,
         "config": config.to_dict(),
     }

@@ -91,7 +91,8 @@ class ClusterEnv(gym.Env):
         self.config = config
         self.num_instances = config.num_instances
         # Features are scaled to about 1; the bound only has to be finite and never reached.
-        self.observation_space = spaces.Box(0.0, OBS_HIGH, (observation_size(self.num_instances),), np.float32)
+        size = observation_size(self.num_instances, self.scenario.env.cache_observation)
+        self.observation_space = spaces.Box(0.0, OBS_HIGH, (size,), np.float32)
         self.action_space = self._make_action_space()
         opts = self.scenario.env
         self.weights = parse_fitness_weights(opts.fitness_weights)
@@ -215,8 +216,9 @@ class ClusterEnv(gym.Env):
             self.time = TIME_REWARDS[reward]([r.arrival for r in requests])
             self.time.attach(sim)
         e = self.config.engine
+        views = sim.snapshots.cache_views() if self.scenario.env.cache_observation else None
         self.obs_builder = ObservationBuilder.for_workload(
-            requests, self.num_instances, e.max_running, e.block_size, self.config.max_kv_blocks
+            requests, self.num_instances, e.max_running, e.block_size, self.config.max_kv_blocks, views
         )
 
     def _advance(self) -> np.ndarray:

@@ -5,15 +5,19 @@ feature is scaled to be about 1 at typical loads; see ``INSTANCE_FEATURES``
 and ``REQUEST_FEATURES`` for the exact scaling. The first eight instance values
 come from the same snapshots the built-in policies read, staleness included; the
 last two describe the work in flight (what a router watching each instance's
-token streams could know), read fresh from the instances.
+token streams could know), read fresh from the instances. With ``cache=True`` (the
+scenario's ``cache_observation``) each instance gains one more value, ``cached_prefix``:
+what its real KV cache holds of the request, through the view ``precise-prefix-cache``
+reads (as stale as ``--cache-signal-delay``).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
+from ..cluster.snapshots import CacheView
 from ..engine.instance import Instance
 from ..engine.request import Request
 from ..policies.base import Snapshot
@@ -41,6 +45,10 @@ INSTANCE_FEATURES: tuple[tuple[str, str], ...] = (
     ("prefill_backlog", f"input tokens still to prefill, waiting and running / {TOKEN_SCALE:g}"),
     ("busy_for", f"time until the running step ends / {STEP_SCALE / 1000:g} ms (0 when idle)"),
 )
+CACHE_FEATURE: tuple[str, str] = (
+    "cached_prefix",
+    "fraction of this request's full input blocks the instance's KV cache holds (per --cache-signal-delay)",
+)
 REQUEST_FEATURES: tuple[tuple[str, str], ...] = (
     ("input_length", f"input tokens / {TOKEN_SCALE:g}"),
     ("cacheable_prefix", f"input tokens in full KV blocks (the cacheable part) / {TOKEN_SCALE:g}"),
@@ -49,30 +57,49 @@ REQUEST_FEATURES: tuple[tuple[str, str], ...] = (
 )
 
 
-def observation_size(num_instances: int) -> int:
-    return num_instances * len(INSTANCE_FEATURES) + len(REQUEST_FEATURES)
+def instance_features(cache: bool = False) -> tuple[tuple[str, str], ...]:
+    """The per-instance features in vector order: ``INSTANCE_FEATURES``, then ``cached_prefix`` if asked."""
+    return (*INSTANCE_FEATURES, CACHE_FEATURE) if cache else INSTANCE_FEATURES
+
+
+def observation_size(num_instances: int, cache: bool = False) -> int:
+    return num_instances * len(instance_features(cache)) + len(REQUEST_FEATURES)
 
 
 class ObservationBuilder:
-    """Fills one preallocated vector per decision."""
+    """Fills one preallocated vector per decision; with ``cache_views`` (one per instance) each
+    instance's features end with ``cached_prefix``."""
 
     def __init__(
-        self, num_instances: int, max_running: int, block_size: int, total_kv_blocks: int, last_arrival_ticks: int
+        self,
+        num_instances: int,
+        max_running: int,
+        block_size: int,
+        total_kv_blocks: int,
+        last_arrival_ticks: int,
+        cache_views: Optional[Sequence[CacheView]] = None,
     ) -> None:
         self.n = num_instances
+        self.cache_views = cache_views
         self.block_size = block_size
         self.batch_scale = float(max(max_running, 1))
         self.kv_scale = float(total_kv_blocks)
         self.clock_scale = float(max(last_arrival_ticks, 1))
-        self.buf = np.zeros(observation_size(num_instances), dtype=np.float32)
+        self.buf = np.zeros(observation_size(num_instances, cache_views is not None), dtype=np.float32)
 
     @classmethod
     def for_workload(
-        cls, requests: Sequence[Request], num_instances: int, max_running: int, block_size: int, total_kv_blocks: int
+        cls,
+        requests: Sequence[Request],
+        num_instances: int,
+        max_running: int,
+        block_size: int,
+        total_kv_blocks: int,
+        cache_views: Optional[Sequence[CacheView]] = None,
     ) -> "ObservationBuilder":
         """The builder for a run of ``requests``: the clock is scaled by their last arrival."""
         last = max((r.arrival for r in requests), default=1)
-        return cls(num_instances, max_running, block_size, total_kv_blocks, last)
+        return cls(num_instances, max_running, block_size, total_kv_blocks, last, cache_views)
 
     def build(
         self,
@@ -92,8 +119,9 @@ class ObservationBuilder:
         n_keys = len(keys)
         matched = index.match_lengths(keys, len(snaps)) if n_keys else [0] * len(snaps)
         batch, kv = self.batch_scale, self.kv_scale
+        views = self.cache_views
         vals: list = []
-        for s, m, inst in zip(snaps, matched, instances):
+        for i, (s, m, inst) in enumerate(zip(snaps, matched, instances)):
             waitq = inst.waitq
             backlog = inst.prefill_left + sum([r.n_in for r in waitq]) if waitq else inst.prefill_left
             busy = inst.step_end - clock
@@ -109,6 +137,8 @@ class ObservationBuilder:
                 backlog / TOKEN_SCALE,
                 busy / STEP_SCALE if busy > 0 else 0.0,
             )
+            if views is not None:
+                vals.append(views[i].cached_prefix_blocks(req) / n_keys if n_keys else 0.0)
         slo = req.slo_class
         vals += (
             req.n_in / TOKEN_SCALE,

@@ -45,6 +45,8 @@ class EnvOptions:
       the scenario's ``lookahead_*`` settings; privileged, for training).
     * ``rejection_penalty``: subtracted for each request the agent rejects.
       ``None`` picks a default per reward (:func:`default_rejection_penalty`).
+    * ``cache_observation``: each instance's observation gains ``cached_prefix``
+      (what its real KV cache holds of the request; see :mod:`blis_gym.envs.observation`).
     """
 
     reward: str = "regret"
@@ -52,6 +54,7 @@ class EnvOptions:
     fitness_weights: str = "throughput:1,p99_ttft:1,mean_e2e:1"
     rejection_penalty: Optional[float] = None
     time_scale: float = 1.0  # request-seconds per reward unit
+    cache_observation: bool = False
 
     def validate(self, where: str) -> None:
         if self.reward not in REWARDS:

@@ -347,6 +347,15 @@ def run(
         ),
         rich_help_panel=CLUSTER,
     ),
+    lookahead_margin: float = typer.Option(
+        0.0,
+        "--lookahead-margin",
+        help=(
+            "With --routing-policy lookahead: leave the rollout policy's pick only for an instance "
+            "whose future saves more than this many request-milliseconds of the objective (0 = any saving)."
+        ),
+        rich_help_panel=CLUSTER,
+    ),
     snapshot_refresh_interval: int = typer.Option(
         0,
         "--snapshot-refresh-interval",

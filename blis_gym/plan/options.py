@@ -94,6 +94,7 @@ class RunOptions:
     lookahead_objective: str = "ttft"
     lookahead_future: bool = False
     lookahead_candidates: int = 0  # 0 = every instance
+    lookahead_margin: float = 0.0  # request-milliseconds another instance must save
     # observability
     trace_level: str = "none"
     counterfactual_k: int = 0

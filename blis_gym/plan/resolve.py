@@ -134,8 +134,15 @@ def _lookahead(o: RunOptions) -> LookaheadConfig:
                 f"--lookahead-horizon must be a number of seconds >= 0 or 'end', got {o.lookahead_horizon!r}"
             )
         horizon = int(seconds * 1e6)
+    if not (o.lookahead_margin >= 0 and math.isfinite(o.lookahead_margin)):
+        raise ConfigError(f"--lookahead-margin must be a number of milliseconds >= 0, got {o.lookahead_margin}")
     return LookaheadConfig(
-        o.lookahead_rollout, horizon, o.lookahead_objective, o.lookahead_future, o.lookahead_candidates
+        o.lookahead_rollout,
+        horizon,
+        o.lookahead_objective,
+        o.lookahead_future,
+        o.lookahead_candidates,
+        int(round(o.lookahead_margin * 1000)),
     )
 
 

@@ -9,6 +9,9 @@ time in system). Ties go to the rollout policy's own choice, so with one
 instance, or a horizon of 0, the oracle is its rollout policy. With
 ``candidates`` K > 0 only the K instances the rollout policy ranks best are
 simulated (its scores, else the least effective load): K forks instead of N.
+With a ``margin`` the oracle leaves the rollout policy's pick only for an instance
+whose rollout is cheaper by more than the margin: a conservative teacher that
+keeps the profile's cache locality unless a choice clearly pays.
 
 It is not a router one could deploy: the forks know every request's true
 output length and, with ``future``, the arrivals to come. It is an upper
@@ -38,7 +41,8 @@ class LookaheadConfig:
     ``horizon`` is in ticks (None: to the end of the run); ``future`` keeps arrivals that
     have not happened yet in the rollouts (False: only the requests already in the system);
     ``candidates`` > 0 simulates only that many instances, those the rollout policy ranks
-    best (0: every instance).
+    best (0: every instance); ``margin`` (ticks of the objective, request-microseconds) is what
+    another instance must save over the rollout policy's pick to be chosen instead.
     """
 
     rollout: str = "weighted"
@@ -46,8 +50,11 @@ class LookaheadConfig:
     objective: str = "ttft"
     future: bool = False
     candidates: int = 0
+    margin: int = 0
 
     def __post_init__(self) -> None:
+        if self.margin < 0:
+            raise ConfigError(f"--lookahead-margin must be >= 0, got {self.margin / 1000:g} ms")
         if self.candidates < 0:
             raise ConfigError(f"--lookahead-candidates must be >= 0, got {self.candidates}")
         if self.horizon is not None and self.horizon < 0:
@@ -119,7 +126,7 @@ class Lookahead:
             return RoutingDecision(base.target, "lookahead: rollout policy", base.scores)
         costs = self.candidate_costs(req, state, base)
         best = min(c for c in costs if c is not None)
-        target = base.target if costs[base.target] == best else costs.index(best)
+        target = base.target if costs[base.target] - best <= opts.margin else costs.index(best)
         return RoutingDecision(target, "lookahead", [float(-c) if c is not None else float("-inf") for c in costs])
 
     def candidates(self, req: Request, state: RouterState, base: Optional[RoutingDecision] = None) -> list[int]:

@@ -126,6 +126,11 @@ def _observation(_: str | None) -> str:
             ("#", "feature (the request, then the clock)", "scaling"),
             [(f"{n_inst}N + {i}", f"`{n}`", _cell(m)) for i, (n, m) in enumerate(obs.REQUEST_FEATURES)],
         ),
+        f"With the env option `cache_observation: true` (set by the `prefix-heavy` and "
+        f"`mooncake-conversation` scenarios) each instance gains one value after `{obs.INSTANCE_FEATURES[-1][0]}`, "
+        f"`{n_inst + 1}N + {n_req}` in all: `{obs.CACHE_FEATURE[0]}`, the {_cell(obs.CACHE_FEATURE[1])}. "
+        "It reads the same view as the `precise-prefix-cache` scorer; a model trained with it reads it "
+        "in `blis run --routing-policy rl` too (its `config.yaml` records `cache_observation`).",
     ]
     return "\n\n".join(lines)
 

@@ -496,3 +496,64 @@ def test_lookahead_reward_with_pruned_candidates_still_prices_the_choice():
         simulated = [c for c in costs if c is not None]
         assert costs[action] is not None and 2 <= len(simulated) <= 3
         assert reward == pytest.approx(-(costs[action] - min(simulated)) / 1e6) and reward <= 0
+
+
+def test_cache_observation_shows_what_each_instance_caches():
+    """cached_prefix is the fraction of the request's full blocks each instance's real KV cache
+    holds (the live table with --cache-signal-delay 0), recomputed from the caches at each
+    decision; without the option the layout is unchanged."""
+    plain = gym.make(IDS[0], scenario="prefix-heavy", num_requests=200, cache_observation=False, cache_signal_delay=0)
+    env = gym.make(IDS[0], scenario="prefix-heavy", num_requests=200, cache_observation=True, cache_signal_delay=0)
+    n = env.unwrapped.num_instances
+    per = len(INSTANCE_FEATURES) + 1
+    assert plain.observation_space.shape == (n * len(INSTANCE_FEATURES) + len(REQUEST_FEATURES),)
+    assert env.observation_space.shape == (n * per + len(REQUEST_FEATURES),)
+    obs_plain, _ = plain.reset(seed=2)
+    obs, _ = env.reset(seed=2)
+    u = env.unwrapped
+    hits = 0
+    done = False
+    step = 0
+    while not done:
+        req = u.decision.request
+        keys = req.input_keys(u.config.engine.block_size)
+        rows = obs[: n * per].reshape(n, per)
+        # Every other feature is the plain layout's, value for value.
+        assert np.array_equal(np.delete(rows, per - 1, axis=1).ravel(), obs_plain[: n * (per - 1)])
+        for i, inst in enumerate(u.sim.instances):
+            held = 0
+            for key in keys:
+                if key not in inst.kv.hash_to_block:
+                    break
+                held += 1
+            assert rows[i, per - 1] == pytest.approx(held / len(keys) if keys else 0.0)
+            hits += held > 0
+        action = step % 2  # two instances only: the others never cache anything
+        obs, _, done, _, _ = env.step(action)
+        obs_plain, *_ = plain.step(action)
+        step += 1
+    assert hits > 100
+
+
+def test_cache_observation_is_stale_by_the_cache_signal_delay():
+    """With a delay the feature reads the copy made at the last refresh, not the live cache."""
+    fresh = gym.make(IDS[0], scenario="prefix-heavy", num_requests=150, cache_observation=True, cache_signal_delay=0)
+    stale = gym.make(
+        IDS[0], scenario="prefix-heavy", num_requests=150, cache_observation=True, cache_signal_delay=10**9
+    )
+    n = fresh.unwrapped.num_instances
+    per = len(INSTANCE_FEATURES) + 1
+    a, _ = fresh.reset(seed=4)
+    b, _ = stale.reset(seed=4)
+    differs = False
+    done = False
+    step = 0
+    while not done:
+        cached_a, cached_b = a[: n * per].reshape(n, per), b[: n * per].reshape(n, per)
+        assert np.array_equal(np.delete(cached_a, per - 1, 1), np.delete(cached_b, per - 1, 1))
+        assert not cached_b[:, per - 1].any()  # the copy made at the start, when every cache was empty
+        differs |= bool(cached_a[:, per - 1].any())
+        a, _, done, _, _ = fresh.step(step % n)
+        b, *_ = stale.step(step % n)
+        step += 1
+    assert differs

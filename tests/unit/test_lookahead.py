@@ -54,15 +54,19 @@ def test_with_one_instance_it_is_its_rollout_policy():
     assert cluster("lookahead", **one) == cluster("weighted", **one)
 
 
-def test_picks_the_clearly_better_instance():
-    """Instance 0 holds a long queue; the rollout policy (always-busiest) would add to it."""
-    cfg = config(num_instances=2)
+def queued_on_instance_zero():
+    """Two instances, eight long requests routed to instance 0; the ninth's decision is due."""
     reqs = [Request(f"request_{i}", i, i, list(range(i * 1000, i * 1000 + 1500)), list(range(200))) for i in range(9)]
-    sim = ClusterSimulator(cfg, reqs, admission=ADMISSION.make("always-admit"), routing=None)
+    sim = ClusterSimulator(config(num_instances=2), reqs, admission=ADMISSION.make("always-admit"), routing=None)
     for _ in range(8):
         d = sim.advance()
         sim.route(d, 0)
-    d = sim.advance()
+    return sim, sim.advance()
+
+
+def test_picks_the_clearly_better_instance():
+    """Instance 0 holds a long queue; the rollout policy (always-busiest) would add to it."""
+    sim, d = queued_on_instance_zero()
     oracle = ROUTING.make("lookahead", lookahead=LookaheadConfig(rollout="always-busiest"))
     oracle.bind_simulator(sim)
     choice = oracle.route(d.request, d.state)
@@ -72,6 +76,30 @@ def test_picks_the_clearly_better_instance():
     while (d := sim.advance()) is not None:
         sim.route(d, 0)
     assert sim.result().aggregate.completed == 9
+
+
+def test_a_margin_keeps_the_rollout_pick_unless_another_saves_more():
+    """The oracle leaves the rollout policy's pick only for a saving above the margin: just
+    below the saving it moves, at the saving it stays."""
+    sim, d = queued_on_instance_zero()
+
+    def choose(margin: int):
+        oracle = ROUTING.make("lookahead", lookahead=LookaheadConfig(rollout="always-busiest", margin=margin))
+        oracle.bind_simulator(sim)
+        return oracle.route(d.request, d.state)
+
+    free = choose(0)
+    saving = int(free.scores[1] - free.scores[0])  # scores are minus the costs
+    assert free.target == 1 and saving > 0
+    assert choose(saving - 1).target == 1
+    assert choose(saving).target == 0
+    with pytest.raises(ConfigError, match="--lookahead-margin"):
+        LookaheadConfig(margin=-1)
+
+
+def test_a_huge_margin_is_the_rollout_policy_and_none_the_full_oracle():
+    assert cluster("lookahead", lookahead_margin=1e9) == cluster("weighted")
+    assert cluster("lookahead", lookahead_margin=0.0) == cluster("lookahead")
 
 
 def test_beats_every_heuristic_on_a_busy_cluster():
@@ -137,6 +165,8 @@ def test_rollouts_cut_by_a_horizon_stay_quiet(caplog):
         ("--lookahead-horizon", "soon", ["--lookahead-horizon"]),
         ("--lookahead-objective", "tpot", ["--lookahead-objective", "ttft"]),
         ("--lookahead-candidates", "-1", ["--lookahead-candidates"]),
+        ("--lookahead-margin", "-5", ["--lookahead-margin", ">= 0"]),
+        ("--lookahead-margin", "nan", ["--lookahead-margin", ">= 0"]),
     ],
 )
 def test_bad_lookahead_flags_fail_clearly(blis, flag, value, words):
