@@ -286,6 +286,7 @@ def train_rllib(
         raise ConfigError(f"--torch-threads must be >= 1, got {torch_threads}")
     probe = make_env(env_id, scenario=scenario, **config.env)  # validates the scenario and overrides
     num_instances, n_actions = probe.unwrapped.num_instances, int(probe.action_space.n)
+    cache_observation = probe.unwrapped.scenario.env.cache_observation
     probe.close()
     rl, settings, not_mapped = ppo_config(
         config, env_id=env_id, scenario=scenario, seed=seed, timesteps=timesteps, env_runners=env_runners, n_envs=n_envs
@@ -306,7 +307,8 @@ def train_rllib(
         "env_runners": env_runners,
         "n_envs": n_envs,
         "num_instances": num_instances,
-        "observation_size": observation_size(num_instances),
+        "observation_size": observation_size(num_instances, cache_observation),
+        "cache_observation": cache_observation,
         "n_actions": n_actions,
         "checkpoint": CHECKPOINT_DIR,
         "blis_gym_version": __version__,
