@@ -39,6 +39,10 @@ from blis_gym.plan import cli_flags
 
 ADMISSION, JOINT = "blis_gym/Admission-v0", "blis_gym/AdmissionRouting-v0"
 
+# A stalled env runner (seen once on a machine running four trainings besides) fails the test
+# instead of hanging the suite; alone, the slowest test here takes about 15 s.
+pytestmark = pytest.mark.timeout(300)
+
 
 @pytest.fixture(scope="module")
 def rllib_run(ray_local, tmp_path_factory):
