@@ -40,19 +40,16 @@ class _Learned:
         self.builder = ObservationBuilder.for_workload((), *self._shape)
         self.instances: Sequence = ()
         self.views = None
-        self._requests: Sequence[Request] = ()
 
     def bind_simulator(self, sim) -> None:
         """The run's instances: the observation reads their work in flight (and caches, if trained so)."""
         self.instances = sim.instances
-        if self.reads_caches:
+        if self.reads_caches:  # on_workload, which the simulator calls next, builds with them
             self.views = sim.snapshots.cache_views()
-            self.builder = ObservationBuilder.for_workload(self._requests, *self._shape, self.views)
 
     def on_workload(self, requests: Sequence[Request]) -> None:
         """A new run: forget the index; scale the clock by its last arrival, as the env does."""
         self.index = PrefixCacheIndex(self.index.block_size)
-        self._requests = requests
         self.builder = ObservationBuilder.for_workload(requests, *self._shape, self.views)
 
     def on_routed(self, req: Request, target: int) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..engine.metrics import InstanceMetrics
+from .figures import RATE_AND_LATENCY_FIGURES
 from .slo import per_slo_distributions
 
 if TYPE_CHECKING:
@@ -82,27 +83,7 @@ def metrics_block(instance_id: str, m: InstanceMetrics) -> dict:
         "total_output_tokens": m.total_output_tokens,
         "vllm_estimated_duration_s": runtime,
     }
-    zero = {
-        k: 0.0
-        for k in (
-            "responses_per_sec",
-            "tokens_per_sec",
-            "e2e_mean_ms",
-            "e2e_p90_ms",
-            "e2e_p95_ms",
-            "e2e_p99_ms",
-            "ttft_mean_ms",
-            "ttft_p90_ms",
-            "ttft_p95_ms",
-            "ttft_p99_ms",
-            "itl_mean_ms",
-            "itl_p90_ms",
-            "itl_p95_ms",
-            "itl_p99_ms",
-            "scheduling_delay_p99_ms",
-        )
-    }
-    out.update(zero)
+    out.update(dict.fromkeys(RATE_AND_LATENCY_FIGURES, 0.0))
     if m.completed > 0:
         ttft = _sorted_ticks(m.ttfts.values())
         e2e = _sorted_ticks(m.e2es.values())

@@ -149,6 +149,8 @@ axes:
     for row in rows:
         assert row["error"] == "" and row["node"] == "local"
         block, out = _blis_run(blis, row["blis_run_args"])
+        # The names the table uses are the block's own, in its order.
+        assert [k for k in block if k != "instance_id"] == [k for k in METRICS if k in block]
         for key in METRICS:
             assert row[key] == block.get(key, 0), (row["point"], key)
         assert f"Score: {go_fixed(row['fitness'], 6)}" in out
