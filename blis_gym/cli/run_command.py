@@ -36,6 +36,7 @@ def _floats(flag: str, text: str) -> tuple[float, ...]:
 # Help panels, as BLIS's CLI reference groups its flags.
 CORE, WORKLOAD, CLUSTER = "Core simulation", "Workload", "Cluster and routing"
 OBSERVABILITY, SERVER = "Observability", "vLLM server"
+PD = "Prefill/decode disaggregation"
 
 
 class PanelledCommand(TyperCommand):
@@ -372,6 +373,72 @@ def run(
         ),
         rich_help_panel=CLUSTER,
     ),
+    prefill_instances: int = typer.Option(
+        0,
+        "--prefill-instances",
+        help="Instances 0..P-1 prefill split requests (with --decode-instances; 0 = no pools).",
+        rich_help_panel=PD,
+    ),
+    decode_instances: int = typer.Option(
+        0,
+        "--decode-instances",
+        help="The next D instances decode, and serve requests that are not split whole.",
+        rich_help_panel=PD,
+    ),
+    prefill_decode_instances: int = typer.Option(
+        0,
+        "--prefill-decode-instances",
+        help="The next S instances serve both pools (shared).",
+        rich_help_panel=PD,
+    ),
+    pd_decider: str = typer.Option(
+        _D.pd_decider,
+        "--pd-decider",
+        help=(
+            "Whether a request is split (prefilled on the prefill pool, KV shipped to its decode "
+            "instance, chosen first): never, always, or prefix-threshold (split when the decode "
+            "instance lacks more than --pd-prefix-threshold of the prompt's tokens)."
+        ),
+        rich_help_panel=PD,
+    ),
+    pd_prefix_threshold: int = typer.Option(
+        _D.pd_prefix_threshold, "--pd-prefix-threshold", help="Uncached tokens above which prefix-threshold splits.", rich_help_panel=PD
+    ),
+    pd_transfer_bandwidth: float = typer.Option(
+        _D.pd_transfer_bandwidth, "--pd-transfer-bandwidth", help="KV transfer bandwidth (GB/s).", rich_help_panel=PD
+    ),
+    pd_transfer_base_latency: float = typer.Option(
+        _D.pd_transfer_base_latency,
+        "--pd-transfer-base-latency",
+        help="Fixed latency of each KV transfer (ms).",
+        rich_help_panel=PD,
+    ),
+    pd_transfer_contention: bool = typer.Option(
+        False,
+        "--pd-transfer-contention",
+        help="Concurrent transfers share the bandwidth (each gets an equal share when it starts).",
+        rich_help_panel=PD,
+    ),
+    prefill_routing_scorers: str = typer.Option(
+        "",
+        "--prefill-routing-scorers",
+        help="Weighted-routing profile of the prefill pool (name:weight,...); default: --routing-policy.",
+        rich_help_panel=PD,
+    ),
+    decode_routing_scorers: str = typer.Option(
+        "",
+        "--decode-routing-scorers",
+        help="Weighted-routing profile of the decode pool (name:weight,...); default: --routing-policy.",
+        rich_help_panel=PD,
+    ),
+    prefill_hardware: str = typer.Option(
+        "", "--prefill-hardware", help="GPU of the prefill pool (default: --hardware).", rich_help_panel=PD
+    ),
+    decode_hardware: str = typer.Option(
+        "", "--decode-hardware", help="GPU of the decode and shared pools (default: --hardware).", rich_help_panel=PD
+    ),
+    prefill_tp: int = typer.Option(0, "--prefill-tp", help="TP of the prefill pool (default: --tp).", rich_help_panel=PD),
+    decode_tp: int = typer.Option(0, "--decode-tp", help="TP of the decode and shared pools (default: --tp).", rich_help_panel=PD),
     trace_level: str = typer.Option(
         "none",
         "--trace-level",

@@ -34,6 +34,8 @@ from ..forking import Forkable, fork_with_tuples
 from ..gcpause import gc_paused
 from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
 from ..policies.base import AdmissionPolicy, RouterState, RoutingDecision, RoutingPolicy
+from ..policies.disaggregation import PD_DECIDER, DisaggregatedRouter, PoolRouter
+from .disaggregation import PREFILL_ROUTING, TRANSFER_DONE, TRANSFER_START, Disaggregator, PDReport
 from .snapshots import SnapshotProvider
 from .trace import DecisionTrace
 
@@ -73,6 +75,8 @@ class ClusterResult:
     in_pipeline: int = 0  # arrived, awaiting admission or routing
     in_transit: int = 0  # routed, not yet queued
     trace: Optional[DecisionTrace] = None  # with trace_level "decisions"
+    pd: Optional[PDReport] = None  # with prefill/decode pools
+    in_transfer: int = 0  # disaggregated: prefill done, KV not yet at the decode instance
 
     @property
     def accounted(self) -> int:
@@ -87,6 +91,7 @@ class ClusterResult:
             + self.not_arrived
             + self.in_pipeline
             + self.in_transit
+            + self.in_transfer
         )
 
 
@@ -185,6 +190,10 @@ class ClusterSimulator(Forkable):
         self._events: list = [(req.arrival, ARRIVAL, seq, req) for seq, req in enumerate(requests)]
         heapq.heapify(self._events)
         self._seq = len(self._events)
+        # Prefill/decode pools: splits, transfers and the parents' metrics.
+        self.pd: Optional[Disaggregator] = None
+        if config.pd is not None:
+            self.pd = Disaggregator(self, config.pd, eng.block_size)
         pipeline = config.admission_latency + config.routing_latency
         if 0 < config.horizon < pipeline:
             log.warning(
@@ -195,12 +204,11 @@ class ClusterSimulator(Forkable):
     def from_config(cls, config: ClusterConfig, requests: Sequence[Request]) -> "ClusterSimulator":
         """A simulator whose decisions are all made by the config's named built-in policies."""
         opts = config.policy_options()
-        return cls(
-            config,
-            requests,
-            ADMISSION.make(config.admission_policy, **opts),
-            ROUTING.make(config.routing_policy, **opts),
-        )
+        if config.pd is not None:
+            routing = disaggregated_router(config)
+        else:
+            routing = ROUTING.make(config.routing_policy, **opts)
+        return cls(config, requests, ADMISSION.make(config.admission_policy, **opts), routing)
 
     @gc_paused
     def fork(self, *also, drop_arrivals: bool = False):
@@ -247,18 +255,49 @@ class ClusterSimulator(Forkable):
     def set_departure_hook(self, hook: Optional[Callable[[Request, int], None]]) -> None:
         """Call ``hook(request, tick)`` when a request completes, is dropped or is rejected."""
         self._on_departure = hook
-        for inst in self.instances:
-            inst.on_departure = hook
+        for i, inst in enumerate(self.instances):
+            if self.pd is None or not self.pd.is_wrapped(i):
+                inst.on_departure = hook
+        if self.pd is not None:
+            self.pd.set_departure_hook(hook)
 
     def set_first_token_hook(self, hook: Optional[Callable[[Request, int], None]]) -> None:
         """Call ``hook(request, tick)`` when a request gets its first output token (once per request)."""
-        for inst in self.instances:
-            inst.on_first_token = hook
+        for i, inst in enumerate(self.instances):
+            if self.pd is None or not self.pd.is_wrapped(i):
+                inst.on_first_token = hook
+        if self.pd is not None:
+            self.pd.set_first_token_hook(hook)
+
+    def departed(self, req: Request, tick: int) -> None:
+        """Tell the departure hook that ``req`` left the system at ``tick`` (outside an instance)."""
+        if self._on_departure is not None:
+            self._on_departure(req, tick)
 
     # --- event plumbing ----------------------------------------------------
     def _push(self, time: int, kind: int, req: Request) -> None:
         heapq.heappush(self._events, (time, kind, self._seq, req))
         self._seq += 1
+
+    def push_event(self, time: int, kind: int, payload) -> None:
+        """Schedule a cluster event of a component (disaggregation): ``kind`` > routing's orders
+        it after the request path at equal times; the component's ``on_event`` runs it."""
+        heapq.heappush(self._events, (time, kind, self._seq, payload))
+        self._seq += 1
+
+    def deliver(self, target: int, req: Request, t: int) -> None:
+        """Hand ``req`` to instance ``target``, arriving at ``t``."""
+        inst = self.instances[target]
+        self.pending[target] += 1
+        inst.inject(req, t)
+        self._tops[target] = inst.peek_time()
+
+    def deliver_prompt_kv(self, target: int, req: Request, t: int) -> None:
+        """Queue at ``target`` a request whose prompt KV it holds (a disaggregated decode)."""
+        inst = self.instances[target]
+        self.pending[target] += 1
+        inst.receive_prompt_kv(req, t)
+        self._tops[target] = inst.peek_time()
 
     def router_state(self) -> RouterState:
         """Snapshots of every instance now (pending counts included)."""
@@ -337,6 +376,9 @@ class ClusterSimulator(Forkable):
                     # An arrival only schedules its admission, so with no latency the
                     # admission may run now: no other event's effects come in between.
                     kind = ADMISSION_DECISION
+                if kind > ROUTING_DECISION:
+                    self.pd.on_event(t, kind, req)
+                    continue
                 if kind == ADMISSION_DECISION:
                     if self._admission_snapshots:
                         state = self.router_state()
@@ -380,14 +422,20 @@ class ClusterSimulator(Forkable):
         if self._apply_admission(decision.request, decision.time, admitted, reason):
             self._route_now = (decision.request, decision.time, decision.state)
 
-    def route(self, decision: Decision, target: int, reason: str = "") -> None:
-        """Answer a paused routing decision with an instance index."""
+    def route(self, decision: Decision, target: int, reason: str = "", split: Optional[int] = None) -> None:
+        """Answer a paused routing decision with an instance index; with prefill/decode pools,
+        ``target`` is the decode instance and ``split`` the prefill instance (None: no split)."""
         self._check_paused(decision, "routing")
         n = len(self.instances)
         if not (isinstance(target, int) and 0 <= target < n):
             raise ValueError(f"routing target must be an instance index in [0, {n}), got {target!r}")
+        answer = RoutingDecision(int(target), reason, split=split)
+        if self.pd is not None:
+            self.pd.check(answer)
+        elif split is not None:
+            raise ValueError("split needs prefill/decode pools (--prefill-instances, --decode-instances)")
         self._paused = None
-        self._apply_routing(decision.request, decision.time, RoutingDecision(int(target), reason), decision.state)
+        self._apply_routing(decision.request, decision.time, answer, decision.state)
 
     def _check_paused(self, decision: Decision, kind: str) -> None:
         if self._paused is not decision:
@@ -420,9 +468,10 @@ class ClusterSimulator(Forkable):
         req.assigned = inst.id
         for observe in self.routing_observers:
             observe(req, target)
-        self.pending[target] += 1
-        inst.inject(req, t)
-        self._tops[target] = inst.peek_time()
+        if self.pd is None or not self.pd.dispatch(req, t, decision):
+            self.pending[target] += 1
+            inst.inject(req, t)
+            self._tops[target] = inst.peek_time()
         self._routed += 1
         if self.progress is not None:
             self.progress(self._routed)
@@ -449,13 +498,14 @@ class ClusterSimulator(Forkable):
         if not self._done:
             raise RuntimeError("the simulation has not finished")
         per = [inst.metrics for inst in self.instances]
-        agg = InstanceMetrics.merge(per)
+        agg = InstanceMetrics.merge(per) if self.pd is None else self.pd.aggregate(per)
         if agg.completed == 0:
             if self.rejected:
                 log.warning("all %d requests were rejected by admission; none completed", self.rejected)
             else:
                 log.warning("no requests completed: the horizon may be too short or the workload empty")
         not_arrived = sum(1 for e in self._events if e[1] == ARRIVAL)
+        in_pipeline = sum(1 for e in self._events if ARRIVAL < e[1] <= PREFILL_ROUTING)
         return ClusterResult(
             per,
             [i.id for i in self.instances],
@@ -464,7 +514,28 @@ class ClusterSimulator(Forkable):
             self.config.horizon,
             self.config.engine.total_kv_blocks,
             not_arrived,
-            len(self._events) - not_arrived,
+            in_pipeline,
             sum(self.pending),
             self.trace,
+            self.pd.report(per, agg) if self.pd is not None else None,
+            sum(1 for e in self._events if TRANSFER_START <= e[1] <= TRANSFER_DONE),
         )
+
+
+def disaggregated_router(config: ClusterConfig) -> DisaggregatedRouter:
+    """The built-in routing of prefill/decode pools: each pool its own router (the pool's
+    scorer profile under ``weighted``, else the cluster's policy), and the config's decider."""
+    pd = config.pd
+    opts = config.policy_options()
+
+    def pool_policy(scorers: tuple) -> RoutingPolicy:
+        if scorers:
+            return ROUTING.make("weighted", **{**opts, "scorers": scorers})
+        return ROUTING.make(config.routing_policy, **opts)
+
+    return DisaggregatedRouter(
+        PoolRouter(pool_policy(pd.decode_scorers), pd.decode_pool()),
+        PoolRouter(pool_policy(pd.prefill_scorers), pd.prefill_pool()),
+        PD_DECIDER.make(pd.decider, pd_prefix_threshold=pd.prefix_threshold),
+        config.engine.block_size,
+    )

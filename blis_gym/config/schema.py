@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Optional
 
 from ..errors import ConfigError, WorkloadError
 from ..policies.lookahead import LookaheadConfig
+from .pd import PDConfig
 
 if TYPE_CHECKING:
     from ..engine.roofline import RooflineSpec
@@ -135,6 +136,8 @@ class ClusterConfig:
     lookahead: LookaheadConfig = field(default_factory=LookaheadConfig)
     # Heterogeneous fleets (ours): one class per instance, in instance order; () = all `engine`.
     pool: tuple[InstanceClass, ...] = ()
+    # Prefill/decode pools (None: every instance serves whole requests).
+    pd: Optional[PDConfig] = None
     # Reproduce the reference's KV leak (and livelocks); for differential tests only.
     reference_kv: bool = False
 
@@ -151,6 +154,11 @@ class ClusterConfig:
         if self.pool and len(self.pool) != self.num_instances:
             raise ConfigError(
                 f"--instance-pool has {len(self.pool)} instances but --num-instances is {self.num_instances}"
+            )
+        if self.pd is not None and self.pd.size > self.num_instances:
+            raise ConfigError(
+                f"--prefill-instances ({self.pd.prefill}) + --decode-instances ({self.pd.decode}) + "
+                f"--prefill-decode-instances ({self.pd.shared}) = {self.pd.size} exceeds --num-instances ({self.num_instances})"
             )
 
     def instance_class(self, i: int) -> InstanceClass:

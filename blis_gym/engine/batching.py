@@ -138,6 +138,22 @@ class VLLMBatchFormation:
         max_running = self.max_running
         while waitq and budget > 0 and len(running) < max_running:
             nxt = waitq[0]
+            if nxt.remote_kv:
+                # Its prompt's KV arrived from a prefill instance and is held: only the last
+                # prompt token is computed here, for the first output token (as vLLM does when
+                # a whole prompt is cached).
+                nxt.remote_kv = False
+                waitq.popleft()
+                running.append(nxt)
+                if active is not running:
+                    active.append(nxt)
+                res.scheduled.append(nxt)
+                budget -= 1
+                nxt.state = RUNNING
+                nxt.num_new = 1
+                res.prefill_tokens += 1
+                prefills.append((nxt.progress, 1))
+                continue
             cached = kv.cached_blocks(nxt)
             start = len(cached) * bs
             n_new = nxt.n_in - start

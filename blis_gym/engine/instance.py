@@ -143,7 +143,7 @@ class Instance(Forkable):
         # laziness is on (so a step's loops never visit lazy requests), else the batch itself.
         self.active: list[Request] = [] if on else self.running
 
-    def _blocks_needed(self, r: Request) -> int:
+    def blocks_needed(self, r: Request) -> int:
         """Blocks a request must hold at once: its input, or (ours) input plus all but the
         last output token, which the reference lets fail harmlessly."""
         bs = self._block_size
@@ -179,12 +179,24 @@ class Instance(Forkable):
                 eventq.push(self.events, (t, STEP, None))
         return kind
 
+    def receive_prompt_kv(self, req: Request, event_time: int) -> None:
+        """Queue a disaggregated request whose prompt KV this instance holds (``hold_prompt``):
+        it waits only for a batch slot, and its last prompt token is computed here."""
+        req.progress = req.n_in - 1
+        req.computed = req.n_in
+        req.remote_kv = True
+        eventq.push(self.events, (event_time, QUEUED, req))
+        self.metrics.register(req)
+
     def enqueue(self, req: Request) -> None:
+        if req.remote_kv:  # checked and counted where its prompt arrived (the prefill pool)
+            self.waitq.append(req)
+            return
         if req.n_in == 0 and req.n_out == 0:  # nothing to compute (BLIS crashes on these)
             log.warning("dropping request %s: it has no input and no output tokens", req.id)
             self._drop(req)
             return
-        need = self._blocks_needed(req)
+        need = self.blocks_needed(req)
         if need > self.kv.total:
             log.warning(
                 "dropping request %s: it needs %d KV blocks but the cache has only %d", req.id, need, self.kv.total

@@ -160,6 +160,20 @@ class KVCache(Forkable):
         return out
 
     # --- allocation ------------------------------------------------------
+    def hold_prompt(self, req: Request) -> int:
+        """Hold ``req``'s whole prompt, computed elsewhere (a disaggregated prefill): its cached
+        prefix shared, the rest in new blocks registered as a prefill's would be. Returns how
+        many blocks are new (what must be shipped), or -1 when they do not fit (nothing held)."""
+        cached = self.cached_blocks(req)
+        start = len(cached) * self.block_size
+        if start >= req.n_in:  # all cached (a whole number of blocks)
+            if cached:
+                self._attach(req, cached)
+            return 0
+        if not self.allocate(req, start, req.n_in, cached):
+            return -1
+        return len(req.kv_blocks) - len(cached)
+
     def allocate(self, req: Request, start: int, end: int, cached: list[int]) -> bool:
         """Reserve space for tokens ``[start, end)`` of ``req``; False if it does not fit.
 

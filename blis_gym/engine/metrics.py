@@ -6,6 +6,7 @@ percentiles, milliseconds) are computed at the end by ``blis_gym.report``.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Optional
 
@@ -124,6 +125,22 @@ class InstanceMetrics(Forkable):
         else:
             self.itls[rid] = 0.0
         return lat
+
+    def without(self, parts: list[Request]) -> "InstanceMetrics":
+        """A copy as if ``parts``, requests that completed here, never had: the cluster totals
+        leave out the prompts a prefill instance ran for disaggregated requests."""
+        out = copy.deepcopy(self)
+        diff = out._itl_count_diff
+        for req in parts:
+            rid = req.id
+            out.completed -= 1
+            for table in (out.ttfts, out.e2es, out.itls, out.scheduling_delays, out.requests):
+                table.pop(rid, None)
+            steps = req.itl_steps
+            for i in range(0, len(steps), 2):
+                diff[steps[i]] -= 1
+                diff[steps[i + 1]] += 1
+        return out
 
     @property
     def injected(self) -> int:

@@ -70,6 +70,9 @@ class Request(Forkable):
         # True when no lookup can ever hit this request's decode blocks (see
         # kvcache.mark_private_decodes): they need no keys and may be claimed in bulk.
         "private_decode",
+        # True while a disaggregated request waits on its decode instance holding the prompt's
+        # KV, shipped from a prefill instance (see ``prefill_part`` and engine.batching).
+        "remote_kv",
     )
 
     # A fork copies the two mutable lists and shares the token arrays and key lists (never changed).
@@ -116,6 +119,7 @@ class Request(Forkable):
         self.lazy_itl = 0
         self.run_seq = 0  # admission order into the running batch
         self.private_decode = False
+        self.remote_kv = False
         # reset_kv(), inlined: one request per workload row
         self.kv_blocks: list[int] = []
         self.kv_chain = CHAIN_SEED
@@ -134,6 +138,18 @@ class Request(Forkable):
         new.itl_steps = self.itl_steps.copy()
         new.kv_blocks = self.kv_blocks.copy()
         return new
+
+    def prefill_part(self) -> "Request":
+        """This request's prompt alone, as a prefill instance runs it for a disaggregated request:
+        id ``<id>_prefill``, the same arrival, no output; token arrays and keys shared."""
+        part = Request(f"{self.id}_prefill", self.index, self.arrival, self.input, self.output[:0])
+        part.slo_class = self.slo_class
+        part.tenant_id = self.tenant_id
+        part.client_id = self.client_id
+        part.session_id = self.session_id
+        part._input_keys = self._input_keys
+        part._input_bkeys = self._input_bkeys
+        return part
 
     def reset_kv(self) -> None:
         """Forget every KV block (the cache has released or lost them)."""

@@ -95,6 +95,21 @@ class RunOptions:
     lookahead_future: bool = False
     lookahead_candidates: int = 0  # 0 = every instance
     lookahead_margin: float = 0.0  # request-milliseconds another instance must save
+    # prefill/decode disaggregation (upstream BLIS's flags, f90a1e3a)
+    prefill_instances: int = 0
+    decode_instances: int = 0
+    prefill_decode_instances: int = 0
+    pd_decider: str = "never"
+    pd_prefix_threshold: int = 16
+    pd_transfer_bandwidth: float = 25.0  # GB/s
+    pd_transfer_base_latency: float = 0.05  # ms
+    pd_transfer_contention: bool = False
+    prefill_routing_scorers: str = ""
+    decode_routing_scorers: str = ""
+    prefill_hardware: str = ""
+    decode_hardware: str = ""
+    prefill_tp: int = 0
+    decode_tp: int = 0
     # observability
     trace_level: str = "none"
     counterfactual_k: int = 0

@@ -28,6 +28,7 @@ from ..errors import ConfigError, WorkloadError
 from ..goparse import parse_float
 from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
 from ..policies.lookahead import LookaheadConfig
+from .disaggregation import check_pd_flags, pd_config, pd_enabled, pd_pool_options
 from .latency import LATENCY_MODELS, LatencyChoice, choose_latency
 from .options import LOG_LEVELS, RunOptions
 from .pool import resolve_pool
@@ -86,6 +87,7 @@ def _validate_flags(o: RunOptions) -> None:
         _finite_positive("--token-bucket-refill-rate", o.token_bucket_refill_rate)
     ADMISSION.validate(o.admission_policy)
     ROUTING.validate(o.routing_policy)
+    check_pd_flags(o)
     _check_model("--routing-policy", o.routing_policy, "--routing-model", o.routing_model)
     _check_model("--admission-policy", o.admission_policy, "--admission-model", o.admission_model)
     PRIORITY.validate(o.priority_policy)
@@ -182,6 +184,8 @@ def resolve(o: RunOptions) -> RunPlan:
             cache.append(load_catalog(o.defaults_filepath))
         return cache[0]
 
+    if pd_enabled(o):
+        o = pd_pool_options(o, catalog_loader())
     pool = resolve_pool(o, catalog_loader)
     if pool:  # the engine keeps the shared settings; the first class stands for the rest
         first = pool[0]
@@ -230,6 +234,7 @@ def resolve(o: RunOptions) -> RunPlan:
         reference_kv=o.reference_kv,
         lookahead=_lookahead(o),
         pool=pool,
+        pd=pd_config(o, catalog_loader),
     )
     return RunPlan(
         config, workload.requests, o.results_path, model, fitness, o.summarize_trace and o.trace_level == "decisions"

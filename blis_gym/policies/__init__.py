@@ -8,6 +8,7 @@
 from . import learned as _learned  # noqa: F401 - registers the rl policies
 from . import lookahead as _lookahead  # noqa: F401 - registers the lookahead oracle
 from .admission import ADMISSION
+from .disaggregation import PD_DECIDER
 from .base import AdmissionPolicy, RouterState, RoutingDecision, RoutingPolicy, Snapshot
 from .priority import PRIORITY
 from .routing import ROUTING
@@ -18,6 +19,7 @@ __all__ = [
     "ROUTING",
     "PRIORITY",
     "SCHEDULER",
+    "PD_DECIDER",
     "AdmissionPolicy",
     "RoutingPolicy",
     "RouterState",

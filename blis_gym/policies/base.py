@@ -95,13 +95,21 @@ class RoutingDecision(NamedTuple):
     """Where a request goes (instance index) and why.
 
     ``scores`` holds one composite score per instance for scoring policies;
-    ``priority`` is a one-shot priority hint (0 = none).
+    ``priority`` is a one-shot priority hint (0 = none). With prefill/decode pools
+    ``target`` is the decode instance and ``split`` says where the prompt is prefilled:
+    ``None`` on the target itself, an instance index, or ``PREFILL_ROUTER`` (the prefill
+    pool's router picks when the prefill is routed).
     """
 
     target: int
     reason: str = ""
     scores: Optional[Sequence[float]] = None
     priority: float = 0.0
+    split: Optional[int] = None
+
+
+#: ``RoutingDecision.split``: the prefill pool's own router chooses the prefill instance.
+PREFILL_ROUTER = -1
 
 
 class AdmissionPolicy(Protocol):

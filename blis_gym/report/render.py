@@ -7,6 +7,7 @@ from typing import Optional
 from ..cluster.simulator import ClusterResult
 from ..cluster.trace import summarize, summary_lines
 from . import gojson
+from .disaggregation import pd_json, pd_lines
 from .fitness import compute_fitness, fitness_lines, raw_metrics
 from .slo import per_slo_distributions, per_slo_lines
 from .summary import Anomalies, hol_blocking_events, kv_rates, metrics_block, priority_inversions, request_rows
@@ -57,6 +58,8 @@ def stdout_text(
             f"Cache Hit Rate: {hit:.4f}",
             f"KV Thrashing Rate: {thrash:.4f}",
         ]
+    if result.pd is not None and result.pd.disaggregated:
+        lines += pd_lines(result.pd)
     lines += per_slo_lines(per_slo_distributions(result.aggregate))
     if summarize_trace and result.trace is not None:
         lines += summary_lines(summarize(result.trace))
@@ -66,6 +69,8 @@ def stdout_text(
 def results_json(result: ClusterResult) -> str:
     """The results file: the cluster block plus one row per request."""
     doc = metrics_block("cluster", result.aggregate)
+    if result.pd is not None:
+        doc["pd_metrics"] = pd_json(result.pd)
     rows = request_rows(result.aggregate)
     if rows:
         doc["requests"] = rows
