@@ -402,7 +402,10 @@ def run(
         rich_help_panel=PD,
     ),
     pd_prefix_threshold: int = typer.Option(
-        _D.pd_prefix_threshold, "--pd-prefix-threshold", help="Uncached tokens above which prefix-threshold splits.", rich_help_panel=PD
+        _D.pd_prefix_threshold,
+        "--pd-prefix-threshold",
+        help="Uncached tokens above which prefix-threshold splits.",
+        rich_help_panel=PD,
     ),
     pd_transfer_bandwidth: float = typer.Option(
         _D.pd_transfer_bandwidth, "--pd-transfer-bandwidth", help="KV transfer bandwidth (GB/s).", rich_help_panel=PD
@@ -437,8 +440,21 @@ def run(
     decode_hardware: str = typer.Option(
         "", "--decode-hardware", help="GPU of the decode and shared pools (default: --hardware).", rich_help_panel=PD
     ),
-    prefill_tp: int = typer.Option(0, "--prefill-tp", help="TP of the prefill pool (default: --tp).", rich_help_panel=PD),
-    decode_tp: int = typer.Option(0, "--decode-tp", help="TP of the decode and shared pools (default: --tp).", rich_help_panel=PD),
+    prefill_tp: int = typer.Option(
+        0, "--prefill-tp", help="TP of the prefill pool (default: --tp).", rich_help_panel=PD
+    ),
+    decode_tp: int = typer.Option(
+        0, "--decode-tp", help="TP of the decode and shared pools (default: --tp).", rich_help_panel=PD
+    ),
+    model_autoscaler_interval_us: float = typer.Option(
+        0.0,
+        "--model-autoscaler-interval-us",
+        help=(
+            "Autoscaler tick (microseconds; 0 = off); overrides the --policy-config bundle's "
+            "autoscaler.interval_us. Needs the bundle's node_pools."
+        ),
+        rich_help_panel=CLUSTER,
+    ),
     trace_level: str = typer.Option(
         "none",
         "--trace-level",

@@ -18,15 +18,12 @@ lands on the same pair). Each pool here has its own router.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Callable, Optional
 
 from ..config.pd import PDConfig
 from ..engine.metrics import InstanceMetrics
 from ..engine.request import COMPLETED, Request
 from ..policies.base import PREFILL_ROUTER, RoutingDecision
-
-if TYPE_CHECKING:
-    from .simulator import ClusterSimulator
 
 # Cluster event kinds, after routing (2) at equal times: upstream BLIS's order.
 PREFILL_ROUTING, TRANSFER_START, TRANSFER_DONE = 3, 4, 5
@@ -81,7 +78,7 @@ class _Stats:
 class Disaggregator:
     """The simulator's PD part: routes prefills, runs transfers, projects metrics onto parents."""
 
-    def __init__(self, sim: "ClusterSimulator", cfg: PDConfig, block_size: int) -> None:
+    def __init__(self, sim, cfg: PDConfig, block_size: int) -> None:
         self.sim = sim
         self.cfg = cfg
         self.block_size = block_size
@@ -142,7 +139,9 @@ class Disaggregator:
     def check(self, decision: RoutingDecision) -> None:
         """Raise ValueError for a decision the pools cannot carry out."""
         if decision.target not in self._decodes:
-            raise ValueError(f"decode target must be in the decode pool {list(self.decode_pool)}, got {decision.target}")
+            raise ValueError(
+                f"decode target must be in the decode pool {list(self.decode_pool)}, got {decision.target}"
+            )
         split = decision.split
         if split is not None and split != PREFILL_ROUTER and split not in self._prefills:
             raise ValueError(f"prefill target must be in the prefill pool {list(self.prefill_pool)}, got {split}")

@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-from ..config.schema import ClusterConfig
+from ..config.schema import ClusterConfig, InstanceClass
 from ..engine.instance import QUEUED, Instance
 from ..engine.kvcache import mark_private_decodes
 from ..engine.latency import latency_model
@@ -33,8 +33,10 @@ from ..engine.request import Request
 from ..forking import Forkable, fork_with_tuples
 from ..gcpause import gc_paused
 from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
+from ..policies.autoscaling import AUTOSCALER
 from ..policies.base import AdmissionPolicy, RouterState, RoutingDecision, RoutingPolicy
 from ..policies.disaggregation import PD_DECIDER, DisaggregatedRouter, PoolRouter
+from .autoscaler import INSTANCE_READY, NODE_READY, SCALE_ACTUATION, SCALING_TICK, Autoscaler, CostReport, ServingRouter
 from .disaggregation import PREFILL_ROUTING, TRANSFER_DONE, TRANSFER_START, Disaggregator, PDReport
 from .snapshots import SnapshotProvider
 from .trace import DecisionTrace
@@ -77,6 +79,7 @@ class ClusterResult:
     trace: Optional[DecisionTrace] = None  # with trace_level "decisions"
     pd: Optional[PDReport] = None  # with prefill/decode pools
     in_transfer: int = 0  # disaggregated: prefill done, KV not yet at the decode instance
+    cost: Optional[CostReport] = None  # with node pools
 
     @property
     def accounted(self) -> int:
@@ -110,6 +113,7 @@ class ClusterSimulator(Forkable):
         requests: Sequence[Request],
         admission: Optional[AdmissionPolicy] = None,
         routing: Optional[RoutingPolicy] = None,
+        scaling=None,
     ) -> None:
         self.config = config
         eng = config.engine
@@ -119,26 +123,9 @@ class ClusterSimulator(Forkable):
         self.trace: Optional[DecisionTrace] = (
             DecisionTrace(config.counterfactual_k) if config.trace_level == "decisions" else None
         )
-        classes = [config.instance_class(i) for i in range(config.num_instances)]
-        latencies = {c: latency_model(c.alpha, c.beta, c.roofline) for c in set(classes)}
-        self.instances = [
-            Instance(
-                f"instance_{i}",
-                total_kv_blocks=c.total_kv_blocks,
-                block_size=eng.block_size,
-                max_running=eng.max_running,
-                max_scheduled_tokens=eng.max_scheduled_tokens,
-                long_prefill_threshold=eng.long_prefill_threshold,
-                latency=latencies[c],
-                horizon=config.horizon,
-                priority=priority,
-                scheduler=scheduler,
-                reference_kv=config.reference_kv,
-                speed=c.speed,
-                cpu_tier=eng.cpu_tier,
-            )
-            for i, c in enumerate(classes)
-        ]
+        self._priority, self._scheduler = priority, scheduler
+        self._latencies: dict = {}
+        self.instances = [self._make_instance(i, config.instance_class(i)) for i in range(config.num_instances)]
         if not config.reference_kv:
             if eng.cpu_tier is None:
                 mark_private_decodes(requests, eng.block_size)
@@ -179,6 +166,7 @@ class ClusterSimulator(Forkable):
         # Called with (request, tick) whenever a request leaves the system: completed,
         # dropped by an instance or rejected by admission (see set_departure_hook).
         self._on_departure: Optional[Callable[[Request, int], None]] = None
+        self._on_first_token: Optional[Callable[[Request, int], None]] = None
         # Called with the number of requests routed so far (a CLI progress bar).
         self.progress: Optional[Callable[[int], None]] = None
         self._routed = 0
@@ -194,11 +182,65 @@ class ClusterSimulator(Forkable):
         self.pd: Optional[Disaggregator] = None
         if config.pd is not None:
             self.pd = Disaggregator(self, config.pd, eng.block_size)
+        # Node pools and the autoscaler (None: the fleet is fixed); ``scaling`` None with
+        # ticks on pauses the run at each tick for an outside answer (``scale``).
+        self.autoscaler: Optional[Autoscaler] = None
+        self._handlers: dict = {}
+        if self.pd is not None:
+            for k in (PREFILL_ROUTING, TRANSFER_START, TRANSFER_DONE):
+                self._handlers[k] = self.pd.on_event
+        if config.autoscale is not None:
+            self.autoscaler = Autoscaler(self, config.autoscale, config.seed, scaling)
+            for k in (NODE_READY, INSTANCE_READY, SCALE_ACTUATION):
+                self._handlers[k] = self.autoscaler.on_event
+            self.autoscaler.place_initial([config.instance_variant(i) for i in range(config.num_instances)])
+        self._draining = self.autoscaler.draining if self.autoscaler is not None else frozenset()
         pipeline = config.admission_latency + config.routing_latency
         if 0 < config.horizon < pipeline:
             log.warning(
                 "horizon (%d) < admission + routing latency (%d); no request can complete", config.horizon, pipeline
             )
+
+    def _make_instance(self, i: int, c: InstanceClass) -> Instance:
+        eng = self.config.engine
+        latency = self._latencies.get(c)
+        if latency is None:
+            latency = self._latencies[c] = latency_model(c.alpha, c.beta, c.roofline)
+        return Instance(
+            f"instance_{i}",
+            total_kv_blocks=c.total_kv_blocks,
+            block_size=eng.block_size,
+            max_running=eng.max_running,
+            max_scheduled_tokens=eng.max_scheduled_tokens,
+            long_prefill_threshold=eng.long_prefill_threshold,
+            latency=latency,
+            horizon=self.config.horizon,
+            priority=self._priority,
+            scheduler=self._scheduler,
+            reference_kv=self.config.reference_kv,
+            speed=c.speed,
+            cpu_tier=eng.cpu_tier,
+        )
+
+    def add_instance(self, gpu: str, tp: int) -> int:
+        """A new instance of the autoscaler's class for (gpu, tp); returns its index."""
+        i = len(self.instances)
+        inst = self._make_instance(i, self.config.scaling_class(gpu, tp))
+        inst.on_departure = self._on_departure
+        inst.on_first_token = self._on_first_token
+        self.instances.append(inst)
+        self.pending.append(0)
+        self._tops.append(_INF)
+        self.snapshots.add(inst)
+        return i
+
+    def has_work(self) -> bool:
+        """Whether anything is left to happen to a request (arrivals, transfers, instance work)."""
+        return min(self._tops) < _INF or any(e[1] >= ARRIVAL and e[1] <= TRANSFER_DONE for e in self._events)
+
+    def pending_events(self, kind: int) -> list:
+        """Payloads of the queued cluster events of ``kind``."""
+        return [e[3] for e in self._events if e[1] == kind]
 
     @classmethod
     def from_config(cls, config: ClusterConfig, requests: Sequence[Request]) -> "ClusterSimulator":
@@ -208,7 +250,11 @@ class ClusterSimulator(Forkable):
             routing = disaggregated_router(config)
         else:
             routing = ROUTING.make(config.routing_policy, **opts)
-        return cls(config, requests, ADMISSION.make(config.admission_policy, **opts), routing)
+        scaling = None
+        if config.autoscale is not None:
+            routing = ServingRouter(routing)
+            scaling = AUTOSCALER.make(config.autoscale.policy, analyzer=config.autoscale.analyzer)
+        return cls(config, requests, ADMISSION.make(config.admission_policy, **opts), routing, scaling)
 
     @gc_paused
     def fork(self, *also, drop_arrivals: bool = False):
@@ -263,6 +309,7 @@ class ClusterSimulator(Forkable):
 
     def set_first_token_hook(self, hook: Optional[Callable[[Request, int], None]]) -> None:
         """Call ``hook(request, tick)`` when a request gets its first output token (once per request)."""
+        self._on_first_token = hook
         for i, inst in enumerate(self.instances):
             if self.pd is None or not self.pd.is_wrapped(i):
                 inst.on_first_token = hook
@@ -356,6 +403,7 @@ class ClusterSimulator(Forkable):
         horizon = self.stop_at if until is None or until > self.stop_at else until
         pending = self.pending
         tops = self._tops
+        draining = self._draining
         while True:
             ct = events[0][0] if events else _INF
             it = min(tops)
@@ -376,8 +424,14 @@ class ClusterSimulator(Forkable):
                     # An arrival only schedules its admission, so with no latency the
                     # admission may run now: no other event's effects come in between.
                     kind = ADMISSION_DECISION
-                if kind > ROUTING_DECISION:
-                    self.pd.on_event(t, kind, req)
+                if not ARRIVAL <= kind <= ROUTING_DECISION:
+                    if kind == SCALING_TICK:
+                        signals = self.autoscaler.tick(t)
+                        if signals is not None:
+                            self._paused = Decision("scaling", None, signals, t)
+                            return self._paused
+                    else:
+                        self._handlers[kind](t, kind, req)
                     continue
                 if kind == ADMISSION_DECISION:
                     if self._admission_snapshots:
@@ -409,6 +463,8 @@ class ClusterSimulator(Forkable):
                     pending[idx] -= 1
                 ev = inst.events
                 tops[idx] = ev[0][0] if ev else _INF
+                if draining and idx in draining:
+                    self.autoscaler.check_drained(idx, it)
         if until is not None:  # an open run paused at its tick: the clock stands there
             self.clock = until
             return None
@@ -437,6 +493,13 @@ class ClusterSimulator(Forkable):
         self._paused = None
         self._apply_routing(decision.request, decision.time, answer, decision.state)
 
+    def scale(self, decision: Decision, deltas: dict) -> None:
+        """Answer a paused scaling tick: ``{(gpu, tp): +n or -n}`` instances to add or remove
+        (after the scrape delay, as the built-in policy's decisions)."""
+        self._check_paused(decision, "scaling")
+        self._paused = None
+        self.autoscaler.apply(decision.time, deltas)
+
     def _check_paused(self, decision: Decision, kind: str) -> None:
         if self._paused is not decision:
             raise RuntimeError(f"no such pending {kind} decision")
@@ -460,6 +523,12 @@ class ClusterSimulator(Forkable):
 
     def _apply_routing(self, req: Request, t: int, decision: RoutingDecision, state: RouterState) -> None:
         target = decision.target
+        if target < 0:  # nowhere to go (every instance loading or draining)
+            self.rejected += 1
+            log.warning("request %s rejected: no instance is serving", req.id)
+            if self._on_departure is not None:
+                self._on_departure(req, t)
+            return
         if self.trace is not None:
             self.trace.record_routing(req.id, t, target, decision.reason, decision.scores, state.snapshots)
         if decision.priority != 0:
@@ -519,6 +588,7 @@ class ClusterSimulator(Forkable):
             self.trace,
             self.pd.report(per, agg) if self.pd is not None else None,
             sum(1 for e in self._events if TRANSFER_START <= e[1] <= TRANSFER_DONE),
+            self.autoscaler.report(min(self.clock, self.config.horizon)) if self.autoscaler is not None else None,
         )
 
 

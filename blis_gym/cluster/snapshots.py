@@ -60,6 +60,18 @@ class SnapshotProvider:
         self._views: Optional[list[CacheView]] = None  # made for the first scorer that asks
         self._last_views = 0
 
+    def add(self, inst: Instance) -> None:
+        """Watch one more instance (the autoscaler added it)."""
+        i = len(self.instances)
+        self.instances.append(inst)
+        self._cache.append(Snapshot(inst.id, i, speed=inst.speed))
+        self._last_kv.append(0)
+        if self._views is not None:
+            view = CacheView(inst.kv)
+            if self.cache_delay > 0:
+                view.refresh()
+            self._views.append(view)
+
     def cache_views(self) -> list[CacheView]:
         """One view per instance, in instance order; with a delay, copies as of now until the
         first refresh (a decision ``cache_delay`` ticks after the start)."""

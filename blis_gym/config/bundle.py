@@ -35,6 +35,7 @@ from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
 from ..policies.registry import Registry
 from ..policies.scorers import ScorerConfig, check_scorers, parse_scorers
 from . import yamlio
+from .autoscale import AutoscaleConfig, parse_autoscale
 from .datafiles import shipped_dir, shipped_names
 from .pool import pool_text
 
@@ -59,7 +60,16 @@ BUNDLE_OPTIONS: tuple[str, ...] = (
 # Key under which apply_bundle returns the bundle's scorer profile.
 BUNDLE_SCORERS_KEY = "bundle_scorers"
 
-_TOP_KEYS = ("admission", "routing", "priority", "scheduler", "instance_pool")
+_TOP_KEYS = (
+    "admission",
+    "routing",
+    "priority",
+    "scheduler",
+    "instance_pool",
+    "autoscaler",
+    "node_pools",
+    "instance_lifecycle",
+)
 _ADMISSION_KEYS = ("policy", "token_bucket_capacity", "token_bucket_refill_rate")
 _ROUTING_KEYS = ("policy", "scorers")
 _PRIORITY_KEYS = ("policy",)
@@ -78,6 +88,7 @@ class PolicyBundle:
     priority_policy: str = ""
     scheduler: str = ""
     instance_pool: str = ""  # ours: the --instance-pool string (a YAML list is converted)
+    autoscale: Optional[AutoscaleConfig] = None  # autoscaler, node_pools, instance_lifecycle
 
 
 # --- YAML reading ----------------------------------------------------------------------------
@@ -249,6 +260,7 @@ def load_policy_bundle(path: Union[str, Path]) -> PolicyBundle:
         ),
         scheduler=_policy(src, "scheduler", doc.get("scheduler"), "scheduler", SCHEDULER_NAMES, SCHEDULER),
         instance_pool=_pool(src, doc.get("instance_pool")),
+        autoscale=parse_autoscale(doc, src.fail),
     )
 
 

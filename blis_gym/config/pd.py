@@ -53,7 +53,9 @@ class PDConfig:
                 f"(--prefill-decode-instances) instances, got {self.prefill} and {self.decode}"
             )
         if not (self.bandwidth > 0 and math.isfinite(self.bandwidth)):
-            raise ConfigError(f"--pd-transfer-bandwidth must be a finite number of GB/s > 0, got {self.bandwidth / 1000}")
+            raise ConfigError(
+                f"--pd-transfer-bandwidth must be a finite number of GB/s > 0, got {self.bandwidth / 1000}"
+            )
         if not (self.base_latency >= 0 and math.isfinite(self.base_latency)):
             raise ConfigError(
                 f"--pd-transfer-base-latency must be a finite number of ms >= 0, got {self.base_latency / 1000}"
@@ -87,7 +89,9 @@ class PDConfig:
         return max(1, math.ceil(self.base_latency + nbytes / bw))
 
 
-def kv_bytes_per_token(layers: int, heads: int, kv_heads: int, hidden: int, head_dim: int, dtype_bytes: float, tp: int) -> float:
+def kv_bytes_per_token(
+    layers: int, heads: int, kv_heads: int, hidden: int, head_dim: int, dtype_bytes: float, tp: int
+) -> float:
     """Bytes of KV one token holds per GPU of a ``tp``-way instance: keys and values of every
     layer (``kv_heads`` 0 means as many as ``heads``; ``head_dim`` 0 means hidden / heads)."""
     kvh = kv_heads or heads

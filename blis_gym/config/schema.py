@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Optional
 
 from ..errors import ConfigError, WorkloadError
 from ..policies.lookahead import LookaheadConfig
+from .autoscale import AutoscaleConfig
 from .pd import PDConfig
 
 if TYPE_CHECKING:
@@ -138,6 +139,13 @@ class ClusterConfig:
     pool: tuple[InstanceClass, ...] = ()
     # Prefill/decode pools (None: every instance serves whole requests).
     pd: Optional[PDConfig] = None
+    # Node pools and the autoscaler (None: a fixed fleet on no modelled nodes). ``gpu``/``tp``
+    # name a homogeneous fleet's hardware; ``scaling_classes`` what a new instance of each
+    # node pool's GPU type runs: ((gpu, tp), InstanceClass) pairs.
+    autoscale: Optional[AutoscaleConfig] = None
+    gpu: str = ""
+    tp: int = 0
+    scaling_classes: tuple = ()
     # Reproduce the reference's KV leak (and livelocks); for differential tests only.
     reference_kv: bool = False
 
@@ -157,8 +165,7 @@ class ClusterConfig:
             )
         if self.pd is not None and self.pd.size > self.num_instances:
             raise ConfigError(
-                f"--prefill-instances ({self.pd.prefill}) + --decode-instances ({self.pd.decode}) + "
-                f"--prefill-decode-instances ({self.pd.shared}) = {self.pd.size} exceeds --num-instances ({self.num_instances})"
+                f"the prefill/decode pools take {self.pd.size} instances but --num-instances is {self.num_instances}"
             )
 
     def instance_class(self, i: int) -> InstanceClass:
@@ -167,6 +174,23 @@ class ClusterConfig:
             return self.pool[i]
         e = self.engine
         return InstanceClass("", tuple(e.alpha), tuple(e.beta), e.total_kv_blocks, roofline=e.roofline)
+
+    def instance_variant(self, i: int) -> tuple[str, int]:
+        """(GPU, TP) of starting instance ``i``."""
+        if self.pool:
+            gpu, _, tp = self.pool[i].name.partition("/tp")
+            return gpu, int(tp)
+        return self.gpu, self.tp
+
+    def scaling_class(self, gpu: str, tp: int) -> InstanceClass:
+        """What a new (autoscaled) instance on ``gpu`` with ``tp`` runs."""
+        for variant, cls in self.scaling_classes:
+            if variant == (gpu, tp):
+                return cls
+        for i in range(self.num_instances):
+            if self.instance_variant(i) == (gpu, tp):
+                return self.instance_class(i)
+        raise ConfigError(f"node_pools: no step-time model for {gpu} with TP {tp}")
 
     @property
     def max_kv_blocks(self) -> int:

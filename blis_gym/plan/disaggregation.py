@@ -97,7 +97,9 @@ def pd_pool_options(o: RunOptions, catalog: Catalog) -> RunOptions:
     parts.append(((gpu, tp), max(o.num_instances - size, 0)))
     for (hw, t), _ in parts:
         if not hw or t <= 0:
-            raise ConfigError(f"--prefill-/--decode-hardware need a GPU and a TP for model {o.model} (give --hardware and --tp)")
+            raise ConfigError(
+                f"--prefill-/--decode-hardware need a GPU and a TP for model {o.model} (give --hardware and --tp)"
+            )
     text = ",".join(f"{hw}:{t}:x{n}" for (hw, t), n in parts if n > 0)
     return replace(o, instance_pool=text, hardware="", tp=0, explicit=o.explicit - {"hardware", "tp"})
 

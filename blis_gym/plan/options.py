@@ -110,6 +110,8 @@ class RunOptions:
     decode_hardware: str = ""
     prefill_tp: int = 0
     decode_tp: int = 0
+    # autoscaling (upstream BLIS's flag; the rest is in the --policy-config bundle)
+    model_autoscaler_interval_us: float = 0.0
     # observability
     trace_level: str = "none"
     counterfactual_k: int = 0

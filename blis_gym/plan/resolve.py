@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 from ..cluster.simulator import ClusterResult, ClusterSimulator
+from ..config.autoscale import AutoscaleConfig
 from ..config.bundle import BUNDLE_OPTIONS, BUNDLE_SCORERS_KEY, apply_bundle, effective_scorers, load_policy_bundle
 from ..config.catalog import Catalog, load_catalog
 from ..config.fitness import parse_fitness_weights
@@ -28,6 +29,7 @@ from ..errors import ConfigError, WorkloadError
 from ..goparse import parse_float
 from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
 from ..policies.lookahead import LookaheadConfig
+from .autoscale import resolve_autoscale
 from .disaggregation import check_pd_flags, pd_config, pd_enabled, pd_pool_options
 from .latency import LATENCY_MODELS, LatencyChoice, choose_latency
 from .options import LOG_LEVELS, RunOptions
@@ -160,19 +162,20 @@ def _check_model(policy_flag: str, policy: str, model_flag: str, path: str) -> N
         raise ConfigError(f"{model_flag} is used only with {policy_flag} rl, not {policy!r}")
 
 
-def _with_policy_config(o: RunOptions) -> tuple[RunOptions, tuple]:
-    """Apply --policy-config values the command line did not set; returns (options, bundle scorers)."""
+def _with_policy_config(o: RunOptions) -> tuple[RunOptions, tuple, Optional[AutoscaleConfig]]:
+    """Apply --policy-config values the command line did not set; returns (options, bundle
+    scorers, the bundle's autoscaling sections)."""
     if not o.policy_config:
-        return o, ()
+        return o, (), None
     bundle = load_policy_bundle(o.policy_config)
     merged = apply_bundle(bundle, {k: getattr(o, k) for k in BUNDLE_OPTIONS}, set(o.explicit))
     scorers = merged.pop(BUNDLE_SCORERS_KEY)
-    return replace(o, **merged), tuple(scorers)
+    return replace(o, **merged), tuple(scorers), bundle.autoscale
 
 
 def resolve(o: RunOptions) -> RunPlan:
     """Validate ``o`` and build the run; raises BlisError on bad input."""
-    o, bundle_scorers = _with_policy_config(o)
+    o, bundle_scorers, bundle_autoscale = _with_policy_config(o)
     _validate_flags(o)
     # Only weighted routing reads a profile; () means the default one.
     scorers = effective_scorers(o.routing_scorers, bundle_scorers) if o.routing_policy == "weighted" else ()
@@ -210,6 +213,7 @@ def resolve(o: RunOptions) -> RunPlan:
     )
     if choice.roofline is None:
         BlackboxLatency(choice.alpha, choice.beta)  # validates the coefficients
+    autoscale, gpu, tp, scaling_classes = resolve_autoscale(o, bundle_autoscale, pool, catalog_loader)
     workload = build_workload(o, catalog_loader)
     config = ClusterConfig(
         engine=engine,
@@ -235,6 +239,10 @@ def resolve(o: RunOptions) -> RunPlan:
         lookahead=_lookahead(o),
         pool=pool,
         pd=pd_config(o, catalog_loader),
+        autoscale=autoscale,
+        gpu=gpu,
+        tp=tp,
+        scaling_classes=scaling_classes,
     )
     return RunPlan(
         config, workload.requests, o.results_path, model, fitness, o.summarize_trace and o.trace_level == "decisions"

@@ -8,8 +8,8 @@
 from . import learned as _learned  # noqa: F401 - registers the rl policies
 from . import lookahead as _lookahead  # noqa: F401 - registers the lookahead oracle
 from .admission import ADMISSION
-from .disaggregation import PD_DECIDER
 from .base import AdmissionPolicy, RouterState, RoutingDecision, RoutingPolicy, Snapshot
+from .disaggregation import PD_DECIDER
 from .priority import PRIORITY
 from .routing import ROUTING
 from .scheduler import SCHEDULER

@@ -15,8 +15,7 @@ def pd_lines(r: PDReport) -> list[str]:
         f"Dropped at Decode KV: {r.dropped_at_decode}",
         f"Prefill Throughput: {r.prefill_throughput:.4f} sub-req/s",
         f"Decode Throughput: {r.decode_throughput:.4f} sub-req/s",
-        "Load Imbalance Ratio: "
-        + ("inf (one pool idle)" if r.imbalance == float("inf") else f"{r.imbalance:.4f}"),
+        "Load Imbalance Ratio: " + ("inf (one pool idle)" if r.imbalance == float("inf") else f"{r.imbalance:.4f}"),
     ]
     for label, values in (("Parent TTFT (us)", r.parent_ttfts), ("KV Transfer Duration (us)", r.transfer_durations)):
         if values:
@@ -24,7 +23,10 @@ def pd_lines(r: PDReport) -> list[str]:
             p50, p95, p99 = np.percentile(a, [50, 95, 99])
             lines.append(f"{label}: mean={a.mean():.1f} p50={p50:.1f} p95={p95:.1f} p99={p99:.1f}")
     if r.contention:
-        lines += [f"Peak Concurrent Transfers: {r.peak_transfers}", f"Mean Transfer Queue Depth: {r.mean_transfer_depth:.4f}"]
+        lines += [
+            f"Peak Concurrent Transfers: {r.peak_transfers}",
+            f"Mean Transfer Queue Depth: {r.mean_transfer_depth:.4f}",
+        ]
     return lines
 
 

@@ -60,10 +60,27 @@ def stdout_text(
         ]
     if result.pd is not None and result.pd.disaggregated:
         lines += pd_lines(result.pd)
+    if result.cost is not None:
+        lines += ["=== Cost ===", gojson.dumps(cost_json(result.cost))]
     lines += per_slo_lines(per_slo_distributions(result.aggregate))
     if summarize_trace and result.trace is not None:
         lines += summary_lines(summarize(result.trace))
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def cost_json(c) -> dict:
+    """The ``=== Cost ===`` section: GPU-seconds of the instances (TP x seconds from loading to
+    the end of draining or of the run), idle GPU-seconds of the nodes, their dollar cost."""
+    return {
+        "gpu_seconds": c.gpu_seconds,
+        "idle_node_gpu_seconds": c.idle_node_gpu_seconds,
+        "node_seconds": c.node_seconds,
+        "cost": c.cost,
+        "peak_instances": c.peak_instances,
+        "scale_ups": c.scale_ups,
+        "scale_downs": c.scale_downs,
+        "failed_scale_ups": c.failed_scale_ups,
+    }
 
 
 def results_json(result: ClusterResult) -> str:
@@ -71,6 +88,8 @@ def results_json(result: ClusterResult) -> str:
     doc = metrics_block("cluster", result.aggregate)
     if result.pd is not None:
         doc["pd_metrics"] = pd_json(result.pd)
+    if result.cost is not None:
+        doc["cost"] = cost_json(result.cost)
     rows = request_rows(result.aggregate)
     if rows:
         doc["requests"] = rows

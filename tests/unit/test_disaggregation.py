@@ -34,9 +34,7 @@ def run(**kw):
 def test_never_is_a_plain_cluster_of_the_decode_pool(policy):
     """Local requests go to the decode pool, routed as a cluster of that many instances."""
     _, plain = run(num_instances=3, routing_policy=policy, prefix_tokens=256)
-    _, pd = run(
-        num_instances=5, prefill_instances=2, decode_instances=3, routing_policy=policy, prefix_tokens=256
-    )
+    _, pd = run(num_instances=5, prefill_instances=2, decode_instances=3, routing_policy=policy, prefix_tokens=256)
     assert metrics_block("cluster", pd.aggregate) == metrics_block("cluster", plain.aggregate)
     assert pd.aggregate.ttfts == plain.aggregate.ttfts and pd.aggregate.e2es == plain.aggregate.e2es
     assert [m.completed for m in pd.instances[:2]] == [0, 0]
@@ -156,7 +154,11 @@ def test_per_pool_hardware_becomes_the_fleet():
 
 
 def test_an_agent_answers_decode_and_prefill_instances():
-    plan = resolve(RunOptions(**{**BASE, "num_instances": 3, "prefill_instances": 1, "decode_instances": 2, "pd_decider": "always"}))
+    plan = resolve(
+        RunOptions(
+            **{**BASE, "num_instances": 3, "prefill_instances": 1, "decode_instances": 2, "pd_decider": "always"}
+        )
+    )
     sim = ClusterSimulator(plan.config, plan.requests, ADMISSION.make("always-admit"), None)
     d = sim.advance()
     with pytest.raises(ValueError, match="decode pool"):
@@ -174,7 +176,18 @@ def test_an_agent_answers_decode_and_prefill_instances():
 
 
 def test_a_departure_hook_sees_each_request_once():
-    plan = resolve(RunOptions(**{**BASE, "num_instances": 3, "prefill_instances": 1, "decode_instances": 1, "prefill_decode_instances": 1, "pd_decider": "always"}))
+    plan = resolve(
+        RunOptions(
+            **{
+                **BASE,
+                "num_instances": 3,
+                "prefill_instances": 1,
+                "decode_instances": 1,
+                "prefill_decode_instances": 1,
+                "pd_decider": "always",
+            }
+        )
+    )
     sim = ClusterSimulator.from_config(plan.config, plan.requests)
     seen: list[str] = []
     firsts: list[str] = []
@@ -190,13 +203,34 @@ def test_a_departure_hook_sees_each_request_once():
         (["--prefill-instances", "3", "--decode-instances", "2"], ["--prefill-instances", "exceeds --num-instances"]),
         (["--prefill-instances", "2"], ["--decode-instances", "must both be > 0"]),
         (["--prefill-instances", "2", "--decode-instances", "-1"], ["--decode-instances", ">= 0"]),
-        (["--prefill-instances", "1", "--decode-instances", "1", "--pd-decider", "sometimes"], ["--pd-decider", "prefix-threshold"]),
-        (["--prefill-instances", "1", "--decode-instances", "1", "--pd-transfer-bandwidth", "-1"], ["--pd-transfer-bandwidth", "> 0"]),
-        (["--prefill-instances", "1", "--decode-instances", "1", "--pd-transfer-base-latency", "-2"], ["--pd-transfer-base-latency", ">= 0"]),
-        (["--prefill-instances", "1", "--decode-instances", "1", "--pd-prefix-threshold", "-2"], ["--pd-prefix-threshold", ">= 0"]),
-        (["--prefill-instances", "1", "--decode-instances", "1", "--routing-policy", "lookahead"], ["--routing-policy lookahead", "pools"]),
-        (["--prefill-instances", "1", "--decode-instances", "1", "--kv-cpu-blocks", "100"], ["--kv-cpu-blocks", "pools"]),
-        (["--prefill-instances", "1", "--decode-instances", "1", "--decode-routing-scorers", "nope:1"], ["--decode-routing-scorers", "nope"]),
+        (
+            ["--prefill-instances", "1", "--decode-instances", "1", "--pd-decider", "sometimes"],
+            ["--pd-decider", "prefix-threshold"],
+        ),
+        (
+            ["--prefill-instances", "1", "--decode-instances", "1", "--pd-transfer-bandwidth", "-1"],
+            ["--pd-transfer-bandwidth", "> 0"],
+        ),
+        (
+            ["--prefill-instances", "1", "--decode-instances", "1", "--pd-transfer-base-latency", "-2"],
+            ["--pd-transfer-base-latency", ">= 0"],
+        ),
+        (
+            ["--prefill-instances", "1", "--decode-instances", "1", "--pd-prefix-threshold", "-2"],
+            ["--pd-prefix-threshold", ">= 0"],
+        ),
+        (
+            ["--prefill-instances", "1", "--decode-instances", "1", "--routing-policy", "lookahead"],
+            ["--routing-policy lookahead", "pools"],
+        ),
+        (
+            ["--prefill-instances", "1", "--decode-instances", "1", "--kv-cpu-blocks", "100"],
+            ["--kv-cpu-blocks", "pools"],
+        ),
+        (
+            ["--prefill-instances", "1", "--decode-instances", "1", "--decode-routing-scorers", "nope:1"],
+            ["--decode-routing-scorers", "nope"],
+        ),
         (["--prefill-instances", "1", "--decode-instances", "1", "--prefill-hardware", "Z80"], ["Z80"]),
     ],
 )
