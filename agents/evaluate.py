@@ -45,6 +45,8 @@ FIGURES: tuple[tuple[str, str], ...] = (
     ("e2e_p99_ms", "e2e_p99_ms"),
     ("throughput_rps", "responses_per_sec"),
 )
+# Figures some envs add to their metrics (Autoscaling-v0), reported where every episode has them.
+EXTRA_FIGURES: tuple[str, ...] = ("gpu_seconds", "slo_attainment")
 # Two-sided 95% Student t quantiles, by degrees of freedom (1..30); the normal 1.96 beyond.
 _T95 = (
     12.706,
@@ -111,6 +113,11 @@ class PolicyResult:
             out[col] = float(np.mean(values))
             out[f"{col}_ci95"] = ci95(values)
         out["rejected"] = float(np.mean([e["rejected"] for e in self.episodes]))
+        for col in EXTRA_FIGURES:
+            if self.episodes and all(col in e for e in self.episodes):
+                values = [e[col] for e in self.episodes]
+                out[col] = float(np.mean(values))
+                out[f"{col}_ci95"] = ci95(values)
         return out
 
 
@@ -165,6 +172,9 @@ def play(env, predictor, seed: int) -> tuple[dict, list[float]]:
     }
     for col, key in FIGURES:
         row[col] = cluster[key]
+    for col in EXTRA_FIGURES:
+        if col in info["metrics"]:
+            row[col] = info["metrics"][col]
     return row, [t / 1000.0 for t in u.result.aggregate.ttfts.values()]
 
 
@@ -305,9 +315,11 @@ def _evaluate_ray(
 def table(results: Sequence[PolicyResult]) -> str:
     """The summary as an aligned text table (means over episodes ± 95% confidence intervals)."""
     head = ["policy", "fitness", "TTFT mean", "TTFT p99", "E2E mean", "E2E p99", "req/s", "rejected"]
+    summaries = [r.summary() for r in results]
+    extra = [c for c in EXTRA_FIGURES if summaries and all(c in s for s in summaries)]
+    head += [c.replace("_", " ") for c in extra]
     rows = []
-    for r in results:
-        s = r.summary()
+    for s in summaries:
         ms = [
             f"{s[c]:.1f} ± {s[c + '_ci95']:.1f}" for c in ("ttft_mean_ms", "ttft_p99_ms", "e2e_mean_ms", "e2e_p99_ms")
         ]
@@ -318,6 +330,7 @@ def table(results: Sequence[PolicyResult]) -> str:
                 *ms,
                 f"{s['throughput_rps']:.2f}",
                 f"{s['rejected']:.1f}",
+                *(f"{s[c]:.3f} ± {s[c + '_ci95']:.3f}" for c in extra),
             ]
         )
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]

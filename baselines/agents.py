@@ -8,6 +8,8 @@ signature, so ``evaluate_policy`` treats baselines and trained models alike.
 
 from __future__ import annotations
 
+import bisect
+import math
 from dataclasses import replace
 from typing import Any, Optional, Sequence
 
@@ -17,7 +19,8 @@ from ..cluster.simulator import Decision
 from ..config.bundle import load_policy_bundle, shipped_bundles
 from ..errors import ConfigError
 from ..plan import RunOptions
-from ..policies import ADMISSION, ROUTING
+from ..policies import ADMISSION, PD_DECIDER, ROUTING
+from ..policies.autoscaling import AUTOSCALER, StabilizationGate
 from ..policies.scorers import UPSTREAM_DEFAULT_SCORERS, ScorerConfig, parse_scorers
 
 #: Weighted profiles played as baselines of their own, beside ``weighted`` (the reference's default):
@@ -101,17 +104,22 @@ class Baseline:
         if obs.ndim == 1 and len(self._envs) == 1:  # one env, one observation: the hot path
             u, policies = self._state_for(0)
             d = u.decision
-            return np.int64(self._decide(u, policies, d) if d is not None else 0), state
+            a = self._decide(u, policies, d) if d is not None else 0
+            return (np.int64(a) if np.ndim(a) == 0 else a), state
         batched = obs.ndim == 2
         n = obs.shape[0] if batched else 1
         if n != len(self._envs):
             raise ValueError(f"got {n} observations for {len(self._envs)} environments")
-        actions = np.zeros(n, dtype=np.int64)
+        chosen = []
         for i in range(n):
             u, policies = self._state_for(i)
             d = u.decision
             # A finished episode (or one with no decision at all) takes any action.
-            actions[i] = self._decide(u, policies, d) if d is not None else 0
+            chosen.append(self._decide(u, policies, d) if d is not None else 0)
+        if any(np.ndim(a) for a in chosen):  # MultiDiscrete: a finished episode's 0 fills its row
+            width = max(np.size(a) for a in chosen)
+            chosen = [a if np.ndim(a) else np.zeros(width, dtype=np.int64) for a in chosen]
+        actions = np.asarray(chosen, dtype=np.int64)
         return (actions if batched else actions[0]), state
 
     def __repr__(self) -> str:
@@ -209,8 +217,102 @@ class JointBaseline(Baseline):
         return routing.route(d.request, d.state).target
 
 
-_KINDS = {cls.env_class: cls for cls in (RoutingBaseline, AdmissionBaseline, JointBaseline)}
-_OPTIONS = ("scorers", "token_bucket_capacity", "token_bucket_refill_rate")
+class DisaggregationBaseline(Baseline):
+    """A disaggregation decider with the pool routers, as ``blis run --pd-decider NAME``: the
+    decider reads the env's decode pick; a split leaves the prefill instance to the pool's router."""
+
+    env_class = "DisaggregationEnv"
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return PD_DECIDER.names()
+
+    def cli_policies(self) -> dict:
+        return {"pd_decider": self.name}
+
+    def _new_policies(self, u):
+        pd = u.config.pd
+        return PD_DECIDER.make(self.name, pd_prefix_threshold=pd.prefix_threshold)
+
+    def _decide(self, u, decider, d: Decision) -> int:
+        target = u.decode_target
+        uncached = u.router.uncached_tokens(d.request, target) if decider.reads_cache else d.request.n_in
+        return 1 if decider.split(d.request.n_in, uncached) else 0
+
+
+FUTURE_RATE = "future-rate"
+FUTURE_RATE_PER_INSTANCE = 12.0  # requests per second one instance is given
+
+
+class FutureRate:
+    """An oracle (a teacher, not a heuristic): it reads the workload's future arrivals and asks for
+    one instance per ``per_instance`` requests per second, at the busier of the interval after a
+    new instance would be serving (scrape and loading delays from now) and the time until then."""
+
+    def __init__(self, per_instance: float) -> None:
+        self.per_instance = per_instance
+
+    def target(self, u, now: int):
+        cfg = u.config.autoscale
+        lead = cfg.scrape_delay.mean + cfg.loading_delay.mean
+        # The busier of the next interval once new instances would serve, and the time until then.
+        rate = max(self._rate(u, now + lead, cfg.interval), self._rate(u, now, lead))
+        want = max(1, math.ceil(rate / self.per_instance))
+        limit = u.action_space.n - 1 if hasattr(u.action_space, "n") else want
+        out = [min(want, limit)] + [0] * (len(u.kinds) - 1)  # the first GPU type carries it
+        return out[0] if len(out) == 1 else np.asarray(out, dtype=np.int64)
+
+    @staticmethod
+    def _rate(u, start: int, span: int) -> float:
+        """Requests per second arriving in ``[start, start + span)``."""
+        lo = bisect.bisect_left(u._arrivals, start)
+        hi = bisect.bisect_left(u._arrivals, start + span)
+        return (hi - lo) / max(span / 1e6, 1e-6)
+
+
+class AutoscalingBaseline(Baseline):
+    """``saturation`` (upstream's analyzer with its stabilization windows, as ``blis run`` with
+    the scenario's bundle), ``fixed`` (never scales: the starting fleet), or the
+    ``future-rate`` oracle (a teacher for imitation; option ``requests_per_instance``)."""
+
+    env_class = "AutoscalingEnv"
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return AUTOSCALER.names() + ["fixed", FUTURE_RATE]
+
+    def cli_policies(self) -> dict:
+        if self.name == FUTURE_RATE:
+            raise ConfigError(f"baseline {FUTURE_RATE!r} reads the future workload: blis run has no such policy")
+        return {} if self.name != "fixed" else {"model_autoscaler_interval_us": 0.0}
+
+    def _new_policies(self, u):
+        if self.name == "fixed":
+            return None
+        if self.name == FUTURE_RATE:
+            return FutureRate(self.options.get("requests_per_instance", FUTURE_RATE_PER_INSTANCE))
+        cfg = u.config.autoscale
+        return AUTOSCALER.make(self.name, analyzer=cfg.analyzer), StabilizationGate(
+            cfg.scale_up_window, cfg.scale_down_window
+        )
+
+    def _decide(self, u, policies, d: Decision):
+        wanted = u.wanted()
+        if isinstance(policies, FutureRate):
+            return policies.target(u, d.time)
+        if policies is not None:
+            policy, gate = policies
+            deltas = gate(d.time, policy.decide(d.state))
+            wanted = [n + deltas.get(kind, 0) for kind, n in zip(u.kinds, wanted)]
+        wanted = [max(n, 0) for n in wanted]
+        return wanted[0] if len(wanted) == 1 else np.asarray(wanted, dtype=np.int64)
+
+
+_KINDS = {
+    cls.env_class: cls
+    for cls in (RoutingBaseline, AdmissionBaseline, JointBaseline, DisaggregationBaseline, AutoscalingBaseline)
+}
+_OPTIONS = ("scorers", "token_bucket_capacity", "token_bucket_refill_rate", "requests_per_instance")
 
 
 def _kind(env) -> type[Baseline]:
@@ -273,6 +375,8 @@ __all__: Sequence[str] = (
     "RoutingBaseline",
     "AdmissionBaseline",
     "JointBaseline",
+    "DisaggregationBaseline",
+    "AutoscalingBaseline",
     "make_baseline",
     "baseline_names",
     "cli_options_for",

@@ -22,11 +22,13 @@ import sys
 
 __version__ = "0.1.0"
 
-#: Gymnasium id -> environment class in :mod:`blis_gym.envs.cluster_env`
+#: Gymnasium id -> environment class, as ``module:Class`` in :mod:`blis_gym.envs`
 ENV_IDS = {
-    "blis_gym/Routing-v0": "RoutingEnv",
-    "blis_gym/Admission-v0": "AdmissionEnv",
-    "blis_gym/AdmissionRouting-v0": "AdmissionRoutingEnv",
+    "blis_gym/Routing-v0": "cluster_env:RoutingEnv",
+    "blis_gym/Admission-v0": "cluster_env:AdmissionEnv",
+    "blis_gym/AdmissionRouting-v0": "cluster_env:AdmissionRoutingEnv",
+    "blis_gym/Disaggregation-v0": "pd_env:DisaggregationEnv",
+    "blis_gym/Autoscaling-v0": "autoscaling_env:AutoscalingEnv",
 }
 
 
@@ -37,7 +39,7 @@ def register_envs() -> None:
 
     for env_id, cls in ENV_IDS.items():
         if env_id not in registry:
-            register(id=env_id, entry_point=f"blis_gym.envs.cluster_env:{cls}")
+            register(id=env_id, entry_point=f"blis_gym.envs.{cls}")
 
 
 class _RegisterWhenGymnasiumLoads(importlib.abc.MetaPathFinder):

@@ -76,6 +76,9 @@ class ClusterEnv(gym.Env):
     #: rewards this env cannot pay, and the one it uses when a scenario names one of them
     unfit_rewards: tuple[str, ...] = ()
     default_reward = "regret"
+    #: cluster shapes this env poses decisions for (the others refuse such scenarios)
+    pools = False  # prefill/decode pools
+    scaling = False  # an autoscaler
 
     def __init__(self, scenario: str = DEFAULT_SCENARIO, render_mode: Optional[str] = None, **overrides: Any):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -88,6 +91,7 @@ class ClusterEnv(gym.Env):
         self.scenario: Scenario = loaded
         self._check_reward()
         config = self.scenario.plan.config
+        self._check_shape(config)
         self.config = config
         self.num_instances = config.num_instances
         # Features are scaled to about 1; the bound only has to be finite and never reached.
@@ -106,6 +110,13 @@ class ClusterEnv(gym.Env):
         self._seeded = False
         self._reward = 0.0
         self._info: dict = {}
+
+    def _check_shape(self, config) -> None:
+        name = self.scenario.name
+        if config.pd is not None and not self.pools:
+            raise ValueError(f"scenario {name!r} has prefill/decode pools: play it with blis_gym/Disaggregation-v0")
+        if config.autoscale is not None and config.autoscale.enabled and not self.scaling:
+            raise ValueError(f"scenario {name!r} runs an autoscaler: play it with blis_gym/Autoscaling-v0")
 
     # --- hooks for the three variants -------------------------------------------------------
     def _make_action_space(self) -> spaces.Discrete:
@@ -165,7 +176,8 @@ class ClusterEnv(gym.Env):
         self._reward = 0.0
         self._info = {}
         if self.decision is not None:
-            self._act(self.decision, int(action))
+            multi = isinstance(self.action_space, spaces.MultiDiscrete)
+            self._act(self.decision, np.asarray(action, dtype=np.int64) if multi else int(action))
             self.decision = None
         obs = self._advance()
         terminated = self.result is not None
@@ -197,7 +209,7 @@ class ClusterEnv(gym.Env):
     # --- the loop ---------------------------------------------------------------------------
     def _start(self, requests) -> None:
         admission, routing = self._policies()
-        sim = ClusterSimulator(self.config, requests, admission=admission, routing=routing)
+        sim = self._simulator(requests, admission, routing)
         self.sim = sim
         self.decision = None
         self.result = None
@@ -221,6 +233,9 @@ class ClusterEnv(gym.Env):
             requests, self.num_instances, e.max_running, e.block_size, self.config.max_kv_blocks, views
         )
 
+    def _simulator(self, requests, admission, routing) -> ClusterSimulator:
+        return ClusterSimulator(self.config, requests, admission=admission, routing=routing)
+
     def _advance(self) -> np.ndarray:
         """Run to the next decision the agent owns; answer the others. Returns the observation."""
         sim = self.sim
@@ -228,13 +243,22 @@ class ClusterEnv(gym.Env):
             d = sim.advance()
             if d is None:
                 self.result = sim.result()
-                return self.obs_builder.empty()
+                return self.empty_observation()
             if d.kind in self.agent_kinds:
                 self.decision = d
                 self._pay_time(d.time)
-                self._info.update(request_id=d.request.id, clock=d.time, kind=d.kind)
-                return self.obs_builder.build(d.request, d.state.snapshots, self.index, d.time, sim.instances)
+                self._info.update(clock=d.time, kind=d.kind)
+                return self._observe(d)
             self._auto(d)
+
+    def empty_observation(self) -> np.ndarray:
+        """The all-zero observation (after the last decision)."""
+        return np.zeros(self.observation_space.shape, np.float32)
+
+    def _observe(self, d: Decision) -> np.ndarray:
+        """The observation at a decision the agent owns."""
+        self._info["request_id"] = d.request.id
+        return self.obs_builder.build(d.request, d.state.snapshots, self.index, d.time, self.sim.instances)
 
     def _auto(self, decision: Decision) -> None:
         raise RuntimeError(f"unexpected {decision.kind} decision")  # pragma: no cover
@@ -284,15 +308,21 @@ class ClusterEnv(gym.Env):
         lines = []
         if self.decision is not None:
             d = self.decision
-            lines.append(f"t={d.time / 1e6:.6f}s  {d.kind} decision for {d.request.id} ({d.request.n_in} input tokens)")
+            if d.request is None:
+                lines.append(f"t={d.time / 1e6:.6f}s  {d.kind} decision")
+            else:
+                lines.append(
+                    f"t={d.time / 1e6:.6f}s  {d.kind} decision for {d.request.id} ({d.request.n_in} input tokens)"
+                )
         else:
             lines.append(f"t={sim.clock / 1e6:.6f}s  finished")
         for i, inst in enumerate(sim.instances):
             util = inst.kv.used / inst.kv.total
             bar = "#" * int(round(util * 20))
+            state = f"  {sim.autoscaler.replicas[i].state}" if sim.autoscaler is not None else ""
             lines.append(
                 f"{inst.id:<12} queue {len(inst.waitq):>4}  batch {len(inst.running):>4}  "
-                f"pending {sim.pending[i]:>3}  kv [{bar:<20}] {util:5.1%}"
+                f"pending {sim.pending[i]:>3}  kv [{bar:<20}] {util:5.1%}{state}"
             )
         return "\n".join(lines) + "\n"
 

@@ -47,6 +47,9 @@ class EnvOptions:
       ``None`` picks a default per reward (:func:`default_rejection_penalty`).
     * ``cache_observation``: each instance's observation gains ``cached_prefix``
       (what its real KV cache holds of the request; see :mod:`blis_gym.envs.observation`).
+    * ``gpu_cost`` (Autoscaling-v0): reward units subtracted per GPU-second the instances
+      hold, the trade-off against the time reward; ``slo_ttft_ms``: the TTFT its metrics
+      count as met (``slo_attainment``; 0 = not reported).
     """
 
     reward: str = "regret"
@@ -55,6 +58,9 @@ class EnvOptions:
     rejection_penalty: Optional[float] = None
     time_scale: float = 1.0  # request-seconds per reward unit
     cache_observation: bool = False
+    # Autoscaling-v0: reward units lost per GPU-second, and the TTFT SLO its metrics report.
+    gpu_cost: float = 0.0
+    slo_ttft_ms: float = 0.0
 
     def validate(self, where: str) -> None:
         if self.reward not in REWARDS:
@@ -69,6 +75,10 @@ class EnvOptions:
             raise ConfigError(f"{where}: rejection_penalty must be a finite number >= 0, got {self.rejection_penalty}")
         if not (self.time_scale > 0 and math.isfinite(self.time_scale)):
             raise ConfigError(f"{where}: time_scale must be a finite number > 0, got {self.time_scale}")
+        for key in ("gpu_cost", "slo_ttft_ms"):
+            value = getattr(self, key)
+            if not (value >= 0 and math.isfinite(value)):
+                raise ConfigError(f"{where}: {key} must be a finite number >= 0, got {value}")
 
 
 ENV_KEYS: tuple[str, ...] = tuple(f.name for f in fields(EnvOptions))
@@ -172,3 +182,13 @@ def load_scenario(name_or_path: Union[str, Path] = DEFAULT_SCENARIO, **overrides
     except BlisError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return Scenario(name, str(description), run, env, plan)
+
+
+def env_for(scenario: Scenario) -> str:
+    """The environment id that poses this scenario's decisions (Routing-v0 for a plain cluster)."""
+    config = scenario.plan.config
+    if config.pd is not None:
+        return "blis_gym/Disaggregation-v0"
+    if config.autoscale is not None and config.autoscale.enabled:
+        return "blis_gym/Autoscaling-v0"
+    return "blis_gym/Routing-v0"

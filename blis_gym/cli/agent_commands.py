@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from .. import ENV_IDS
 from ..config import yamlio
 from ..config.datafiles import shipped_names
 from ..distributed import need_ray
@@ -62,9 +63,7 @@ def train_cmd(
         "--config",
         help=f"Agent config: a shipped recipe ({', '.join(shipped_names('agents'))}) or a YAML file.",
     ),
-    env: str = typer.Option(
-        ROUTING_ENV, "--env", help="blis_gym/Routing-v0, blis_gym/Admission-v0 or blis_gym/AdmissionRouting-v0."
-    ),
+    env: str = typer.Option(ROUTING_ENV, "--env", help=f"The environment: {', '.join(ENV_IDS)}."),
     scenario: str = typer.Option(
         "default",
         "--scenario",

@@ -23,7 +23,7 @@ from typing import Optional
 
 from ..config.autoscale import AutoscaleConfig, Delay, NodePool
 from ..gorand import GoRand, subsystem_seed
-from ..policies.autoscaling import ReplicaSignal, ScalingSignals, Variant
+from ..policies.autoscaling import ReplicaSignal, ScalingSignals, StabilizationGate, Variant
 from ..policies.base import RoutingDecision
 from ..policies.disaggregation import PoolRouter
 
@@ -94,8 +94,7 @@ class Autoscaler:
         self.replicas: list[Replica] = []
         self.serving: list[int] = []  # instance indices that take new requests, in index order
         self.draining: set[int] = set()
-        self._up_since: dict[Variant, int] = {}
-        self._down_since: dict[Variant, int] = {}
+        self.gate = StabilizationGate(cfg.scale_up_window, cfg.scale_down_window)
         self.scale_ups = self.scale_downs = self.failed = 0
         self.peak = 0
 
@@ -154,20 +153,17 @@ class Autoscaler:
 
     # --- ticks and actuation ------------------------------------------------------
     def signals(self, t: int) -> ScalingSignals:
+        """What the tick scrapes, read from the instances as they are (no router view is touched:
+        upstream's tick refreshes the routers' stale snapshots as a side effect; ours does not)."""
         sim = self.sim
-        snaps = sim.router_state().snapshots
         bs = sim.config.engine.block_size
-        reps = []
         cost = {p.gpu_type: p.cost_per_hour for p in reversed(self.cfg.node_pools)}
+        reps = []
         for i in self.serving:
-            s = snaps[i]
             r = self.replicas[i]
-            total = sim.instances[i].kv.total
-            reps.append(
-                ReplicaSignal(
-                    r.gpu, r.tp, (total - s.free_kv_blocks) * bs, total * bs, s.queue_depth, cost.get(r.gpu, 0.0)
-                )
-            )
+            inst = sim.instances[i]
+            kv = inst.kv
+            reps.append(ReplicaSignal(r.gpu, r.tp, kv.used * bs, kv.total * bs, len(inst.waitq), cost.get(r.gpu, 0.0)))
         pending = sum(sim.instances[r.index].kv.total * bs for r in self.replicas if r.state == LOADING)
         return ScalingSignals(reps, pending, t)
 
@@ -180,27 +176,8 @@ class Autoscaler:
         signals = self.signals(t)
         if self.policy is None:
             return signals
-        self.apply(t, self._stabilized(t, self.policy.decide(signals)))
+        self.apply(t, self.gate(t, self.policy.decide(signals)))
         return None
-
-    def _stabilized(self, t: int, deltas: dict[Variant, int]) -> dict[Variant, int]:
-        """Decisions past their stabilization window (a signal must persist that long)."""
-        out = {}
-        for since, window, sign in (
-            (self._up_since, self.cfg.scale_up_window, 1),
-            (self._down_since, self.cfg.scale_down_window, -1),
-        ):
-            for v in list(since):
-                if deltas.get(v, 0) * sign <= 0:
-                    del since[v]  # the signal stopped or flipped: its window restarts
-            for v, d in deltas.items():
-                if d * sign <= 0:
-                    continue
-                first = since.setdefault(v, t)
-                if t - first >= window:
-                    del since[v]
-                    out[v] = d
-        return out
 
     def apply(self, t: int, deltas: dict[Variant, int]) -> None:
         """Act on ``deltas`` after the scrape delay (at once when it is 0)."""
@@ -329,6 +306,24 @@ class Autoscaler:
         rep.ended = t
         if rep.node is not None:
             self._give(rep.node, rep.tp, t)
+
+    # --- views for agents -------------------------------------------------------------
+    def gpu_seconds(self, now: int) -> float:
+        """GPU-seconds spent so far (TP x seconds of each instance since it began loading)."""
+        ticks = 0
+        for r in self.replicas:
+            stop = r.ended if r.ended is not None and r.ended < now else now
+            if stop > r.started:
+                ticks += r.tp * (stop - r.started)
+        return ticks / 1e6
+
+    def count(self, gpu: str, *states: str) -> int:
+        """Instances on ``gpu`` in any of ``states``."""
+        return sum(1 for r in self.replicas if r.gpu == gpu and r.state in states)
+
+    def capacity(self, gpu: str, tp: int) -> int:
+        """How many TP-``tp`` instances the node pools of ``gpu`` can hold at most."""
+        return sum(p.max_nodes * (p.gpus_per_node // tp) for p in self.cfg.node_pools if p.gpu_type == gpu)
 
     # --- results -------------------------------------------------------------------
     def report(self, end: int) -> CostReport:

@@ -20,10 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from ..config.pd import PDConfig
+from ..config.schema import ClusterConfig
 from ..engine.metrics import InstanceMetrics
 from ..engine.request import COMPLETED, Request
-from ..policies.base import PREFILL_ROUTER, RoutingDecision
+from ..policies import PD_DECIDER, ROUTING
+from ..policies.base import PREFILL_ROUTER, RoutingDecision, RoutingPolicy
+from ..policies.disaggregation import DisaggregatedRouter, PoolRouter
 
 # Cluster event kinds, after routing (2) at equal times: upstream BLIS's order.
 PREFILL_ROUTING, TRANSFER_START, TRANSFER_DONE = 3, 4, 5
@@ -64,6 +66,22 @@ class _Split:
     transfer_start: int = 0
 
 
+class _PrefillHooks:
+    """A prefill instance's hooks, as bound methods (a fork copies them with the simulator)."""
+
+    __slots__ = ("pd", "i")
+
+    def __init__(self, pd: "Disaggregator", i: int) -> None:
+        self.pd = pd
+        self.i = i
+
+    def departed(self, req: Request, tick: int) -> None:
+        self.pd._prefill_left(self.i, req, tick)
+
+    def first_token(self, req: Request, tick: int) -> None:
+        self.pd._prefill_first_token(req, tick)
+
+
 @dataclass
 class _Stats:
     splits: int = 0
@@ -78,9 +96,11 @@ class _Stats:
 class Disaggregator:
     """The simulator's PD part: routes prefills, runs transfers, projects metrics onto parents."""
 
-    def __init__(self, sim, cfg: PDConfig, block_size: int) -> None:
+    def __init__(self, sim, config: ClusterConfig) -> None:
+        cfg = config.pd
         self.sim = sim
         self.cfg = cfg
+        block_size = config.engine.block_size
         self.block_size = block_size
         self.prefill_pool = cfg.prefill_pool()
         self.decode_pool = cfg.decode_pool()
@@ -92,35 +112,40 @@ class Disaggregator:
         self.stats = _Stats()
         self._user_departure: Optional[Callable[[Request, int], None]] = None
         self._user_first_token: Optional[Callable[[Request, int], None]] = None
+        # The prefill pool's own router, for splits that leave it the choice (PREFILL_ROUTER).
+        self.prefill_router = pool_router(config, cfg.prefill_scorers, self.prefill_pool)
+        if getattr(self.prefill_router.policy, "reads_caches", False):
+            self.prefill_router.bind_views(sim.snapshots.cache_views(watch=self.prefill_pool))
         for i in self.prefill_pool:
             self._wrap(i)
 
     # --- hooks --------------------------------------------------------------
     def _wrap(self, i: int) -> None:
+        hooks = _PrefillHooks(self, i)
         inst = self.sim.instances[i]
-        splits = self.splits
+        inst.on_departure = hooks.departed
+        inst.on_first_token = hooks.first_token
 
-        def departed(req: Request, tick: int) -> None:
-            s = splits.pop(req.id, None) if req.n_out == 0 else None
-            if s is None or s.part is not req:
-                if self._user_departure is not None:
-                    self._user_departure(req, tick)
-                return
-            if req.state == COMPLETED:
-                self.done_parts.setdefault(i, []).append(req)
-                # The prompt's KV exists when the step that finished it ends.
-                self.sim.push_event(inst.step_end, TRANSFER_START, s)
-            elif self._user_departure is not None:  # dropped: so is the request
-                self._user_departure(s.parent, tick)
+    def _prefill_left(self, i: int, req: Request, tick: int) -> None:
+        """A prefill instance's request left: a split's prompt done (start its transfer) or
+        dropped (so is the request), or a request of its own (the caller's hook)."""
+        s = self.splits.pop(req.id, None) if req.n_out == 0 else None
+        if s is None or s.part is not req:
+            if self._user_departure is not None:
+                self._user_departure(req, tick)
+            return
+        if req.state == COMPLETED:
+            self.done_parts.setdefault(i, []).append(req)
+            # The prompt's KV exists when the step that finished it ends.
+            self.sim.push_event(self.sim.instances[i].step_end, TRANSFER_START, s)
+        elif self._user_departure is not None:
+            self._user_departure(s.parent, tick)
 
-        def first_token(req: Request, tick: int) -> None:
-            if req.n_out == 0 and req.id in splits:
-                return  # a prefill part's "token" is not the request's
-            if self._user_first_token is not None:
-                self._user_first_token(req, tick)
-
-        inst.on_departure = departed
-        inst.on_first_token = first_token
+    def _prefill_first_token(self, req: Request, tick: int) -> None:
+        if req.n_out == 0 and req.id in self.splits:
+            return  # a prefill part's "token" is not the request's
+        if self._user_first_token is not None:
+            self._user_first_token(req, tick)
 
     def set_departure_hook(self, hook: Optional[Callable[[Request, int], None]]) -> None:
         self._user_departure = hook
@@ -163,7 +188,7 @@ class Disaggregator:
     def on_event(self, t: int, kind: int, s: _Split) -> None:
         if kind == PREFILL_ROUTING:
             if s.prefill < 0:
-                s.prefill = self.sim.routing.route_prefill(s.part, self.sim.router_state())
+                s.prefill = self.prefill_router.route(s.part, self.sim.router_state())
             s.part.assigned = self.sim.instances[s.prefill].id
             self.sim.deliver(s.prefill, s.part, t)
         elif kind == TRANSFER_START:
@@ -223,3 +248,24 @@ class Disaggregator:
             st.peak,
             st.depth_sum / st.starts if st.starts else 0.0,
         )
+
+
+def pool_router(config: ClusterConfig, scorers: tuple, pool: tuple[int, ...]) -> PoolRouter:
+    """A pool's own router: its scorer profile under ``weighted``, else the cluster's policy."""
+    opts = config.policy_options()
+    if scorers:
+        policy: RoutingPolicy = ROUTING.make("weighted", **{**opts, "scorers": scorers})
+    else:
+        policy = ROUTING.make(config.routing_policy, **opts)
+    return PoolRouter(policy, pool)
+
+
+def disaggregated_router(config: ClusterConfig) -> DisaggregatedRouter:
+    """The built-in routing of prefill/decode pools: the decode pool's router and the decider
+    (the prefill pool's router is the simulator's, see ``Disaggregator``)."""
+    pd = config.pd
+    return DisaggregatedRouter(
+        pool_router(config, pd.decode_scorers, pd.decode_pool()),
+        PD_DECIDER.make(pd.decider, pd_prefix_threshold=pd.prefix_threshold),
+        config.engine.block_size,
+    )

@@ -35,9 +35,15 @@ from ..gcpause import gc_paused
 from ..policies import ADMISSION, PRIORITY, ROUTING, SCHEDULER
 from ..policies.autoscaling import AUTOSCALER
 from ..policies.base import AdmissionPolicy, RouterState, RoutingDecision, RoutingPolicy
-from ..policies.disaggregation import PD_DECIDER, DisaggregatedRouter, PoolRouter
 from .autoscaler import INSTANCE_READY, NODE_READY, SCALE_ACTUATION, SCALING_TICK, Autoscaler, CostReport, ServingRouter
-from .disaggregation import PREFILL_ROUTING, TRANSFER_DONE, TRANSFER_START, Disaggregator, PDReport
+from .disaggregation import (
+    PREFILL_ROUTING,
+    TRANSFER_DONE,
+    TRANSFER_START,
+    Disaggregator,
+    PDReport,
+    disaggregated_router,
+)
 from .snapshots import SnapshotProvider
 from .trace import DecisionTrace
 
@@ -181,7 +187,7 @@ class ClusterSimulator(Forkable):
         # Prefill/decode pools: splits, transfers and the parents' metrics.
         self.pd: Optional[Disaggregator] = None
         if config.pd is not None:
-            self.pd = Disaggregator(self, config.pd, eng.block_size)
+            self.pd = Disaggregator(self, config)
         # Node pools and the autoscaler (None: the fleet is fixed); ``scaling`` None with
         # ticks on pauses the run at each tick for an outside answer (``scale``).
         self.autoscaler: Optional[Autoscaler] = None
@@ -590,22 +596,3 @@ class ClusterSimulator(Forkable):
             sum(1 for e in self._events if TRANSFER_START <= e[1] <= TRANSFER_DONE),
             self.autoscaler.report(min(self.clock, self.config.horizon)) if self.autoscaler is not None else None,
         )
-
-
-def disaggregated_router(config: ClusterConfig) -> DisaggregatedRouter:
-    """The built-in routing of prefill/decode pools: each pool its own router (the pool's
-    scorer profile under ``weighted``, else the cluster's policy), and the config's decider."""
-    pd = config.pd
-    opts = config.policy_options()
-
-    def pool_policy(scorers: tuple) -> RoutingPolicy:
-        if scorers:
-            return ROUTING.make("weighted", **{**opts, "scorers": scorers})
-        return ROUTING.make(config.routing_policy, **opts)
-
-    return DisaggregatedRouter(
-        PoolRouter(pool_policy(pd.decode_scorers), pd.decode_pool()),
-        PoolRouter(pool_policy(pd.prefill_scorers), pd.prefill_pool()),
-        PD_DECIDER.make(pd.decider, pd_prefix_threshold=pd.prefix_threshold),
-        config.engine.block_size,
-    )

@@ -16,33 +16,59 @@ import copy
 from typing import Optional, Sequence
 
 from ..engine.instance import Instance
-from ..engine.kvcache import KVCache
+from ..engine.kvcache import JournaledTable, KVCache
 from ..engine.request import Request
 from ..policies.base import Snapshot
 
 
 class CacheView:
-    """One instance's prefix cache as the router sees it: its live block table, or the copy
-    ``frozen`` at the last refresh. Forks share the copy (it is never changed, only replaced)."""
+    """One instance's prefix cache as the router sees it: live, or (``delayed``) as it stood at
+    the last refresh, read through the table's journal (see ``JournaledTable``)."""
 
-    __slots__ = ("kv", "frozen")
+    __slots__ = ("kv", "delayed", "watched")
 
-    def __init__(self, kv: KVCache, frozen: Optional[dict] = None) -> None:
+    def __init__(self, kv: KVCache, delayed: bool = False, watched: bool = True) -> None:
         self.kv = kv
-        self.frozen = frozen
+        self.delayed = delayed
+        self.watched = False
+        if watched:
+            self.watch()
 
     def __deepcopy__(self, memo: dict) -> "CacheView":
-        return CacheView(copy.deepcopy(self.kv, memo), self.frozen)
+        return CacheView(copy.deepcopy(self.kv, memo), self.delayed, self.watched)
+
+    def watch(self) -> None:
+        """Start keeping the view (a delayed one journals its cache's table from now on)."""
+        if self.delayed and not isinstance(self.kv.hash_to_block, JournaledTable):
+            self.kv.hash_to_block = JournaledTable(self.kv.hash_to_block)
+        self.watched = True
 
     def refresh(self) -> None:
-        self.frozen = self.kv.hash_to_block.copy()
+        if self.watched and self.delayed:
+            self.kv.hash_to_block.mark()
+
+    def has(self, key) -> bool:
+        """Whether the view shows the prefix ``key``."""
+        if not self.watched:
+            raise RuntimeError("this cache view is not watched (SnapshotProvider.cache_views(watch=...))")
+        table = self.kv.hash_to_block
+        return table.had(key) if self.delayed else key in table
 
     def cached_prefix_blocks(self, req: Request) -> int:
         """How many of ``req``'s leading full input blocks the cache holds (as of the view)."""
-        table = self.kv.hash_to_block if self.frozen is None else self.frozen
+        if not self.watched:
+            raise RuntimeError("this cache view is not watched (SnapshotProvider.cache_views(watch=...))")
+        table = self.kv.hash_to_block
         n = 0
+        if not self.delayed:
+            for key in req.input_keys(self.kv.block_size):
+                if key not in table:
+                    break
+                n += 1
+            return n
+        had = table.had
         for key in req.input_keys(self.kv.block_size):
-            if key not in table:
+            if not had(key):
                 break
             n += 1
         return n
@@ -67,19 +93,23 @@ class SnapshotProvider:
         self._cache.append(Snapshot(inst.id, i, speed=inst.speed))
         self._last_kv.append(0)
         if self._views is not None:
-            view = CacheView(inst.kv)
-            if self.cache_delay > 0:
-                view.refresh()
+            view = CacheView(inst.kv, self.cache_delay > 0)
+            view.refresh()
             self._views.append(view)
 
-    def cache_views(self) -> list[CacheView]:
-        """One view per instance, in instance order; with a delay, copies as of now until the
-        first refresh (a decision ``cache_delay`` ticks after the start)."""
+    def cache_views(self, watch: Optional[Sequence[int]] = None) -> list[CacheView]:
+        """One view per instance, in instance order; those in ``watch`` (default: all) are kept
+        from now on (a delayed view costs a journal of its cache's changes: watch only the
+        instances you ask). With a delay, a view shows its cache as it is when first watched
+        until the first refresh (a decision ``cache_delay`` ticks after the start)."""
+        delayed = self.cache_delay > 0
         if self._views is None:
-            self._views = [CacheView(inst.kv) for inst in self.instances]
-            if self.cache_delay > 0:
-                for view in self._views:
-                    view.refresh()
+            self._views = [CacheView(inst.kv, delayed, False) for inst in self.instances]
+        for i in range(len(self._views)) if watch is None else watch:
+            view = self._views[i]
+            if not view.watched:
+                view.watch()
+                view.refresh()
         return self._views
 
     def refresh_caches(self, clock: int) -> None:

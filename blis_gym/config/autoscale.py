@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, NoReturn, Optional
 
+from ..policies.autoscaling import Analyzer
+
 Fail = Callable[[str, str], NoReturn]
 
 
@@ -33,16 +35,6 @@ class Delay:
 
     mean: int = 0
     stddev: int = 0
-
-
-@dataclass(frozen=True)
-class Analyzer:
-    """The saturation analyzer's settings (upstream's defaults)."""
-
-    kv_cache_threshold: float = 0.8  # share of an instance's KV that counts as its supply
-    scale_up_threshold: float = 0.8  # scale up when demand exceeds this share of supply
-    scale_down_boundary: float = 0.4  # scale down while demand stays under this share without one
-    avg_input_tokens: float = 512.0  # KV tokens a queued request will take
 
 
 @dataclass(frozen=True)

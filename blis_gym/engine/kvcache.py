@@ -22,6 +22,7 @@ differential tests.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from itertools import islice, repeat, starmap
 
 import numpy as np
 
@@ -31,6 +32,66 @@ from .request import Request
 
 NIL = -1
 _ABSENT = object()
+_consume = deque(maxlen=0).extend  # runs an iterator for its effects, in C
+
+
+class JournaledTable(dict):
+    """A KV cache's block table that remembers, for each key changed since the last ``mark``,
+    whether it was there then: a view as of the mark costs nothing to take (no copy of the
+    table) and is exact. Only the writes go through Python; lookups stay dict's own."""
+
+    __slots__ = ("before",)
+
+    def __init__(self, table: dict = ()) -> None:
+        super().__init__(table)
+        self.before: dict = {}
+
+    def __setitem__(self, key, value) -> None:
+        before = self.before
+        if key not in before:
+            before[key] = dict.get(self, key, _ABSENT)
+        dict.__setitem__(self, key, value)
+
+    def pop(self, key, *default):
+        before = self.before
+        if key not in before:
+            before[key] = dict.get(self, key, _ABSENT)
+        return dict.pop(self, key, *default)
+
+    def __delitem__(self, key) -> None:
+        self.pop(key)
+
+    def update(self, pairs) -> None:
+        for key, value in pairs.items() if isinstance(pairs, dict) else pairs:
+            self[key] = value
+
+    def copy(self) -> "JournaledTable":
+        new = JournaledTable(self)
+        new.before = self.before.copy()
+        return new
+
+    def __deepcopy__(self, memo: dict) -> "JournaledTable":
+        return self.copy()
+
+    def __reduce__(self):
+        return _rebuild_table, (dict(self), self.before)
+
+    def mark(self) -> None:
+        """Start a new view: forget what changed before now."""
+        self.before.clear()
+
+    def had(self, key) -> bool:
+        """Whether ``key`` was in the table at the last ``mark``."""
+        was = self.before.get(key, self)
+        if was is self:  # unchanged since the mark
+            return key in self
+        return was is not _ABSENT
+
+
+def _rebuild_table(table: dict, before: dict) -> JournaledTable:
+    new = JournaledTable(table)
+    new.before = before
+    return new
 
 
 class KVCache(Forkable):
@@ -69,6 +130,8 @@ class KVCache(Forkable):
         self.used = 0
         self.hits = 0
         self.misses = 0
+        # Claim freed blocks in bulk for prefills (a subclass with eviction side effects says no).
+        self.bulk_recycle = True
 
     # --- free list -------------------------------------------------------
     def _append_free(self, b: int) -> None:
@@ -220,9 +283,14 @@ class KVCache(Forkable):
             if prefill:
                 keys = req.input_keys(bs)
                 bkeys = req.input_block_keys(bs)
-                if not self.front and (start + i) % bs == 0 and self.total - self.hw >= (n - i + bs - 1) // bs:
-                    self._take_untouched(req, new_tokens, i, start, keys, bkeys)
-                    return True
+                if not self.front and (start + i) % bs == 0:
+                    need = (n - i + bs - 1) // bs
+                    if self.total - self.hw >= need:
+                        self._take_untouched(req, new_tokens, i, start, keys, bkeys)
+                        return True
+                    if self.hw == self.total and self.total - self.used >= need and self.bulk_recycle:
+                        self._take_recycled(req, new_tokens, i, start, keys, bkeys)
+                        return True
             hashes = self.hash
             h2b = self.hash_to_block
             for _ in range((n - i + bs - 1) // bs):
@@ -289,6 +357,97 @@ class KVCache(Forkable):
         self.used += nb
         self.misses += nb
         req.kv_blocks.extend(ids)
+
+    def _take_recycled(self, req: Request, new_tokens, i: int, start: int, keys: list, bkeys: list) -> None:
+        """The rest of a prefill from freed blocks (every block touched, none rolled back, enough
+        free): the block loop's work, block by block in the same order, without its calls."""
+        bs = self.block_size
+        n = len(new_tokens)
+        full = (n - i) // bs
+        nb = full + (1 if (n - i) % bs else 0)
+        j0 = (start + i) // bs
+        back = self.back
+        stale = self._stale
+        if not stale:
+            ids = list(islice(back, nb))
+            _consume(starmap(back.popleft, repeat((), nb)))
+        else:
+            ids = []
+            while len(ids) < nb:  # _take_head, inlined: skip the stale entries
+                b = back.popleft()
+                c = stale.get(b)
+                if c:
+                    self._n_stale -= 1
+                    if c == 1:
+                        del stale[b]
+                    else:
+                        stale[b] = c - 1
+                    continue
+                ids.append(b)
+        own = bkeys[j0 : j0 + full]
+        chained = keys[j0 : j0 + full]
+        hashes = self.hash
+        tkey = self.tkey
+        rc = self.ref_count
+        h2b = self.hash_to_block
+        journal = getattr(h2b, "before", None)  # a journaled table (stale cache views): keep it
+        head = ids[:full] if nb > full else ids
+        live = [o for o in map(hashes.__getitem__, head) if o is not None]
+        if live and not set(live).isdisjoint(chained):
+            # A freed block still registered under a prefix this request registers: the order of
+            # the block loop decides the table, so follow it.
+            self._claim_in_order(head, own, chained, journal)
+        else:
+            # Disjoint keys: forgetting every old prefix, then registering every new one, leaves
+            # the table (and its journal) as the block loop would; each step runs in C.
+            if journal is not None:
+                fresh = [k for k in live if k not in journal] + [k for k in chained if k not in journal]
+                get = dict.get
+                journal.update(zip(fresh, [get(h2b, k, _ABSENT) for k in fresh]))
+            _consume(map(dict.pop, repeat(h2b, len(live)), live, repeat(None)))
+            _consume(map(rc.__setitem__, head, repeat(1)))
+            _consume(map(tkey.__setitem__, head, own))
+            _consume(map(hashes.__setitem__, head, chained))
+            dict.update(h2b, zip(chained, head))
+        if nb > full:
+            b = ids[-1]
+            orig = hashes[b]
+            if orig is not None:
+                h2b.pop(orig, None)
+            rc[b] = 1
+            tkey[b] = None
+            hashes[b] = None
+            req.kv_tail_len = n - i - full * bs
+        chain = req.kv_chain
+        if full and chain == (keys[j0 - 1] if j0 else CHAIN_SEED):
+            chain = chained[-1]
+        else:
+            for k in own:
+                chain = chain_key(chain, k)
+        req.kv_chain = chain
+        self.used += nb
+        self.misses += nb
+        req.kv_blocks.extend(ids)
+
+    def _claim_in_order(self, ids: list, own: list, chained: list, journal) -> None:
+        """Register full blocks ``ids`` under ``chained`` one at a time, each forgetting its old
+        prefix first: the block loop's order, for when the two sets of keys meet."""
+        hashes = self.hash
+        tkey = self.tkey
+        rc = self.ref_count
+        h2b = self.hash_to_block
+        for b, k, h in zip(ids, own, chained):
+            orig = hashes[b]
+            if orig is not None:
+                if journal is not None and orig not in journal:
+                    journal[orig] = dict.get(h2b, orig, _ABSENT)
+                dict.pop(h2b, orig, None)
+            rc[b] = 1
+            tkey[b] = k
+            hashes[b] = h
+            if journal is not None and h not in journal:
+                journal[h] = dict.get(h2b, h, _ABSENT)
+            dict.__setitem__(h2b, h, b)
 
     def _seal_tail(self, req: Request, block: int, end: int) -> None:
         """``req``'s partial last block has just filled up to position ``end``: key it, register it."""
@@ -401,6 +560,12 @@ class KVCache(Forkable):
         blocks = req.kv_blocks
         req.reset_kv()
         rc = self.ref_count
+        if len(blocks) > 8 and max(map(rc.__getitem__, blocks)) == 1:
+            # No block is shared: every one is freed, last first (the loop's work, in C).
+            _consume(map(rc.__setitem__, blocks, repeat(0)))
+            self.back.extend(reversed(blocks))
+            self.used -= len(blocks)
+            return
         append = self.back.append
         freed = 0
         for b in reversed(blocks):

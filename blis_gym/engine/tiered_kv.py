@@ -48,6 +48,7 @@ class TieredKVCache(KVCache):
         reference_rollback: bool = False,
     ) -> None:
         super().__init__(total_blocks, block_size, reference_rollback)
+        self.bulk_recycle = False  # keep the block loop: reloads and offloads follow block order
         if cpu_blocks <= 0:
             raise ValueError(f"cpu_blocks must be > 0, got {cpu_blocks}")
         if not (bandwidth > 0 and math.isfinite(bandwidth)):

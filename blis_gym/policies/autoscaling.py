@@ -9,14 +9,24 @@ KV supply, one decision per tick.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
-from ..config.autoscale import Analyzer
 from .registry import Registry
 
 AUTOSCALER: Registry = Registry("scaling policy", "autoscaler policy")
 
 Variant = tuple[str, int]  # (GPU type, TP)
+
+
+@dataclass(frozen=True)
+class Analyzer:
+    """The saturation analyzer's settings (upstream's defaults)."""
+
+    kv_cache_threshold: float = 0.8  # share of an instance's KV that counts as its supply
+    scale_up_threshold: float = 0.8  # scale up when demand exceeds this share of supply
+    scale_down_boundary: float = 0.4  # scale down while demand stays under this share without one
+    avg_input_tokens: float = 512.0  # KV tokens a queued request will take
 
 
 class ReplicaSignal(NamedTuple):
@@ -84,3 +94,27 @@ class SaturationAnalyzer:
         per = groups[costly][0] / groups[costly][2]
         n = min(max(1, math.floor(spare / per)), groups[costly][2])
         return {costly: -n}
+
+
+class StabilizationGate:
+    """Upstream's stabilization windows: a kind's scale-up (scale-down) decision passes only once
+    its signal has persisted ``up_window`` (``down_window``) ticks; a pass, a stop or a flip
+    restarts the window."""
+
+    def __init__(self, up_window: int, down_window: int) -> None:
+        self.windows = ((1, up_window, {}), (-1, down_window, {}))
+
+    def __call__(self, t: int, deltas: dict[Variant, int]) -> dict[Variant, int]:
+        out = {}
+        for sign, window, since in self.windows:
+            for v in list(since):
+                if deltas.get(v, 0) * sign <= 0:
+                    del since[v]
+            for v, d in deltas.items():
+                if d * sign <= 0:
+                    continue
+                first = since.setdefault(v, t)
+                if t - first >= window:
+                    del since[v]
+                    out[v] = d
+        return out

@@ -83,26 +83,23 @@ class DisaggregatedRouter:
     """The built-in routing of prefill/decode pools, upstream BLIS's order: the decode pool's
     router picks the decode instance, then the decider (asking that instance's cache view, as
     stale as ``--cache-signal-delay``) says whether to split; a split's prefill instance is
-    picked by the prefill pool's router when the prefill is routed (``PREFILL_ROUTER``)."""
+    picked by the prefill pool's router when the prefill is routed (``PREFILL_ROUTER``), which
+    the simulator keeps."""
 
-    def __init__(self, decode: PoolRouter, prefill: PoolRouter, decider, block_size: int) -> None:
+    def __init__(self, decode: PoolRouter, decider, block_size: int) -> None:
         self.decode = decode
-        self.prefill = prefill
         self.decider = decider
         self.block_size = block_size
         self._views: Optional[Sequence] = None
 
     def bind_simulator(self, sim) -> None:
-        views = sim.snapshots.cache_views() if self._needs_views() else None
-        if views is not None:
-            self._views = views
-            self.decode.bind_views(views)
-            self.prefill.bind_views(views)
+        if self.decider.reads_cache or getattr(self.decode.policy, "reads_caches", False):
+            self.bind_views(sim.snapshots.cache_views(watch=self.decode.pool))
 
-    def _needs_views(self) -> bool:
-        return self.decider.reads_cache or any(
-            getattr(r.policy, "reads_caches", False) for r in (self.decode, self.prefill)
-        )
+    def bind_views(self, views: Sequence) -> None:
+        """Every instance's cache view, in instance order (the decider and the decode router ask)."""
+        self._views = views
+        self.decode.bind_views(views)
 
     def uncached_tokens(self, req: Request, instance: int) -> int:
         """Input tokens the instance's cache view does not hold (whole blocks from the start)."""
@@ -116,6 +113,3 @@ class DisaggregatedRouter:
         if self.decider.split(req.n_in, uncached):
             return RoutingDecision(target, "pd: split", split=PREFILL_ROUTER)
         return RoutingDecision(target, "pd: local")
-
-    def route_prefill(self, req: Request, state: RouterState) -> int:
-        return self.prefill.route(req, state)

@@ -16,7 +16,8 @@ from testkit.sim import config, workload
 
 import blis_gym  # noqa: F401 - registers the ids
 from blis_gym.cluster.simulator import ClusterSimulator
-from blis_gym.envs import scenario_names
+from blis_gym.envs import load_scenario, scenario_names
+from blis_gym.envs.scenario import env_for
 from blis_gym.policies import ADMISSION
 from blis_gym.report.summary import result_metrics
 
@@ -108,16 +109,21 @@ def test_pickle_round_trip_continues_identically():
 
 @pytest.mark.parametrize("scenario", scenario_names())
 def test_env_fork_steps_identically(scenario):
-    env = gym.make("blis_gym/Routing-v0", scenario=scenario, num_requests=200).unwrapped
+    """Every shipped scenario, in the env that poses its decisions."""
+    env_id = env_for(load_scenario(scenario, num_requests=20))
+    env = gym.make(env_id, scenario=scenario, num_requests=200).unwrapped
     env.reset(seed=11)
     acts = np.random.default_rng(1).integers(0, env.action_space.n, 2000).tolist()  # any episode ends
-    for a in acts[:80]:
+    if env_id == "blis_gym/Autoscaling-v0":  # a few ticks: fork after the third
+        acts = [1, 3, 2] + acts[3:]
+    k = 3 if env_id == "blis_gym/Autoscaling-v0" else 80
+    for a in acts[:k]:
         env.step(a)
     fork = env.fork()
     trajectories = []
     for e in (fork, env):
         out = []
-        for a in acts[80:]:
+        for a in acts[k:]:
             obs, reward, terminated, _, info = e.step(a)
             out.append((obs.tobytes(), reward))
             if terminated:

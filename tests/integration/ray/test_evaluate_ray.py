@@ -145,3 +145,15 @@ def test_without_ray_the_commands_say_how_to_install_it(blis, tmp_path, monkeypa
     code, out, err = blis("train", "--backend", "rllib", "--out", str(tmp_path / "x"))
     assert code == 2 and "blis train --backend rllib needs Ray: pip install 'blis-gym[distributed]'" in err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "env_id, scenario, baselines, overrides",
+    [
+        ("blis_gym/Disaggregation-v0", "pd-mixed", "never,always", {"num_requests": 150}),
+        ("blis_gym/Autoscaling-v0", "autoscale-day", "saturation,fixed", {"num_requests": 600}),
+    ],
+)
+def test_the_cluster_shape_envs_evaluate_on_ray_as_serially(ray_local, env_id, scenario, baselines, overrides):
+    kw = dict(baselines=baselines, episodes=2, seed=HELD_OUT_SEED, overrides=overrides)
+    _same(evaluate(env_id, scenario, [], **kw), evaluate(env_id, scenario, [], **kw, use_ray=True))
