@@ -304,7 +304,10 @@ class AutoscalingBaseline(Baseline):
             policy, gate = policies
             deltas = gate(d.time, policy.decide(d.state))
             wanted = [n + deltas.get(kind, 0) for kind, n in zip(u.kinds, wanted)]
-        wanted = [max(n, 0) for n in wanted]
+        # Within the space: a scale-up past the node pools' capacity would fail in blis run too.
+        space = u.action_space
+        limits = [space.n - 1] if hasattr(space, "n") else [int(m) - 1 for m in space.nvec]
+        wanted = [min(max(n, 0), m) for n, m in zip(wanted, limits)]
         return wanted[0] if len(wanted) == 1 else np.asarray(wanted, dtype=np.int64)
 
 

@@ -306,9 +306,9 @@ def run(
         "--policy-config",
         help=(
             "YAML policy bundle (BLIS schema), or a shipped one by name (weighted-default, "
-            "token-bucket, slo-priority, pathological, pathological-scheduler, and the tuned "
-            "profiles tuned-prefix-heavy, tuned-mooncake-conversation). Flags given on the "
-            "command line override it."
+            "token-bucket, slo-priority, pathological, pathological-scheduler, the tuned "
+            "profiles tuned-prefix-heavy, tuned-mooncake-conversation, and autoscale-day: an "
+            "autoscaler over node pools). Flags given on the command line override it."
         ),
         rich_help_panel=CLUSTER,
     ),

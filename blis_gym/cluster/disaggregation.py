@@ -195,7 +195,7 @@ class Disaggregator:
             self._start_transfer(t, s)
         else:
             self.stats.active -= 1
-            self.sim.deliver_prompt_kv(s.decode, s.parent, t)
+            self.sim.deliver(s.decode, s.parent, t, prompt_kv=True)
 
     def _start_transfer(self, t: int, s: _Split) -> None:
         inst = self.sim.instances[s.decode]

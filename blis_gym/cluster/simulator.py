@@ -338,18 +338,15 @@ class ClusterSimulator(Forkable):
         heapq.heappush(self._events, (time, kind, self._seq, payload))
         self._seq += 1
 
-    def deliver(self, target: int, req: Request, t: int) -> None:
-        """Hand ``req`` to instance ``target``, arriving at ``t``."""
+    def deliver(self, target: int, req: Request, t: int, prompt_kv: bool = False) -> None:
+        """Hand ``req`` to instance ``target`` at ``t``: it arrives there, or (``prompt_kv``, a
+        disaggregated decode) joins its queue holding its prompt's KV."""
         inst = self.instances[target]
         self.pending[target] += 1
-        inst.inject(req, t)
-        self._tops[target] = inst.peek_time()
-
-    def deliver_prompt_kv(self, target: int, req: Request, t: int) -> None:
-        """Queue at ``target`` a request whose prompt KV it holds (a disaggregated decode)."""
-        inst = self.instances[target]
-        self.pending[target] += 1
-        inst.receive_prompt_kv(req, t)
+        if prompt_kv:
+            inst.receive_prompt_kv(req, t)
+        else:
+            inst.inject(req, t)
         self._tops[target] = inst.peek_time()
 
     def router_state(self) -> RouterState:

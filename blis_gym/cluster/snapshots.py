@@ -66,9 +66,14 @@ class CacheView:
                     break
                 n += 1
             return n
-        had = table.had
+        before = table.before  # JournaledTable.had, inlined: once per block of every prompt asked
+        absent = JournaledTable.ABSENT
         for key in req.input_keys(self.kv.block_size):
-            if not had(key):
+            was = before.get(key, table)
+            if was is table:
+                if key not in table:
+                    break
+            elif was is absent:
                 break
             n += 1
         return n

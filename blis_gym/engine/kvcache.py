@@ -41,6 +41,7 @@ class JournaledTable(dict):
     table) and is exact. Only the writes go through Python; lookups stay dict's own."""
 
     __slots__ = ("before",)
+    ABSENT = _ABSENT  # what ``before`` holds for a key that was not there
 
     def __init__(self, table: dict = ()) -> None:
         super().__init__(table)
@@ -347,16 +348,7 @@ class KVCache(Forkable):
             self.hash.append(None)
             req.kv_tail_len = n - i - full * bs
         self.hash_to_block.update(zip(chained, ids))
-        chain = req.kv_chain
-        if full and chain == (keys[j0 - 1] if j0 else CHAIN_SEED):
-            chain = chained[-1]  # the blocks held so far are the input's own: keep its chain
-        else:
-            for k in own:
-                chain = chain_key(chain, k)
-        req.kv_chain = chain
-        self.used += nb
-        self.misses += nb
-        req.kv_blocks.extend(ids)
+        self._hold_new(req, ids, keys, own, chained, j0)
 
     def _take_recycled(self, req: Request, new_tokens, i: int, start: int, keys: list, bkeys: list) -> None:
         """The rest of a prefill from freed blocks (every block touched, none rolled back, enough
@@ -418,15 +410,21 @@ class KVCache(Forkable):
             tkey[b] = None
             hashes[b] = None
             req.kv_tail_len = n - i - full * bs
+        self._hold_new(req, ids, keys, own, chained, j0)
+
+    def _hold_new(self, req: Request, ids, keys: list, own: list, chained: list, j0: int) -> None:
+        """``req`` now holds new blocks ``ids`` (its input's full blocks from ``j0``, keyed ``own``
+        and ``chained``, then maybe a partial one): its chain and the counters follow."""
         chain = req.kv_chain
-        if full and chain == (keys[j0 - 1] if j0 else CHAIN_SEED):
-            chain = chained[-1]
+        if own and chain == (keys[j0 - 1] if j0 else CHAIN_SEED):
+            chain = chained[-1]  # the blocks held so far are the input's own: keep its chain
         else:
             for k in own:
                 chain = chain_key(chain, k)
         req.kv_chain = chain
-        self.used += nb
-        self.misses += nb
+        n = len(ids)
+        self.used += n
+        self.misses += n
         req.kv_blocks.extend(ids)
 
     def _claim_in_order(self, ids: list, own: list, chained: list, journal) -> None:

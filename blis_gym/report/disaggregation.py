@@ -7,6 +7,18 @@ import numpy as np
 from ..cluster.disaggregation import PDReport
 
 
+def _distributions(r: PDReport):
+    """(label, key, mean, p50, p95, p99) of the parents' TTFTs and the transfer durations (µs)."""
+    for label, key, values in (
+        ("Parent TTFT (us)", "parent_ttft_us", r.parent_ttfts),
+        ("KV Transfer Duration (us)", "kv_transfer_duration_us", r.transfer_durations),
+    ):
+        if values:
+            a = np.asarray(values, dtype=np.float64)
+            p50, p95, p99 = np.percentile(a, [50, 95, 99])
+            yield label, key, float(a.mean()), float(p50), float(p95), float(p99)
+
+
 def pd_lines(r: PDReport) -> list[str]:
     """The ``=== PD Metrics ===`` block, in upstream BLIS's lines."""
     lines = [
@@ -17,11 +29,8 @@ def pd_lines(r: PDReport) -> list[str]:
         f"Decode Throughput: {r.decode_throughput:.4f} sub-req/s",
         "Load Imbalance Ratio: " + ("inf (one pool idle)" if r.imbalance == float("inf") else f"{r.imbalance:.4f}"),
     ]
-    for label, values in (("Parent TTFT (us)", r.parent_ttfts), ("KV Transfer Duration (us)", r.transfer_durations)):
-        if values:
-            a = np.asarray(values, dtype=np.float64)
-            p50, p95, p99 = np.percentile(a, [50, 95, 99])
-            lines.append(f"{label}: mean={a.mean():.1f} p50={p50:.1f} p95={p95:.1f} p99={p99:.1f}")
+    for label, _, mean, p50, p95, p99 in _distributions(r):
+        lines.append(f"{label}: mean={mean:.1f} p50={p50:.1f} p95={p95:.1f} p99={p99:.1f}")
     if r.contention:
         lines += [
             f"Peak Concurrent Transfers: {r.peak_transfers}",
@@ -39,11 +48,8 @@ def pd_json(r: PDReport) -> dict:
         "decode_throughput": r.decode_throughput,
         "load_imbalance_ratio": r.imbalance if r.imbalance != float("inf") else None,
     }
-    for key, values in (("parent_ttft_us", r.parent_ttfts), ("kv_transfer_duration_us", r.transfer_durations)):
-        if values:
-            a = np.asarray(values, dtype=np.float64)
-            p50, p95, p99 = np.percentile(a, [50, 95, 99])
-            out[key] = {"mean": float(a.mean()), "p50": float(p50), "p95": float(p95), "p99": float(p99)}
+    for _, key, mean, p50, p95, p99 in _distributions(r):
+        out[key] = {"mean": mean, "p50": p50, "p95": p95, "p99": p99}
     if r.contention:
         out["peak_concurrent_transfers"] = r.peak_transfers
         out["mean_transfer_queue_depth"] = r.mean_transfer_depth

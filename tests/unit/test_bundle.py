@@ -287,7 +287,11 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
 @pytest.mark.parametrize(
     "text, field, allowed",
     [
-        ("schedular: fcfs\n", "schedular", "admission, routing, priority, scheduler, instance_pool"),
+        (
+            "schedular: fcfs\n",
+            "schedular",
+            "admission, routing, priority, scheduler, instance_pool, autoscaler, node_pools, instance_lifecycle",
+        ),
         (
             "admission:\n  polcy: reject-all\n",
             "admission.polcy",
