@@ -147,15 +147,10 @@ class Disaggregator:
         if self._user_first_token is not None:
             self._user_first_token(req, tick)
 
-    def set_departure_hook(self, hook: Optional[Callable[[Request, int], None]]) -> None:
-        self._user_departure = hook
-        for i in self.prefill_pool:
-            self._wrap(i)
-
-    def set_first_token_hook(self, hook: Optional[Callable[[Request, int], None]]) -> None:
-        self._user_first_token = hook
-        for i in self.prefill_pool:
-            self._wrap(i)
+    def set_hooks(self, departure, first_token) -> None:
+        """The simulator's hooks, called for the requests themselves (never for prefill parts)."""
+        self._user_departure = departure
+        self._user_first_token = first_token
 
     def is_wrapped(self, i: int) -> bool:
         return i in self._prefills

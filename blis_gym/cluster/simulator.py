@@ -307,20 +307,21 @@ class ClusterSimulator(Forkable):
     def set_departure_hook(self, hook: Optional[Callable[[Request, int], None]]) -> None:
         """Call ``hook(request, tick)`` when a request completes, is dropped or is rejected."""
         self._on_departure = hook
-        for i, inst in enumerate(self.instances):
-            if self.pd is None or not self.pd.is_wrapped(i):
-                inst.on_departure = hook
-        if self.pd is not None:
-            self.pd.set_departure_hook(hook)
+        self._install_hooks()
 
     def set_first_token_hook(self, hook: Optional[Callable[[Request, int], None]]) -> None:
         """Call ``hook(request, tick)`` when a request gets its first output token (once per request)."""
         self._on_first_token = hook
+        self._install_hooks()
+
+    def _install_hooks(self) -> None:
+        """Give every instance the hooks (a prefill instance's go through the disaggregator)."""
         for i, inst in enumerate(self.instances):
             if self.pd is None or not self.pd.is_wrapped(i):
-                inst.on_first_token = hook
+                inst.on_departure = self._on_departure
+                inst.on_first_token = self._on_first_token
         if self.pd is not None:
-            self.pd.set_first_token_hook(hook)
+            self.pd.set_hooks(self._on_departure, self._on_first_token)
 
     def departed(self, req: Request, tick: int) -> None:
         """Tell the departure hook that ``req`` left the system at ``tick`` (outside an instance)."""
