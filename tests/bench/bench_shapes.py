@@ -6,7 +6,8 @@ For each case the same workload runs as a plain cluster and in the new shape; th
 the best of ``--repeat`` wall times (the two run alternately) and their ratio.
 
 * ``pd-long-prompts``, ``pd-mixed``: the scenario's traffic on 4 plain instances, and on 2 prefill
-  + 2 decode instances with each decider (prefix-threshold reads 50 ms stale cache views).
+  + 2 decode instances with each decider (prefix-threshold reads 50 ms stale cache views); and
+  ``never`` against a plain cluster of the decode pool's 2 instances (the very same run).
 * ``autoscale-day``: the traffic on the starting 2 instances with node pools but no autoscaler,
   and with the saturation analyzer (which grows the fleet to 5 or more).
 
@@ -47,6 +48,9 @@ def cases():
     for name in ("pd-long-prompts", "pd-mixed"):
         run = load_scenario(name).run
         plain = replace(run, prefill_instances=0, decode_instances=0, pd_decider="never")
+        # never serves everything on the decode pool: the same run as a plain cluster of its size.
+        alone = replace(plain, num_instances=run.decode_instances)
+        yield f"{name} (never, vs {run.decode_instances} plain)", alone, replace(run, pd_decider="never")
         for decider in ("never", "always", "prefix-threshold"):
             yield f"{name} ({decider})", plain, replace(run, pd_decider=decider)
     run = load_scenario("autoscale-day").run
@@ -61,10 +65,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     logging.disable(logging.WARNING)
-    print(f"{'case':<40} {'plain s':>8} {'shape s':>8} {'ratio':>6}")
+    print(f"{'case':<44} {'plain s':>8} {'shape s':>8} {'ratio':>6}")
     for label, plain, shaped in cases():
         a, b = best_pair(plain, shaped, args.repeat)
-        print(f"{label:<40} {a:>8.2f} {b:>8.2f} {b / a:>6.2f}")
+        print(f"{label:<44} {a:>8.2f} {b:>8.2f} {b / a:>6.2f}")
 
 
 if __name__ == "__main__":
