@@ -265,8 +265,8 @@ class FutureRate:
     @staticmethod
     def _rate(u, start: int, span: int) -> float:
         """Requests per second arriving in ``[start, start + span)``."""
-        lo = bisect.bisect_left(u._arrivals, start)
-        hi = bisect.bisect_left(u._arrivals, start + span)
+        lo = bisect.bisect_left(u.arrivals, start)
+        hi = bisect.bisect_left(u.arrivals, start + span)
         return (hi - lo) / max(span / 1e6, 1e-6)
 
 

@@ -70,11 +70,7 @@ class AutoscalingEnv(ClusterEnv):
         return seen
 
     def _limits(self) -> list[int]:
-        cfg = self.config.autoscale
-        return [
-            sum(p.max_nodes * (p.gpus_per_node // tp) for p in cfg.node_pools if p.gpu_type == gpu)
-            for gpu, tp in self.kinds
-        ]
+        return [self.config.autoscale.capacity(gpu, tp) for gpu, tp in self.kinds]
 
     def _check_reward(self) -> None:
         if self.scenario.env.reward in self.unfit_rewards:
@@ -106,10 +102,10 @@ class AutoscalingEnv(ClusterEnv):
 
     def _start(self, requests) -> None:
         super()._start(requests)
-        self._arrivals = sorted(r.arrival for r in requests)
+        self.arrivals = sorted(r.arrival for r in requests)  # ticks, for the rate (and the oracle)
         self._last_tick = 0
         self._gpu_paid = 0.0
-        self._clock_scale = max(self._arrivals[-1] if self._arrivals else 1, 1)
+        self._clock_scale = max(self.arrivals[-1] if self.arrivals else 1, 1)
 
     def wanted(self) -> list[int]:
         """Instances per action entry now (loading or serving): the action that changes nothing."""
@@ -134,8 +130,8 @@ class AutoscalingEnv(ClusterEnv):
         per = n * self.config.engine.max_running
         waiting = sum(len(sim.instances[i].waitq) for i in a.serving)
         running = sum(len(sim.instances[i].running) for i in a.serving)
-        lo = bisect.bisect_right(self._arrivals, self._last_tick)
-        hi = bisect.bisect_right(self._arrivals, d.time)
+        lo = bisect.bisect_right(self.arrivals, self._last_tick)
+        hi = bisect.bisect_right(self.arrivals, d.time)
         span = max(d.time - self._last_tick, 1) / 1e6
         self._last_tick = d.time
         vals += (
@@ -174,4 +170,4 @@ class AutoscalingEnv(ClusterEnv):
         if slo > 0:
             # Over every request of the episode: rejected or unfinished ones miss it.
             met = sum(1 for v in self.result.aggregate.ttfts.values() if v <= slo * 1000)
-            metrics["slo_attainment"] = met / max(len(self._arrivals), 1)
+            metrics["slo_attainment"] = met / max(len(self.arrivals), 1)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..config.autoscale import AutoscaleConfig, Delay, NodePool
+from ..errors import ConfigError
 from ..gorand import GoRand, subsystem_seed
 from ..policies.autoscaling import ReplicaSignal, ScalingSignals, StabilizationGate, Variant
 from ..policies.base import RoutingDecision
@@ -45,6 +46,7 @@ class _Node:
     down_at: Optional[int] = None
     idle_since: int = 0  # the time ``free`` last changed
     idle_gpu_ticks: int = 0  # integral of free GPUs over time while up
+    waiting: list = field(default_factory=list)  # replicas placed on it before it is ready
 
 
 @dataclass
@@ -74,7 +76,6 @@ class CostReport:
     scale_ups: int
     scale_downs: int
     failed_scale_ups: int
-    instance_seconds: dict = field(default_factory=dict)
 
 
 class Autoscaler:
@@ -104,8 +105,6 @@ class Autoscaler:
         for i, (gpu, tp) in enumerate(variants):
             node = self._free_node(gpu, tp)
             if node is None:
-                from ..errors import ConfigError
-
                 have = sum(n.pool.gpus_per_node for n in self.nodes if n.pool.gpu_type == gpu)
                 need = sum(t for g, t in variants if g == gpu)
                 raise ConfigError(
@@ -113,12 +112,11 @@ class Autoscaler:
                     f"(TP {tp} each, on one node), the pools' initial nodes have {have}"
                 )
             self._take(node, tp, 0)
-            rep = Replica(i, gpu, tp, node, SERVING, 0)
+            rep = Replica(i, gpu, tp, node, SERVING if self.cfg.warm_start else LOADING, 0)
             self.replicas.append(rep)
             if self.cfg.warm_start:
                 self._serve(i, 0)
             else:
-                rep.state = LOADING
                 self._start_loading(rep, 0)
         self.peak = len(variants)
         if self.cfg.enabled:
@@ -202,9 +200,9 @@ class Autoscaler:
                 rep.state = SERVING
                 self._serve(rep.index, t)
         elif kind == NODE_READY:
-            node, waiting = payload
+            node = payload
             node.ready = True
-            for rep in waiting:
+            for rep in node.waiting:
                 if rep.state == LOADING:
                     self._start_loading(rep, t)
 
@@ -230,7 +228,6 @@ class Autoscaler:
     def _scale_up(self, t: int, variant: Variant) -> None:
         gpu, tp = variant
         node = self._free_node(gpu, tp)
-        waiting = None
         if node is None:
             pools = [p for p in self.cfg.node_pools if p.gpu_type == gpu and p.gpus_per_node >= tp]
             for pool in pools:  # a node still coming up with room
@@ -252,26 +249,18 @@ class Autoscaler:
                 delay = self._sample(pool.provisioning_delay, self._rng_nodes)
                 node = self._add_node(pool, t, ready=delay == 0)
                 if delay:
-                    self.sim.push_event(t + delay, NODE_READY, (node, []))
-            if not node.ready:
-                waiting = self._waiting_list(node)
+                    self.sim.push_event(t + delay, NODE_READY, node)
         self._take(node, tp, t)
         index = self.sim.add_instance(gpu, tp)
         rep = Replica(index, gpu, tp, node, LOADING, t)
         self.replicas.append(rep)
         self.scale_ups += 1
-        if waiting is not None:
-            waiting.append(rep)
-        else:
+        if node.ready:
             self._start_loading(rep, t)
+        else:
+            node.waiting.append(rep)
         live = sum(1 for r in self.replicas if r.state in (LOADING, SERVING, DRAINING))
         self.peak = max(self.peak, live)
-
-    def _waiting_list(self, node: _Node) -> list:
-        for e in self.sim.pending_events(NODE_READY):
-            if e[0] is node:
-                return e[1]
-        raise RuntimeError("a node coming up has no ready event")
 
     def _scale_down(self, t: int, variant: Variant) -> None:
         loading = [r for r in self.replicas if r.state == LOADING and (r.gpu, r.tp) == variant]
@@ -321,18 +310,9 @@ class Autoscaler:
         """Instances on ``gpu`` in any of ``states``."""
         return sum(1 for r in self.replicas if r.gpu == gpu and r.state in states)
 
-    def capacity(self, gpu: str, tp: int) -> int:
-        """How many TP-``tp`` instances the node pools of ``gpu`` can hold at most."""
-        return sum(p.max_nodes * (p.gpus_per_node // tp) for p in self.cfg.node_pools if p.gpu_type == gpu)
-
     # --- results -------------------------------------------------------------------
     def report(self, end: int) -> CostReport:
-        gpu_ticks = 0
-        per = {}
-        for r in self.replicas:
-            stop = r.ended if r.ended is not None else end
-            gpu_ticks += r.tp * max(0, stop - r.started)
-            per[self.sim.instances[r.index].id] = max(0, stop - r.started) / 1e6
+        """The Cost section at ``end`` (the end of the run, in ticks)."""
         idle = 0
         node_ticks = 0
         cost = 0.0
@@ -343,7 +323,7 @@ class Autoscaler:
             node_ticks += up
             cost += up / 3.6e9 * n.pool.cost_per_hour
         return CostReport(
-            gpu_ticks / 1e6,
+            self.gpu_seconds(end),
             idle / 1e6,
             node_ticks / 1e6,
             cost,
@@ -351,7 +331,6 @@ class Autoscaler:
             self.scale_ups,
             self.scale_downs,
             self.failed,
-            per,
         )
 
 

@@ -63,7 +63,6 @@ class _Split:
     part: Request
     decode: int
     prefill: int = -1
-    transfer_start: int = 0
 
 
 class _PrefillHooks:
@@ -207,7 +206,6 @@ class Disaggregator:
         st.starts += 1
         dur = self.cfg.transfer_time(new, self.block_size, st.active)
         st.durations.append(dur)
-        s.transfer_start = t
         self.sim.push_event(t + dur, TRANSFER_DONE, s)
 
     # --- results ----------------------------------------------------------------

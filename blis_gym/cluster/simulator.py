@@ -244,10 +244,6 @@ class ClusterSimulator(Forkable):
         """Whether anything is left to happen to a request (arrivals, transfers, instance work)."""
         return min(self._tops) < _INF or any(e[1] >= ARRIVAL and e[1] <= TRANSFER_DONE for e in self._events)
 
-    def pending_events(self, kind: int) -> list:
-        """Payloads of the queued cluster events of ``kind``."""
-        return [e[3] for e in self._events if e[1] == kind]
-
     @classmethod
     def from_config(cls, config: ClusterConfig, requests: Sequence[Request]) -> "ClusterSimulator":
         """A simulator whose decisions are all made by the config's named built-in policies."""
@@ -329,13 +325,9 @@ class ClusterSimulator(Forkable):
             self._on_departure(req, tick)
 
     # --- event plumbing ----------------------------------------------------
-    def _push(self, time: int, kind: int, req: Request) -> None:
-        heapq.heappush(self._events, (time, kind, self._seq, req))
-        self._seq += 1
-
     def push_event(self, time: int, kind: int, payload) -> None:
-        """Schedule a cluster event of a component (disaggregation): ``kind`` > routing's orders
-        it after the request path at equal times; the component's ``on_event`` runs it."""
+        """Schedule a cluster event: a request's (arrival, admission, routing) or a component's
+        (disaggregation, autoscaler), whose kind orders it among equal times."""
         heapq.heappush(self._events, (time, kind, self._seq, payload))
         self._seq += 1
 
@@ -363,7 +355,7 @@ class ClusterSimulator(Forkable):
         the start (at one tick, cluster events come before instance events)."""
         if req.arrival < self.clock:
             raise ValueError(f"request {req.id} arrives at {req.arrival}, before the clock ({self.clock})")
-        self._push(req.arrival, ARRIVAL, req)
+        self.push_event(req.arrival, ARRIVAL, req)
 
     def next_event_time(self) -> int:
         """The earliest pending event's tick (cluster or instance); ``1 << 64`` when there is none."""
@@ -423,7 +415,7 @@ class ClusterSimulator(Forkable):
                     if self._share_arrivals:  # a fork may hold the same object: take our own
                         req = copy.deepcopy(req)
                     if not self._admit_at_arrival:
-                        self._push(t + self.config.admission_latency, ADMISSION_DECISION, req)
+                        self.push_event(t + self.config.admission_latency, ADMISSION_DECISION, req)
                         continue
                     # An arrival only schedules its admission, so with no latency the
                     # admission may run now: no other event's effects come in between.
@@ -522,7 +514,7 @@ class ClusterSimulator(Forkable):
             return False
         if self._route_at_admission and not (self._events and self._events[0][0] <= t):
             return True
-        self._push(t + self.config.routing_latency, ROUTING_DECISION, req)
+        self.push_event(t + self.config.routing_latency, ROUTING_DECISION, req)
         return False
 
     def _apply_routing(self, req: Request, t: int, decision: RoutingDecision, state: RouterState) -> None:
@@ -530,8 +522,7 @@ class ClusterSimulator(Forkable):
         if target < 0:  # nowhere to go (every instance loading or draining)
             self.rejected += 1
             log.warning("request %s rejected: no instance is serving", req.id)
-            if self._on_departure is not None:
-                self._on_departure(req, t)
+            self.departed(req, t)
             return
         if self.trace is not None:
             self.trace.record_routing(req.id, t, target, decision.reason, decision.scores, state.snapshots)
@@ -542,9 +533,7 @@ class ClusterSimulator(Forkable):
         for observe in self.routing_observers:
             observe(req, target)
         if self.pd is None or not self.pd.dispatch(req, t, decision):
-            self.pending[target] += 1
-            inst.inject(req, t)
-            self._tops[target] = inst.peek_time()
+            self.deliver(target, req, t)
         self._routed += 1
         if self.progress is not None:
             self.progress(self._routed)

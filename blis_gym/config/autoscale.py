@@ -70,6 +70,10 @@ class AutoscaleConfig:
     def enabled(self) -> bool:
         return self.interval > 0
 
+    def capacity(self, gpu: str, tp: int) -> int:
+        """How many TP-``tp`` instances the node pools of ``gpu`` can hold at most."""
+        return sum(p.max_nodes * (p.gpus_per_node // tp) for p in self.node_pools if p.gpu_type == gpu)
+
 
 _AUTOSCALER_KEYS = (
     "interval_us",

@@ -92,6 +92,12 @@ class InstanceClass:
     def __post_init__(self) -> None:
         _positive(f"--instance-pool {self.name}: KV blocks", self.total_kv_blocks)
 
+    @property
+    def variant(self) -> tuple[str, int]:
+        """(GPU, TP) of a pool's class, from its name ``GPU/tpN``."""
+        gpu, _, tp = self.name.partition("/tp")
+        return gpu, int(tp)
+
 
 # The batch a class's speed is measured on: 32 requests decoding one token each.
 SPEED_REFERENCE_DECODE = 32
@@ -178,8 +184,7 @@ class ClusterConfig:
     def instance_variant(self, i: int) -> tuple[str, int]:
         """(GPU, TP) of starting instance ``i``."""
         if self.pool:
-            gpu, _, tp = self.pool[i].name.partition("/tp")
-            return gpu, int(tp)
+            return self.pool[i].variant
         return self.gpu, self.tp
 
     def scaling_class(self, gpu: str, tp: int) -> InstanceClass:

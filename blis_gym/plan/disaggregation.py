@@ -19,7 +19,7 @@ from ..config.pd import PDConfig, kv_bytes_per_token
 from ..errors import ConfigError
 from ..policies import PD_DECIDER, ROUTING
 from ..policies.scorers import parse_scorers
-from .latency import _with_model_defaults
+from .latency import with_model_defaults
 from .options import RunOptions
 
 log = logging.getLogger("blis_gym")
@@ -89,7 +89,7 @@ def pd_pool_options(o: RunOptions, catalog: Catalog) -> RunOptions:
     """``o`` with per-pool hardware written as ``--instance-pool`` (unchanged without it)."""
     if not pd_enabled(o) or not any(getattr(o, k) for k in _POOL_FLAGS):
         return o
-    _, gpu, tp, _ = _with_model_defaults(o, catalog)
+    _, gpu, tp, _ = with_model_defaults(o, catalog)
     pre = (o.prefill_hardware or gpu, o.prefill_tp or tp)
     dec = (o.decode_hardware or gpu, o.decode_tp or tp)
     size = o.prefill_instances + o.decode_instances + o.prefill_decode_instances
@@ -110,7 +110,7 @@ def pd_config(o: RunOptions, catalog_loader: Callable[[], Catalog]) -> Optional[
         return None
     per_token = 0.0
     if o.pd_decider != "never":
-        _, _, tp, _ = _with_model_defaults(o, catalog_loader())
+        _, _, tp, _ = with_model_defaults(o, catalog_loader())
         tp = o.prefill_tp or tp or 1
         try:
             if o.model_config_folder:

@@ -169,7 +169,7 @@ def choose_latency(o: RunOptions, catalog_loader: Callable[[], Catalog]) -> Late
     if o.model_config_folder or o.hardware_config:
         return _roofline_from_files(o, catalog_loader(), kv_blocks)
     catalog = catalog_loader()
-    model, gpu, tp, version = _with_model_defaults(o, catalog)
+    model, gpu, tp, version = with_model_defaults(o, catalog)
     entry = catalog.find_coefficients(model, tp, gpu, version)
     if entry is None and o.latency_model == "auto" and tp > 0 and has_roofline_inputs(o, model, gpu, catalog):
         log.warning("no trained coefficients for model=%s on GPU=%s, TP=%d; using the roofline model", model, gpu, tp)
@@ -179,7 +179,7 @@ def choose_latency(o: RunOptions, catalog_loader: Callable[[], Catalog]) -> Late
     return LatencyChoice(model, tuple(entry.alpha), tuple(entry.beta), kv)
 
 
-def _with_model_defaults(o: RunOptions, catalog: Catalog) -> tuple[str, str, int, str]:
+def with_model_defaults(o: RunOptions, catalog: Catalog) -> tuple[str, str, int, str]:
     """(model, GPU, TP, vLLM version): the flags, with the defaults file's values for the model
     where a flag was not given (warning for each, as BLIS does)."""
     model = o.model.lower()
@@ -201,7 +201,7 @@ def _with_model_defaults(o: RunOptions, catalog: Catalog) -> tuple[str, str, int
 
 
 def _roofline_with_defaults(o: RunOptions, catalog: Catalog, kv_blocks: int) -> LatencyChoice:
-    model, gpu, tp, _ = _with_model_defaults(o, catalog)
+    model, gpu, tp, _ = with_model_defaults(o, catalog)
     return LatencyChoice(model, ZERO_ALPHA, ZERO_ALPHA, kv_blocks, roofline_spec(o, model, gpu, tp, catalog))
 
 

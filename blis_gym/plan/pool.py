@@ -48,16 +48,16 @@ def resolve_pool(o: RunOptions, catalog_loader: Callable[[], Catalog]) -> tuple[
     classes: list[InstanceClass] = []
     for gpu, tp, count in parse_pool(o.instance_pool):
         if (gpu, tp) not in kinds:
-            kinds[gpu, tp] = _instance_kind(o, catalog, model, gpu, tp, version)
+            kinds[gpu, tp] = instance_kind(o, catalog, model, gpu, tp, version)
         classes += [kinds[gpu, tp]] * count
     if "num_instances" in o.explicit and o.num_instances != len(classes):
         raise ConfigError(f"{FLAG} lists {len(classes)} instances but --num-instances is {o.num_instances}")
-    steps = {c: _reference_step(c) for c in kinds.values()}
+    steps = {c: reference_step(c) for c in kinds.values()}
     fastest = min(steps.values())
     return tuple(replace(c, speed=fastest / steps[c]) for c in classes)
 
 
-def _instance_kind(o: RunOptions, catalog: Catalog, model: str, gpu: str, tp: int, version: str) -> InstanceClass:
+def instance_kind(o: RunOptions, catalog: Catalog, model: str, gpu: str, tp: int, version: str) -> InstanceClass:
     name = f"{gpu}/tp{tp}"
     row = None if o.latency_model == "roofline" else catalog.find_coefficients(model, tp, gpu, version)
     if row is None and o.latency_model != "blackbox" and has_roofline_inputs(o, model, gpu, catalog):
@@ -69,7 +69,7 @@ def _instance_kind(o: RunOptions, catalog: Catalog, model: str, gpu: str, tp: in
     return InstanceClass(name, tuple(row.alpha), tuple(row.beta), kv)
 
 
-def _reference_step(c: InstanceClass) -> float:
+def reference_step(c: InstanceClass) -> float:
     """Step time (µs) of the speed reference batch: decoders at a 512-token context for roofline."""
     if c.roofline is None:
         return reference_step_time(c.beta)

@@ -22,7 +22,7 @@ from ..config.bundle import BUNDLE_OPTIONS, BUNDLE_SCORERS_KEY, apply_bundle, ef
 from ..config.catalog import Catalog, load_catalog
 from ..config.fitness import parse_fitness_weights
 from ..config.routers import model_location, shipped_models
-from ..config.schema import ClusterConfig, CPUTierConfig, EngineConfig
+from ..config.schema import ClusterConfig, CPUTierConfig, EngineConfig, InstanceClass
 from ..engine.latency import BlackboxLatency
 from ..engine.request import Request
 from ..errors import ConfigError, WorkloadError
@@ -213,7 +213,8 @@ def resolve(o: RunOptions) -> RunPlan:
     )
     if choice.roofline is None:
         BlackboxLatency(choice.alpha, choice.beta)  # validates the coefficients
-    autoscale, gpu, tp, scaling_classes = resolve_autoscale(o, bundle_autoscale, pool, catalog_loader)
+    base = InstanceClass("", choice.alpha, choice.beta, choice.total_kv_blocks, roofline=choice.roofline)
+    autoscale, gpu, tp, scaling_classes = resolve_autoscale(o, bundle_autoscale, pool, base, catalog_loader)
     workload = build_workload(o, catalog_loader)
     config = ClusterConfig(
         engine=engine,

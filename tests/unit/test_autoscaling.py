@@ -201,3 +201,17 @@ def test_the_interval_flag_needs_node_pools(blis):
     assert code == 2 and "node_pools" in err and len(err.strip().splitlines()) == 1
     code, out, err = blis("run", "--log", "error", "--model", MODEL, "--model-autoscaler-interval-us", "-1")
     assert code == 2 and "--model-autoscaler-interval-us" in err
+
+
+def test_a_second_gpu_type_gets_its_own_step_times_and_a_speed_against_the_fleet(tmp_path):
+    """A node pool of A100-80s beside the H100 fleet: new A100 instances run the defaults file's
+    A100 coefficients, and their speed is relative to the H100s (slower: below 1)."""
+    extra = "  - {name: a100, gpu_type: A100-80, gpus_per_node: 8, gpu_memory_gib: 80, max_nodes: 1}\n"
+    path = bundle(tmp_path)
+    text = open(path).read().replace("instance_lifecycle:", extra + "instance_lifecycle:")
+    open(path, "w").write(text)
+    config = resolve(opts(path)).config
+    (((gpu, tp), cls),) = config.scaling_classes
+    assert (gpu, tp) == ("A100-80", 2) and cls.name == "A100-80/tp2"
+    assert 0 < cls.speed < 1
+    assert config.scaling_class("H100", 2) == config.instance_class(0)
