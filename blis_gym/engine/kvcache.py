@@ -22,7 +22,8 @@ differential tests.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from itertools import islice, repeat, starmap
+from itertools import compress, filterfalse, islice, repeat, starmap
+from operator import is_not, itemgetter
 
 import numpy as np
 
@@ -63,8 +64,17 @@ class JournaledTable(dict):
         self.pop(key)
 
     def update(self, pairs) -> None:
-        for key, value in pairs.items() if isinstance(pairs, dict) else pairs:
-            self[key] = value
+        pairs = list(pairs.items() if isinstance(pairs, dict) else pairs)
+        self.record(map(itemgetter(0), pairs))
+        dict.update(self, pairs)
+
+    def record(self, keys) -> None:
+        """Journal ``keys`` as they are now, before a bulk change to them (a key already changed
+        since the mark keeps its older entry); each step runs in C."""
+        before = self.before
+        fresh = list(filterfalse(before.__contains__, keys))
+        if fresh:
+            before.update(zip(fresh, map(dict.get, repeat(self), fresh, repeat(_ABSENT))))
 
     def copy(self) -> "JournaledTable":
         new = JournaledTable(self)
@@ -170,6 +180,32 @@ class KVCache(Forkable):
         self.hash.extend([None] * n)
         self.tkey.extend([None] * n)
         return b
+
+    def _pop_live(self, n: int) -> list[int]:
+        """Take ``n`` live blocks from the head of the back (enough must be there), skipping
+        stale entries as ``_take_head`` does, a chunk at a time in C."""
+        back = self.back
+        stale = self._stale
+        ids: list[int] = []
+        need = n
+        while need:
+            chunk = list(islice(back, need))
+            _consume(starmap(back.popleft, repeat((), need)))
+            if not stale or stale.keys().isdisjoint(chunk):
+                ids += chunk
+            else:
+                for b in chunk:
+                    c = stale.get(b)
+                    if not c:
+                        ids.append(b)
+                        continue
+                    self._n_stale -= 1
+                    if c == 1:
+                        del stale[b]
+                    else:
+                        stale[b] = c - 1
+            need = n - len(ids)
+        return ids
 
     def _take_head(self) -> int:
         """Remove and return the block at the head of the free list (NIL when none is free)."""
@@ -358,24 +394,7 @@ class KVCache(Forkable):
         full = (n - i) // bs
         nb = full + (1 if (n - i) % bs else 0)
         j0 = (start + i) // bs
-        back = self.back
-        stale = self._stale
-        if not stale:
-            ids = list(islice(back, nb))
-            _consume(starmap(back.popleft, repeat((), nb)))
-        else:
-            ids = []
-            while len(ids) < nb:  # _take_head, inlined: skip the stale entries
-                b = back.popleft()
-                c = stale.get(b)
-                if c:
-                    self._n_stale -= 1
-                    if c == 1:
-                        del stale[b]
-                    else:
-                        stale[b] = c - 1
-                    continue
-                ids.append(b)
+        ids = self._pop_live(nb)
         own = bkeys[j0 : j0 + full]
         chained = keys[j0 : j0 + full]
         hashes = self.hash
@@ -384,7 +403,8 @@ class KVCache(Forkable):
         h2b = self.hash_to_block
         journal = getattr(h2b, "before", None)  # a journaled table (stale cache views): keep it
         head = ids[:full] if nb > full else ids
-        live = [o for o in map(hashes.__getitem__, head) if o is not None]
+        olds = list(map(hashes.__getitem__, head))
+        live = list(compress(olds, map(is_not, olds, repeat(None)))) if None in olds else olds
         if live and not set(live).isdisjoint(chained):
             # A freed block still registered under a prefix this request registers: the order of
             # the block loop decides the table, so follow it.
@@ -393,9 +413,8 @@ class KVCache(Forkable):
             # Disjoint keys: forgetting every old prefix, then registering every new one, leaves
             # the table (and its journal) as the block loop would; each step runs in C.
             if journal is not None:
-                fresh = [k for k in live if k not in journal] + [k for k in chained if k not in journal]
-                get = dict.get
-                journal.update(zip(fresh, [get(h2b, k, _ABSENT) for k in fresh]))
+                h2b.record(live)
+                h2b.record(chained)
             _consume(map(dict.pop, repeat(h2b, len(live)), live, repeat(None)))
             _consume(map(rc.__setitem__, head, repeat(1)))
             _consume(map(tkey.__setitem__, head, own))

@@ -502,3 +502,35 @@ def test_bulk_claims_of_freed_blocks_equal_the_block_loop(views):
 
     fast, slow = run(True), run(False)
     assert fast == slow
+
+
+def test_journaled_table_answers_as_a_copy_taken_at_the_mark():
+    """Random writes (one at a time and in bulk, with repeated keys) between marks: ``had`` agrees
+    with a copy of the table taken at the last mark, for every key ever used."""
+    from blis_gym.engine.kvcache import JournaledTable
+
+    rng = np.random.default_rng(7)
+    table, plain = JournaledTable(), {}
+    at_mark = {}
+    for _ in range(300):
+        op = rng.integers(5)
+        keys = [int(k) for k in rng.integers(0, 40, size=rng.integers(1, 8))]
+        if op == 0:
+            table.update(zip(keys, range(len(keys))))
+            plain.update(zip(keys, range(len(keys))))
+        elif op == 1:
+            table.record(keys)
+            for k in keys:
+                dict.pop(table, k, None)
+                plain.pop(k, None)
+        elif op == 2:
+            table[keys[0]] = 1
+            plain[keys[0]] = 1
+        elif op == 3:
+            table.pop(keys[0], None)
+            plain.pop(keys[0], None)
+        else:
+            table.mark()
+            at_mark = dict(plain)
+        assert dict(table) == plain
+        assert all(table.had(k) == (k in at_mark) for k in range(40))
