@@ -29,7 +29,7 @@ PENDING_SCALE = 8.0  # routed, not yet queued
 TOKEN_SCALE = 1024.0  # input tokens
 STEP_SCALE = 10_000.0  # ticks (10 ms): a busy step's remaining time
 # The one-hot covers every class a workload spec can give ("" = none, shown as "default").
-SLO_CLASSES = ("", *spec.SLO_CLASSES)
+SLO_CLASSES = ("", *spec.SLO_CLASSES)  # the reference's classes (the observation's size is fixed)
 
 # (name, meaning) in vector order; documented in the README's observation table.
 INSTANCE_FEATURES: tuple[tuple[str, str], ...] = (

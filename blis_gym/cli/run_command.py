@@ -482,6 +482,28 @@ def run(
         ),
         rich_help_panel=OBSERVABILITY,
     ),
+    slo_ttft: str = typer.Option(
+        "",
+        "--slo-ttft",
+        help=(
+            "Goodput TTFT limits per SLO class, class=duration,... (e.g. critical=100ms,standard=500ms; "
+            "'default' for requests without a class). Adds goodput_rps, slo_attainment and per_class to "
+            "the cluster block. Overrides a workload spec's goodput_slo_targets."
+        ),
+        rich_help_panel=OBSERVABILITY,
+    ),
+    slo_itl: str = typer.Option(
+        "",
+        "--slo-itl",
+        help="Goodput limits on each request's mean ITL per SLO class (e.g. default=50ms).",
+        rich_help_panel=OBSERVABILITY,
+    ),
+    slo_e2e: str = typer.Option(
+        "",
+        "--slo-e2e",
+        help="Goodput E2E limits per SLO class (e.g. critical=5s,standard=30s).",
+        rich_help_panel=OBSERVABILITY,
+    ),
     total_kv_blocks: Optional[int] = typer.Option(
         None,
         "--total-kv-blocks",
@@ -491,8 +513,23 @@ def run(
     max_num_running_reqs: int = typer.Option(
         256, "--max-num-running-reqs", help="Max requests in the running batch.", rich_help_panel=SERVER
     ),
+    max_num_seqs: Optional[int] = typer.Option(
+        None, "--max-num-seqs", help="vLLM's name for --max-num-running-reqs.", rich_help_panel=SERVER
+    ),
     max_num_scheduled_tokens: int = typer.Option(
         2048, "--max-num-scheduled-tokens", help="Max new tokens per step.", rich_help_panel=SERVER
+    ),
+    max_num_batched_tokens: Optional[int] = typer.Option(
+        None, "--max-num-batched-tokens", help="vLLM's name for --max-num-scheduled-tokens.", rich_help_panel=SERVER
+    ),
+    preemption_policy: str = typer.Option(
+        _D.preemption_policy,
+        "--preemption-policy",
+        help=(
+            "Which running request a full KV cache evicts: fcfs (the batch's newest, BLIS's reference) "
+            "or priority (the least urgent by SLO class, then the latest arrival)."
+        ),
+        rich_help_panel=SERVER,
     ),
     block_size_in_tokens: int = typer.Option(
         16, "--block-size-in-tokens", help="Tokens per KV block.", rich_help_panel=SERVER
@@ -543,10 +580,23 @@ def _from_command_line(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
+# vLLM's (and upstream BLIS's) names for our options.
+_ALIASES = {"max_num_seqs": "max_num_running_reqs", "max_num_batched_tokens": "max_num_scheduled_tokens"}
+
+
 def _run_options(ctx: typer.Context, values: dict) -> RunOptions:
     """``blis run``'s parsed parameters as RunOptions (options given on the command line marked
     explicit, coefficient lists parsed)."""
     values["explicit"] = frozenset(name for name in values if name != "ctx" and _from_command_line(ctx, name))
+    for alias, name in _ALIASES.items():
+        given = values.pop(alias, None)
+        if given is None:
+            continue
+        if name in values["explicit"]:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"--{alias.replace('_', '-')} and {flag} are the same setting: give one of them")
+        values[name] = given
+        values["explicit"] |= {name}
     values["alpha_coeffs"] = _floats("--alpha-coeffs", values["alpha_coeffs"])
     values["beta_coeffs"] = _floats("--beta-coeffs", values["beta_coeffs"])
     return RunOptions(**{f.name: values[f.name] for f in fields(RunOptions) if f.name in values})

@@ -21,9 +21,11 @@ def execute(opts: RunOptions, progress: bool = False) -> str:
     plan = resolve(opts)
     bar = ProgressBar(len(plan.requests), "requests routed") if progress and len(plan.requests) >= 1000 else None
     result = simulate(plan, bar)
-    text = stdout_text(result, plan.config.priority_policy, plan.fitness_weights, plan.summarize_trace)
+    text = stdout_text(
+        result, plan.config.priority_policy, plan.fitness_weights, plan.summarize_trace, plan.slo_targets
+    )
     if plan.results_path:
-        write_atomic(plan.results_path, results_json(result))
+        write_atomic(plan.results_path, results_json(result, plan.slo_targets))
         log.info("metrics written to: %s", plan.results_path)
     if opts.export_trace:
         from ..workload.tracev2 import export_trace_v2  # lazy: only runs that export a trace need it

@@ -21,7 +21,8 @@ from __future__ import annotations
 import copy
 import heapq
 import logging
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from ..config.schema import ClusterConfig, InstanceClass
@@ -86,6 +87,8 @@ class ClusterResult:
     pd: Optional[PDReport] = None  # with prefill/decode pools
     in_transfer: int = 0  # disaggregated: prefill done, KV not yet at the decode instance
     cost: Optional[CostReport] = None  # with node pools
+    # Requests that arrived, by SLO class ("" for none): goodput's denominators.
+    arrived_by_class: dict = field(default_factory=dict)
 
     @property
     def accounted(self) -> int:
@@ -108,7 +111,7 @@ class ClusterSimulator(Forkable):
     """Shared-clock loop over instances with an online admission/routing pipeline."""
 
     _FORK_FLAT = frozenset({"pending", "_tops"})
-    _FORK_SHARED = frozenset({"config"})
+    _FORK_SHARED = frozenset({"config", "_classes"})  # _classes: never changed after the start
 
     def __deepcopy__(self, memo: dict) -> "ClusterSimulator":
         return fork_with_tuples(self, memo, lists={"_events": -1})
@@ -182,6 +185,7 @@ class ClusterSimulator(Forkable):
         self._done = False
         # Keys are unique (time, kind, sequence), so any valid heap pops in one order.
         self._events: list = [(req.arrival, ARRIVAL, seq, req) for seq, req in enumerate(requests)]
+        self._classes = [req.slo_class for req in requests]
         heapq.heapify(self._events)
         self._seq = len(self._events)
         # Prefill/decode pools: splits, transfers and the parents' metrics.
@@ -226,6 +230,7 @@ class ClusterSimulator(Forkable):
             reference_kv=self.config.reference_kv,
             speed=c.speed,
             cpu_tier=eng.cpu_tier,
+            preemption=eng.preemption_policy,
         )
 
     def add_instance(self, gpu: str, tp: int) -> int:
@@ -566,7 +571,10 @@ class ClusterSimulator(Forkable):
                 log.warning("all %d requests were rejected by admission; none completed", self.rejected)
             else:
                 log.warning("no requests completed: the horizon may be too short or the workload empty")
-        not_arrived = sum(1 for e in self._events if e[1] == ARRIVAL)
+        late = [e[3].slo_class for e in self._events if e[1] == ARRIVAL]
+        not_arrived = len(late)
+        arrived = Counter(self._classes)
+        arrived.subtract(late)
         in_pipeline = sum(1 for e in self._events if ARRIVAL < e[1] <= PREFILL_ROUTING)
         return ClusterResult(
             per,
@@ -582,4 +590,5 @@ class ClusterSimulator(Forkable):
             self.pd.report(per, agg) if self.pd is not None else None,
             sum(1 for e in self._events if TRANSFER_START <= e[1] <= TRANSFER_DONE),
             self.autoscaler.report(min(self.clock, self.config.horizon)) if self.autoscaler is not None else None,
+            {cls: n for cls, n in sorted(arrived.items()) if n > 0},
         )

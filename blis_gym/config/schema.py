@@ -65,6 +65,7 @@ class EngineConfig:
     long_prefill_threshold: int = 0
     roofline: Optional["RooflineSpec"] = None
     cpu_tier: Optional[CPUTierConfig] = None  # None: single-tier KV cache
+    preemption_policy: str = "fcfs"  # which running request a full cache evicts (fcfs, priority)
 
     def __post_init__(self) -> None:
         _positive("--total-kv-blocks", self.total_kv_blocks)

@@ -2,7 +2,9 @@
 
 Phase 1 gives each running request its next prefill chunk (capped by
 ``--long-prefill-token-threshold`` and the step's token budget) or one decode
-token, evicting from the tail of the batch when the KV cache is full.
+token, evicting from the tail of the batch when the KV cache is full (with
+``preemption="priority"``, upstream BLIS's newer option, the least urgent request
+by SLO class instead, the latest arrival among equals).
 Phase 2 admits waiting requests in queue order, reusing cached prefix blocks,
 while the batch has room, the budget lasts and nobody was preempted.
 
@@ -37,6 +39,8 @@ class BatchResult:
         "prefills",
         "decode_context",
         "zero_input",
+        "budget_back",
+        "shift",
     )
 
     def __init__(self) -> None:
@@ -53,16 +57,63 @@ class BatchResult:
         self.prefills: list[tuple[int, int]] = []
         self.decode_context = 0
         self.zero_input = 0
+        # Priority preemption only: tokens given back by victims already scheduled this step,
+        # and how many victims sat before the request being served (the walk's index moves).
+        self.budget_back = 0
+        self.shift = 0
+
+
+#: Preemption policies: which running request a full cache evicts.
+PREEMPTION_POLICIES = ("fcfs", "priority")
+
+# Upstream's default SLO class priorities (higher is more urgent; unknown classes are standard),
+# with the reference's realtime and interactive ranked as critical and standard.
+SLO_PRIORITY = {
+    "critical": 4,
+    "realtime": 4,
+    "standard": 3,
+    "interactive": 3,
+    "batch": -1,
+    "sheddable": -2,
+    "background": -3,
+}
+_STANDARD = 3
+
+
+def priority_victim(running: list[Request]) -> int:
+    """Index of the least urgent running request: the lowest class priority, then the latest
+    arrival, then the one nearest the tail."""
+    urgency = SLO_PRIORITY.get
+    best = len(running) - 1
+    key = (urgency(running[best].slo_class, _STANDARD), -running[best].arrival)
+    for i in range(best - 1, -1, -1):
+        r = running[i]
+        k = (urgency(r.slo_class, _STANDARD), -r.arrival)
+        if k < key:
+            best, key = i, k
+    return best
 
 
 class VLLMBatchFormation:
     """The vLLM v1 scheduler's batch composition, one step at a time."""
 
-    def __init__(self, max_running: int, max_tokens: int, prefill_threshold: int, visit_evicted: bool = False) -> None:
+    def __init__(
+        self,
+        max_running: int,
+        max_tokens: int,
+        prefill_threshold: int,
+        visit_evicted: bool = False,
+        preemption: str = "fcfs",
+    ) -> None:
+        if preemption not in PREEMPTION_POLICIES:
+            raise ValueError(f"unknown preemption policy {preemption!r} (valid: {', '.join(PREEMPTION_POLICIES)})")
         self.max_running = max_running
         self.max_tokens = max_tokens
         self.prefill_threshold = prefill_threshold
         self.visit_evicted = visit_evicted
+        # Priority eviction may take a request already served this step: the batch walk must
+        # see the live list (no lazy requests, no reference snapshot).
+        self.by_priority = preemption == "priority"
 
     def form(
         self,
@@ -109,8 +160,12 @@ class VLLMBatchFormation:
                     n_new = thr
                 if n_new > budget:
                     n_new = budget
-                if not self._reserve(req, n_new, running, active, waitq, kv, res, sync):
+                if not self._reserve(req, n_new, running, active, waitq, kv, res, sync, i - 1):
                     break
+                if res.shift or res.budget_back:
+                    i -= res.shift
+                    budget += res.budget_back
+                    res.shift = res.budget_back = 0
                 budget -= n_new
                 req.num_new = n_new
                 req.computed += n_new
@@ -121,8 +176,12 @@ class VLLMBatchFormation:
                 if 0 < tail < bs_minus_1 and req.kv_blocks:
                     # Fast path: the token fits the partial last block; nothing to hash or pop.
                     req.kv_tail_len = tail + 1
-                elif not self._reserve(req, 1, running, active, waitq, kv, res, sync):
+                elif not self._reserve(req, 1, running, active, waitq, kv, res, sync, i - 1):
                     break
+                if res.shift or res.budget_back:
+                    i -= res.shift
+                    budget += res.budget_back
+                    res.shift = res.budget_back = 0
                 budget -= 1
                 req.num_new = 1
                 req.computed += 1
@@ -179,16 +238,34 @@ class VLLMBatchFormation:
                 res.zero_input += 1
         return res
 
-    @staticmethod
     def _reserve(
-        req: Request, n: int, running: list, active: list, waitq: deque, kv: "KVCache", res: BatchResult, sync
+        self,
+        req: Request,
+        n: int,
+        running: list,
+        active: list,
+        waitq: deque,
+        kv: "KVCache",
+        res: BatchResult,
+        sync,
+        at: int,
     ) -> bool:
-        """Reserve KV for ``n`` more tokens of ``req``, evicting from the batch tail as needed."""
+        """Reserve KV for ``n`` more tokens of ``req`` (at index ``at`` of the batch), evicting
+        from the batch tail (or by priority) as needed."""
         while not kv.allocate(req, req.progress, req.progress + n, ()):
             if not running:
                 return False
             res.preemption_happened = True
-            victim = running.pop()
+            if self.by_priority:
+                k = priority_victim(running)
+                victim = running.pop(k)
+                if k < at:  # already served this step: its tokens come back, the walk shifts
+                    at -= 1
+                    res.shift += 1
+                    res.budget_back += victim.num_new
+                    victim.num_new = 0
+            else:
+                victim = running.pop()
             if victim.lazy_until:
                 sync(victim)
             elif active is not running:

@@ -73,6 +73,7 @@ class Instance(Forkable):
         reference_kv: bool = False,
         speed: float = 1.0,
         cpu_tier=None,
+        preemption: str = "fcfs",
     ) -> None:
         self.id = instance_id
         self.speed = speed  # decode speed relative to the fleet's fastest class (routers see it)
@@ -90,7 +91,7 @@ class Instance(Forkable):
         else:
             self.kv = KVCache(total_kv_blocks, block_size, reference_rollback=reference_kv)
         self.former = VLLMBatchFormation(
-            max_running, max_scheduled_tokens, long_prefill_threshold, visit_evicted=reference_kv
+            max_running, max_scheduled_tokens, long_prefill_threshold, visit_evicted=reference_kv, preemption=preemption
         )
         self.latency = latency
         self.horizon = horizon
@@ -123,9 +124,11 @@ class Instance(Forkable):
         self._lazy_base = 0
         view = latency.batch_view
         self._by_shape = view == "shape"
-        # Lazy requests are not visited, so a model that must see every request rules it out.
-        self.lazy_enabled = not reference_kv and view != "requests"
+        # Lazy requests are not visited, so a model that must see every request rules it out,
+        # and so does priority preemption (its victim may be any request of the batch).
+        self.lazy_enabled = not reference_kv and view != "requests" and not self.former.by_priority
         self._out_time = latency.output_token_time()
+        self._post_decode = latency.post_decode_time()  # trained-physics: added once to E2E
         self._block_size = block_size
 
     @property
@@ -139,6 +142,8 @@ class Instance(Forkable):
             raise RuntimeError("lazy decoding can only be switched before the instance runs")
         if on and self.latency.batch_view == "requests":
             raise ValueError("this step-time model must see every request: lazy decoding is unavailable")
+        if on and self.former.by_priority:
+            raise ValueError("priority preemption may evict any request: lazy decoding is unavailable")
         # The running requests that are not lazy, in batch order: a list of its own when
         # laziness is on (so a step's loops never visit lazy requests), else the batch itself.
         self.active: list[Request] = [] if on else self.running
@@ -340,6 +345,9 @@ class Instance(Forkable):
                 kv.release(req)
                 eventq.push(events, (left_at, LEFT, req))
                 lat = m.complete(req)
+                if self._post_decode and n_out > 0:
+                    lat += self._post_decode
+                    m.e2es[req.id] = float(lat)
                 if on_departure is not None:
                     on_departure(req, req.arrival + lat)
             else:

@@ -117,10 +117,15 @@ class RunOptions:
     counterfactual_k: int = 0
     summarize_trace: bool = False
     fitness_weights: str = ""
+    # goodput targets per SLO class (upstream's flags): "class=duration,..." e.g. "default=500ms"
+    slo_ttft: str = ""
+    slo_itl: str = ""
+    slo_e2e: str = ""
     # vLLM server
     total_kv_blocks: Optional[int] = None  # None: from the defaults file, else 1000000
     max_num_running_reqs: int = 256
     max_num_scheduled_tokens: int = 2048
+    preemption_policy: str = "fcfs"  # upstream's: fcfs (BLIS's reference) or priority
     block_size_in_tokens: int = 16
     max_model_len: int = 2048  # accepted for compatibility; BLIS does not use it either
     long_prefill_token_threshold: int = 0

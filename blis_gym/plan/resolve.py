@@ -23,6 +23,8 @@ from ..config.catalog import Catalog, load_catalog
 from ..config.fitness import parse_fitness_weights
 from ..config.routers import model_location, shipped_models
 from ..config.schema import ClusterConfig, CPUTierConfig, EngineConfig, InstanceClass
+from ..config.slo import SLOTargets, flag_targets, merge_targets
+from ..engine.batching import PREEMPTION_POLICIES
 from ..engine.latency import BlackboxLatency
 from ..engine.request import Request
 from ..errors import ConfigError, WorkloadError
@@ -49,6 +51,7 @@ class RunPlan:
     model: str
     fitness_weights: Optional[dict] = None  # key -> weight; None: no fitness section
     summarize_trace: bool = False
+    slo_targets: Optional[SLOTargets] = None  # goodput targets per SLO class; None: no goodput
 
 
 def _finite_positive(flag: str, value: float) -> None:
@@ -100,6 +103,12 @@ def _validate_flags(o: RunOptions) -> None:
         TraceWindow.from_flags(o.trace_start, o.trace_duration, o.trace_speedup, o.trace_window_spans)  # checks
         if o.workload != "traces" or o.workload_spec:
             log.warning("--trace-* options apply only to --workload traces; they have no effect here")
+    if o.preemption_policy not in PREEMPTION_POLICIES:
+        raise ConfigError(
+            f"--preemption-policy: unknown policy {o.preemption_policy!r} (valid: {', '.join(PREEMPTION_POLICIES)})"
+        )
+    if o.preemption_policy != "fcfs" and o.reference_kv:
+        raise ConfigError("--preemption-policy priority is upstream's newer option: not in --reference-kv mode")
     if o.trace_level not in ("none", "decisions"):
         raise ConfigError(f"--trace-level: unknown trace level {o.trace_level!r} (valid: none, decisions)")
     if o.trace_level == "none" and o.counterfactual_k > 0:
@@ -180,6 +189,7 @@ def resolve(o: RunOptions) -> RunPlan:
     # Only weighted routing reads a profile; () means the default one.
     scorers = effective_scorers(o.routing_scorers, bundle_scorers) if o.routing_policy == "weighted" else ()
     fitness = parse_fitness_weights(o.fitness_weights) if o.fitness_weights else None
+    slo_flags = flag_targets(o.slo_ttft, o.slo_itl, o.slo_e2e)
     cache: list[Catalog] = []
 
     def catalog_loader() -> Catalog:
@@ -205,6 +215,7 @@ def resolve(o: RunOptions) -> RunPlan:
         max_scheduled_tokens=o.max_num_scheduled_tokens,
         long_prefill_threshold=o.long_prefill_token_threshold,
         roofline=choice.roofline,
+        preemption_policy=o.preemption_policy,
         cpu_tier=CPUTierConfig(
             o.kv_cpu_blocks, o.kv_offload_threshold, o.kv_transfer_bandwidth, o.kv_transfer_base_latency
         )
@@ -245,8 +256,15 @@ def resolve(o: RunOptions) -> RunPlan:
         tp=tp,
         scaling_classes=scaling_classes,
     )
+    slo = merge_targets(slo_flags, spec=workload.slo_targets) or None
     return RunPlan(
-        config, workload.requests, o.results_path, model, fitness, o.summarize_trace and o.trace_level == "decisions"
+        config,
+        workload.requests,
+        o.results_path,
+        model,
+        fitness,
+        o.summarize_trace and o.trace_level == "decisions",
+        slo,
     )
 
 

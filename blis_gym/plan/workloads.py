@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Optional
 
 from ..config.catalog import Catalog
 from ..config.schema import MAX_INT64, DistributionWorkload
+from ..config.slo import SLOTargets
 from ..engine.request import Request
 from ..errors import WorkloadError
 from ..workload import generate_distribution, load_trace
@@ -32,6 +33,7 @@ class Workload:
 
     requests: list[Request]
     horizon: int
+    slo_targets: Optional[SLOTargets] = None  # a spec's goodput_slo_targets
 
 
 def _spec_workload(o: RunOptions) -> Workload:
@@ -60,7 +62,8 @@ def _spec_workload(o: RunOptions) -> Workload:
             "--rate has no effect with --workload-spec: the spec's aggregate_rate (%g req/s) applies",
             spec.aggregate_rate,
         )
-    return Workload(generate_spec_requests(replace(spec, seed=seed), horizon, max_requests), horizon)
+    requests = generate_spec_requests(replace(spec, seed=seed), horizon, max_requests)
+    return Workload(requests, horizon, dict(spec.goodput_slo_targets) if spec.goodput_slo_targets else None)
 
 
 def _trace_workload(o: RunOptions) -> Workload:

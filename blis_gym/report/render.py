@@ -6,20 +6,29 @@ from typing import Optional
 
 from ..cluster.simulator import ClusterResult
 from ..cluster.trace import summarize, summary_lines
+from ..config.slo import SLOTargets
 from . import gojson
 from .disaggregation import pd_json, pd_lines
 from .fitness import compute_fitness, fitness_lines, raw_metrics
+from .goodput import Goodput, compute_goodput
 from .slo import per_slo_distributions, per_slo_lines
 from .summary import Anomalies, hol_blocking_events, kv_rates, metrics_block, priority_inversions, request_rows
 
 HEADER = "=== Simulation Metrics ==="
 
 
-def _metrics_section(instance_id: str, m) -> list[str]:
+def _metrics_section(instance_id: str, m, extra: Optional[dict] = None) -> list[str]:
     # Like the reference, an instance that completed nothing prints no block.
     if m.completed == 0:
         return []
-    return [HEADER, gojson.dumps(metrics_block(instance_id, m))]
+    return [HEADER, gojson.dumps(metrics_block(instance_id, m) | (extra or {}))]
+
+
+def goodput_of(result: ClusterResult, slo_targets: Optional[SLOTargets]) -> Optional[Goodput]:
+    """The run's goodput against ``slo_targets`` (None without targets)."""
+    if not slo_targets:
+        return None
+    return compute_goodput(result.aggregate, result.arrived_by_class, slo_targets)
 
 
 def stdout_text(
@@ -27,13 +36,16 @@ def stdout_text(
     priority_policy: str = "constant",
     fitness_weights: Optional[dict] = None,
     summarize_trace: bool = False,
+    slo_targets: Optional[SLOTargets] = None,
 ) -> str:
-    """Everything the reference prints on stdout for this run, in its section order."""
+    """Everything the reference prints on stdout for this run, in its section order (with goodput
+    targets, the cluster block gains upstream's goodput fields)."""
     lines: list[str] = []
     if len(result.instances) > 1:
         for iid, m in zip(result.instance_ids, result.instances):
             lines += _metrics_section(iid, m)
-    lines += _metrics_section("cluster", result.aggregate)
+    goodput = goodput_of(result, slo_targets)
+    lines += _metrics_section("cluster", result.aggregate, goodput.json_fields() if goodput else None)
     if fitness_weights is not None:
         lines += fitness_lines(compute_fitness(raw_metrics(result.aggregate), fitness_weights))
     anomalies = Anomalies(
@@ -62,7 +74,7 @@ def stdout_text(
         lines += pd_lines(result.pd)
     if result.cost is not None:
         lines += ["=== Cost ===", gojson.dumps(cost_json(result.cost))]
-    lines += per_slo_lines(per_slo_distributions(result.aggregate))
+    lines += per_slo_lines(per_slo_distributions(result.aggregate), goodput=goodput is not None)
     if summarize_trace and result.trace is not None:
         lines += summary_lines(summarize(result.trace))
     return "\n".join(lines) + ("\n" if lines else "")
@@ -83,8 +95,8 @@ def cost_json(c) -> dict:
     }
 
 
-def results_json(result: ClusterResult) -> str:
-    """The results file: the cluster block plus one row per request."""
+def results_json(result: ClusterResult, slo_targets: Optional[SLOTargets] = None) -> str:
+    """The results file: the cluster block plus one row per request (then goodput, as upstream)."""
     doc = metrics_block("cluster", result.aggregate)
     if result.pd is not None:
         doc["pd_metrics"] = pd_json(result.pd)
@@ -93,4 +105,7 @@ def results_json(result: ClusterResult) -> str:
     rows = request_rows(result.aggregate)
     if rows:
         doc["requests"] = rows
+    goodput = goodput_of(result, slo_targets)
+    if goodput is not None:
+        doc.update(goodput.json_fields())
     return gojson.dumps(doc)

@@ -27,6 +27,7 @@ class SLOMetrics:
 
     ttft: Distribution = field(default_factory=Distribution)
     e2e: Distribution = field(default_factory=Distribution)
+    itl: Distribution = field(default_factory=Distribution)  # per-request mean ITLs
 
 
 def _group_by_class(aggregate: InstanceMetrics, per_request: Mapping[str, float], what: str) -> dict[str, list[float]]:
@@ -51,8 +52,9 @@ def per_slo_distributions(aggregate: InstanceMetrics) -> dict[str, SLOMetrics]:
     """
     ttft = _group_by_class(aggregate, aggregate.ttfts, "TTFT")
     e2e = _group_by_class(aggregate, aggregate.e2es, "E2E latency")
+    itl = _group_by_class(aggregate, aggregate.itls, "ITL")
     return {
-        cls: SLOMetrics(distribution(ttft.get(cls, ())), distribution(e2e.get(cls, ())))
+        cls: SLOMetrics(distribution(ttft.get(cls, ())), distribution(e2e.get(cls, ())), distribution(itl.get(cls, ())))
         for cls in sorted(set(ttft) | set(e2e))
     }
 
@@ -100,14 +102,17 @@ def jain_fairness_index(throughputs: Mapping[str, float]) -> float:
     return (sum_x * sum_x) / (float(len(throughputs)) * sum_x2)
 
 
-def per_slo_lines(per_slo: Mapping[str, SLOMetrics]) -> list[str]:
-    """The printed ``=== Per-SLO Metrics ===`` section (no lines for fewer than two classes)."""
-    if len(per_slo) < 2:
+def per_slo_lines(per_slo: Mapping[str, SLOMetrics], goodput: bool = False) -> list[str]:
+    """The printed ``=== Per-SLO Metrics ===`` section: for two or more classes; with goodput
+    targets (``goodput``) for any, with each class's ITL line as upstream prints it then."""
+    if len(per_slo) < (1 if goodput else 2):
         return []
     lines = [HEADER]
     for cls in sorted(per_slo):
         m = per_slo[cls]
         lines.append(f"  {cls}:")
         lines.append(f"    TTFT: mean={go_fixed(m.ttft.mean, 2)} p99={go_fixed(m.ttft.p99, 2)} (n={m.ttft.count})")
+        if goodput:
+            lines.append(f"    ITL:  mean={go_fixed(m.itl.mean, 2)} p99={go_fixed(m.itl.p99, 2)} (n={m.itl.count})")
         lines.append(f"    E2E:  mean={go_fixed(m.e2e.mean, 2)} p99={go_fixed(m.e2e.p99, 2)} (n={m.e2e.count})")
     return lines

@@ -20,12 +20,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..config.slo import SLOTarget
 from ..errors import ConfigError
 
 ARRIVAL_PROCESSES = ("poisson", "gamma", "weibull")
 DIST_TYPES = ("gaussian", "exponential", "pareto_lognormal", "empirical", "constant")
 CATEGORIES = ("language", "multimodal", "reasoning")
-SLO_CLASSES = ("realtime", "interactive", "batch")
+SLO_CLASSES = ("realtime", "interactive", "batch")  # BLIS's at the reference commit
+# Upstream BLIS's newer names (GAIE's), accepted as well.
+UPSTREAM_SLO_CLASSES = ("critical", "standard", "sheddable", "background")
 CONTEXT_GROWTH = ("accumulate", "fixed")
 WEIBULL_CV_RANGE = (0.01, 10.4)
 # Parameters each length law needs (all of them) and accepts (no others).
@@ -166,6 +169,8 @@ class WorkloadSpec:
     num_requests: int = 0  # 0 = unlimited (bounded by the horizon)
     servegen_data: Optional[ServeGenDataSpec] = None
     inference_perf: Optional[InferencePerfSpec] = None
+    # Upstream's goodput targets per SLO class (ms); --slo-* flags override them.
+    goodput_slo_targets: Optional[dict[str, SLOTarget]] = None
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -267,8 +272,9 @@ def _validate_multimodal(where: str, key: str, mm: MultimodalSpec) -> None:
 
 
 def _validate_client(where: str, key: str, c: ClientSpec) -> None:
-    if c.slo_class and c.slo_class not in SLO_CLASSES:
-        _fail(where, f"{key}.slo_class", f"unknown SLO class {c.slo_class!r} (valid: {', '.join(SLO_CLASSES)})")
+    if c.slo_class and c.slo_class not in SLO_CLASSES + UPSTREAM_SLO_CLASSES:
+        valid = ", ".join(SLO_CLASSES + UPSTREAM_SLO_CLASSES)
+        _fail(where, f"{key}.slo_class", f"unknown SLO class {c.slo_class!r} (valid: {valid})")
     if not (_finite(c.rate_fraction) and c.rate_fraction > 0):
         _fail(where, f"{key}.rate_fraction", f"must be a finite number > 0, got {c.rate_fraction}")
     _validate_arrival(where, f"{key}.arrival", c.arrival)
@@ -349,5 +355,9 @@ def validate(where: str, spec: WorkloadSpec) -> None:
         _fail(where, "num_requests", f"must be >= 0, got {spec.num_requests}")
     if not spec.clients:
         raise ConfigError(f"{where}: no clients: give clients, servegen_data or inference_perf")
+    for cls, target in (spec.goodput_slo_targets or {}).items():
+        for key, value in vars(target).items():
+            if not (_finite(value) and value >= 0):
+                _fail(where, f"goodput_slo_targets.{cls}.{key}", f"must be a finite number >= 0 (ms), got {value}")
     for i, c in enumerate(spec.clients):
         _validate_client(where, f"clients[{i}]", c)
