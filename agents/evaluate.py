@@ -45,8 +45,9 @@ FIGURES: tuple[tuple[str, str], ...] = (
     ("e2e_p99_ms", "e2e_p99_ms"),
     ("throughput_rps", "responses_per_sec"),
 )
-# Figures some envs add to their metrics (Autoscaling-v0), reported where every episode has them.
-EXTRA_FIGURES: tuple[str, ...] = ("gpu_seconds", "slo_attainment")
+# Figures some envs add to their metrics (Autoscaling-v0; any scenario with SLO targets), reported
+# where every episode has them.
+EXTRA_FIGURES: tuple[str, ...] = ("gpu_seconds", "slo_attainment", "goodput_rps")
 # Two-sided 95% Student t quantiles, by degrees of freedom (1..30); the normal 1.96 beyond.
 _T95 = (
     12.706,

@@ -24,9 +24,11 @@ See :mod:`blis_gym.envs.observation` for the scaling.
 **Reward** (``reward=``): ``regret`` (minus the counterfactual regret of each
 routing choice under ``regret_scorers``), ``fitness`` (the episode's fitness
 score, paid at the end), ``time-in-system`` (minus request-seconds in the
-system since the previous decision, / ``time_scale``) or ``ttft`` (the same for
-request-seconds waiting for a first token). Each rejection by the
-agent costs ``rejection_penalty``.
+system since the previous decision, / ``time_scale``), ``ttft`` (the same for
+request-seconds waiting for a first token) or ``goodput`` (+1 for each request
+that meets every SLO target of its class, ``slo_ttft``/``slo_itl``/``slo_e2e`` or
+the spec's ``goodput_slo_targets``, paid once the clock passes its completion).
+Each rejection by the agent costs ``rejection_penalty``.
 
 **Episode**: one workload, drawn with the reset seed (``reset(seed=S)`` runs the
 same workload as ``blis run --seed S``; without a seed, the workload seed is drawn
@@ -56,9 +58,10 @@ from ..policies import ADMISSION, ROUTING
 from ..policies.prefix_index import PrefixCacheIndex
 from ..policies.scorers import parse_scorers
 from ..report.fitness import compute_fitness, raw_metrics
+from ..report.goodput import compute_goodput
 from ..report.summary import result_metrics
 from .observation import ObservationBuilder, observation_size
-from .rewards import TIME_REWARDS, LookaheadCritic, RegretCritic
+from .rewards import TIME_REWARDS, GoodputCredit, LookaheadCritic, RegretCritic
 from .scenario import DEFAULT_SCENARIO, Scenario, default_rejection_penalty, load_scenario
 
 ADMISSION_KIND, ROUTING_KIND = "admission", "routing"
@@ -227,6 +230,9 @@ class ClusterEnv(gym.Env):
         if reward in TIME_REWARDS:
             self.time = TIME_REWARDS[reward]([r.arrival for r in requests])
             self.time.attach(sim)
+        elif reward == "goodput":
+            self.goodput = GoodputCredit(self.scenario.plan.slo_targets)
+            self.goodput.attach(sim)
         e = self.config.engine
         views = sim.snapshots.cache_views() if self.scenario.env.cache_observation else None
         self.obs_builder = ObservationBuilder.for_workload(
@@ -283,10 +289,13 @@ class ClusterEnv(gym.Env):
         self.sim.admit(decision, False, "agent")
 
     def _pay_time(self, tick: int) -> None:
-        if self.scenario.env.reward in TIME_REWARDS:
+        reward = self.scenario.env.reward
+        if reward in TIME_REWARDS:
             area = self.time.area(tick)
             self._reward -= (area - self._area) / 1e6 / self.scenario.env.time_scale
             self._area = area
+        elif reward == "goodput":
+            self._reward += self.goodput.collect(tick)
 
     def _settle(self) -> None:
         """Final payment: the rest of the time in system, or the fitness score; the CLI's metrics."""
@@ -294,11 +303,17 @@ class ClusterEnv(gym.Env):
         reward = self.scenario.env.reward
         if reward in TIME_REWARDS:
             self._pay_time(self.time.end_tick(self.sim.clock))
+        elif reward == "goodput":
+            self._reward += self.goodput.rest()
         elif reward == "fitness":
             fitness = compute_fitness(raw_metrics(result.aggregate), self.weights)
             self._reward += fitness.score
             self._info["fitness"] = fitness.score
         self._info["metrics"] = result_metrics(result)
+        targets = self.scenario.plan.slo_targets
+        if targets:  # the run's goodput, as --slo-* prints it
+            goodput = compute_goodput(result.aggregate, result.arrived_by_class, targets)
+            self._info["metrics"].update(goodput_rps=goodput.goodput_rps, slo_attainment=goodput.attainment)
 
     def ansi(self) -> str:
         """The cluster as text: the pending decision, then one line per instance."""

@@ -11,10 +11,12 @@ from bisect import bisect_right
 from itertools import accumulate
 from typing import Sequence
 
-from ..engine.request import Request
+from ..config.slo import SLOTargets
+from ..engine.request import COMPLETED, Request
 from ..policies.base import Snapshot
 from ..policies.routing import WeightedScoring
 from ..policies.scorers import ScorerConfig
+from ..report.goodput import class_of, is_good
 
 
 class RegretCritic:
@@ -123,3 +125,46 @@ class WaitingForFirstToken(TimeInSystem):
 
 # Rewards paid as time accrued between decisions: reward name -> its tracker.
 TIME_REWARDS = {"time-in-system": TimeInSystem, "ttft": WaitingForFirstToken}
+
+
+class GoodputCredit:
+    """Good requests (every SLO dimension its class gates met, as ``--slo-*`` counts them),
+    credited once the clock passes their completion. A request's mean ITL here is
+    (E2E - TTFT) / (output tokens - 1); drops and rejections earn nothing."""
+
+    def __init__(self, targets: SLOTargets) -> None:
+        self.targets = targets
+        self._future: list[int] = []  # completion ticks of good requests not yet reached
+        self.good = 0  # credited so far
+
+    def attach(self, sim) -> None:
+        sim.set_departure_hook(self.depart)
+
+    def depart(self, req: Request, tick: int) -> None:
+        if req.state != COMPLETED:
+            return
+        target = self.targets.get(class_of(req.slo_class))
+        if target is None:
+            return
+        e2e = tick - req.arrival
+        ttft = req.first_token_time if req.ttft_set else None
+        itl = (e2e - req.first_token_time) / max(req.n_out - 1, 1) if req.ttft_set and req.n_out > 0 else None
+        if is_good(ttft, itl, e2e, target):
+            heapq.heappush(self._future, tick)
+
+    def collect(self, t: int) -> int:
+        """Good completions reached by tick ``t`` since the last call."""
+        future = self._future
+        n = 0
+        while future and future[0] <= t:
+            heapq.heappop(future)
+            n += 1
+        self.good += n
+        return n
+
+    def rest(self) -> int:
+        """Every good completion not yet credited (the episode's end)."""
+        n = len(self._future)
+        self._future.clear()
+        self.good += n
+        return n

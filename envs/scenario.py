@@ -25,7 +25,7 @@ from ..plan.options import FILE_OPTIONS, coerce_option, option_types, resolve_pa
 from ..policies.scorers import parse_scorers
 from .rewards import TIME_REWARDS
 
-REWARDS = ("regret", "fitness", *TIME_REWARDS, "lookahead")
+REWARDS = ("regret", "fitness", *TIME_REWARDS, "lookahead", "goodput")
 DEFAULT_SCENARIO = "default"
 RUN_KEYS = FILE_OPTIONS
 
@@ -42,7 +42,9 @@ class EnvOptions:
       (the same for request-seconds spent waiting for a first token: the return
       is minus the sum of TTFTs) or ``lookahead`` (per routing decision, minus the
       request-seconds the choice loses against the best one, by simulating each:
-      the scenario's ``lookahead_*`` settings; privileged, for training).
+      the scenario's ``lookahead_*`` settings; privileged, for training) or
+      ``goodput`` (+1 per request meeting its class's SLO targets, the run's
+      ``slo_ttft``/``slo_itl``/``slo_e2e`` or its spec's ``goodput_slo_targets``).
     * ``rejection_penalty``: subtracted for each request the agent rejects.
       ``None`` picks a default per reward (:func:`default_rejection_penalty`).
     * ``cache_observation``: each instance's observation gains ``cached_prefix``
@@ -94,6 +96,8 @@ def default_rejection_penalty(opts: EnvOptions, num_requests: int) -> float:
         return 1.0
     if opts.reward in TIME_REWARDS or opts.reward == "lookahead":
         return 10.0 / opts.time_scale
+    if opts.reward == "goodput":
+        return 0.0  # a rejected request earns nothing: that is its cost
     total = sum(parse_fitness_weights(opts.fitness_weights).values())
     return total / max(num_requests, 1)
 
@@ -181,6 +185,11 @@ def load_scenario(name_or_path: Union[str, Path] = DEFAULT_SCENARIO, **overrides
         plan = resolve(run)
     except BlisError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    if env.reward == "goodput" and not plan.slo_targets:
+        raise ConfigError(
+            f"{where}: reward goodput needs SLO targets: slo_ttft, slo_itl or slo_e2e "
+            "(e.g. slo_ttft: critical=100ms,standard=500ms), or a workload spec's goodput_slo_targets"
+        )
     return Scenario(name, str(description), run, env, plan)
 
 

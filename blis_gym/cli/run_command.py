@@ -120,7 +120,8 @@ def run(
         help=(
             "Step-time model: auto (BLIS's rule: trained coefficients, roofline when they are zero "
             "and a config folder/hardware file is given, or when no coefficients exist for the "
-            "model/GPU/TP), blackbox, or roofline."
+            "model/GPU/TP), blackbox, roofline, or trained-physics (upstream BLIS's newer model: "
+            "roofline terms times one global set of fitted coefficients; never picked by auto)."
         ),
         rich_help_panel=CORE,
     ),
@@ -541,10 +542,22 @@ def run(
         0, "--long-prefill-token-threshold", help="Chunked-prefill chunk size (0 = off).", rich_help_panel=SERVER
     ),
     alpha_coeffs: str = typer.Option(
-        "0,0,0", "--alpha-coeffs", help="alpha0,alpha1,alpha2 (overrides the defaults file).", rich_help_panel=SERVER
+        "0,0,0",
+        "--alpha-coeffs",
+        help=(
+            "alpha0,alpha1,alpha2 (overrides the defaults file). With --latency-model trained-physics: "
+            "queueing, post-decode and per-output-token overheads in µs, replacing the shipped ones."
+        ),
+        rich_help_panel=SERVER,
     ),
     beta_coeffs: str = typer.Option(
-        "0,0,0", "--beta-coeffs", help="beta0,beta1,beta2 (overrides the defaults file).", rich_help_panel=SERVER
+        "0,0,0",
+        "--beta-coeffs",
+        help=(
+            "beta0,beta1,beta2 (overrides the defaults file). With --latency-model trained-physics: "
+            "7 to 11 step-time coefficients replacing the shipped ones (see docs/hardware.md)."
+        ),
+        rich_help_panel=SERVER,
     ),
     kv_cpu_blocks: int = typer.Option(
         0, "--kv-cpu-blocks", help="CPU-tier KV blocks (0 = single tier).", rich_help_panel=SERVER

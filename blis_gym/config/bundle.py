@@ -39,10 +39,10 @@ from .autoscale import AutoscaleConfig, parse_autoscale
 from .datafiles import shipped_dir, shipped_names
 from .pool import pool_text
 
-# The reference's full name lists. Some of these may not be built here yet; they
+# The reference's full name lists (and upstream's newer gaie-legacy). Some may not be built yet; they
 # still load, and choosing one fails later with "not supported yet" rather than
 # making a valid BLIS bundle look misspelled.
-ADMISSION_POLICY_NAMES: tuple[str, ...] = ("always-admit", "token-bucket", "reject-all")
+ADMISSION_POLICY_NAMES: tuple[str, ...] = ("always-admit", "token-bucket", "reject-all", "gaie-legacy")
 ROUTING_POLICY_NAMES: tuple[str, ...] = ("round-robin", "least-loaded", "weighted", "prefix-affinity", "always-busiest")
 PRIORITY_POLICY_NAMES: tuple[str, ...] = ("constant", "slo-based", "inverted-slo")
 SCHEDULER_NAMES: tuple[str, ...] = ("fcfs", "priority-fcfs", "sjf", "reverse-priority")

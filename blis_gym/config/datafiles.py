@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
 Source = Union[Path, "Traversable"]
 
+#: The trained-physics step-time model's global coefficients (read by blis_gym.plan.latency).
+TRAINED_PHYSICS_FILE = "trained_physics.yaml"
+TRAINED_PHYSICS_SCHEMA = "blis-gym/trained-physics/v1"
+
 #: The production traces shipped in ``configs/traces/`` by name (its README: sources, licences).
 SHIPPED_TRACES = {
     "mooncake-conversation": "mooncake_conversation_trace.jsonl.gz",

@@ -77,7 +77,7 @@ SLO_PRIORITY = {
     "sheddable": -2,
     "background": -3,
 }
-_STANDARD = 3
+STANDARD_PRIORITY = 3
 
 
 def priority_victim(running: list[Request]) -> int:
@@ -85,10 +85,10 @@ def priority_victim(running: list[Request]) -> int:
     arrival, then the one nearest the tail."""
     urgency = SLO_PRIORITY.get
     best = len(running) - 1
-    key = (urgency(running[best].slo_class, _STANDARD), -running[best].arrival)
+    key = (urgency(running[best].slo_class, STANDARD_PRIORITY), -running[best].arrival)
     for i in range(best - 1, -1, -1):
         r = running[i]
-        k = (urgency(r.slo_class, _STANDARD), -r.arrival)
+        k = (urgency(r.slo_class, STANDARD_PRIORITY), -r.arrival)
         if k < key:
             best, key = i, k
     return best

@@ -10,6 +10,7 @@ from typing import Sequence
 from ..errors import ConfigError
 from .overheads import AlphaOverheads
 from .roofline import RooflineLatency
+from .trained_physics import TrainedPhysicsLatency, TrainedPhysicsSpec
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,11 @@ class BlackboxLatency(AlphaOverheads):
 
 
 def latency_model(alpha: tuple[float, ...], beta: tuple[float, ...], roofline=None):
-    """The step-time model for an instance: roofline when a spec is given, else blackbox."""
+    """The step-time model for an instance: the analytical model ``roofline`` specifies when
+    given (a :class:`RooflineSpec`, or a :class:`TrainedPhysicsSpec` carrying its own
+    coefficients), else blackbox with ``alpha`` and ``beta``."""
+    if isinstance(roofline, TrainedPhysicsSpec):
+        return TrainedPhysicsLatency(roofline)
     if roofline is not None:
         return RooflineLatency(roofline, alpha)
     return BlackboxLatency(alpha, beta)

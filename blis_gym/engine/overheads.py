@@ -16,6 +16,10 @@ class AlphaOverheads:
     def output_token_time(self) -> int:
         return int(self.alpha[2])
 
+    def post_decode_time(self) -> int:
+        """Added once to the E2E of a request with output (none here; see trained_physics)."""
+        return 0
+
     def scheduling_time(self) -> int:
         return 0
 

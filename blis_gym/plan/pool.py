@@ -25,8 +25,16 @@ from ..config.catalog import Catalog
 from ..config.pool import FLAG, parse_pool
 from ..config.schema import SPEED_REFERENCE_DECODE, InstanceClass, reference_step_time
 from ..engine.roofline import RooflineLatency
+from ..engine.trained_physics import TrainedPhysicsLatency, TrainedPhysicsSpec
 from ..errors import ConfigError
-from .latency import DEFAULT_TOTAL_KV_BLOCKS, ZERO_ALPHA, catalog_entry, has_roofline_inputs, roofline_spec
+from .latency import (
+    DEFAULT_TOTAL_KV_BLOCKS,
+    ZERO_ALPHA,
+    catalog_entry,
+    has_roofline_inputs,
+    roofline_spec,
+    trained_physics_spec,
+)
 from .options import RunOptions
 
 _CONFLICTS = ("hardware", "tp", "alpha_coeffs", "beta_coeffs")
@@ -59,6 +67,10 @@ def resolve_pool(o: RunOptions, catalog_loader: Callable[[], Catalog]) -> tuple[
 
 def instance_kind(o: RunOptions, catalog: Catalog, model: str, gpu: str, tp: int, version: str) -> InstanceClass:
     name = f"{gpu}/tp{tp}"
+    if o.latency_model == "trained-physics":
+        kv = o.total_kv_blocks if o.total_kv_blocks is not None else DEFAULT_TOTAL_KV_BLOCKS
+        spec = trained_physics_spec(o, model, gpu, tp, catalog)
+        return InstanceClass(name, spec.alpha, spec.beta, kv, roofline=spec)
     row = None if o.latency_model == "roofline" else catalog.find_coefficients(model, tp, gpu, version)
     if row is None and o.latency_model != "blackbox" and has_roofline_inputs(o, model, gpu, catalog):
         kv = o.total_kv_blocks if o.total_kv_blocks is not None else DEFAULT_TOTAL_KV_BLOCKS
@@ -74,4 +86,6 @@ def reference_step(c: InstanceClass) -> float:
     if c.roofline is None:
         return reference_step_time(c.beta)
     n = SPEED_REFERENCE_DECODE
+    if isinstance(c.roofline, TrainedPhysicsSpec):
+        return float(TrainedPhysicsLatency(c.roofline).step_time_aggregates(n, 0.0, 0.0, float(n), float(n * 512)))
     return float(RooflineLatency(c.roofline).step_time_shape([], n, n * 512))

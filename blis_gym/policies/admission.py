@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ..engine.batching import SLO_PRIORITY, STANDARD_PRIORITY
 from ..engine.request import Request
 from ..errors import ConfigError
 from .base import RouterState
@@ -56,6 +57,33 @@ class TokenBucket:
             self.tokens -= cost
             return True, ""
         return False, "insufficient tokens"
+
+
+@ADMISSION.register("gaie-legacy")
+class GAIELegacy:
+    """Upstream BLIS's model of llm-d's (GAIE's) admission: sheddable requests (class priority
+    below 0: batch, sheddable, background) are rejected while the pool is saturated; the rest
+    always pass. Saturation is the mean over instances of max(queue depth / 5, KV utilization
+    / 0.8), GAIE's default thresholds; 1.0 with no instance."""
+
+    QUEUE_DEPTH_THRESHOLD = 5.0
+    KV_THRESHOLD = 0.8
+
+    def admit(self, req: Request, state: RouterState) -> tuple[bool, str]:
+        if SLO_PRIORITY.get(req.slo_class, STANDARD_PRIORITY) >= 0:
+            return True, ""
+        sat = self.saturation(state.snapshots)
+        if sat >= 1.0:
+            return False, f"gaie-saturated: class={req.slo_class} saturation={sat:.2f}"
+        return True, ""
+
+    def saturation(self, snapshots) -> float:
+        if not snapshots:
+            return 1.0
+        total = 0.0
+        for s in snapshots:
+            total += max(s.queue_depth / self.QUEUE_DEPTH_THRESHOLD, s.kv_utilization / self.KV_THRESHOLD)
+        return total / len(snapshots)
 
 
 @ADMISSION.register("reject-all")

@@ -198,3 +198,44 @@ def test_vllm_names_are_aliases(blis):
     _, b, _ = blis(*base("--num-requests", "30", "--max-num-running-reqs", "4", "--max-num-scheduled-tokens", "512"))
     _, c, _ = blis(*base("--num-requests", "30"))
     assert a == b != c
+
+
+# --- the goodput reward and the SLO admission scenario -----------------------------------------
+
+
+def _play(env, agent, seed):
+    obs, _ = env.reset(seed=seed)
+    done, total = False, 0.0
+    while not done:
+        obs, reward, done, _, info = env.step(agent.predict(obs, deterministic=True)[0])
+        total += reward
+    return total, info
+
+
+@pytest.mark.parametrize("policy", ["always-admit", "gaie-legacy"])
+def test_the_goodput_return_counts_the_runs_good_requests(policy):
+    """On slo-overload (TTFT and E2E targets per class) the episode's return is the number of
+    good requests ``blis run`` counts with the same flags; one policy sheds, the other does not."""
+    import gymnasium as gym
+
+    import blis_gym.envs  # noqa: F401
+    from blis_gym.baselines import cli_options_for, make_baseline
+
+    env = gym.make("blis_gym/Admission-v0", scenario="slo-overload", num_requests=300)
+    agent = make_baseline(policy, env)
+    total, info = _play(env, agent, seed=5)
+    plan = resolve(cli_options_for(agent, env.unwrapped.scenario.run).with_seed(5))
+    result = simulate(plan)
+    g = compute_goodput(result.aggregate, result.arrived_by_class, plan.slo_targets)
+    assert total == sum(c.good for c in g.classes.values()) > 0
+    assert info["metrics"]["rejected_requests"] == result.rejected
+    assert (result.rejected > 0) == (policy == "gaie-legacy")
+
+
+def test_a_goodput_reward_needs_targets():
+    from blis_gym.envs import load_scenario
+
+    with pytest.raises(ConfigError, match="reward goodput needs SLO targets"):
+        load_scenario("overload", reward="goodput")
+    s = load_scenario("overload", reward="goodput", slo_ttft="default=200ms")
+    assert s.plan.slo_targets == {"default": SLOTarget(ttft_ms=200.0)}

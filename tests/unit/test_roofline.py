@@ -270,7 +270,10 @@ def _bad_config(tmp_path, **changes):
             r"/no/such/hw.json: file not found",
         ),
         (("--latency-model", "roofline", "--alpha-coeffs", "1,2,3"), r"takes no --alpha-coeffs"),
-        (("--latency-model", "fast"), r"--latency-model: unknown model 'fast' \(valid: auto, blackbox, roofline\)"),
+        (
+            ("--latency-model", "fast"),
+            r"--latency-model: unknown model 'fast' \(valid: auto, blackbox, roofline, trained-physics\)",
+        ),
         (("--ep", "0"), r"--ep must be >= 1, got 0"),
         (
             ("--latency-model", "roofline", "--hardware", "H100", "--tp", "1", "--model-config-folder", "BAD_DTYPE"),
