@@ -17,7 +17,16 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as cx
 
 from ..errors import BlisError
-from . import agent_commands, calibrate_command, observe_command, run_command, serve_command, sweep_command
+from . import (
+    agent_commands,
+    calibrate_command,
+    convert_command,
+    observe_command,
+    replay_command,
+    run_command,
+    serve_command,
+    sweep_command,
+)
 
 app = typer.Typer(
     name="blis",
@@ -44,6 +53,9 @@ app.command("sweep")(sweep_command.sweep_cmd)
 app.command("serve", context_settings=_PASS_THROUGH)(serve_command.serve_cmd)
 app.command("observe", context_settings=_PASS_THROUGH)(observe_command.observe_cmd)
 app.command("calibrate", context_settings=_PASS_THROUGH)(calibrate_command.calibrate_cmd)
+app.command("replay", context_settings=_PASS_THROUGH)(replay_command.replay_cmd)
+app.add_typer(convert_command.convert_app, name="convert")
+app.command("compose")(convert_command.compose_cmd)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -168,6 +168,15 @@ def run(
         ),
         rich_help_panel=WORKLOAD,
     ),
+    trace_header: str = typer.Option(
+        "",
+        "--trace-header",
+        help=(
+            "A trace v2 header kept apart from its data (then --workload-traces-filepath is the data CSV); "
+            "trace_version 2 (BLIS's) or 3 (upstream's newer: its goodput targets apply). See blis replay."
+        ),
+        rich_help_panel=WORKLOAD,
+    ),
     rate: float = typer.Option(_D.rate, "--rate", help="Requests per second.", rich_help_panel=WORKLOAD),
     num_requests: int = typer.Option(
         _D.num_requests, "--num-requests", help="Number of requests to generate.", rich_help_panel=WORKLOAD

@@ -7,13 +7,26 @@ from typing import TYPE_CHECKING
 
 from ..fileio import write_atomic
 from ..plan import RunOptions, resolve, simulate
-from ..report.render import results_json, stdout_text
+from ..report.render import results_json, sim_results_json, stdout_text
 from .progress import ProgressBar
 
 if TYPE_CHECKING:
     from ..workload.tracev2 import TraceV2
 
 log = logging.getLogger("blis_gym")
+
+
+def execute_replay(opts: RunOptions, results_path: str = "") -> str:
+    """``blis replay``: the run's stdout text; ``results_path`` gets one result per request."""
+    plan = resolve(opts)
+    result = simulate(plan)
+    text = stdout_text(
+        result, plan.config.priority_policy, plan.fitness_weights, plan.summarize_trace, plan.slo_targets
+    )
+    if results_path:
+        write_atomic(results_path, sim_results_json(result))
+        log.info("per-request results written to: %s", results_path)
+    return text
 
 
 def execute(opts: RunOptions, progress: bool = False) -> str:

@@ -54,6 +54,7 @@ class RunOptions:
     workload: str = "distribution"
     workload_spec: str = ""
     workload_traces_filepath: str = ""
+    trace_header: str = ""  # a trace v2 header kept apart from its data (blis replay --trace-header)
     rate: float = 1.0
     num_requests: int = 100
     prefix_tokens: int = 0
@@ -173,6 +174,7 @@ WORKLOAD_OPTIONS: tuple[str, ...] = (
     "workload",
     "workload_spec",
     "workload_traces_filepath",
+    "trace_header",
     "rate",
     "num_requests",
     "prefix_tokens",
@@ -198,7 +200,14 @@ _FILE_EXCLUDED = frozenset({"results_path", "export_trace", "log", "summarize_tr
 FILE_OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(RunOptions) if f.name not in _FILE_EXCLUDED)
 #: Options naming files: in a configuration file, a relative path is read from the file's folder
 #: when that file exists (names of shipped files are left alone).
-PATH_OPTIONS = ("model_config_folder", "hardware_config", "workload_spec", "workload_traces_filepath", "policy_config")
+PATH_OPTIONS = (
+    "model_config_folder",
+    "hardware_config",
+    "workload_spec",
+    "workload_traces_filepath",
+    "trace_header",
+    "policy_config",
+)
 
 
 def option_types(cls) -> dict[str, type]:

@@ -256,7 +256,7 @@ def resolve(o: RunOptions) -> RunPlan:
         tp=tp,
         scaling_classes=scaling_classes,
     )
-    slo = merge_targets(slo_flags, spec=workload.slo_targets) or None
+    slo = merge_targets(slo_flags, header=workload.header_targets, spec=workload.slo_targets) or None
     return RunPlan(
         config,
         workload.requests,

@@ -34,6 +34,7 @@ class Workload:
     requests: list[Request]
     horizon: int
     slo_targets: Optional[SLOTargets] = None  # a spec's goodput_slo_targets
+    header_targets: Optional[SLOTargets] = None  # a trace header's (upstream's trace_version 3)
 
 
 def _spec_workload(o: RunOptions) -> Workload:
@@ -78,8 +79,11 @@ def _trace_workload(o: RunOptions) -> Workload:
     flags = (o.trace_start, o.trace_duration, o.trace_speedup, o.trace_window_spans, o.seed, HELD_OUT_SEED)
     given = o.workload_traces_filepath
     path = trace_location(given)
-    if is_trace_v2(path):  # a v2 trace folder (or its CSV), replayed as BLIS's LoadTraceV2Requests
-        requests = requests_from_trace(load_trace_v2(path), o.seed, f"--workload-traces-filepath {path}")
+    targets = None
+    if o.trace_header or is_trace_v2(path):  # a v2 trace (folder or CSV), as BLIS's LoadTraceV2Requests
+        trace = load_trace_v2(path, o.trace_header or None)
+        targets = trace.header.goodput_slo_targets
+        requests = requests_from_trace(trace, o.seed, f"--workload-traces-filepath {path}")
         window = TraceWindow.choose(arrivals_of(requests), *flags)
         if not window.whole:
             requests = window.apply(requests, renumber=False)
@@ -98,7 +102,7 @@ def _trace_workload(o: RunOptions) -> Workload:
             f"--workload-traces-filepath {given}: no request arrives in the window {window.describe()} "
             f"(--trace-start {window.start_us / 1e6:g}, --trace-duration {o.trace_duration:g})"
         )
-    return Workload(requests, o.horizon)
+    return Workload(requests, o.horizon, header_targets=targets)
 
 
 def build_workload(o: RunOptions, catalog_loader: Callable[[], Catalog]) -> Workload:

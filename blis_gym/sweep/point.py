@@ -13,20 +13,25 @@ from typing import Any, Mapping
 from ..errors import BlisError
 from ..plan import resolve, simulate
 from ..report.fitness import compute_fitness, raw_metrics
+from ..report.goodput import compute_goodput
 from ..report.slo import per_slo_distributions
 from ..report.summary import metrics_block
 from .metrics import METRICS, SLO_FIGURES, slo_column
 from .spec import Point
 
 
-def figures(result: Any, fitness_weights: Any) -> dict[str, Any]:
-    """The cluster block's figures, rejections, fitness, and per-SLO-class figures when the run
-    has two or more classes (as ``blis run`` prints its per-SLO section)."""
+def figures(result: Any, fitness_weights: Any, slo_targets: Any = None) -> dict[str, Any]:
+    """The cluster block's figures, rejections, fitness, goodput with SLO targets, and per-SLO-class
+    figures when the run has two or more classes (as ``blis run`` prints its per-SLO section)."""
     block = metrics_block("cluster", result.aggregate)
     out: dict[str, Any] = {k: block.get(k, 0) for k in METRICS}
     out["rejected_requests"] = result.rejected
     if fitness_weights is not None:
         out["fitness"] = compute_fitness(raw_metrics(result.aggregate), fitness_weights).score
+    if slo_targets:
+        goodput = compute_goodput(result.aggregate, result.arrived_by_class, slo_targets)
+        out["goodput_rps"] = goodput.goodput_rps
+        out["slo_attainment"] = goodput.attainment
     per_slo = per_slo_distributions(result.aggregate)
     if len(per_slo) >= 2:
         for cls, m in per_slo.items():
@@ -44,7 +49,7 @@ def run_point(point: Point) -> dict[str, Any]:
     try:
         plan = resolve(point.run_options())
         result = simulate(plan)
-        return {"metrics": figures(result, plan.fitness_weights), "error": ""}
+        return {"metrics": figures(result, plan.fitness_weights, plan.slo_targets), "error": ""}
     except BlisError as exc:
         return {"metrics": {}, "error": str(exc)}
     except Exception as exc:  # a crash: keep the sweep going, say where

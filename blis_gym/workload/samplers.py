@@ -53,6 +53,18 @@ class PoissonArrivals:
         return max(go_int64(rng.exp_float64() / self.rate), 1)
 
 
+class ConstantArrivals:
+    """Fixed gaps of ``int64(1 / rate)`` µs (at least 1): upstream's ``constant`` process."""
+
+    __slots__ = ("gap",)
+
+    def __init__(self, rate: float) -> None:
+        self.gap = max(go_int64(1.0 / rate), 1)
+
+    def iat(self, rng: Rng) -> int:
+        return self.gap
+
+
 def _marsaglia_tsang(rng: Rng, shape: float, scale: float) -> float:
     """Gamma(shape >= 1, scale) by Marsaglia and Tsang's squeeze method, in Go's operation order."""
     d = shape - 1.0 / 3.0
@@ -160,6 +172,7 @@ def _weibull(spec: ArrivalSpec, rate: float) -> ArrivalSampler:
 
 
 ARRIVALS: Mapping[str, Callable[[ArrivalSpec, float], ArrivalSampler]] = {
+    "constant": lambda spec, rate: ConstantArrivals(rate),
     "poisson": _poisson,
     "gamma": _gamma,
     "weibull": _weibull,

@@ -23,7 +23,7 @@ from typing import Optional
 from ..config.slo import SLOTarget
 from ..errors import ConfigError
 
-ARRIVAL_PROCESSES = ("poisson", "gamma", "weibull")
+ARRIVAL_PROCESSES = ("poisson", "gamma", "weibull", "constant")  # constant: upstream's newer, fixed gaps
 DIST_TYPES = ("gaussian", "exponential", "pareto_lognormal", "empirical", "constant")
 CATEGORIES = ("language", "multimodal", "reasoning")
 SLO_CLASSES = ("realtime", "interactive", "batch")  # BLIS's at the reference commit

@@ -3,7 +3,8 @@
 :func:`requests_from_trace` is BLIS's ``LoadTraceV2Requests``: token ids are drawn from Go's
 generator seeded with the run's seed, first 50 for each prefix group (in order of first
 appearance), then per record its input tokens (after its group's prefix, if any) and its
-output tokens. Requests are named ``request_<request_id>`` and arrive at
+output tokens (a trace in upstream's newer layout gives each group its ``prefix_length``
+tokens instead, and none when that is 0). Requests are named ``request_<request_id>`` and arrive at
 ``arrival_time_us``; every record is replayed, whatever its status. As in BLIS, the client id
 stays in the trace (results rows have no ``client_id``).
 
@@ -35,9 +36,10 @@ def requests_from_trace(trace: TraceV2, seed: int, where: str = "trace") -> list
         raise WorkloadError(f"{where}: empty trace (no rows after the column names)")
     rng = IntnStream(GoRand(seed), MAX_TOKEN_ID)
     prefixes: dict[str, np.ndarray] = {}
+    newer = trace.layout == "upstream"  # a group's prefix is its prefix_length (0: none)
     for rec in trace.records:
-        if rec.prefix_group and rec.prefix_group not in prefixes:
-            prefixes[rec.prefix_group] = rng.take(PREFIX_TOKENS)
+        if rec.prefix_group and rec.prefix_group not in prefixes and (rec.prefix_length > 0 or not newer):
+            prefixes[rec.prefix_group] = rng.take(rec.prefix_length if newer else PREFIX_TOKENS)
     out = []
     for i, rec in enumerate(trace.records):
         if rec.input_tokens < 0 or rec.output_tokens < 0:
@@ -46,7 +48,7 @@ def requests_from_trace(trace: TraceV2, seed: int, where: str = "trace") -> list
                 f"{rec.input_tokens}, output {rec.output_tokens}"
             )
         tokens = rng.take(rec.input_tokens)
-        if rec.prefix_group:
+        if rec.prefix_group in prefixes:
             tokens = np.concatenate((prefixes[rec.prefix_group], tokens))
         out.append(
             Request(

@@ -17,15 +17,21 @@ or row is one :class:`WorkloadError` naming the file and row.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
+import yaml
+
+from ..config.slo import SLOTarget, targets_from_yaml
 from ..config.yamltyped import decode, resolve_plain
 from ..errors import WorkloadError
 from ..fileio import write_atomic
+
+log = logging.getLogger("blis_gym")
 
 HEADER_FILE = "trace_header.yaml"
 DATA_FILE = "trace_data.csv"
@@ -57,6 +63,10 @@ COLUMNS: tuple[str, ...] = (
     "error_message",
 )
 _REQUIRED = 20  # columns every row must have (status and error_message may be missing)
+#: Header versions read: 2 (BLIS at the reference), 3 (upstream's newer, with goodput targets).
+TRACE_VERSIONS = (2, 3)
+# Columns a trace in upstream's newer layout must name (it is read by column name).
+_NAMED_REQUIRED = ("request_id", "input_tokens", "output_tokens", "arrival_time_us")
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,8 @@ class TraceHeader:
     workload_spec: str = ""
     server: Optional[TraceServer] = None
     network: Optional[TraceNetwork] = None
+    # Upstream's trace_version 3: goodput targets per SLO class (read, never written here).
+    goodput_slo_targets: Optional[dict[str, SLOTarget]] = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,7 @@ class TraceRecord:
     session_id: str = ""
     round_index: int = 0
     prefix_group: str = ""
+    prefix_length: int = 0  # upstream's newer column: the group's shared prefix, in tokens
     streaming: bool = False
     input_tokens: int = 0
     output_tokens: int = 0
@@ -125,6 +138,9 @@ class TraceRecord:
 class TraceV2:
     header: TraceHeader = field(default_factory=TraceHeader)
     records: tuple[TraceRecord, ...] = ()
+    # "reference": BLIS's columns at the reference; "upstream": upstream's newer columns (read
+    # by name), whose replay gives a prefix group ``prefix_length`` shared tokens.
+    layout: str = "reference"
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -301,7 +317,9 @@ def is_trace_v2(location: Union[str, Path]) -> bool:
             first = next(csv.reader(f), [])
     except (OSError, UnicodeDecodeError):
         return False
-    return tuple(first[:_REQUIRED]) == COLUMNS[:_REQUIRED]
+    return tuple(first[:_REQUIRED]) == COLUMNS[:_REQUIRED] or (
+        "prefix_length" in first and all(c in first for c in _NAMED_REQUIRED)
+    )
 
 
 _INT_FIELDS = {f.name for f in fields(TraceRecord) if f.type in ("int", int)}
@@ -367,10 +385,67 @@ def _record(row: list[str], where: str) -> TraceRecord:
     return TraceRecord(**values)
 
 
-def load_trace_v2(location: Union[str, Path]) -> TraceV2:
-    """Read a v2 trace (a folder, or its CSV with the header beside it); WorkloadError names
-    the file, and the row (1 = the first after the column names) for a bad row."""
+def _named_record(row: list[str], index: dict[str, int], where: str) -> TraceRecord:
+    """A row of upstream's newer layout, read by column name (columns we do not model are left)."""
+    if len(row) < len(index):
+        raise WorkloadError(f"{where}: {len(row)} columns, expected {len(index)} (as the column row names)")
+    values: dict[str, Any] = {}
+    for f in fields(TraceRecord):
+        i = index.get(f.name)
+        if i is None:
+            continue
+        text = row[i]
+        try:
+            if f.name == "streaming":
+                if text not in _GO_BOOLS:
+                    raise ValueError
+                values[f.name] = _GO_BOOLS[text]
+            elif f.name == "reason_ratio":
+                values[f.name] = _go_float(text) if text else 0.0
+            elif f.name in _INT_FIELDS:
+                values[f.name] = _go_atoi(text) if text or f.name in _NAMED_REQUIRED else 0
+            else:
+                values[f.name] = text.strip() if f.name == "error_message" else text
+        except ValueError:
+            kind = {"streaming": "true or false", "reason_ratio": "a number"}.get(f.name, "an integer")
+            raise WorkloadError(f"{where}: {f.name}: expected {kind}, got {text!r}") from None
+    if values.get("prefix_length", 0) < 0:
+        raise WorkloadError(f"{where}: prefix_length: must be >= 0, got {values['prefix_length']}")
+    return TraceRecord(**values)
+
+
+def _header(text: str, path: Path) -> TraceHeader:
+    """The header: version 2 decoded strictly, as BLIS reads it; version 3 (upstream's newer)
+    for the keys we model, its goodput targets included, the rest left with a warning."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        doc = None
+    version = doc.get("trace_version") if isinstance(doc, dict) else None
+    if version == 3:
+        known = {f.name for f in fields(TraceHeader)}
+        left = sorted(set(doc) - known)
+        if left:
+            log.warning("%s: trace_version 3 keys not modelled here, left: %s", path, ", ".join(left))
+        kept = {k: doc[k] for k in doc if k in known and k != "goodput_slo_targets"}
+        header = decode(yaml.safe_dump(kept), TraceHeader, str(path)) if kept else TraceHeader()
+        targets = targets_from_yaml(doc.get("goodput_slo_targets"), str(path))
+        return replace(header, goodput_slo_targets=targets or None)
+    if isinstance(version, int) and not isinstance(version, bool) and version not in TRACE_VERSIONS:
+        raise WorkloadError(
+            f"{path}: trace_version {version} is not supported (supported: 2, BLIS's at the reference, "
+            "and 3, upstream's newer)"
+        )
+    return decode(text, TraceHeader, str(path))
+
+
+def load_trace_v2(location: Union[str, Path], header: Union[str, Path, None] = None) -> TraceV2:
+    """Read a v2 trace (a folder, or its CSV with the header beside it, or ``header`` where
+    given); WorkloadError names the file, and the row (1 = the first after the column names)
+    for a bad row. Upstream's newer layout (trace_version 3, a ``prefix_length`` column) reads too."""
     header_path, data_path = trace_files(location)
+    if header is not None:
+        header_path = Path(header)
     try:
         header_text = header_path.read_text("utf-8")
     except FileNotFoundError:
@@ -379,7 +454,7 @@ def load_trace_v2(location: Union[str, Path]) -> TraceV2:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise WorkloadError(f"{header_path}: cannot read trace header ({exc})") from None
-    header = decode(header_text, TraceHeader, str(header_path))
+    header = _header(header_text, header_path)
     if header.mode and header.mode not in MODES:
         raise WorkloadError(f"{header_path}: mode: expected one of {', '.join(MODES)}, got {header.mode!r}")
     try:
@@ -392,10 +467,20 @@ def load_trace_v2(location: Union[str, Path]) -> TraceV2:
     with handle:
         reader = csv.reader(handle, strict=True)
         try:
-            if next(reader, None) is None:
+            first = next(reader, None)
+            if first is None:
                 raise WorkloadError(f"{data_path}: empty file; expected the column row: {','.join(COLUMNS)}")
+            named = None  # upstream's newer layout: read by column name
+            if tuple(first[:_REQUIRED]) != COLUMNS[:_REQUIRED] and "prefix_length" in first:
+                named = {name: i for i, name in enumerate(first)}
+                missing = [c for c in _NAMED_REQUIRED if c not in named]
+                if missing:
+                    raise WorkloadError(f"{data_path}: the column row lacks {', '.join(missing)}")
             for row in reader:
                 where = f"{data_path}: row {len(records) + 1} (line {reader.line_num})"
+                if named is not None:
+                    records.append(_named_record(row, named, where))
+                    continue
                 if len(row) < _REQUIRED:
                     raise WorkloadError(f"{where}: {len(row)} columns, expected {len(COLUMNS)} ({','.join(COLUMNS)})")
                 records.append(_record(row, where))
@@ -403,4 +488,4 @@ def load_trace_v2(location: Union[str, Path]) -> TraceV2:
             raise WorkloadError(f"{data_path}: line {reader.line_num}: malformed CSV ({exc})") from None
         except UnicodeDecodeError:
             raise WorkloadError(f"{data_path}: not UTF-8 text") from None
-    return TraceV2(header, tuple(records))
+    return TraceV2(header, tuple(records), "upstream" if named is not None else "reference")

@@ -239,3 +239,14 @@ def test_a_goodput_reward_needs_targets():
         load_scenario("overload", reward="goodput")
     s = load_scenario("overload", reward="goodput", slo_ttft="default=200ms")
     assert s.plan.slo_targets == {"default": SLOTarget(ttft_ms=200.0)}
+
+
+def test_a_sweep_point_with_targets_reports_goodput():
+    from blis_gym.sweep.point import run_point
+    from blis_gym.sweep.spec import Point
+
+    options = {"model": MODEL, "num_requests": 30, "rate": 20.0, "slo_e2e": "default=1h", "log": "error"}
+    row = run_point(Point(0, {}, options))
+    assert row["error"] == "" and row["metrics"]["slo_attainment"] == 1.0
+    assert row["metrics"]["goodput_rps"] == pytest.approx(30 / row["metrics"]["vllm_estimated_duration_s"])
+    assert "goodput_rps" not in run_point(Point(0, {}, {**options, "slo_e2e": ""}))["metrics"]

@@ -1,0 +1,112 @@
+"""``blis replay`` (upstream's flags): a trace v2 header and data file, simulated as ``blis run``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_cli_errors import assert_one_error, invoke
+
+MODEL = "meta-llama/llama-3.1-8b-instruct"
+RUN = ["--log", "error", "--model", MODEL, "--num-instances", "2"]
+
+NEWER_COLUMNS = (
+    "request_id,client_id,tenant_id,slo_class,session_id,round_index,prefix_group,prefix_length,streaming,"
+    "input_tokens,output_tokens,text_tokens,image_tokens,audio_tokens,video_tokens,reason_ratio,model,"
+    "deadline_us,server_input_tokens,arrival_time_us,send_time_us,first_chunk_time_us,last_chunk_time_us,"
+    "num_chunks,status,error_message,finish_reason"
+)
+
+
+def _replay(blis, folder, *extra):
+    return blis(
+        "replay",
+        "--trace-header",
+        str(folder / "trace_header.yaml"),
+        "--trace-data",
+        str(folder / "trace_data.csv"),
+        *RUN,
+        *extra,
+    )
+
+
+@pytest.mark.parametrize(
+    "workload",
+    [["--num-requests", "120", "--rate", "15"], ["--workload-spec", "mixed-slo", "--num-requests", "150"]],
+    ids=["distribution", "spec"],
+)
+def test_replaying_an_exported_trace_prints_the_run_it_came_from(blis, tmp_path, workload):
+    code, run_out, _ = blis("run", *RUN, *workload, "--export-trace", str(tmp_path / "t"))
+    assert code == 0
+    code, replay_out, err = _replay(blis, tmp_path / "t", "--results-path", str(tmp_path / "r.json"))
+    assert code == 0, err
+    assert replay_out == run_out
+    rows = json.loads((tmp_path / "r.json").read_text())
+    block = json.loads(run_out.split("=== Simulation Metrics ===")[-1].split("===")[0])
+    assert len(rows) == block["completed_requests"]
+    assert [r["request_id"] for r in rows] == sorted(r["request_id"] for r in rows)
+    assert all(r["e2e_us"] >= r["ttft_us"] > 0 for r in rows)
+
+
+def _newer_trace(folder, version=3, targets=True):
+    folder.mkdir()
+    header = f"trace_version: {version}\ntime_unit: microseconds\nmode: real\nwarm_up_requests: 0\nworkload_seed: 7\n"
+    if targets:
+        header += "goodput_slo_targets:\n  standard:\n    e2e_ms: 3600000\n"
+    (folder / "trace_header.yaml").write_text(header)
+    rows = [NEWER_COLUMNS]
+    for i in range(40):
+        group = f"g{i % 2}"
+        rows.append(f"{i},c,,standard,,0,{group},512,true,64,32,64,0,0,0,0,,0,0,{i * 20000},0,0,0,0,ok,,stop")
+    (folder / "trace_data.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_upstreams_newer_layout_replays_its_prefix_groups_and_goodput_targets(blis, tmp_path):
+    _newer_trace(tmp_path / "t")
+    code, out, err = _replay(blis, tmp_path / "t", "--num-instances", "1")
+    assert code == 0, err
+    block = json.loads(out.split("=== Simulation Metrics ===")[-1].split("===")[0])
+    assert block["total_input_tokens"] == 40 * (512 + 64)  # each group's 512-token prefix prepended
+    assert block["slo_attainment"] == 1.0  # the header's targets apply
+    hit = float(out.split("Cache Hit Rate: ")[1].split()[0])
+    assert hit >= 0.75  # the two groups' 32-block prefixes are shared (the rest, 4 blocks a request, are not)
+
+
+def test_a_header_of_an_unsupported_version_is_refused(blis, tmp_path):
+    _newer_trace(tmp_path / "t", version=7, targets=False)
+    assert_one_error(
+        *invoke(
+            blis,
+            [
+                "replay",
+                "--trace-header",
+                str(tmp_path / "t" / "trace_header.yaml"),
+                "--trace-data",
+                str(tmp_path / "t" / "trace_data.csv"),
+                *RUN,
+            ],
+        ),
+        "trace_version 7",
+        "supported: 2",
+    )
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--session-mode", "closed-loop"], ["--session-mode", "closed-loop"]),
+        (["--trace-data", "/nonexistent.csv"], ["--trace-data", "no such file"]),
+    ],
+)
+def test_bad_replay_flags_get_one_error_line(blis, tmp_path, extra, words):
+    blis("run", *RUN, "--num-requests", "5", "--export-trace", str(tmp_path / "t"))
+    args = [
+        "replay",
+        "--trace-header",
+        str(tmp_path / "t" / "trace_header.yaml"),
+        "--trace-data",
+        str(tmp_path / "t" / "trace_data.csv"),
+        *extra,
+        *RUN,
+    ]
+    assert_one_error(*invoke(blis, args), *words)
