@@ -184,6 +184,9 @@ class Disaggregator:
             if s.prefill < 0:
                 s.prefill = self.prefill_router.route(s.part, self.sim.router_state())
             s.part.assigned = self.sim.instances[s.prefill].id
+            if s.prefill == s.decode:
+                # One instance of a shared pool: the decode side will ask for the prompt's blocks.
+                s.part.defer_kv = False
             self.sim.deliver(s.prefill, s.part, t)
         elif kind == TRANSFER_START:
             self._start_transfer(t, s)

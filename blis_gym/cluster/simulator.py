@@ -27,7 +27,7 @@ from typing import Callable, Optional, Sequence
 
 from ..config.schema import ClusterConfig, InstanceClass
 from ..engine.instance import QUEUED, Instance
-from ..engine.kvcache import mark_private_decodes
+from ..engine.kvcache import mark_private_decodes, mark_unshared_prompts
 from ..engine.latency import latency_model
 from ..engine.metrics import InstanceMetrics
 from ..engine.request import Request
@@ -138,8 +138,10 @@ class ClusterSimulator(Forkable):
         if not config.reference_kv:
             if eng.cpu_tier is None:
                 mark_private_decodes(requests, eng.block_size)
+                mark_unshared_prompts(requests, eng.block_size)
             else:  # a CPU tier offloads decode blocks by prefix: they must be unique to skip
                 mark_private_decodes(requests, eng.block_size, unique=True)
+        self._deferred = any(r.defer_kv for r in requests)
         self.admission = admission
         self.routing = routing
         # Snapshots are built for admission only for someone who reads them, or when building
@@ -360,6 +362,9 @@ class ClusterSimulator(Forkable):
         the start (at one tick, cluster events come before instance events)."""
         if req.arrival < self.clock:
             raise ValueError(f"request {req.id} arrives at {req.arrival}, before the clock ({self.clock})")
+        if self._deferred:
+            # Its prompt may start as one whose blocks went unregistered (mark_unshared_prompts).
+            raise RuntimeError("inject needs a simulator whose workload left every prompt registered")
         self.push_event(req.arrival, ARRIVAL, req)
 
     def next_event_time(self) -> int:

@@ -198,20 +198,8 @@ class VLLMBatchFormation:
         while waitq and budget > 0 and len(running) < max_running:
             nxt = waitq[0]
             if nxt.remote_kv:
-                # Its prompt's KV arrived from a prefill instance and is held: only the last
-                # prompt token is computed here, for the first output token (as vLLM does when
-                # a whole prompt is cached).
-                nxt.remote_kv = False
                 waitq.popleft()
-                running.append(nxt)
-                if active is not running:
-                    active.append(nxt)
-                res.scheduled.append(nxt)
-                budget -= 1
-                nxt.state = RUNNING
-                nxt.num_new = 1
-                res.prefill_tokens += 1
-                prefills.append((nxt.progress, 1))
+                budget -= self._admit_remote(nxt, running, active, res)
                 continue
             cached = kv.cached_blocks(nxt)
             start = len(cached) * bs
@@ -221,6 +209,9 @@ class VLLMBatchFormation:
             if n_new > budget:
                 n_new = budget
             if not kv.allocate(nxt, start, start + n_new, cached):
+                # Ours: requests behind it whose prompt KV is already held (disaggregated) run
+                # anyway; held KV that waits for a slot forever could starve the whole batch.
+                budget -= self._admit_remote_behind(waitq, running, active, res, budget, max_running)
                 break
             waitq.popleft()
             running.append(nxt)
@@ -237,6 +228,40 @@ class VLLMBatchFormation:
             else:
                 res.zero_input += 1
         return res
+
+    @staticmethod
+    def _admit_remote(req: Request, running: list, active: list, res: BatchResult) -> int:
+        """Schedule a disaggregated request whose prompt KV arrived from a prefill instance and is
+        held: only its last prompt token is computed here, for the first output token (as vLLM
+        does when a whole prompt is cached). Returns the token budget it takes (1)."""
+        req.remote_kv = False
+        running.append(req)
+        if active is not running:
+            active.append(req)
+        res.scheduled.append(req)
+        req.state = RUNNING
+        req.num_new = 1
+        res.prefill_tokens += 1
+        res.prefills.append((req.progress, 1))
+        return 1
+
+    def _admit_remote_behind(
+        self, waitq: deque, running: list, active: list, res: BatchResult, budget: int, max_running: int
+    ) -> int:
+        """Admit, in queue order, the held-KV requests behind a head that does not fit; returns the
+        budget they take."""
+        if not any(r.remote_kv for r in waitq):
+            return 0
+        taken = 0
+        kept = []
+        while waitq:
+            r = waitq.popleft()
+            if r.remote_kv and budget - taken > 0 and len(running) < max_running:
+                taken += self._admit_remote(r, running, active, res)
+            else:
+                kept.append(r)
+        waitq.extend(kept)
+        return taken
 
     def _reserve(
         self,

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..forking import Forkable
 from .blockhash import CHAIN_SEED, block_key, chain_key, unshared_prefixes
-from .request import Request
+from .request import COMPLETED, Request
 
 NIL = -1
 _ABSENT = object()
@@ -350,7 +350,7 @@ class KVCache(Forkable):
                         if abs_end % bs == 0:
                             h = keys[abs_end // bs - 1]
                         else:
-                            h = object()  # a prefix no lookup can ask for
+                            h = _ragged_prefix(req, keys, abs_end, bs)
                         hashes[b] = h
                         h2b[h] = b
                 else:
@@ -377,14 +377,21 @@ class KVCache(Forkable):
         self.ref_count.extend([1] * nb)
         own = bkeys[j0 : j0 + full]
         chained = keys[j0 : j0 + full]
-        self.tkey.extend(own)
-        self.hash.extend(chained)
+        # Left unregistered unless it is preempted (see mark_unshared_prompts): blocks by depth.
+        defer = req.defer_kv and len(req.kv_blocks) == j0
+        if defer:
+            self.tkey.extend([None] * nb)
+            self.hash.extend([None] * nb)
+        else:
+            self.tkey.extend(own)
+            self.hash.extend(chained)
+            if nb > full:
+                self.tkey.append(None)
+                self.hash.append(None)
+            self.hash_to_block.update(zip(chained, ids))
         if nb > full:
-            self.tkey.append(None)
-            self.hash.append(None)
             req.kv_tail_len = n - i - full * bs
-        self.hash_to_block.update(zip(chained, ids))
-        self._hold_new(req, ids, keys, own, chained, j0)
+        self._hold_new(req, ids, keys, own, chained, j0, defer)
 
     def _take_recycled(self, req: Request, new_tokens, i: int, start: int, keys: list, bkeys: list) -> None:
         """The rest of a prefill from freed blocks (every block touched, none rolled back, enough
@@ -405,7 +412,17 @@ class KVCache(Forkable):
         head = ids[:full] if nb > full else ids
         olds = list(map(hashes.__getitem__, head))
         live = list(compress(olds, map(is_not, olds, repeat(None)))) if None in olds else olds
-        if live and not set(live).isdisjoint(chained):
+        defer = req.defer_kv and len(req.kv_blocks) == j0
+        if defer:
+            # Nothing to register (see mark_unshared_prompts): the old prefixes go, in C.
+            if journal is not None and live:
+                h2b.record(live)
+            _consume(map(dict.pop, repeat(h2b, len(live)), live, repeat(None)))
+            _consume(map(rc.__setitem__, head, repeat(1)))
+            if live or bs == 1:  # (with blocks of 1 token a decode block may hold a key alone)
+                _consume(map(tkey.__setitem__, head, repeat(None)))
+                _consume(map(hashes.__setitem__, head, repeat(None)))
+        elif live and not set(live).isdisjoint(chained):
             # A freed block still registered under a prefix this request registers: the order of
             # the block loop decides the table, so follow it.
             self._claim_in_order(head, own, chained, journal)
@@ -429,9 +446,11 @@ class KVCache(Forkable):
             tkey[b] = None
             hashes[b] = None
             req.kv_tail_len = n - i - full * bs
-        self._hold_new(req, ids, keys, own, chained, j0)
+        self._hold_new(req, ids, keys, own, chained, j0, defer)
 
-    def _hold_new(self, req: Request, ids, keys: list, own: list, chained: list, j0: int) -> None:
+    def _hold_new(
+        self, req: Request, ids, keys: list, own: list, chained: list, j0: int, deferred: bool = False
+    ) -> None:
         """``req`` now holds new blocks ``ids`` (its input's full blocks from ``j0``, keyed ``own``
         and ``chained``, then maybe a partial one): its chain and the counters follow."""
         chain = req.kv_chain
@@ -445,6 +464,8 @@ class KVCache(Forkable):
         self.used += n
         self.misses += n
         req.kv_blocks.extend(ids)
+        if deferred:
+            req.kv_deferred = j0 + len(own)
 
     def _claim_in_order(self, ids: list, own: list, chained: list, journal) -> None:
         """Register full blocks ``ids`` under ``chained`` one at a time, each forgetting its old
@@ -574,10 +595,14 @@ class KVCache(Forkable):
 
     def release(self, req: Request) -> None:
         """Drop ``req``'s references; blocks reaching zero go to the free tail, last block first."""
+        if req.defer_kv and req.state != COMPLETED:
+            self._register_deferred(req)  # it may come back for them (a preemption)
         blocks = req.kv_blocks
         req.reset_kv()
         rc = self.ref_count
-        if len(blocks) > 8 and max(map(rc.__getitem__, blocks)) == 1:
+        # A request no other shares a first block with holds every block alone (see
+        # mark_unshared_prompts); otherwise look.
+        if len(blocks) > 8 and (req.defer_kv or max(map(rc.__getitem__, blocks)) == 1):
             # No block is shared: every one is freed, last first (the loop's work, in C).
             _consume(map(rc.__setitem__, blocks, repeat(0)))
             self.back.extend(reversed(blocks))
@@ -593,6 +618,22 @@ class KVCache(Forkable):
                 freed += 1
         self.used -= freed
 
+    def _register_deferred(self, req: Request) -> None:
+        """Register the full prompt blocks ``req`` holds unregistered (see mark_unshared_prompts),
+        as its prefill would have."""
+        bs = self.block_size
+        blocks = req.kv_blocks
+        keys = req.input_keys(bs)
+        bkeys = req._input_bkeys
+        hashes = self.hash
+        h2b = self.hash_to_block
+        for j in range(min(req.kv_deferred, len(blocks), min(req.n_in, req.computed) // bs)):
+            b = blocks[j]
+            if hashes[b] is None:
+                hashes[b] = keys[j]
+                self.tkey[b] = bkeys[j]
+                h2b[keys[j]] = b
+
     # --- invariants (tests and debugging) ---------------------------------
     def free_list(self) -> list[int]:
         return [*self.front, *range(self.hw, self.total), *self._live_back()]
@@ -606,6 +647,47 @@ class KVCache(Forkable):
             if b < self.hw:  # untouched blocks have no state to check
                 assert self.ref_count[b] == 0, f"free block {b} is referenced"
         assert len(set(free)) == len(free), "a block is on the free list twice"
+
+
+def _ragged_prefix(req: Request, keys: list, end: int, block_size: int) -> tuple:
+    """The prefix key BLIS gives a full block ending at input position ``end``, not a block
+    boundary (a prefill that starts off one, in the reference's paths only).
+
+    BLIS hashes the input's first ``end`` tokens, so no lookup (which asks for whole blocks)
+    can meet it, but blocks filled so again, or their CPU copies, share it. A tuple never equals
+    a whole-block key; equal input prefixes give equal tuples.
+    """
+    q = end // block_size
+    return (keys[q - 1] if q else CHAIN_SEED, block_key(req.input[q * block_size : end]), end % block_size)
+
+
+def mark_unshared_prompts(requests, block_size: int) -> None:
+    """Set ``defer_kv`` on each request whose first block of tokens (input, then output) no
+    other request's tokens start with.
+
+    A lookup walks some request's input blocks from the first, so only such a request itself
+    can ever ask for its prompt's blocks: while it runs it asks for none, and after it
+    completes nobody asks. The cache then registers them only when the request leaves unfinished
+    (preempted), when it may ask again: the same answers to every lookup, without the table's
+    work. Valid for a workload known in full (no request injected later).
+    """
+    Request.key_inputs(requests, block_size)
+    firsts = []
+    for r in requests:
+        keys = r.input_keys(block_size)
+        if keys:
+            firsts.append(keys[0])
+        elif r.n_in + r.n_out >= block_size:  # its first full block holds output tokens
+            head = np.concatenate((r.input[: r.n_in], r.output[: block_size - r.n_in]))
+            firsts.append(chain_key(CHAIN_SEED, block_key(head)))
+        else:
+            firsts.append(None)
+    seen: dict = {}
+    for k in firsts:
+        if k is not None:
+            seen[k] = seen.get(k, 0) + 1
+    for r, k in zip(requests, firsts):
+        r.defer_kv = k is not None and r.n_in >= block_size and seen[k] == 1
 
 
 def mark_private_decodes(requests, block_size: int, unique: bool = False) -> None:

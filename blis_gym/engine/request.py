@@ -73,6 +73,10 @@ class Request(Forkable):
         # True while a disaggregated request waits on its decode instance holding the prompt's
         # KV, shipped from a prefill instance (see ``prefill_part`` and engine.batching).
         "remote_kv",
+        # True when no other request's tokens start as this one's do (see
+        # kvcache.mark_unshared_prompts): its prompt blocks are registered only if it is preempted.
+        "defer_kv",
+        "kv_deferred",  # leading blocks of kv_blocks that are prompt blocks left unregistered
     )
 
     # A fork copies the two mutable lists and shares the token arrays and key lists (never changed).
@@ -120,10 +124,12 @@ class Request(Forkable):
         self.run_seq = 0  # admission order into the running batch
         self.private_decode = False
         self.remote_kv = False
+        self.defer_kv = False
         # reset_kv(), inlined: one request per workload row
         self.kv_blocks: list[int] = []
         self.kv_chain = CHAIN_SEED
         self.kv_tail_len = 0
+        self.kv_deferred = 0
         self._input_keys: list[int] | None = None
         self._input_bkeys: list[int] | None = None
         self._seq_bkeys: list[int] | None = None
@@ -149,6 +155,7 @@ class Request(Forkable):
         part.session_id = self.session_id
         part._input_keys = self._input_keys
         part._input_bkeys = self._input_bkeys
+        part.defer_kv = self.defer_kv  # the same prompt: nobody else can ask for its blocks
         return part
 
     def reset_kv(self) -> None:
@@ -156,6 +163,7 @@ class Request(Forkable):
         self.kv_blocks = []
         self.kv_chain = CHAIN_SEED  # identity of the tokens in the full blocks held
         self.kv_tail_len = 0
+        self.kv_deferred = 0
 
     def input_keys(self, block_size: int) -> list[int]:
         """Prefix identities of each full input block (computed once, chained)."""

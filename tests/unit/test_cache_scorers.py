@@ -134,17 +134,23 @@ def test_weighted_routing_feeds_its_choices_to_no_hit_lru():
 
 
 def test_cache_view_counts_the_leading_blocks_an_instance_caches():
-    config = cluster_config(num_instances=2, routing_policy="round-robin")
+    # A prompt no other request of the workload starts as is left unregistered (nobody can ask
+    # for it): the workload holds it twice, apart, so both instances register it.
+    config = cluster_config(num_instances=3, routing_policy="round-robin")
     (first,) = requests_with_prefix(1, prefix=64, prompt=16)
-    sim = ClusterSimulator.from_config(config, [first])
+    twin = Request("twin", 1, 10**7, list(first.input), [1])
+    lone = Request("lone", 2, 2 * 10**7, [t + 200_000 for t in first.input], [1])
+    sim = ClusterSimulator.from_config(config, [first, twin, lone])
     sim.run()
     views = sim.snapshots.cache_views()
     same = Request("again", 1, 0, list(first.input), [1])
     other = Request("other", 2, 0, [t + 100_000 for t in first.input], [1])
     full_blocks = len(first.input) // config.engine.block_size
-    assert views[0].cached_prefix_blocks(same) == full_blocks  # round-robin sent it to instance 0
-    assert views[1].cached_prefix_blocks(same) == 0
+    assert views[0].cached_prefix_blocks(same) == full_blocks  # round-robin: first to instance 0
+    assert views[1].cached_prefix_blocks(same) == full_blocks  # and its twin to instance 1
+    assert views[2].cached_prefix_blocks(same) == 0
     assert views[0].cached_prefix_blocks(other) == 0
+    assert views[2].cached_prefix_blocks(lone) == 0  # unshared: never registered
 
 
 def test_a_delayed_view_changes_only_at_refreshes():

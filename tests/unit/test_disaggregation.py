@@ -240,3 +240,34 @@ def test_bad_pd_flags_fail_clearly(blis, extra, words):
     assert err.startswith("error: ")
     for w in words:
         assert w in err, err
+
+
+def test_held_prompts_queued_behind_a_blocked_head_run_instead_of_livelocking():
+    """A shared-pool instance with a tight cache: prompts shipped to it hold their KV while they
+    queue behind a prefill that does not fit, and a running request then preempts itself every
+    step (the cache is full of held prompts). Requests whose prompt KV is held are admitted past
+    the blocked head, so the run ends with every request accounted."""
+    from dataclasses import fields, replace
+
+    from blis_gym.plan import RunOptions, resolve, simulate
+
+    kw = dict(
+        num_instances=3,
+        prefill_instances=1,
+        decode_instances=1,
+        prefill_decode_instances=1,
+        pd_decider="always",
+        num_requests=120,
+        rate=40.0,
+        prompt_tokens=1500,
+        prompt_tokens_stdev=500,
+        prompt_tokens_min=16,
+        prompt_tokens_max=3000,
+        total_kv_blocks=900,
+    )
+    o = RunOptions(model="meta-llama/llama-3.1-8b-instruct", log="error", seed=5, **kw)
+    o = replace(o, explicit=frozenset(f.name for f in fields(o)) - {"explicit"})
+    plan = resolve(o)
+    result = simulate(plan)
+    assert result.accounted == len(plan.requests)
+    assert result.aggregate.completed > 0 and result.aggregate.preemptions > 0

@@ -534,3 +534,88 @@ def test_journaled_table_answers_as_a_copy_taken_at_the_mark():
             at_mark = dict(plain)
         assert dict(table) == plain
         assert all(table.had(k) == (k in at_mark) for k in range(40))
+
+
+def _runs_with_and_without_deferral(monkeypatch, opts):
+    """stdout of ``opts`` with unshared prompts' registration deferred, and with every prompt
+    registered as it is filled (the reference's way)."""
+    from blis_gym.cluster import simulator as simulator_module
+    from blis_gym.plan import resolve, simulate
+    from blis_gym.report.render import stdout_text
+
+    out = []
+    for defer in (True, False):
+        with monkeypatch.context() as m:
+            if not defer:
+                m.setattr(simulator_module, "mark_unshared_prompts", lambda requests, block_size: None)
+            plan = resolve(opts)
+            result = simulate(plan)
+            assert result.accounted == len(plan.requests)
+            out.append(stdout_text(result))
+    return out
+
+
+@pytest.mark.parametrize("trial", range(24))
+def test_deferring_unshared_prompts_changes_nothing(trial, monkeypatch):
+    """Random clusters (tight caches that preempt, chunked prefill, shared prefixes in some,
+    random routing) with and without deferred registration print the same bytes."""
+    from dataclasses import replace
+
+    opts = random_run_options(trial)
+    opts = replace(opts, kv_cpu_blocks=0)  # deferral is off with a CPU tier
+    if trial % 3 == 0:
+        opts = replace(opts, preemption_policy="priority")
+    deferred, registered = _runs_with_and_without_deferral(monkeypatch, opts)
+    assert deferred == registered
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(workload_spec="chat-sessions", num_requests=120, num_instances=2, total_kv_blocks=2500),
+        dict(workload_spec="mixed-slo", num_requests=150, num_instances=2, total_kv_blocks=600),
+        dict(
+            num_instances=4,
+            prefill_instances=2,
+            decode_instances=2,
+            pd_decider="prefix-threshold",
+            num_requests=120,
+            rate=40.0,
+            prompt_tokens=1500,
+            prompt_tokens_stdev=500,
+            prompt_tokens_min=16,
+            prompt_tokens_max=3000,
+            total_kv_blocks=700,
+            routing_policy="weighted",
+            routing_scorers="precise-prefix-cache:2,queue-depth:1",
+            cache_signal_delay=20000,
+        ),
+        dict(
+            num_instances=3,
+            prefill_instances=1,
+            decode_instances=1,
+            prefill_decode_instances=1,
+            pd_decider="always",
+            num_requests=120,
+            rate=40.0,
+            prompt_tokens=1500,
+            prompt_tokens_stdev=500,
+            prompt_tokens_min=16,
+            prompt_tokens_max=3000,
+            total_kv_blocks=900,
+        ),
+    ],
+    ids=["sessions", "tight-slo-classes", "pd-stale-views", "pd-shared-pool"],
+)
+def test_deferring_unshared_prompts_changes_nothing_with_sessions_and_pools(kw, monkeypatch):
+    from blis_gym.plan import RunOptions
+
+    opts = RunOptions(model="meta-llama/llama-3.1-8b-instruct", log="error", seed=5, **kw)
+    deferred, registered = _runs_with_and_without_deferral(monkeypatch, replace_explicit(opts))
+    assert deferred == registered
+
+
+def replace_explicit(opts):
+    from dataclasses import fields, replace
+
+    return replace(opts, explicit=frozenset(f.name for f in fields(opts)) - {"explicit"})

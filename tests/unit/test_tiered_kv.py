@@ -247,6 +247,37 @@ def test_default_does_not_retry_a_holder():
     kv.check()
 
 
+def ragged(kv, rid):
+    """A request holding blocks prefills again from 0 (a reference path): after its partial
+    block fills, each new full block ends off a block boundary of the input."""
+    r = req(rid, range(1, 8))
+    assert kv.allocate(r, 0, 3, [])  # [1 2] [3 _]
+    assert kv.allocate(r, 0, 7, [])  # [3 1] then [2 3] [4 5] [6 7]: input prefixes of 3, 5, 7
+    return r
+
+
+def test_off_boundary_prefixes_are_keyed_by_their_tokens():
+    kv = KVCache(20, 2, reference_rollback=True)
+    a, b = ragged(kv, "a"), ragged(kv, "b")
+    ka, kb = [kv.hash[x] for x in a.kv_blocks[2:]], [kv.hash[x] for x in b.kv_blocks[2:]]
+    assert ka == kb and len(set(ka)) == 3  # BLIS hashes the input's first 3, 5 and 7 tokens
+    assert all(kv.hash_to_block[k] == x for k, x in zip(kb, b.kv_blocks[2:]))
+    assert not set(ka) & {kv.hash[x] for x in a.kv_blocks[:2]}
+    assert kv.cached_blocks(req("c", range(1, 8))) == [b.kv_blocks[0]]  # no lookup meets them
+
+
+def test_a_reload_skips_off_boundary_prefixes_back_on_the_gpu():
+    """Copies of a request's off-boundary blocks stay on the CPU once the same prefixes are on
+    the GPU again: BLIS keys them by their tokens, so they are found there."""
+    kv = tiered(gpu=8, threshold=0.0, reference=True)
+    held(kv, [90, 91])
+    kv.release(ragged(kv, "a"))
+    assert kv.cpu_used == 5
+    ragged(kv, "b")  # the same five prefixes, on the GPU: 2 blocks left free
+    assert not admit(kv, req("big", range(200, 206)))
+    assert kv.cpu_hits == 0 and kv.cpu_misses == 1 and kv.cpu_used == 5
+
+
 # --- whole runs ------------------------------------------------------------------------
 
 
