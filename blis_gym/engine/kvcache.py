@@ -12,6 +12,10 @@ Semantics follow vLLM's (and BLIS's) single-tier cache:
 Prefix identity is a chained per-block hash (see ``blockhash``): the
 same decision as hashing the whole prefix, without rehashing it every block.
 
+A prompt that no other request's tokens start as (``mark_unshared_prompts``) can only ever be
+asked for by its own request, and only after a preemption: its blocks are registered then, not
+as they fill. Every lookup gets the answer it would have had, without the table's work.
+
 One deliberate difference from the reference: a failed allocation for a
 request that already holds blocks keeps those blocks attached to the request.
 The reference forgets them, which leaks them forever and can livelock the
