@@ -235,6 +235,11 @@ def evaluate_cmd(
     workers: Optional[int] = typer.Option(
         None, "--workers", help="With --ray: CPUs of the embedded Ray (default: every core)."
     ),
+    slo_ttft: str = typer.Option(
+        "", "--slo-ttft", help="Goodput TTFT limits per SLO class (class=duration,...): adds goodput columns."
+    ),
+    slo_itl: str = typer.Option("", "--slo-itl", help="Goodput mean-ITL limits per SLO class."),
+    slo_e2e: str = typer.Option("", "--slo-e2e", help="Goodput E2E limits per SLO class."),
 ) -> None:
     """Play trained agents and baselines on the same episodes; print a table, write results files."""
     from ..envs.cluster_env import HELD_OUT_SEED
@@ -246,6 +251,9 @@ def evaluate_cmd(
 
     first = HELD_OUT_SEED if seed is None else seed
     overrides = _overrides(set_)
+    for key, value in (("slo_ttft", slo_ttft), ("slo_itl", slo_itl), ("slo_e2e", slo_e2e)):
+        if value:
+            overrides[key] = value
     shown = {"n": 0}
 
     def progress(name: str, k: int) -> None:

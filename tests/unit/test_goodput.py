@@ -250,3 +250,24 @@ def test_a_sweep_point_with_targets_reports_goodput():
     assert row["error"] == "" and row["metrics"]["slo_attainment"] == 1.0
     assert row["metrics"]["goodput_rps"] == pytest.approx(30 / row["metrics"]["vllm_estimated_duration_s"])
     assert "goodput_rps" not in run_point(Point(0, {}, {**options, "slo_e2e": ""}))["metrics"]
+
+
+def test_evaluate_takes_slo_flags_and_reports_goodput(blis, tmp_path):
+    code, out, err = blis(
+        "evaluate",
+        "--baselines",
+        "round-robin",
+        "--episodes",
+        "2",
+        "--set",
+        "num_requests=60",
+        "--slo-e2e",
+        "default=1h",
+        "--out",
+        str(tmp_path),
+    )
+    assert code == 0, err
+    assert "slo attainment" in out and "goodput rps" in out
+    doc = json.loads((tmp_path / "results.json").read_text())
+    (policy,) = doc["summary"]
+    assert policy["slo_attainment"] == 1.0
