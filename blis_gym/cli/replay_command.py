@@ -4,8 +4,10 @@ does for ``blis calibrate``. Any other ``blis run`` flag may follow (model, clus
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -14,7 +16,7 @@ from .logs import setup_logging
 from .run_command import run_options_from_args
 
 _WHERE = "blis replay"
-SESSION_MODES = ("fixed",)
+SESSION_MODES = ("fixed", "closed-loop")
 
 
 def replay_cmd(
@@ -32,7 +34,14 @@ def replay_cmd(
     session_mode: str = typer.Option(
         "fixed",
         "--session-mode",
-        help="fixed: every request arrives at its recorded time (closed-loop session replay is not built yet).",
+        help="fixed: every request arrives at its recorded time; closed-loop: a session's later rounds "
+        "arrive a think time after the previous round completes.",
+    ),
+    think_time_ms: Optional[float] = typer.Option(
+        None,
+        "--think-time-ms",
+        help="With closed-loop: the think time between a round's completion and the next round (ms). "
+        "Default: the gap between the two rounds' recorded arrivals.",
     ),
     log: str = typer.Option("warn", "--log", help="Log level on stderr."),
 ) -> None:
@@ -40,10 +49,12 @@ def replay_cmd(
     counts; blis run flags after these set the cluster (e.g. --model, --num-instances)."""
     setup_logging(log)
     if session_mode not in SESSION_MODES:
-        raise ConfigError(
-            f"--session-mode: {session_mode!r} is not available (valid: {', '.join(SESSION_MODES)}; "
-            "closed-loop session replay is not built yet)"
-        )
+        raise ConfigError(f"--session-mode: unknown mode {session_mode!r} (valid: {', '.join(SESSION_MODES)})")
+    if think_time_ms is not None:
+        if session_mode != "closed-loop":
+            raise ConfigError("--think-time-ms applies only with --session-mode closed-loop")
+        if not (think_time_ms >= 0 and math.isfinite(think_time_ms)):
+            raise ConfigError(f"--think-time-ms must be a finite number >= 0, got {think_time_ms}")
     for flag, path in (("--trace-header", trace_header), ("--trace-data", trace_data)):
         if not Path(path).is_file():
             raise ConfigError(f"{flag} {path}: no such file")
@@ -53,5 +64,5 @@ def replay_cmd(
         raise ConfigError("blis replay: give --results-path before the blis run flags (it writes per-request results)")
     from .runner import execute_replay  # the simulator loads only when a run needs it
 
-    sys.stdout.write(execute_replay(opts, results_path))
+    sys.stdout.write(execute_replay(opts, results_path, session_mode == "closed-loop", think_time_ms))
     sys.stdout.flush()

@@ -16,10 +16,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("blis_gym")
 
 
-def execute_replay(opts: RunOptions, results_path: str = "") -> str:
-    """``blis replay``: the run's stdout text; ``results_path`` gets one result per request."""
+def execute_replay(opts: RunOptions, results_path: str = "", closed_loop: bool = False, think_ms=None) -> str:
+    """``blis replay``: the run's stdout text; ``results_path`` gets one result per request;
+    ``closed_loop`` replays sessions in a closed loop (``think_ms`` None: the recorded gaps)."""
     plan = resolve(opts)
-    result = simulate(plan)
+    result = simulate(plan, think_ms=think_ms) if closed_loop else simulate(plan)
     text = stdout_text(
         result, plan.config.priority_policy, plan.fitness_weights, plan.summarize_trace, plan.slo_targets
     )

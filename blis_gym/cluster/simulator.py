@@ -188,6 +188,7 @@ class ClusterSimulator(Forkable):
         # Keys are unique (time, kind, sequence), so any valid heap pops in one order.
         self._events: list = [(req.arrival, ARRIVAL, seq, req) for seq, req in enumerate(requests)]
         self._classes = [req.slo_class for req in requests]
+        self._held: dict[int, Request] = {}  # requests kept from arriving (hold_back)
         heapq.heapify(self._events)
         self._seq = len(self._events)
         # Prefill/decode pools: splits, transfers and the parents' metrics.
@@ -325,6 +326,20 @@ class ClusterSimulator(Forkable):
                 inst.on_first_token = self._on_first_token
         if self.pd is not None:
             self.pd.set_hooks(self._on_departure, self._on_first_token)
+
+    def hold_back(self, requests: Sequence[Request]) -> None:
+        """Keep these requests of the workload from arriving until :meth:`release_held` (a closed
+        loop: a session's next round arrives when its previous one completes)."""
+        held = {id(r) for r in requests}
+        self._held.update((id(r), r) for r in requests)
+        self._events = [e for e in self._events if not (e[1] == ARRIVAL and id(e[3]) in held)]
+        heapq.heapify(self._events)
+
+    def release_held(self, req: Request) -> None:
+        """Let a held request arrive at ``req.arrival`` (not before the clock)."""
+        self._held.pop(id(req))
+        req.arrival = max(req.arrival, self.clock)
+        self.push_event(req.arrival, ARRIVAL, req)
 
     def departed(self, req: Request, tick: int) -> None:
         """Tell the departure hook that ``req`` left the system at ``tick`` (outside an instance)."""
@@ -577,6 +592,7 @@ class ClusterSimulator(Forkable):
             else:
                 log.warning("no requests completed: the horizon may be too short or the workload empty")
         late = [e[3].slo_class for e in self._events if e[1] == ARRIVAL]
+        late += [r.slo_class for r in self._held.values()]
         not_arrived = len(late)
         arrived = Counter(self._classes)
         arrived.subtract(late)

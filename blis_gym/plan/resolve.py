@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
+from ..cluster.sessions import SessionLoop
 from ..cluster.simulator import ClusterResult, ClusterSimulator
 from ..config.autoscale import AutoscaleConfig
 from ..config.bundle import BUNDLE_OPTIONS, BUNDLE_SCORERS_KEY, apply_bundle, effective_scorers, load_policy_bundle
@@ -273,9 +274,15 @@ def generate_requests(o: RunOptions) -> list[Request]:
     return build_workload(o, lambda: load_catalog(o.defaults_filepath)).requests
 
 
-def simulate(plan: RunPlan, progress: Optional[Callable[[int], None]] = None) -> ClusterResult:
-    """Run a plan to the end; ``progress(n)`` is called as requests are routed."""
+def simulate(
+    plan: RunPlan, progress: Optional[Callable[[int], None]] = None, think_ms: Optional[float] = -1.0
+) -> ClusterResult:
+    """Run a plan to the end; ``progress(n)`` is called as requests are routed. ``think_ms``
+    other than -1 replays sessions in a closed loop (see ``cluster.sessions``): each next round
+    that long after the previous one completes, or (None) after the recorded gap."""
     sim = ClusterSimulator.from_config(plan.config, plan.requests)
+    if think_ms != -1.0:
+        SessionLoop(plan.requests, None if think_ms is None else int(think_ms * 1000)).attach(sim)
     if progress is not None:
         sim.progress = progress
     started = time.perf_counter()

@@ -94,7 +94,7 @@ def test_a_header_of_an_unsupported_version_is_refused(blis, tmp_path):
 @pytest.mark.parametrize(
     "extra, words",
     [
-        (["--session-mode", "closed-loop"], ["--session-mode", "closed-loop"]),
+        (["--session-mode", "open"], ["--session-mode", "closed-loop"]),
         (["--trace-data", "/nonexistent.csv"], ["--trace-data", "no such file"]),
     ],
 )
@@ -110,3 +110,64 @@ def test_bad_replay_flags_get_one_error_line(blis, tmp_path, extra, words):
         *RUN,
     ]
     assert_one_error(*invoke(blis, args), *words)
+
+
+def _session_trace(folder):
+    folder.mkdir()
+    (folder / "trace_header.yaml").write_text(
+        "trace_version: 2\ntime_unit: microseconds\nmode: real\nwarm_up_requests: 0\n"
+    )
+    cols = (
+        "request_id,client_id,tenant_id,slo_class,session_id,round_index,prefix_group,streaming,input_tokens,"
+        "output_tokens,text_tokens,image_tokens,audio_tokens,video_tokens,reason_ratio,arrival_time_us,"
+        "send_time_us,first_chunk_time_us,last_chunk_time_us,num_chunks,status,error_message"
+    )
+    rows = [cols]
+    rid = 0
+    for k in range(3):
+        for s, start in (("a", 0), ("b", 5000)):
+            rows.append(f"{rid},c,,,{s},{k},,true,{200 + 50 * k},40,0,0,0,0,0,{start + k * 1000},0,0,0,0,ok,")
+            rid += 1
+    rows.append(f"{rid},c,,,,0,,true,100,10,0,0,0,0,0,2000,0,0,0,0,ok,")
+    (folder / "trace_data.csv").write_text("\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize("think_ms", [None, 50.0])
+def test_closed_loop_rounds_arrive_a_think_time_after_their_previous_round_completes(tmp_path, think_ms):
+    from blis_gym.plan import RunOptions, resolve, simulate
+
+    _session_trace(tmp_path / "t")
+    opts = RunOptions(
+        model=MODEL,
+        log="error",
+        workload="traces",
+        workload_traces_filepath=str(tmp_path / "t" / "trace_data.csv"),
+        trace_header=str(tmp_path / "t" / "trace_header.yaml"),
+    )
+    plan = resolve(opts)
+    recorded = {r.id: r.arrival for r in plan.requests}
+    result = simulate(plan, think_ms=think_ms)
+    assert result.aggregate.completed == 7 and result.accounted == 7
+    e2e = result.aggregate.e2es
+    by_id = {r.id: r for r in plan.requests}
+    for s in (0, 1):
+        rounds = [by_id[f"request_{s + 2 * k}"] for k in range(3)]
+        for prev, nxt in zip(rounds, rounds[1:]):
+            think = 1000 if think_ms is None else 50_000  # the recorded gap, or the flag
+            assert nxt.arrival == prev.arrival + int(e2e[prev.id]) + think
+    assert by_id["request_6"].arrival == recorded["request_6"]  # no session: as recorded
+
+
+def test_think_time_needs_the_closed_loop(blis, tmp_path):
+    _session_trace(tmp_path / "t")
+    args = [
+        "replay",
+        "--trace-header",
+        str(tmp_path / "t" / "trace_header.yaml"),
+        "--trace-data",
+        str(tmp_path / "t" / "trace_data.csv"),
+        "--think-time-ms",
+        "5",
+        *RUN,
+    ]
+    assert_one_error(*invoke(blis, args), "--think-time-ms", "closed-loop")
