@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 from test_cli_errors import assert_one_error, invoke
+from test_replay import replay_args
 from testkit import ROOT
 
 from blis_gym.workload.spec_loader import load_workload_spec
@@ -79,17 +80,7 @@ def test_a_converted_trace_replays_as_the_trace_runs(blis, tmp_path):
     source = DATA / "traces" / "public" / "azure_2023.csv"
     code, _, err = blis("convert", "trace", "--input", str(source), "--out", str(tmp_path / "t"))
     assert code == 0, err
-    code, replayed, err = blis(
-        "replay",
-        "--trace-header",
-        str(tmp_path / "t" / "trace_header.yaml"),
-        "--trace-data",
-        str(tmp_path / "t" / "trace_data.csv"),
-        "--log",
-        "error",
-        "--model",
-        MODEL,
-    )
+    code, replayed, err = blis(*replay_args(tmp_path / "t", run=["--log", "error", "--model", MODEL]))
     assert code == 0, err
     assert replayed == _run(blis, "--workload", "traces", "--workload-traces-filepath", str(source))
 

@@ -242,6 +242,23 @@ def test_bad_pd_flags_fail_clearly(blis, extra, words):
         assert w in err, err
 
 
+# A shared-pool instance with a cache too small for the prompts it holds (it used to livelock).
+SHARED_POOL_TIGHT = dict(
+    num_instances=3,
+    prefill_instances=1,
+    decode_instances=1,
+    prefill_decode_instances=1,
+    pd_decider="always",
+    num_requests=120,
+    rate=40.0,
+    prompt_tokens=1500,
+    prompt_tokens_stdev=500,
+    prompt_tokens_min=16,
+    prompt_tokens_max=3000,
+    total_kv_blocks=900,
+)
+
+
 def test_held_prompts_queued_behind_a_blocked_head_run_instead_of_livelocking():
     """A shared-pool instance with a tight cache: prompts shipped to it hold their KV while they
     queue behind a prefill that does not fit, and a running request then preempts itself every
@@ -251,21 +268,7 @@ def test_held_prompts_queued_behind_a_blocked_head_run_instead_of_livelocking():
 
     from blis_gym.plan import RunOptions, resolve, simulate
 
-    kw = dict(
-        num_instances=3,
-        prefill_instances=1,
-        decode_instances=1,
-        prefill_decode_instances=1,
-        pd_decider="always",
-        num_requests=120,
-        rate=40.0,
-        prompt_tokens=1500,
-        prompt_tokens_stdev=500,
-        prompt_tokens_min=16,
-        prompt_tokens_max=3000,
-        total_kv_blocks=900,
-    )
-    o = RunOptions(model="meta-llama/llama-3.1-8b-instruct", log="error", seed=5, **kw)
+    o = RunOptions(model="meta-llama/llama-3.1-8b-instruct", log="error", seed=5, **SHARED_POOL_TIGHT)
     o = replace(o, explicit=frozenset(f.name for f in fields(o)) - {"explicit"})
     plan = resolve(o)
     result = simulate(plan)

@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 import pytest
+from test_disaggregation import SHARED_POOL_TIGHT
 from testkit import metric_blocks
 from testkit.sim import config, random_run_options, roofline_spec, run_and_check, simulator, workload
 
@@ -590,20 +591,7 @@ def test_deferring_unshared_prompts_changes_nothing(trial, monkeypatch):
             routing_scorers="precise-prefix-cache:2,queue-depth:1",
             cache_signal_delay=20000,
         ),
-        dict(
-            num_instances=3,
-            prefill_instances=1,
-            decode_instances=1,
-            prefill_decode_instances=1,
-            pd_decider="always",
-            num_requests=120,
-            rate=40.0,
-            prompt_tokens=1500,
-            prompt_tokens_stdev=500,
-            prompt_tokens_min=16,
-            prompt_tokens_max=3000,
-            total_kv_blocks=900,
-        ),
+        SHARED_POOL_TIGHT,
     ],
     ids=["sessions", "tight-slo-classes", "pd-stale-views", "pd-shared-pool"],
 )

@@ -18,16 +18,21 @@ NEWER_COLUMNS = (
 )
 
 
-def _replay(blis, folder, *extra):
-    return blis(
+def replay_args(folder, *extra, run=RUN) -> list[str]:
+    """``blis replay`` of the trace folder ``folder`` with ``blis run`` flags ``run``, then ``extra``."""
+    return [
         "replay",
         "--trace-header",
         str(folder / "trace_header.yaml"),
         "--trace-data",
         str(folder / "trace_data.csv"),
-        *RUN,
+        *run,
         *extra,
-    )
+    ]
+
+
+def _replay(blis, folder, *extra):
+    return blis(*replay_args(folder, *extra))
 
 
 @pytest.mark.parametrize(
@@ -74,21 +79,7 @@ def test_upstreams_newer_layout_replays_its_prefix_groups_and_goodput_targets(bl
 
 def test_a_header_of_an_unsupported_version_is_refused(blis, tmp_path):
     _newer_trace(tmp_path / "t", version=7, targets=False)
-    assert_one_error(
-        *invoke(
-            blis,
-            [
-                "replay",
-                "--trace-header",
-                str(tmp_path / "t" / "trace_header.yaml"),
-                "--trace-data",
-                str(tmp_path / "t" / "trace_data.csv"),
-                *RUN,
-            ],
-        ),
-        "trace_version 7",
-        "supported: 2",
-    )
+    assert_one_error(*invoke(blis, replay_args(tmp_path / "t")), "trace_version 7", "supported: 2")
 
 
 @pytest.mark.parametrize(
@@ -100,15 +91,7 @@ def test_a_header_of_an_unsupported_version_is_refused(blis, tmp_path):
 )
 def test_bad_replay_flags_get_one_error_line(blis, tmp_path, extra, words):
     blis("run", *RUN, "--num-requests", "5", "--export-trace", str(tmp_path / "t"))
-    args = [
-        "replay",
-        "--trace-header",
-        str(tmp_path / "t" / "trace_header.yaml"),
-        "--trace-data",
-        str(tmp_path / "t" / "trace_data.csv"),
-        *extra,
-        *RUN,
-    ]
+    args = replay_args(tmp_path / "t", *extra)
     assert_one_error(*invoke(blis, args), *words)
 
 
@@ -160,14 +143,5 @@ def test_closed_loop_rounds_arrive_a_think_time_after_their_previous_round_compl
 
 def test_think_time_needs_the_closed_loop(blis, tmp_path):
     _session_trace(tmp_path / "t")
-    args = [
-        "replay",
-        "--trace-header",
-        str(tmp_path / "t" / "trace_header.yaml"),
-        "--trace-data",
-        str(tmp_path / "t" / "trace_data.csv"),
-        "--think-time-ms",
-        "5",
-        *RUN,
-    ]
+    args = replay_args(tmp_path / "t", "--think-time-ms", "5")
     assert_one_error(*invoke(blis, args), "--think-time-ms", "closed-loop")
