@@ -24,6 +24,10 @@ Ours, beyond the reference:
   requests with at least 2 chunks; simulated ITL = (E2E - TTFT) / (output tokens - 1),
   server-side, for requests with at least 2 output tokens (the network adds a fixed delay per
   request, nothing per token). A chunk is taken to carry one token, as a vLLM stream does.
+  With the chunk times of ``blis observe --record-itl`` (BLIS's ITL file), real ITL is
+  instead the mean of a request's chunk-to-chunk gaps, a negative gap (clock skew) left out,
+  as BLIS's ``PrepareCalibrationPairsWithITL`` takes it; a request whose every gap is negative
+  gives no ITL pair (``itl_dropped``), and one the file lacks none either (``itl_missing``).
 - *Statuses.* Only records with ``status == "ok"`` are compared; errors and timeouts are
   counted as excluded (``non_ok_excluded``).
 - *TTFT of non-streamed answers.* A non-streamed answer arrives whole: its first chunk is its
@@ -40,7 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from ..report.fitness import percentile
 from ..workload.tracev2 import TraceRecord
@@ -108,6 +112,11 @@ class CalibrationPairs:
     unmatched_sim: int = 0
     negative_latencies: int = 0  # ours: the part of unmatched_real that was clock skew
     ttft_non_streaming: int = 0  # ours: pairs with no TTFT pair (ttft_streaming_only)
+    # With an ITL file (chunk times): ITL comes from it; requests whose every gap was negative,
+    # and streamed requests the file has fewer than 2 chunk times of, give no ITL pair.
+    itl_from_file: bool = False
+    itl_dropped: int = 0
+    itl_missing: int = 0
 
 
 @dataclass(frozen=True)
@@ -188,10 +197,23 @@ def download_delay_us(bandwidth_mbps: float, token_count: int) -> float:
 # --- pairing -------------------------------------------------------------------------------------
 
 
+def itl_from_chunk_times(times: Sequence[int]) -> Optional[float]:
+    """A request's real ITL from its chunk times (µs): the mean of the non-negative gaps
+    between consecutive chunks; None with fewer than 2 chunks or no such gap."""
+    total = 0
+    count = 0
+    for a, b in zip(times, times[1:]):
+        if b >= a:
+            total += b - a
+            count += 1
+    return total / count if count else None
+
+
 def prepare_calibration_pairs(
     real_records: Sequence[TraceRecord],
     sim_results: Sequence[SimResult],
     config: Optional[CalibrationConfig] = None,
+    chunk_times: Optional[Mapping[int, Sequence[int]]] = None,
 ) -> CalibrationPairs:
     """Pair real records with simulated results by request id, in the records' order.
 
@@ -199,12 +221,14 @@ def prepare_calibration_pairs(
     TTFT = server TTFT + RTT + upload delay; simulated E2E = server E2E + RTT + upload delay +
     download delay. Warm-up records are skipped first, then (ours) records whose status is not
     ``ok``; a record with no simulated twin, or with a negative real TTFT or E2E, is unmatched.
-    ITL pairs (ours) are added where both sides have one (see the module docstring).
+    ITL pairs (ours) are added where both sides have one (see the module docstring); with
+    ``chunk_times`` (request id -> chunk times, an ITL file's), the real side comes from them.
     """
     if config is None:
         config = CalibrationConfig()
     sim_by_id = {sr.request_id: sr for sr in sim_results}  # a later duplicate wins, as in Go's map
     pairs = CalibrationPairs()
+    pairs.itl_from_file = chunk_times is not None
     matched_ids: set[int] = set()
     network = float(config.network_rtt_us)
     for rec in real_records:
@@ -238,7 +262,18 @@ def prepare_calibration_pairs(
             pairs.ttft.sim.append(sr.ttft + network + upload)
         pairs.e2e.real.append(real_e2e)
         pairs.e2e.sim.append(sr.e2e + network + upload + download)
-        if rec.streaming and rec.num_chunks >= 2 and sr.output_tokens >= 2:
+        if chunk_times is not None:
+            times = chunk_times.get(rec.request_id, ())
+            if len(times) < 2:
+                pairs.itl_missing += rec.streaming and rec.num_chunks >= 2
+                continue
+            itl = itl_from_chunk_times(times)
+            if itl is None:
+                pairs.itl_dropped += 1
+            elif sr.output_tokens >= 2:
+                pairs.itl.real.append(itl)
+                pairs.itl.sim.append((sr.e2e - sr.ttft) / float(sr.output_tokens - 1))
+        elif rec.streaming and rec.num_chunks >= 2 and sr.output_tokens >= 2:
             real_itl = float(rec.last_chunk_time_us - rec.first_chunk_time_us) / float(rec.num_chunks - 1)
             if real_itl >= 0:
                 pairs.itl.real.append(real_itl)

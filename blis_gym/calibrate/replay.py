@@ -5,7 +5,9 @@ The trace (``blis observe``'s v2 trace: a folder with ``trace_header.yaml`` and
 ``arrival_time_us`` (the intended send schedule) with its token counts. Where the ``blis run``
 options leave the model, TP, batch size, block size or model length unset, the trace header's
 ``server`` section fills them in. Each real request is then paired with its simulated twin
-(``request_<id>``) and the two are compared per metric (:mod:`.compare`).
+(``request_<id>``) and the two are compared per metric (:mod:`.compare`). Real ITL comes from
+the trace's ITL file (``blis observe --record-itl``: ``trace_data.itl.csv`` beside it, or one
+named) when there is one, else from each row's chunk count.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Optional
 from ..engine.metrics import InstanceMetrics
 from ..errors import WorkloadError
 from ..plan import RunOptions, resolve, simulate
+from ..workload.itl import itl_path, load_itl
 from ..workload.trace_replay import PREFIX_TOKENS
 from ..workload.tracev2 import TraceHeader, TraceV2, load_trace_v2
 from .compare import (
@@ -111,6 +114,7 @@ class Calibration:
     report: CalibrationReport
     pairs: CalibrationPairs
     document: dict[str, Any]
+    itl_file: str = ""  # the ITL file real ITL came from ("" for none)
 
 
 def calibrate(
@@ -119,15 +123,19 @@ def calibrate(
     network_rtt_ms: Optional[float] = None,
     bandwidth_mbps: float = 0.0,
     warm_up: Optional[int] = None,
+    itl_data: Optional[str] = None,
 ) -> Calibration:
     """Replay ``trace`` on the cluster ``opts`` describes and compare it request by request.
 
     ``network_rtt_ms`` (default: the header's measured round trip, else 0) and the link
     ``bandwidth_mbps`` (0: no delay) turn simulated server-side latencies into client-side
-    ones; requests with an id below ``warm_up`` (default: the header's) are left out.
+    ones; requests with an id below ``warm_up`` (default: the header's) are left out. Real
+    ITL comes from the ITL file ``itl_data`` (default: the trace's own, when it has one).
     Raises WorkloadError when the trace has nothing to compare.
     """
     data = load_trace_v2(trace)
+    itl_file = itl_data if itl_data is not None else str(itl_path(trace)) if itl_path(trace).is_file() else ""
+    chunk_times = load_itl(itl_file) if itl_file else None  # a bad file fails before simulating
     header = data.header
     if header.mode != "real":
         raise WorkloadError(
@@ -161,7 +169,7 @@ def calibrate(
     opts = replace(opts, workload="traces", workload_traces_filepath=str(trace))
     result = simulate(resolve(opts))
 
-    pairs = prepare_calibration_pairs(data.records, sim_results(result.aggregate, data), config)
+    pairs = prepare_calibration_pairs(data.records, sim_results(result.aggregate, data), config, chunk_times)
     if pairs.matched_count == 0:
         raise WorkloadError(
             f"{trace}: no request could be compared ({len(data.records)} in the trace: {pairs.excluded_warm_up} "
@@ -176,4 +184,12 @@ def calibrate(
             "bandwidth_mbps": config.bandwidth_mbps,
         }
     }
-    return Calibration(report, pairs, report_dict(report, normalization))
+    if chunk_times is not None:
+        normalization["itl_file"] = {
+            "path": itl_file,
+            "requests": len(chunk_times),
+            "itl_pairs": len(pairs.itl.real),
+            "dropped_negative_gaps": pairs.itl_dropped,
+            "missing": pairs.itl_missing,
+        }
+    return Calibration(report, pairs, report_dict(report, normalization), itl_file)

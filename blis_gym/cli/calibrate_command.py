@@ -49,6 +49,12 @@ def calibrate_cmd(
     warm_up: Optional[int] = typer.Option(
         None, "--warm-up", help="Leave out requests with id below N. Default: the header's warm_up_requests."
     ),
+    itl_data: Optional[str] = typer.Option(
+        None,
+        "--itl-data",
+        help="ITL file of chunk times (blis observe --record-itl); real ITL comes from it. Default: the "
+        "trace's trace_data.itl.csv when there is one.",
+    ),
 ) -> None:
     """Replay a real-mode trace in the simulator and compare TTFT, ITL and E2E, request by request.
 
@@ -78,8 +84,16 @@ def calibrate_cmd(
         raise ConfigError(f"blis calibrate writes only its report (--out); drop {', '.join(given)}")
     setup_logging(opts.log)
 
-    result = calibrate(trace, opts, network_rtt_ms, bandwidth_mbps, warm_up)
+    result = calibrate(trace, opts, network_rtt_ms, bandwidth_mbps, warm_up, itl_data)
     sys.stdout.write(format_table(result.report))
+    if result.itl_file:
+        p = result.pairs
+        extra = "".join(
+            f", {n} {what}"
+            for n, what in ((p.itl_missing, "missing from it"), (p.itl_dropped, "with only negative gaps"))
+            if n
+        )
+        sys.stdout.write(f"(real ITL from the chunk times in {result.itl_file}: {len(p.itl.real)} requests{extra})\n")
     sys.stdout.flush()
     write_atomic(out, json.dumps(result.document, indent=2) + "\n", "--out")
     print(f"wrote {out}", file=sys.stderr)

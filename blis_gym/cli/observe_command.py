@@ -1,9 +1,11 @@
 """``blis observe``: send a ``blis run`` workload to an OpenAI-compatible server and record a
-real-mode trace v2 of what it did (the ``serve`` extra: httpx)."""
+real-mode trace v2 of what it did (the ``serve`` extra: aiohttp, and uvloop when installed)."""
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import sys
 from collections import Counter
 from dataclasses import fields
@@ -37,7 +39,23 @@ def _iso_utc(us: int) -> str:
     )
 
 
-def _check_flags(url: str, concurrency: int, timeout: float, connect_timeout: float, warm_up: int) -> None:
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*")
+_UNIT_S = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(flag: str, text: str) -> float:
+    """Seconds of a duration flag: a number of seconds, or one with a unit (``500ms``, ``30s``,
+    ``2m``, ``1h``, as BLIS's Go durations); ConfigError otherwise."""
+    m = _DURATION.fullmatch(text)
+    seconds = float(m.group(1)) * _UNIT_S[m.group(2)] if m else math.nan
+    if not math.isfinite(seconds):
+        raise ConfigError(f"{flag} must be a duration >= 0 (seconds, or with a unit: 500ms, 30s, 2m, 1h), got {text!r}")
+    return seconds
+
+
+def _check_flags(
+    url: str, concurrency: int, timeout: float, connect_timeout: float, warm_up: int, api_format: str
+) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
         raise ConfigError(f"--url must be http://HOST[:PORT] or https://HOST[:PORT], got {url!r}")
@@ -48,6 +66,8 @@ def _check_flags(url: str, concurrency: int, timeout: float, connect_timeout: fl
             raise ConfigError(f"{flag} must be a finite number of seconds > 0, got {value}")
     if warm_up < 0:
         raise ConfigError(f"--warm-up must be >= 0, got {warm_up}")
+    if api_format not in ("completions", "chat"):
+        raise ConfigError(f"--api-format must be completions or chat, got {api_format!r}")
 
 
 def _api_key(ctx: typer.Context, var: str) -> str:
@@ -95,15 +115,34 @@ def observe_cmd(
             "them. They are sent like the rest."
         ),
     ),
-    chat: bool = typer.Option(
-        False, "--chat", help="Use /v1/chat/completions (one user message) instead of /v1/completions."
+    api_format: str = typer.Option(
+        "completions",
+        "--api-format",
+        help="completions: /v1/completions with a prompt; chat: /v1/chat/completions with one user message.",
     ),
+    chat: bool = typer.Option(False, "--chat", hidden=True, help="Same as --api-format chat."),
     stream: Optional[bool] = typer.Option(
         None,
         "--stream/--no-stream",
         help=(
             "Stream every request, or none. Default: a workload spec's per-client streaming, a trace "
             "v2's per-row flag, else stream."
+        ),
+    ),
+    record_itl: bool = typer.Option(
+        False,
+        "--record-itl",
+        help=(
+            "Also record when each streamed chunk arrived, in trace_data.itl.csv beside the trace (blis "
+            "calibrate takes ITL from it). Every request streams; excludes --no-stream."
+        ),
+    ),
+    prewarm_duration: str = typer.Option(
+        "0",
+        "--prewarm-duration",
+        help=(
+            "Before the workload, keep the server busy this long (e.g. 60s, 2m) with small requests "
+            "(4 at a time, 256 prompt and 64 output tokens), not recorded. 0: none."
         ),
     ),
     progress: Optional[bool] = typer.Option(
@@ -125,14 +164,25 @@ def observe_cmd(
     import asyncio
 
     try:
-        from ..observe.client import EndpointUnreachable, RealClient, Replay, ServerInfo, stop_on_sigint
-    except ImportError as exc:  # httpx comes with the serve extra
-        raise ConfigError(f"blis observe needs httpx ({exc}): pip install 'blis-gym[serve]'") from None
+        from ..observe.client import EndpointUnreachable, RealClient, Replay, ServerInfo, run, stop_on_sigint
+    except ImportError as exc:  # aiohttp comes with the serve extra
+        raise ConfigError(f"blis observe needs aiohttp ({exc}): pip install 'blis-gym[serve]'") from None
     from ..observe.workload import pending_requests
     from ..plan import generate_requests
+    from ..workload.itl import ITL_FILE, write_itl
     from ..workload.tracev2 import TraceHeader, TraceNetwork, TraceServer, TraceV2, export_trace_v2
 
-    _check_flags(url, concurrency, timeout, connect_timeout, warm_up)
+    if chat:
+        source = ctx.get_parameter_source("api_format")
+        if source is not None and source.name == "COMMANDLINE" and api_format != "chat":
+            raise ConfigError(f"--chat contradicts --api-format {api_format}")
+        api_format = "chat"
+    _check_flags(url, concurrency, timeout, connect_timeout, warm_up, api_format)
+    prewarm_s = parse_duration("--prewarm-duration", prewarm_duration)
+    if record_itl:
+        if stream is False:
+            raise ConfigError("--record-itl excludes --no-stream: chunk times need streamed answers")
+        stream = True  # as BLIS: every request streams while recording ITL
     api_key = _api_key(ctx, api_key_env)
     opts = run_options_from_args(list(ctx.args), _WHERE)
     setup_logging(opts.log)
@@ -171,10 +221,11 @@ def observe_cmd(
             url,
             model,
             api_key=api_key,
-            chat=chat,
+            api_format=api_format,
             concurrency=concurrency,
             timeout_s=timeout,
             connect_timeout_s=connect_timeout,
+            record_itl=record_itl,
         ) as client:
             try:
                 info = await client.probe()
@@ -188,9 +239,16 @@ def observe_cmd(
                 raise ConfigError(f"--out {out}: cannot create: {exc.strerror}") from None
             stop = asyncio.Event()
             stop_on_sigint(stop, stopping)
+            if prewarm_s > 0:
+                print(f"prewarming the server for {prewarm_s:g} s (not recorded)", file=sys.stderr)
+                warm = await client.prewarm(prewarm_s, stop)
+                failed = f", {warm.failed} failed" if warm.failed else ""
+                print(f"prewarm: {warm.sent} requests in {warm.seconds:.1f} s{failed}", file=sys.stderr)
+                if warm.failed and warm.failed == warm.sent:
+                    print("warning: every prewarm request failed", file=sys.stderr)
             return info, await client.replay(requests, stop, on_done)
 
-    info, replay = asyncio.run(observe())
+    info, replay = run(observe())
     records = replay.records()
     header = TraceHeader(
         created_at=_iso_utc(replay.started_us),
@@ -201,12 +259,27 @@ def observe_cmd(
         network=TraceNetwork(measured_rtt_ms=round(info.rtt_ms, 3)),
     )
     export_trace_v2(TraceV2(header, records), folder, flag="--out")
-    _report(records, len(requests), replay.interrupted, (replay.ended_us - replay.started_us) / 1e6, folder)
+    itl = None
+    if record_itl:
+        chunks = write_itl(folder / ITL_FILE, replay.chunk_times(), "--out")
+        itl = (folder / ITL_FILE, chunks)
+    _report(records, len(requests), replay.interrupted, (replay.ended_us - replay.started_us) / 1e6, folder, itl)
 
 
-def _report(records: Sequence["TraceRecord"], total: int, interrupted: bool, seconds: float, folder: Path) -> None:
+def _report(
+    records: Sequence["TraceRecord"],
+    total: int,
+    interrupted: bool,
+    seconds: float,
+    folder: Path,
+    itl: Optional[tuple[Path, int]] = None,
+) -> None:
     """The closing lines on stderr, and the exit status when it is not 0."""
     statuses = Counter(r.status for r in records)
+    if itl is not None:
+        print(f"wrote {itl[0]} ({itl[1]} chunk times)", file=sys.stderr)
+        if not itl[1]:
+            print("warning: --record-itl: no chunk was received, the ITL file is empty", file=sys.stderr)
     if interrupted:
         cut = sum(1 for r in records if r.error_message == "interrupted")
         print(

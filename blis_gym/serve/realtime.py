@@ -17,7 +17,17 @@ reader (:class:`RequestStream`) sleeps until a tick's wall time before handing t
 Times a token is produced are always ahead of the event that produced it (a step's tokens
 come out when it ends), which gives the loop its slack.
 
-The simulator has no cancellation: a request whose client went away still runs to its end.
+Cancellation (ours; the simulator has none): :meth:`RealtimeEngine.cancel` takes a request
+whose client went away out of the simulation, from its instance's wait queue or running batch,
+its KV blocks freed; one still on its way to an instance (admission, routing) is taken out as
+soon as it reaches one. Its reader wakes at once with :class:`Cancelled`.
+
+Memory stays flat however many requests are served: nothing is kept of a finished request.
+The simulator's per-request tables (the metrics' TTFT, E2E, ITL, scheduling delay and request
+records, for a report a server never writes) are emptied as requests leave, its per-step
+series (queue depths, batch sizes) are cut, and each instance's step ITL series, which token
+times are read from, is rebased now and then to begin at the oldest step a request in the
+system still refers to (:func:`compact_step_itls`).
 """
 
 from __future__ import annotations
@@ -39,6 +49,9 @@ log = logging.getLogger("blis_gym")
 _INF = 1 << 64
 LATE_BUCKET_US = 100  # release lateness histogram: 0.1 ms buckets...
 LATE_BUCKETS = 10_000  # ...up to 1 s (the last bucket holds everything later)
+# An instance's step ITL series is rebased once this many steps are no longer referred to,
+# and its per-step report series are cut beyond this length.
+COMPACT_STEPS = 4096
 
 
 class Rejected(Exception):
@@ -51,9 +64,62 @@ class Rejected(Exception):
         self.kind = kind  # OpenAI's error type
 
 
+class Cancelled(Rejected):
+    """The client went away (HTTP 499, nginx's "client closed request": nobody reads it)."""
+
+    def __init__(self) -> None:
+        super().__init__("the client closed the connection", 499, "cancelled")
+
+
 def _resolve(fut: asyncio.Future) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+def _instance_metrics_tables(m: InstanceMetrics) -> tuple[dict, ...]:
+    """The per-request tables of an instance's metrics (for an end-of-run report)."""
+    return (m.ttfts, m.e2es, m.itls, m.scheduling_delays, m.requests)
+
+
+def tidy(inst, streams: dict) -> None:
+    """Let go of what ``inst`` keeps of the past: its per-step report series, the per-request
+    table entries of requests no longer in it (those ``_forget`` did not see: the prompt part
+    of a disaggregated request, say), and the steps of its ITL series nobody refers to."""
+    m = inst.metrics
+    del m.batch_sizes[:], m.waitq_depths[:]
+    live = {r.id for r in inst.running}
+    live.update(r.id for r in inst.waitq)
+    live.update(e[-1].id for e in inst.events if isinstance(e[-1], Request))
+    for table in _instance_metrics_tables(m):
+        if len(table) > len(live):
+            for rid in [rid for rid in table if rid not in live]:
+                del table[rid]
+    compact_step_itls(inst, streams)
+
+
+def compact_step_itls(inst, streams: dict) -> int:
+    """Rebase ``inst``'s step ITL series to begin at the oldest step a request still in the
+    instance refers to (its first ITL range), dropping the steps before it; the ranges of those
+    requests and the cursors of their ``streams`` (by request index) move with it. Returns the
+    number of steps dropped. The ITL counts (a report's histogram) restart from zero."""
+    m = inst.metrics
+    prefix = m._itl_prefix
+    low = len(prefix) - 1  # no request refers to a step: keep only the running sum's end
+    holders = [r for r in (*inst.running, *inst.waitq) if r.itl_steps]
+    for r in holders:
+        if r.itl_steps[0] < low:
+            low = r.itl_steps[0]
+    if low <= 0:
+        return 0
+    base = prefix[low]
+    m._itl_prefix = [p - base for p in prefix[low:]]
+    m._itl_count_diff = [0] * len(m._itl_prefix)
+    for r in holders:
+        r.itl_steps[:] = [i - low for i in r.itl_steps]
+        stream = streams.get(r.index)
+        if stream is not None and stream.request is r and stream._ri >= 0:
+            stream._pos -= low
+    return low
 
 
 def _ignore(req: Request, tick: int) -> None:
@@ -81,7 +147,7 @@ class RequestStream:
     """One request as its HTTP handler sees it: the release tick of each output token the
     simulator has produced so far, then the request's end (ticks, µs since engine start)."""
 
-    __slots__ = ("request", "ticks", "end", "error", "sent", "_engine", "_waiter", "_ri", "_pos")
+    __slots__ = ("request", "ticks", "end", "error", "sent", "_engine", "_waiter", "_sleeper", "_ri", "_pos")
 
     def __init__(self, engine: "RealtimeEngine", request: Request) -> None:
         self.request = request
@@ -91,6 +157,7 @@ class RequestStream:
         self.sent = 0  # tokens handed out by tokens()
         self._engine = engine
         self._waiter: Optional[asyncio.Future] = None
+        self._sleeper: Optional[asyncio.Future] = None  # while sleeping until a release time
         # Cursor over the request's ITL steps (flat [start, end) ranges of its instance's
         # step series): the next step whose latency separates two of its tokens.
         self._ri = -2
@@ -128,8 +195,14 @@ class RequestStream:
         self._notify()
 
     def _fail(self, error: Rejected) -> None:
-        self.error = error
+        """End the request with ``error``: its reader raises it as soon as it next looks, even
+        mid-sleep (tokens already known are not handed out)."""
+        if self.error is None:
+            self.error = error
         self._notify()
+        s = self._sleeper
+        if s is not None and not s.done():
+            s.set_result(None)
 
     def _notify(self) -> None:
         w = self._waiter
@@ -145,6 +218,23 @@ class RequestStream:
         finally:
             self._waiter = None
 
+    async def _sleep_until(self, tick: int) -> None:
+        """Sleep until the wall time of ``tick`` (at once when it has passed), or until the
+        request fails."""
+        engine = self._engine
+        loop = engine.loop
+        when = engine._t0 + tick * 1e-6
+        if when <= loop.time():
+            return
+        fut = loop.create_future()
+        self._sleeper = fut
+        handle = loop.call_at(when, _resolve, fut)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+            self._sleeper = None
+
     async def ready(self) -> None:
         """Return once the first token's release tick is known (the simulator produced it);
         raise :class:`Rejected` when the request will not be served."""
@@ -158,12 +248,16 @@ class RequestStream:
         or 0 once every token was handed out. Raises :class:`Rejected` (the server stops)."""
         n_out = self.request.n_out
         while True:
+            if self.error is not None:
+                raise self.error
             sent = self.sent
             ticks = self.ticks
             if sent < len(ticks):
                 engine = self._engine
                 due = ticks[sent]
-                await engine.sleep_until(due)
+                await self._sleep_until(due)
+                if self.error is not None:
+                    raise self.error
                 # Tokens that fell due meanwhile go out together (one write when behind).
                 now = engine.now()
                 engine.late(now - due)
@@ -175,8 +269,6 @@ class RequestStream:
                 return k - sent
             if sent >= n_out:
                 return 0
-            if self.error is not None:
-                raise self.error
             await self._changed()
 
     async def finished(self) -> None:
@@ -186,7 +278,9 @@ class RequestStream:
                 raise self.error
             await self._changed()
         engine = self._engine
-        await engine.sleep_until(self.end)
+        await self._sleep_until(self.end)
+        if self.error is not None:
+            raise self.error
         engine.late(engine.now() - self.end)
 
     def sim_timing(self) -> dict:
@@ -216,9 +310,11 @@ class RealtimeEngine:
             inst.lazy_enabled = False  # every step must show each request's true progress
         self.sim.set_departure_hook(_DepartureHook(self))
         self.ids = TokenIds()
-        self._metrics = {inst.id: inst.metrics for inst in self.sim.instances}
         self._streams: dict[int, RequestStream] = {}  # in flight, by request index
+        self._doomed: dict[int, Request] = {}  # cancelled on their way to an instance, by index
+        self.cancelled = 0  # requests whose client went away before their response ended
         self._seen_steps = [0] * len(self.sim.instances)
+        self._tidied = [0] * len(self.sim.instances)  # step count at each instance's last tidy()
         self._next_index = 0
         self._until = -1  # the last tick run
         self._t0 = 0.0  # loop time (s) of tick 0
@@ -263,7 +359,10 @@ class RealtimeEngine:
         out = {
             "requests": self._next_index,
             "in_flight": len(self._streams),
+            "cancelled": self.cancelled,
             "sim_time_us": self._until,
+            "kv_blocks_used": sum(inst.kv.used for inst in self.sim.instances),
+            "kv_blocks_total": sum(inst.kv.total for inst in self.sim.instances),
             "releases": total,
         }
         if total:
@@ -325,6 +424,49 @@ class RealtimeEngine:
         self._wake()
         return stream
 
+    def cancel(self, stream: RequestStream) -> bool:
+        """The client of ``stream`` went away: end it (its reader raises :class:`Cancelled`) and
+        take its request out of the simulation, KV blocks freed, now or (on its way to an
+        instance) as soon as it reaches one. Counted in ``stats()["cancelled"]`` unless the
+        request had already ended. Returns whether the simulation still held the request."""
+        if stream.error is not None:
+            return False  # rejected, failed or cancelled already
+        self.cancelled += 1
+        stream._fail(Cancelled())  # its own: an exception raised again keeps its old traceback
+        req = stream.request
+        if self._streams.pop(req.index, None) is None:
+            return False  # the simulation was done with it; only its last tokens were due
+        if not self._withdraw(req.index):
+            self._doomed[req.index] = req
+            self._wake()
+        return True
+
+    def _withdraw(self, index: int) -> bool:
+        """Take the request (and any part of it, e.g. a disaggregated prompt) numbered ``index``
+        out of the instance holding it: its wait queue, or its running batch with its KV blocks
+        released. False when no instance holds it (yet)."""
+        found = False
+        for inst in self.sim.instances:
+            for r in inst.running:
+                if r.index == index:
+                    inst.running.remove(r)  # in place: with lazy decoding off it is also the active list
+                    inst.kv.release(r)
+                    self._forget(inst, r)
+                    found = True
+                    break
+            for r in inst.waitq:
+                if r.index == index:
+                    inst.waitq.remove(r)
+                    self._forget(inst, r)
+                    found = True
+                    break
+        return found
+
+    @staticmethod
+    def _forget(inst, req: Request) -> None:
+        for table in _instance_metrics_tables(inst.metrics):
+            table.pop(req.id, None)
+
     # --- the simulation task -------------------------------------------------------------
     def _wake(self) -> None:
         w = self._waiter
@@ -341,6 +483,9 @@ class RealtimeEngine:
                     sim.advance_until(now)
                     self._until = now
                     self._collect()
+                    if self._doomed:
+                        for index in [i for i in self._doomed if self._withdraw(i)]:
+                            del self._doomed[index]
                 nxt = sim.next_event_time()
                 fut = loop.create_future()
                 self._waiter = fut
@@ -368,6 +513,9 @@ class RealtimeEngine:
                 continue
             seen[i] = count
             metrics = inst.metrics
+            if count - self._tidied[i] >= COMPACT_STEPS:
+                self._tidied[i] = count
+                tidy(inst, streams)
             for req in inst.running:
                 produced = req.progress - req.n_in + 1
                 if produced > 0:
@@ -379,10 +527,14 @@ class RealtimeEngine:
         """The departure hook: a request completed (at ``tick`` = arrival + E2E), was dropped
         by its instance or rejected by admission."""
         stream = self._streams.pop(req.index, None)
+        self._doomed.pop(req.index, None)
+        inst = self._instance(req.assigned) if req.assigned else None
         if stream is None:
+            if inst is not None:
+                self._forget(inst, req)
             return
         if req.state == COMPLETED:
-            stream._produce(req.n_out, self._metrics[req.assigned])
+            stream._produce(req.n_out, inst.metrics)
             stream.end = tick
             stream._notify()
         elif req.assigned:
@@ -398,6 +550,18 @@ class RealtimeEngine:
             stream._fail(
                 Rejected(f"rejected by the admission policy ({self.config.admission_policy})", 429, "rate_limit_error")
             )
+        if inst is not None:
+            self._forget(inst, req)
+
+    def _instance(self, instance_id: str):
+        """The instance named ``instance_id`` (ids are ``instance_<i>``)."""
+        try:
+            inst = self.sim.instances[int(instance_id.rsplit("_", 1)[1])]
+            if inst.id == instance_id:
+                return inst
+        except (IndexError, ValueError):
+            pass
+        return next(i for i in self.sim.instances if i.id == instance_id)
 
     def _fail_all(self, error: Rejected) -> None:
         streams = list(self._streams.values())

@@ -14,8 +14,17 @@ release lateness (``GET /blis/stats``: how late it wrote tokens after the simula
 
 The client and server share the machine: on 2 cores a large K measures both falling behind.
 
+``--memory N`` measures something else: the server's resident memory (RSS, from /proc) while
+it serves N short streamed requests (``--memory-prompt-tokens``, 1,024 by default, and 4
+output tokens) over ``--memory-streams`` raw-client streams, at the start, every tenth of N
+and at the end. The KV cache's per-block tables fill in as blocks are first used, so RSS
+grows until every block has been used once (with 1,024-token prompts, within the first few
+thousand requests on the default cluster), bounded by the cache's size; after that, what
+still grows is what the server keeps per request.
+
     python tests/bench/bench_serve.py
     python tests/bench/bench_serve.py --client raw --concurrency 50 200 --duration 10 --json drift.json
+    python tests/bench/bench_serve.py --memory 100000
 """
 
 from __future__ import annotations
@@ -133,10 +142,11 @@ class RawClient:
         return (first - t0) * 1e6, (last - t0) * 1e6, final["blis_sim"]
 
 
-async def drive_raw(url: str, k: int, duration_s: float, n_in: int, n_out: int) -> dict:
+async def drive_raw(url: str, k: int, duration_s: float, n_in: int, n_out: int, skip_first: bool = False) -> dict:
     clients = [RawClient(url) for _ in range(k)]
     rows: list[tuple[float, float, float, float, int]] = []
     errors = 0
+    delivered = [0]  # tokens of every request answered
     try:
         await asyncio.gather(*(c.open() for c in clients))
         stop_at = time.perf_counter() + duration_s
@@ -153,17 +163,21 @@ async def drive_raw(url: str, k: int, duration_s: float, n_in: int, n_out: int) 
                 except (OSError, RuntimeError, KeyError, ValueError):
                     errors += 1
                     return  # the connection is in an unknown state
-                rows.append((ttft, e2e, sim["ttft_us"], sim["e2e_us"], b))
+                delivered[0] += b
+                if i > 1 or not skip_first:  # skip_first: the first wave, all sent at once, is left out
+                    rows.append((ttft, e2e, sim["ttft_us"], sim["e2e_us"], b))
 
         started = time.perf_counter()
         await asyncio.gather(*(worker(w) for w in range(k)))
         wall = time.perf_counter() - started
     finally:
         await asyncio.gather(*(c.aclose() for c in clients))
-    return summarize(k, rows, errors, wall)
+    out = summarize(k, rows, errors, wall)
+    out["delivered_tokens"] = delivered[0]
+    return out
 
 
-async def drive(url: str, k: int, duration_s: float, n_in: int, n_out: int) -> dict:
+async def drive(url: str, k: int, duration_s: float, n_in: int, n_out: int, skip_first: bool = False) -> dict:
     # One AsyncClient (one connection) per stream: httpcore's pool scans every connection for
     # every queued request, so one shared pool of K connections made the client, not the
     # server, the bottleneck from K = 200 on. The clients share one SSL context (building one
@@ -173,6 +187,7 @@ async def drive(url: str, k: int, duration_s: float, n_in: int, n_out: int) -> d
     clients = [httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(300.0), verify=ssl_context) for _ in range(k)]
     rows: list[tuple[float, float, float, float, int]] = []
     errors = 0
+    delivered = [0]  # tokens of every request answered
     try:
         # K connections open before timing starts (opening them is not what is measured).
         await asyncio.gather(*(c.get(url + "/health") for c in clients))
@@ -191,14 +206,18 @@ async def drive(url: str, k: int, duration_s: float, n_in: int, n_out: int) -> d
                 except (httpx.HTTPError, RuntimeError, KeyError, ValueError):
                     errors += 1
                     continue
-                rows.append((ttft, e2e, sim["ttft_us"], sim["e2e_us"], b))
+                delivered[0] += b
+                if i > 1 or not skip_first:  # skip_first: the first wave, all sent at once, is left out
+                    rows.append((ttft, e2e, sim["ttft_us"], sim["e2e_us"], b))
 
         started = time.perf_counter()
         await asyncio.gather(*(worker(w) for w in range(k)))
         wall = time.perf_counter() - started
     finally:
         await asyncio.gather(*(c.aclose() for c in clients))
-    return summarize(k, rows, errors, wall)
+    out = summarize(k, rows, errors, wall)
+    out["delivered_tokens"] = delivered[0]
+    return out
 
 
 def summarize(k: int, rows: list, errors: int, wall: float) -> dict:
@@ -227,6 +246,44 @@ def summarize(k: int, rows: list, errors: int, wall: float) -> dict:
     }
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (MiB; Linux: /proc)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+async def drive_memory(url: str, pid: int, total: int, k: int, n_in: int = 1024) -> list[tuple[int, float]]:
+    """Send ``total`` short requests (``n_in`` prompt tokens, 4 output) over ``k`` raw streams;
+    (requests done, server RSS MiB) at the start, every tenth and at the end."""
+    clients = [RawClient(url) for _ in range(k)]
+    step = max(total // 10, 1)
+    samples = [(0, rss_mib(pid))]
+    done = 0
+    started = 0
+    try:
+        await asyncio.gather(*(c.open() for c in clients))
+
+        async def worker(w: int) -> None:
+            nonlocal done, started
+            while started < total:
+                started += 1
+                await clients[w].stream(n_in, 4)
+                done += 1
+                if done % step == 0:
+                    samples.append((done, rss_mib(pid)))
+                    print(f"  {done:7d} requests: server RSS {samples[-1][1]:.1f} MiB", file=sys.stderr, flush=True)
+
+        await asyncio.gather(*(worker(w) for w in range(k)))
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))
+    if samples[-1][0] != done:
+        samples.append((done, rss_mib(pid)))
+    return samples
+
+
 def server_stats(url: str) -> dict:
     return httpx.get(url + "/blis/stats", timeout=10.0).json()
 
@@ -248,7 +305,36 @@ def main() -> None:
     ap.add_argument("--prompt-tokens", type=int, default=256)
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--json", default="", help="also write the results here")
+    ap.add_argument("--memory", type=int, default=0, help="instead: server RSS over this many requests")
+    ap.add_argument("--memory-streams", type=int, default=100, help="streams sending them (--memory)")
+    ap.add_argument("--memory-prompt-tokens", type=int, default=1024, help="their prompt tokens (--memory)")
     args = ap.parse_args()
+    if args.memory:
+        proc, url = start_server(args)
+        try:
+            time.sleep(1.0)  # settled
+            started = time.perf_counter()
+            samples = asyncio.run(
+                drive_memory(url, proc.pid, args.memory, args.memory_streams, args.memory_prompt_tokens)
+            )
+            wall = time.perf_counter() - started
+            stats = server_stats(url)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        print(
+            f"{args.memory} requests in {wall:.1f} s over {args.memory_streams} streams; server RSS (MiB): "
+            + ", ".join(f"{n}: {mib:.1f}" for n, mib in samples)
+            + f" | in flight at the end {stats['in_flight']}",
+            flush=True,
+        )
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"args": vars(args), "rss_mib": samples, "wall_s": wall, "server": stats}, f, indent=2)
+        return
     results = []
     for client in args.client:
         for k in args.concurrency:

@@ -53,6 +53,7 @@ class FakeServer:
         self.delay_s = delay_s
         self.models_status = models_status
         self.bodies: list[dict] = []
+        self.arrived_us: list[int] = []  # when each body came (µs since the Unix epoch)
         self.paths: list[str] = []
         self.auth: list[str] = []
         self.in_flight = 0
@@ -83,6 +84,7 @@ class FakeServer:
     async def complete(self, request: Request) -> Response:
         body = await request.json()
         self.bodies.append(body)
+        self.arrived_us.append(time.time_ns() // 1000)
         self.paths.append(request.url.path)
         self.auth.append(request.headers.get("authorization", ""))
         self._enter()
@@ -358,7 +360,8 @@ def test_concurrency_bound_and_chat(serve, capsys, tmp_path):
         "fake-model",
         "--out",
         str(out),
-        "--chat",
+        "--api-format",
+        "chat",
         "--concurrency",
         "3",
         "--progress",
@@ -381,6 +384,7 @@ def test_concurrency_bound_and_chat(serve, capsys, tmp_path):
     assert fake.max_in_flight == 3  # all due at once: exactly the bound in flight
     assert set(fake.paths) == {"/v1/chat/completions"}
     assert all(b["messages"][0]["content"].startswith("Token count: ") and b["stream"] for b in fake.bodies)
+    assert all(b["messages"][0]["role"] == "user" and "prompt" not in b for b in fake.bodies)
     rows = load_trace_v2(out).records
     assert len(rows) == 12 and all(r.status == "ok" and r.output_tokens == 5 for r in rows)
     assert all(r.num_chunks == CHUNKS + 1 and r.streaming for r in rows)
@@ -392,7 +396,7 @@ def test_concurrency_bound_and_chat(serve, capsys, tmp_path):
         ("500", "HTTP 500: boom: the engine fell over"),
         ("junk", "response body is not JSON"),
         ("junk-sse", "chunk 1 is not JSON"),
-        ("reset", "RemoteProtocolError"),
+        ("reset", "ClientPayloadError: Response payload is not completed"),
     ],
 )
 def test_broken_server_gives_error_rows(serve, capsys, tmp_path, mode, message):
@@ -488,6 +492,12 @@ def test_unreachable_url_writes_nothing(capsys, tmp_path):
             "--api-key-env BLIS_OBSERVE_NO_SUCH_VAR: the environment variable",
         ),
         (["--", "--rate", "-1"], "--rate must be a finite value > 0"),
+        (["--api-format", "xml"], "--api-format must be completions or chat, got 'xml'"),
+        (["--chat", "--api-format", "completions"], "--chat contradicts --api-format completions"),
+        (["--prewarm-duration", "-1"], "--prewarm-duration must be a duration >= 0"),
+        (["--prewarm-duration", "soon"], "--prewarm-duration must be a duration >= 0"),
+        (["--prewarm-duration", "5 days"], "--prewarm-duration must be a duration >= 0"),
+        (["--record-itl", "--no-stream"], "--record-itl excludes --no-stream"),
         (["--", "--no-such-flag"], "blis observe: workload flags after --: No such option: --no-such-flag"),
     ],
 )
@@ -496,7 +506,7 @@ def test_bad_flags_fail_before_sending(capsys, tmp_path, args, message):
     if args[0] == "--url":
         base = base[2:]
     rc, err = observe(capsys, *base, *args)
-    assert rc == 2 and message in err and err.startswith("error: ")
+    assert rc == 2 and message in err and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o").exists()
 
 
@@ -584,3 +594,145 @@ def test_sigint_writes_partial_trace(serve, tmp_path):
     ok = [r for r in rows if r.status == "ok"]
     assert len(ok) >= 4 and all(r.num_chunks == CHUNKS + 1 for r in ok)
     assert all((r.status, r.error_message) == ("error", "interrupted") for r in rows if r.status != "ok")
+
+
+def test_record_itl_writes_chunk_times_that_calibrate_reads(serve, capsys, tmp_path):
+    """--record-itl: every request streams (the spec's non-streaming client too) and
+    trace_data.itl.csv holds one row per chunk, BLIS's columns, matching the trace's chunk
+    counts and first and last chunk times; blis calibrate takes real ITL from it."""
+    fake = FakeServer(delay_s=0.004)
+    server = serve(fake)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.replace("num_requests: 16", "num_requests: 8"))
+    out = tmp_path / "trace"
+    rc, err = observe(
+        capsys,
+        "--url",
+        server.url,
+        "--model",
+        "m",
+        "--out",
+        str(out),
+        "--record-itl",
+        "--",
+        "--workload-spec",
+        str(spec),
+    )
+    assert rc == 0, err
+    itl = out / "trace_data.itl.csv"
+    assert f"wrote {itl} ({8 * (CHUNKS + 1)} chunk times)" in err
+    assert all(b["stream"] for b in fake.bodies)
+    lines = itl.read_text().splitlines()
+    assert lines[0] == "request_id,chunk_index,timestamp_us"
+    rows = [tuple(map(int, line.split(","))) for line in lines[1:]]
+    trace = {r.request_id: r for r in load_trace_v2(out).records}
+    assert sorted({rid for rid, _, _ in rows}) == sorted(trace)
+    for rid, rec in trace.items():
+        assert rec.streaming and rec.status == "ok"
+        mine = [(i, t) for r, i, t in rows if r == rid]
+        assert [i for i, _ in mine] == list(range(rec.num_chunks)) == list(range(CHUNKS + 1))
+        times = [t for _, t in mine]
+        assert times == sorted(times)
+        assert (times[0], times[-1]) == (rec.first_chunk_time_us, rec.last_chunk_time_us)
+
+    report = tmp_path / "cal.json"
+    try:
+        main(["calibrate", str(out), "--out", str(report), "--", "--model", "meta-llama/llama-3.1-8b-instruct"])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    stdout = capsys.readouterr().out
+    assert f"(real ITL from the chunk times in {itl}: 8 requests)" in stdout
+    doc = json.loads(report.read_text())
+    assert doc["itl_file"] == {
+        "path": str(itl),
+        "requests": 8,
+        "itl_pairs": 8,
+        "dropped_negative_gaps": 0,
+        "missing": 0,
+    }
+    per_request = sorted(
+        sum(b - a for a, b in zip(ts, ts[1:])) / (len(ts) - 1)
+        for ts in ([t for r, _, t in rows if r == rid] for rid in trace)
+    )
+    assert doc["metrics"]["itl"]["count"] == 8
+    assert doc["metrics"]["itl"]["real_p50"] == pytest.approx((per_request[3] + per_request[4]) / 2)
+
+
+def test_prewarm_requests_are_sent_first_and_not_recorded(serve, capsys, tmp_path):
+    fake = FakeServer(delay_s=0.003)
+    server = serve(fake)
+    out = tmp_path / "trace"
+    rc, err = observe(
+        capsys,
+        "--url",
+        server.url,
+        "--model",
+        "m",
+        "--out",
+        str(out),
+        "--prewarm-duration",
+        "400ms",
+        "--",
+        "--rate",
+        "1000",
+        "--num-requests",
+        "6",
+        "--output-tokens",
+        "7",
+        "--output-tokens-stdev",
+        "7",
+        "--output-tokens-min",
+        "7",
+        "--output-tokens-max",
+        "7",
+    )
+    assert rc == 0, err
+    assert "prewarming the server for 0.4 s (not recorded)" in err and "prewarm: " in err
+    warm = [(t, b) for t, b in zip(fake.arrived_us, fake.bodies) if b["max_tokens"] == 64]
+    work = [(t, b) for t, b in zip(fake.arrived_us, fake.bodies) if b["max_tokens"] != 64]
+    assert len(warm) >= 8 and len(work) == 6
+    assert all(b["prompt"] == "Token count: 256" and b["stream"] is False for _, b in warm)
+    rows = load_trace_v2(out).records
+    assert [r.request_id for r in rows] == list(range(6)) and all(r.output_tokens == 7 for r in rows)
+    # The measurement starts once the prewarm is over: its clock, and every request it sends.
+    assert min(t for t, _ in warm) + 350_000 <= started_us(out) <= min(t for t, _ in work)
+    assert f"prewarm: {len(warm)} requests" in err
+
+
+def test_chat_and_itl_against_blis_serve(capsys, tmp_path):
+    """The chat API of blis serve, streamed: every answer parses, with its tokens and chunks."""
+    from blis_gym.serve.launch import BackgroundServers
+    from blis_gym.serve.plan import plan_serve
+
+    model = "meta-llama/llama-3.1-8b-instruct"
+    out = tmp_path / "trace"
+    with BackgroundServers(plan_serve(RunOptions(model=model))) as (url,):
+        rc, err = observe(
+            capsys,
+            "--url",
+            url,
+            "--model",
+            model,
+            "--out",
+            str(out),
+            "--api-format",
+            "chat",
+            "--record-itl",
+            "--",
+            "--rate",
+            "50",
+            "--num-requests",
+            "5",
+            "--output-tokens",
+            "9",
+            "--output-tokens-stdev",
+            "9",
+            "--output-tokens-min",
+            "9",
+            "--output-tokens-max",
+            "9",
+        )
+    assert rc == 0, err
+    rows = load_trace_v2(out).records
+    assert all(r.status == "ok" and r.output_tokens == 9 and r.num_chunks == 10 for r in rows), rows
+    assert len((out / "trace_data.itl.csv").read_text().splitlines()) == 1 + 5 * 10

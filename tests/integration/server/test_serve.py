@@ -361,6 +361,59 @@ def test_rejections_lookahead_and_fleet():
             assert body["blis_sim"]["instance"] == "instance_0" and body["blis_sim"]["request_id"] == "request_0"
 
 
+def _until(what, timeout_s: float = 10.0, every_s: float = 0.02) -> None:
+    """Wait (bounded) until ``what()`` is true."""
+    deadline = time.monotonic() + timeout_s
+    while not what():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(every_s)
+
+
+def test_a_client_that_hangs_up_cancels_its_request():
+    """A client that closes its connection mid-stream, or gives up waiting for a whole answer,
+    cancels its request: the simulation lets go of it (no KV block held, nothing queued or
+    running) and /blis/stats counts it. Afterwards, after a hundred more requests, the server
+    keeps no per-request record of any of them."""
+    servers = BackgroundServers(plan_serve(RunOptions(model=MODEL, num_instances=2)))
+    with servers as (url,):
+        engine = servers.endpoints[0].engine
+        body = {"prompt": "Token count: 1500", "max_tokens": 5000}
+        with httpx.Client(timeout=TIMEOUT) as client:
+            with client.stream("POST", url + "/v1/completions", json={**body, "stream": True}) as r:
+                assert r.status_code == 200
+                chunks = 0
+                for line in r.iter_lines():
+                    chunks += line.startswith("data: ")
+                    if chunks == 3:
+                        break  # leaving the block closes the connection
+        _until(lambda: engine.cancelled == 1)
+        with httpx.Client(timeout=httpx.Timeout(30.0, read=0.5)) as client:
+            with pytest.raises(httpx.ReadTimeout):
+                client.post(url + "/v1/completions", json=body)  # 5000 tokens take a minute
+        _until(lambda: engine.cancelled == 2)
+        stats = httpx.get(url + "/blis/stats", timeout=TIMEOUT).json()
+        assert (stats["cancelled"], stats["in_flight"], stats["kv_blocks_used"]) == (2, 0, 0)
+        for inst in engine.sim.instances:
+            assert not inst.running and not inst.waitq and inst.kv.used == 0
+
+        async def many():
+            async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+                bodies = [
+                    {"prompt": f"Token count: {20 + i}", "max_tokens": 3, "stream": i % 2 == 0} for i in range(100)
+                ]
+                return await asyncio.gather(*(client.post(url + "/v1/completions", json=b) for b in bodies))
+
+        assert all(r.status_code == 200 for r in asyncio.run(many()))
+        _until(lambda: engine.in_flight == 0)
+        tables = [
+            (t, len(getattr(inst.metrics, t)))
+            for inst in engine.sim.instances
+            for t in ("ttfts", "e2es", "itls", "scheduling_delays", "requests")
+        ]
+        assert all(n == 0 for _, n in tables), tables
+        assert not engine._streams and not engine._doomed and engine.cancelled == 2
+
+
 # --- the command ---------------------------------------------------------------------------------
 def _spawn(*args: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
