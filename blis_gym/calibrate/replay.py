@@ -15,9 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
+from ..config.slo import merge_targets
 from ..engine.metrics import InstanceMetrics
 from ..errors import WorkloadError
 from ..plan import RunOptions, resolve, simulate
+from ..report.goodput import DEFAULT_CLASS
 from ..workload.itl import itl_path, load_itl
 from ..workload.trace_replay import PREFIX_TOKENS
 from ..workload.tracev2 import TraceHeader, TraceV2, load_trace_v2
@@ -124,6 +126,7 @@ def calibrate(
     bandwidth_mbps: float = 0.0,
     warm_up: Optional[int] = None,
     itl_data: Optional[str] = None,
+    slo_flags: Optional[dict] = None,
 ) -> Calibration:
     """Replay ``trace`` on the cluster ``opts`` describes and compare it request by request.
 
@@ -131,6 +134,8 @@ def calibrate(
     ``bandwidth_mbps`` (0: no delay) turn simulated server-side latencies into client-side
     ones; requests with an id below ``warm_up`` (default: the header's) are left out. Real
     ITL comes from the ITL file ``itl_data`` (default: the trace's own, when it has one).
+    ``slo_flags`` (dimension -> {class: ms}, the ``--slo-*`` flags; they beat the trace header's
+    goodput targets) add each class's SLO attainment, real against simulated, per dimension.
     Raises WorkloadError when the trace has nothing to compare.
     """
     data = load_trace_v2(trace)
@@ -192,4 +197,30 @@ def calibrate(
             "dropped_negative_gaps": pairs.itl_dropped,
             "missing": pairs.itl_missing,
         }
+    targets = merge_targets(slo_flags or {}, header=header.goodput_slo_targets)
+    if targets:
+        normalization["slo_attainment"] = slo_attainment_by_class(
+            data.records, sim_results(result.aggregate, data), config, chunk_times, targets
+        )
     return Calibration(report, pairs, report_dict(report, normalization), itl_file)
+
+
+def slo_attainment_by_class(records, sims, config, chunk_times, targets) -> dict:
+    """Per SLO class with targets and per gated dimension: the compared requests' share within
+    the limit, real and simulated (the calibration's normalized latencies), and their count."""
+    out = {}
+    for cls, target in targets.items():
+        mine = [r for r in records if (r.slo_class or DEFAULT_CLASS) == cls]
+        pairs = prepare_calibration_pairs(mine, sims, config, chunk_times)
+        dims = {}
+        for dim, limit_ms in target.limits().items():
+            pair = getattr(pairs, dim)
+            n = len(pair.real)
+            limit = limit_ms * 1000.0
+            dims[dim] = {
+                "count": n,
+                "real": sum(1 for v in pair.real if v <= limit) / n if n else 0.0,
+                "sim": sum(1 for v in pair.sim if v <= limit) / n if n else 0.0,
+            }
+        out[cls] = dims
+    return out

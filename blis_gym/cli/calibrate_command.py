@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from ..config.slo import flag_targets
 from ..errors import ConfigError
 from ..fileio import write_atomic
 from ..plan.options import WORKLOAD_OPTIONS
@@ -49,6 +50,13 @@ def calibrate_cmd(
     warm_up: Optional[int] = typer.Option(
         None, "--warm-up", help="Leave out requests with id below N. Default: the header's warm_up_requests."
     ),
+    slo_ttft: str = typer.Option(
+        "",
+        "--slo-ttft",
+        help="TTFT limits per SLO class (class=duration,...): the report adds attainment, real and simulated.",
+    ),
+    slo_itl: str = typer.Option("", "--slo-itl", help="Mean-ITL limits per SLO class."),
+    slo_e2e: str = typer.Option("", "--slo-e2e", help="E2E limits per SLO class (they beat the trace header's)."),
     itl_data: Optional[str] = typer.Option(
         None,
         "--itl-data",
@@ -84,7 +92,8 @@ def calibrate_cmd(
         raise ConfigError(f"blis calibrate writes only its report (--out); drop {', '.join(given)}")
     setup_logging(opts.log)
 
-    result = calibrate(trace, opts, network_rtt_ms, bandwidth_mbps, warm_up, itl_data)
+    slo_flags = flag_targets(slo_ttft, slo_itl, slo_e2e)  # bad pairs fail before the simulation
+    result = calibrate(trace, opts, network_rtt_ms, bandwidth_mbps, warm_up, itl_data, slo_flags)
     sys.stdout.write(format_table(result.report))
     if result.itl_file:
         p = result.pairs
@@ -94,6 +103,9 @@ def calibrate_cmd(
             if n
         )
         sys.stdout.write(f"(real ITL from the chunk times in {result.itl_file}: {len(p.itl.real)} requests{extra})\n")
+    for cls, dims in result.document.get("slo_attainment", {}).items():
+        shown = ", ".join(f"{d} real {v['real']:.3f} sim {v['sim']:.3f} (n={v['count']})" for d, v in dims.items())
+        sys.stdout.write(f"SLO attainment {cls}: {shown}\n")
     sys.stdout.flush()
     write_atomic(out, json.dumps(result.document, indent=2) + "\n", "--out")
     print(f"wrote {out}", file=sys.stderr)

@@ -549,3 +549,24 @@ def test_a_header_without_a_model_needs_the_flag(blis, tmp_path):
     assert defaulted[0] == "tensor_parallel (not in trace header): --tp from the defaults file"
     assert not any(d.startswith("model") for d in defaulted)
     assert math.isfinite(json.loads((tmp_path / "c.json").read_text())["metrics"]["ttft"]["pearson_r"])
+
+
+def test_slo_flags_add_attainment_real_against_simulated(blis, tmp_path):
+    """Timings twice the simulator's: an E2E limit above every simulated E2E but below the real
+    ones gives simulated attainment 1 and real 0; a limit above both gives 1 and 1."""
+    trace = _real_trace(tmp_path / "obs", REAL, rtt_us=1500, skew=2.0)
+    out = tmp_path / "cal.json"
+    code, _, err = blis("calibrate", str(trace), "--out", str(out), "--slo-e2e", "default=1h")
+    assert code == 0, err
+    e2e = json.loads(out.read_text())["slo_attainment"]["default"]["e2e"]
+    assert (e2e["real"], e2e["sim"], e2e["count"]) == (1.0, 1.0, 14)
+    real_min = min(json.loads(out.read_text())["metrics"]["e2e"]["real_p50"], 1e18)
+    code, stdout, err = blis(
+        "calibrate", str(trace), "--out", str(out), "--slo-e2e", f"default={real_min / 1e3 / 1.5!r}ms"
+    )
+    assert code == 0, err
+    e2e = json.loads(out.read_text())["slo_attainment"]["default"]["e2e"]
+    assert e2e["sim"] > e2e["real"]
+    assert "SLO attainment default: e2e real" in stdout
+    code, _, err = blis("calibrate", str(trace), "--out", str(out), "--slo-ttft", "100ms")
+    assert code == 2 and "--slo-ttft" in err
