@@ -25,7 +25,7 @@ def open_text(path: Union[str, os.PathLike]) -> IO[str]:
     return open(path, encoding="utf-8", newline="")
 
 
-def write_atomic(path: str, text: str, flag: str = "--results-path") -> None:
+def write_atomic(path: str, text: "str | bytes", flag: str = "--results-path") -> None:
     """Write ``text`` to ``path`` via a temporary file, so a failure leaves no half-written file.
 
     ``flag`` names the option that chose the path, for error messages. The file gets the
@@ -37,7 +37,7 @@ def write_atomic(path: str, text: str, flag: str = "--results-path") -> None:
     except OSError as exc:
         raise BlisError(f"{flag} {path}: cannot write: {exc.strerror}") from None
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
         umask = os.umask(0)
         os.umask(umask)

@@ -42,9 +42,11 @@ def execute(opts: RunOptions, progress: bool = False) -> str:
         write_atomic(plan.results_path, results_json(result, plan.slo_targets))
         log.info("metrics written to: %s", plan.results_path)
     if opts.export_trace:
-        from ..workload.tracev2 import export_trace_v2  # lazy: only runs that export a trace need it
+        from ..workload.tracev2 import export_trace_v2, write_tokens  # lazy: only runs that export one
 
-        export_trace_v2(generated_trace(opts, plan.requests), opts.export_trace)
+        trace = generated_trace(opts, plan.requests)
+        export_trace_v2(trace, opts.export_trace)
+        write_tokens(opts.export_trace, [r.request_id for r in trace.records], plan.requests)
         log.info("trace written to: %s", opts.export_trace)
     return text
 

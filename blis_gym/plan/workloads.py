@@ -73,7 +73,7 @@ def _trace_workload(o: RunOptions) -> Workload:
     # lazy, as the spec readers above: a run imports the workload machinery it uses
     from ..workload.public_traces import PUBLIC_FORMATS, detect_format, read_trace, trace_location
     from ..workload.trace_replay import requests_from_trace
-    from ..workload.tracev2 import is_trace_v2, load_trace_v2
+    from ..workload.tracev2 import TOKENS_FILE, is_trace_v2, load_tokens, load_trace_v2, trace_files
     from ..workload.windows import TraceWindow, arrivals_of
 
     flags = (o.trace_start, o.trace_duration, o.trace_speedup, o.trace_window_spans, o.seed, HELD_OUT_SEED)
@@ -83,7 +83,8 @@ def _trace_workload(o: RunOptions) -> Workload:
     if o.trace_header or is_trace_v2(path):  # a v2 trace (folder or CSV), as BLIS's LoadTraceV2Requests
         trace = load_trace_v2(path, o.trace_header or None)
         targets = trace.header.goodput_slo_targets
-        requests = requests_from_trace(trace, o.seed, f"--workload-traces-filepath {path}")
+        tokens = load_tokens(trace_files(path)[1].with_name(TOKENS_FILE))  # ours: an export's exact prompts
+        requests = requests_from_trace(trace, o.seed, f"--workload-traces-filepath {path}", tokens)
         window = TraceWindow.choose(arrivals_of(requests), *flags)
         if not window.whole:
             requests = window.apply(requests, renumber=False)

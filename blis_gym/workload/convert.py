@@ -131,8 +131,11 @@ def compose_specs(specs: Sequence[tuple[str, WorkloadSpec]]) -> WorkloadSpec:
 
 def write_trace_folder(requests, out: Path) -> tuple[Path, Path]:
     """Requests read from any trace, written as a ``generated`` trace v2 folder (lengths, arrival
-    times, classes; which blocks requests share is not kept: trace v2 has no such column)."""
+    times, classes) with our token file beside it (the prompts themselves, shared blocks kept)."""
     from .trace_replay import trace_from_requests
-    from .tracev2 import export_trace_v2
+    from .tracev2 import export_trace_v2, write_tokens
 
-    return export_trace_v2(trace_from_requests(requests), out, "--out")
+    trace = trace_from_requests(requests)
+    paths = export_trace_v2(trace, out, "--out")
+    write_tokens(out, [r.request_id for r in trace.records], requests, "--out")
+    return paths

@@ -30,10 +30,33 @@ from .tracev2 import TraceHeader, TraceRecord, TraceV2
 PREFIX_TOKENS = 50  # BLIS's replay gives each prefix group 50 shared tokens
 
 
-def requests_from_trace(trace: TraceV2, seed: int, where: str = "trace") -> list[Request]:
-    """The trace's records as requests, token ids drawn for ``seed`` as BLIS draws them."""
+def requests_from_trace(
+    trace: TraceV2, seed: int, where: str = "trace", tokens: Optional[dict] = None
+) -> list[Request]:
+    """The trace's records as requests, token ids drawn for ``seed`` as BLIS draws them, or
+    (ours) taken from ``tokens`` (request id -> (input, output), an exported trace's token file)
+    when it holds every record with its lengths."""
     if not trace.records:
         raise WorkloadError(f"{where}: empty trace (no rows after the column names)")
+    if tokens is not None and all(
+        rec.request_id in tokens
+        and len(tokens[rec.request_id][0]) == rec.input_tokens
+        and len(tokens[rec.request_id][1]) == rec.output_tokens
+        for rec in trace.records
+    ):
+        return [
+            Request(
+                f"request_{rec.request_id}",
+                i,
+                rec.arrival_time_us,
+                tokens[rec.request_id][0],
+                tokens[rec.request_id][1],
+                slo_class=rec.slo_class,
+                tenant_id=rec.tenant_id,
+                session_id=rec.session_id,
+            )
+            for i, rec in enumerate(trace.records)
+        ]
     rng = IntnStream(GoRand(seed), MAX_TOKEN_ID)
     prefixes: dict[str, np.ndarray] = {}
     newer = trace.layout == "upstream"  # a group's prefix is its prefix_length (0: none)

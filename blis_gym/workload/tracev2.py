@@ -294,6 +294,61 @@ def export_trace_v2(trace: TraceV2, folder: Union[str, Path], flag: str = "--exp
     return header, data
 
 
+# --- token contents (ours) -----------------------------------------------------------------------
+
+#: Beside a trace we write: every request's token ids, so that replaying it gives the same prompts
+#: (which blocks requests share included). BLIS's files are unchanged; a trace without it
+#: replays with tokens drawn as BLIS draws them.
+TOKENS_FILE = "trace_tokens.npz"
+
+
+def write_tokens(
+    folder: Union[str, Path], ids: Sequence[int], requests: Sequence, flag: str = "--export-trace"
+) -> Path:
+    """Write the token ids of ``requests`` (their trace ids ``ids``) as ``trace_tokens.npz``."""
+    import io
+
+    import numpy as np
+
+    inputs = [np.asarray(r.input, dtype=np.int64) for r in requests]
+    outputs = [np.asarray(r.output, dtype=np.int64) for r in requests]
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        request_id=np.asarray(ids, dtype=np.int64),
+        input_len=np.asarray([len(x) for x in inputs], dtype=np.int64),
+        output_len=np.asarray([len(x) for x in outputs], dtype=np.int64),
+        tokens=np.concatenate([*inputs, *outputs]) if requests else np.zeros(0, np.int64),
+    )
+    path = Path(folder) / TOKENS_FILE
+    write_atomic(str(path), buf.getvalue(), flag)
+    return path
+
+
+def load_tokens(path: Union[str, Path]) -> Optional[dict[int, tuple]]:
+    """request id -> (input, output) token arrays from a ``trace_tokens.npz``; None when the file
+    is not there. A file that cannot be read is one WorkloadError naming it."""
+    import numpy as np
+
+    p = Path(path)
+    if not p.is_file():
+        return None
+    try:
+        with np.load(p) as z:
+            ids, n_in, n_out, tokens = z["request_id"], z["input_len"], z["output_len"], z["tokens"]
+    except Exception as exc:  # a corrupt or foreign file: say which
+        raise WorkloadError(f"{p}: not a token file of an exported trace ({exc})") from None
+    if not (len(ids) == len(n_in) == len(n_out)) or int(n_in.sum() + n_out.sum()) != len(tokens):
+        raise WorkloadError(f"{p}: its lengths do not add up to its tokens")
+    total_in = int(n_in.sum())
+    starts_in = np.concatenate(([0], np.cumsum(n_in)[:-1])) if len(ids) else []
+    starts_out = total_in + (np.concatenate(([0], np.cumsum(n_out)[:-1])) if len(ids) else np.zeros(0))
+    return {
+        int(i): (tokens[a : a + k], tokens[int(b) : int(b) + m])
+        for i, a, k, b, m in zip(ids.tolist(), starts_in, n_in.tolist(), starts_out, n_out.tolist())
+    }
+
+
 # --- reading ------------------------------------------------------------------------------------
 
 

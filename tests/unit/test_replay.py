@@ -37,8 +37,13 @@ def _replay(blis, folder, *extra):
 
 @pytest.mark.parametrize(
     "workload",
-    [["--num-requests", "120", "--rate", "15"], ["--workload-spec", "mixed-slo", "--num-requests", "150"]],
-    ids=["distribution", "spec"],
+    [
+        ["--num-requests", "120", "--rate", "15"],
+        ["--workload-spec", "mixed-slo", "--num-requests", "150"],
+        ["--num-requests", "150", "--rate", "20", "--prefix-tokens", "256", "--prefix-groups", "3"],
+        ["--workload-spec", "chat-sessions", "--num-requests", "150"],
+    ],
+    ids=["distribution", "spec", "shared-prefixes", "sessions"],
 )
 def test_replaying_an_exported_trace_prints_the_run_it_came_from(blis, tmp_path, workload):
     code, run_out, _ = blis("run", *RUN, *workload, "--export-trace", str(tmp_path / "t"))
@@ -64,6 +69,17 @@ def _newer_trace(folder, version=3, targets=True):
         group = f"g{i % 2}"
         rows.append(f"{i},c,,standard,,0,{group},512,true,64,32,64,0,0,0,0,,0,0,{i * 20000},0,0,0,0,ok,,stop")
     (folder / "trace_data.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_without_the_token_file_a_shared_prefix_replays_with_drawn_tokens(blis, tmp_path):
+    """BLIS's own files alone (no trace_tokens.npz) replay as BLIS replays them: drawn token
+    ids, so prompts that shared a prefix no longer do."""
+    workload = ["--num-requests", "150", "--rate", "20", "--prefix-tokens", "256"]
+    code, run_out, _ = blis("run", *RUN, *workload, "--export-trace", str(tmp_path / "t"))
+    (tmp_path / "t" / "trace_tokens.npz").unlink()
+    code, replay_out, err = _replay(blis, tmp_path / "t")
+    assert code == 0, err
+    assert replay_out != run_out
 
 
 def test_upstreams_newer_layout_replays_its_prefix_groups_and_goodput_targets(blis, tmp_path):
