@@ -26,7 +26,7 @@ from blis_gym.policies.scorers import (
 )
 
 REFERENCE_NAMES = {
-    ADMISSION: {"always-admit", "token-bucket", "reject-all"},
+    ADMISSION: {"always-admit", "token-bucket", "reject-all", "gaie-legacy"},  # gaie-legacy: upstream's newer
     ROUTING: {"round-robin", "least-loaded", "weighted", "prefix-affinity", "always-busiest"},
     PRIORITY: {"constant", "slo-based", "inverted-slo"},
     SCHEDULER: {"fcfs", "priority-fcfs", "sjf", "reverse-priority"},
@@ -388,3 +388,19 @@ def test_weighted_scores_are_shared_per_decision_but_never_stale():
     other = Request("o", 1, 0, list(range(100, 112)), [1])
     assert critic.scores(other, view)[1] == first[1]
     assert critic.scores(req, snaps((1, 0, 0), (0, 0, 0))) != moved
+
+
+def test_gaie_legacy_sheds_only_sheddable_classes_while_the_pool_is_saturated():
+    """Saturation is the mean over instances of max(queue depth / 5, KV utilization / 0.8)."""
+    policy = ADMISSION.make("gaie-legacy")
+    calm = [Snapshot("a", 0, queue_depth=2, kv_utilization=0.4), Snapshot("b", 1, queue_depth=4, kv_utilization=0.6)]
+    busy = [Snapshot("a", 0, queue_depth=5, kv_utilization=0.1), Snapshot("b", 1, queue_depth=0, kv_utilization=0.8)]
+    for cls in ("batch", "sheddable", "background"):
+        r = req()
+        r.slo_class = cls
+        assert policy.admit(r, state(calm))[0]  # (0.4 + 0.8) / 2 = 0.6 < 1
+        assert not policy.admit(r, state(busy))[0]  # (1.0 + 1.0) / 2 = 1.0
+    for cls in ("", "critical", "standard", "realtime", "interactive"):
+        r = req()
+        r.slo_class = cls
+        assert policy.admit(r, state(busy))[0]
