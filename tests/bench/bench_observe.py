@@ -28,13 +28,11 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_serve import drive, drive_raw, server_stats, start_server, summarize
+from bench_serve import drive, drive_raw, server_stats, start_server, stop_server, summarize
 
 from blis_gym.observe.client import PendingRequest, RealClient, run
 
@@ -152,11 +150,7 @@ def main() -> None:
                 res["server"] = server_stats(url)
                 res["load_before"] = load
             finally:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                stop_server(proc)
             results.append(res)
             t, e = res["ttft_drift_ms"], res["e2e_drift_ms"]
             late = res["server"].get("release_lateness_ms", {})

@@ -220,6 +220,15 @@ async def drive(url: str, k: int, duration_s: float, n_in: int, n_out: int, skip
     return out
 
 
+def stop_server(proc) -> None:
+    """Stop a server started by :func:`start_server` (Ctrl-C, then kill after 30 s)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def summarize(k: int, rows: list, errors: int, wall: float) -> dict:
     """Drift percentiles (ms) of rows (observed TTFT, observed E2E, sim TTFT, sim E2E in µs; tokens)."""
     arr = np.array([r[:4] for r in rows], dtype=float).reshape(-1, 4)
@@ -320,11 +329,7 @@ def main() -> None:
             wall = time.perf_counter() - started
             stats = server_stats(url)
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
         print(
             f"{args.memory} requests in {wall:.1f} s over {args.memory_streams} streams; server RSS (MiB): "
             + ", ".join(f"{n}: {mib:.1f}" for n, mib in samples)
@@ -345,11 +350,7 @@ def main() -> None:
                 res["client"] = client
                 res["server"] = server_stats(url)
             finally:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                stop_server(proc)
             results.append(res)
             t, e = res["ttft_drift_ms"], res["e2e_drift_ms"]
             late = res["server"].get("release_lateness_ms", {})
