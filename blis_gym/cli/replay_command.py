@@ -60,9 +60,8 @@ def replay_cmd(
             raise ConfigError(f"{flag} {path}: no such file")
     args = [*ctx.args, "--workload", "traces", "--workload-traces-filepath", trace_data, "--trace-header", trace_header]
     opts = run_options_from_args([*args, "--log", log], _WHERE)
-    if opts.results_path:
-        raise ConfigError("blis replay: give --results-path before the blis run flags (it writes per-request results)")
-    from .runner import execute_replay  # the simulator loads only when a run needs it
+    from .runner import execute  # the simulator loads only when a run needs it
 
-    sys.stdout.write(execute_replay(opts, results_path, session_mode == "closed-loop", think_time_ms))
+    closed = session_mode == "closed-loop"
+    sys.stdout.write(execute(opts, closed_loop=closed, think_ms=think_time_ms, replay_results=results_path))
     sys.stdout.flush()

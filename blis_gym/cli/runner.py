@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from ..fileio import write_atomic
 from ..plan import RunOptions, resolve, simulate
@@ -16,31 +16,28 @@ if TYPE_CHECKING:
 log = logging.getLogger("blis_gym")
 
 
-def execute_replay(opts: RunOptions, results_path: str = "", closed_loop: bool = False, think_ms=None) -> str:
-    """``blis replay``: the run's stdout text; ``results_path`` gets one result per request;
-    ``closed_loop`` replays sessions in a closed loop (``think_ms`` None: the recorded gaps)."""
-    plan = resolve(opts)
-    result = simulate(plan, think_ms=think_ms) if closed_loop else simulate(plan)
-    text = stdout_text(
-        result, plan.config.priority_policy, plan.fitness_weights, plan.summarize_trace, plan.slo_targets
-    )
-    if results_path:
-        write_atomic(results_path, sim_results_json(result))
-        log.info("per-request results written to: %s", results_path)
-    return text
-
-
-def execute(opts: RunOptions, progress: bool = False) -> str:
-    """Validate, simulate, write the results file if asked; return the stdout text."""
+def execute(
+    opts: RunOptions,
+    progress: bool = False,
+    closed_loop: bool = False,
+    think_ms: Optional[float] = None,
+    replay_results: str = "",
+) -> str:
+    """Validate, simulate, write the results file if asked; return the stdout text. ``blis
+    replay`` adds ``closed_loop`` sessions (``think_ms`` None: the recorded gaps) and
+    ``replay_results``, a file of one result per request in upstream's format."""
     plan = resolve(opts)
     bar = ProgressBar(len(plan.requests), "requests routed") if progress and len(plan.requests) >= 1000 else None
-    result = simulate(plan, bar)
+    result = simulate(plan, bar, closed_loop, think_ms)
     text = stdout_text(
         result, plan.config.priority_policy, plan.fitness_weights, plan.summarize_trace, plan.slo_targets
     )
     if plan.results_path:
         write_atomic(plan.results_path, results_json(result, plan.slo_targets))
         log.info("metrics written to: %s", plan.results_path)
+    if replay_results:
+        write_atomic(replay_results, sim_results_json(result))
+        log.info("per-request results written to: %s", replay_results)
     if opts.export_trace:
         from ..workload.tracev2 import export_trace_v2, write_tokens  # lazy: only runs that export one
 

@@ -275,13 +275,16 @@ def generate_requests(o: RunOptions) -> list[Request]:
 
 
 def simulate(
-    plan: RunPlan, progress: Optional[Callable[[int], None]] = None, think_ms: Optional[float] = -1.0
+    plan: RunPlan,
+    progress: Optional[Callable[[int], None]] = None,
+    closed_loop: bool = False,
+    think_ms: Optional[float] = None,
 ) -> ClusterResult:
-    """Run a plan to the end; ``progress(n)`` is called as requests are routed. ``think_ms``
-    other than -1 replays sessions in a closed loop (see ``cluster.sessions``): each next round
-    that long after the previous one completes, or (None) after the recorded gap."""
+    """Run a plan to the end; ``progress(n)`` is called as requests are routed. ``closed_loop``
+    replays sessions in a closed loop (see ``cluster.sessions``): each next round ``think_ms``
+    after the previous one completes, or (None) after the recorded gap."""
     sim = ClusterSimulator.from_config(plan.config, plan.requests)
-    if think_ms != -1.0:
+    if closed_loop:
         SessionLoop(plan.requests, None if think_ms is None else int(think_ms * 1000)).attach(sim)
     if progress is not None:
         sim.progress = progress

@@ -77,13 +77,16 @@ def class_of(slo_class: str) -> str:
     return slo_class or DEFAULT_CLASS
 
 
+def dimensions_met(ttft: float | None, itl: float | None, e2e: float, target) -> dict[str, bool]:
+    """For each dimension ``target`` gates, whether a completed request (latencies in ticks)
+    meets it; a request with no TTFT or ITL record misses that dimension."""
+    values = {"ttft": ttft, "itl": itl, "e2e": e2e}
+    return {d: values[d] is not None and values[d] / 1e3 <= limit for d, limit in target.limits().items()}
+
+
 def is_good(ttft: float | None, itl: float | None, e2e: float, target) -> bool:
-    """Whether a completed request (latencies in ticks) meets every dimension ``target`` gates."""
-    if target.ttft_ms > 0 and (ttft is None or ttft / 1e3 > target.ttft_ms):
-        return False
-    if target.itl_ms > 0 and (itl is None or itl / 1e3 > target.itl_ms):
-        return False
-    return not (target.e2e_ms > 0 and e2e / 1e3 > target.e2e_ms)
+    """Whether a completed request meets every dimension ``target`` gates."""
+    return all(dimensions_met(ttft, itl, e2e, target).values())
 
 
 def compute_goodput(m: InstanceMetrics, injected_by_class: Mapping[str, int], targets: SLOTargets) -> Goodput:
@@ -113,15 +116,10 @@ def compute_goodput(m: InstanceMetrics, injected_by_class: Mapping[str, int], ta
         if itl is not None:
             itl_sum[cls] += itl
             itl_n[cls] += 1
-        dims = met[cls]
-        if "ttft" in dims and ttft is not None and ttft / 1e3 <= target.ttft_ms:
-            dims["ttft"] += 1
-        if "itl" in dims and itl is not None and itl / 1e3 <= target.itl_ms:
-            dims["itl"] += 1
-        if "e2e" in dims and e2e / 1e3 <= target.e2e_ms:
-            dims["e2e"] += 1
-        if is_good(ttft, itl, e2e, target):
-            good[cls] += 1
+        dims = dimensions_met(ttft, itl, e2e, target)
+        for d, ok in dims.items():
+            met[cls][d] += ok
+        good[cls] += all(dims.values())
     classes = {}
     total_good = 0
     total_injected = 0

@@ -114,12 +114,14 @@ def results_json(result: ClusterResult, slo_targets: Optional[SLOTargets] = None
 def sim_results_json(result: ClusterResult) -> str:
     """Upstream's per-request replay results (``blis replay --results-path``): completed requests
     by id, times in µs (``itl_mean_us`` and ``slo_class`` left out when empty, as upstream does)."""
+    from ..workload.trace_replay import request_number  # lazy: only replays write these
+
     m = result.aggregate
     rows = []
-    for rid in sorted(m.e2es, key=lambda r: (request_number(r), r)):
+    for rid in sorted(m.e2es, key=lambda r: (request_number(r, -1), r)):
         record = m.requests.get(rid)
         row = {
-            "request_id": request_number(rid),
+            "request_id": request_number(rid, -1),
             "ttft_us": m.ttfts.get(rid, 0.0),
             "e2e_us": m.e2es[rid],
             "input_tokens": record.num_prefill_tokens if record else 0,
@@ -132,9 +134,3 @@ def sim_results_json(result: ClusterResult) -> str:
             row["itl_mean_us"] = itl
         rows.append(row)
     return gojson.dumps(rows)
-
-
-def request_number(rid: str) -> int:
-    """The number a request id ends with (``request_7`` -> 7; -1 without one)."""
-    digits = rid[len(rid.rstrip("0123456789")) :]
-    return int(digits) if digits else -1

@@ -38,54 +38,46 @@ def requests_from_trace(
     when it holds every record with its lengths."""
     if not trace.records:
         raise WorkloadError(f"{where}: empty trace (no rows after the column names)")
-    if tokens is not None and all(
+    exact = tokens is not None and all(
         rec.request_id in tokens
         and len(tokens[rec.request_id][0]) == rec.input_tokens
         and len(tokens[rec.request_id][1]) == rec.output_tokens
         for rec in trace.records
-    ):
-        return [
-            Request(
-                f"request_{rec.request_id}",
-                i,
-                rec.arrival_time_us,
-                tokens[rec.request_id][0],
-                tokens[rec.request_id][1],
-                slo_class=rec.slo_class,
-                tenant_id=rec.tenant_id,
-                session_id=rec.session_id,
-            )
-            for i, rec in enumerate(trace.records)
-        ]
-    rng = IntnStream(GoRand(seed), MAX_TOKEN_ID)
+    )
+    rng = None if exact else IntnStream(GoRand(seed), MAX_TOKEN_ID)
     prefixes: dict[str, np.ndarray] = {}
     newer = trace.layout == "upstream"  # a group's prefix is its prefix_length (0: none)
-    for rec in trace.records:
+    for rec in () if exact else trace.records:
         if rec.prefix_group and rec.prefix_group not in prefixes and (rec.prefix_length > 0 or not newer):
             prefixes[rec.prefix_group] = rng.take(rec.prefix_length if newer else PREFIX_TOKENS)
     out = []
     for i, rec in enumerate(trace.records):
-        if rec.input_tokens < 0 or rec.output_tokens < 0:
-            raise WorkloadError(
-                f"{where}: row {i + 1}: token counts must be >= 0, got input "
-                f"{rec.input_tokens}, output {rec.output_tokens}"
-            )
-        tokens = rng.take(rec.input_tokens)
-        if rec.prefix_group in prefixes:
-            tokens = np.concatenate((prefixes[rec.prefix_group], tokens))
+        if exact:
+            prompt, answer = tokens[rec.request_id]
+        else:
+            if rec.input_tokens < 0 or rec.output_tokens < 0:
+                raise WorkloadError(
+                    f"{where}: row {i + 1}: token counts must be >= 0, got input "
+                    f"{rec.input_tokens}, output {rec.output_tokens}"
+                )
+            prompt = rng.take(rec.input_tokens)
+            if rec.prefix_group in prefixes:
+                prompt = np.concatenate((prefixes[rec.prefix_group], prompt))
+            answer = rng.take(rec.output_tokens)
         out.append(
             Request(
                 f"request_{rec.request_id}",
                 i,
                 rec.arrival_time_us,
-                tokens,
-                rng.take(rec.output_tokens),
+                prompt,
+                answer,
                 slo_class=rec.slo_class,
                 tenant_id=rec.tenant_id,
                 session_id=rec.session_id,
             )
         )
-    rng.close()
+    if rng is not None:
+        rng.close()
     return out
 
 

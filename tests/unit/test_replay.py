@@ -145,7 +145,7 @@ def test_closed_loop_rounds_arrive_a_think_time_after_their_previous_round_compl
     )
     plan = resolve(opts)
     recorded = {r.id: r.arrival for r in plan.requests}
-    result = simulate(plan, think_ms=think_ms)
+    result = simulate(plan, closed_loop=True, think_ms=think_ms)
     assert result.aggregate.completed == 7 and result.accounted == 7
     e2e = result.aggregate.e2es
     by_id = {r.id: r for r in plan.requests}
